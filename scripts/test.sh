@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (README, second command):
+#   1. install every dependency from Debian's packages (idempotent)
+#   2. release build: unit tests, Postgres-backed tests, e2e scenarios
+#   3. ASan+UBSan build: unit and Postgres-backed tests
+#   4. libFuzzer targets (clang): each runs over its seed corpus and then
+#      fuzzes for FUZZ_SECONDS (default 15)
+# Stops at the first failing stage and exits non-zero.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+[ -x scripts/install-npm-deps.sh ] && bash scripts/install-npm-deps.sh
+
+jobs=${JOBS:-$(nproc)}
+stage() { printf '\n=== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
+
+stage "release build"
+cmake --preset release >/dev/null
+cmake --build --preset release -j "$jobs"
+stage "release tests (unit, postgres, e2e)"
+ctest --preset release -j "$jobs" --timeout 900
+
+if [ "${SKIP_ASAN:-0}" != 1 ]; then
+  stage "asan+ubsan build"
+  cmake --preset asan >/dev/null
+  cmake --build --preset asan -j "$jobs"
+  stage "asan+ubsan tests"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --preset asan -j "$jobs" --timeout 900
+fi
+
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+  stage "fuzz build (clang, libFuzzer)"
+  cmake --preset fuzz >/dev/null
+  cmake --build --preset fuzz -j "$jobs"
+  stage "fuzz runs"
+  n=0
+  for f in build/fuzz/fuzz/*_fuzzer; do
+    [ -x "$f" ] || continue
+    name=$(basename "$f" _fuzzer)
+    corpus=$(mktemp -d)
+    [ -d "fuzz/corpus/$name" ] && cp -r "fuzz/corpus/$name/." "$corpus/"
+    echo "fuzzing $name for ${FUZZ_SECONDS:-15}s"
+    "$f" -max_total_time="${FUZZ_SECONDS:-15}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=0 \
+      "$corpus" >"$corpus.log" 2>&1 || { tail -50 "$corpus.log"; echo "fuzzer $name failed"; exit 1; }
+    rm -rf "$corpus" "$corpus.log"
+    n=$((n + 1))
+  done
+  echo "$n fuzz targets ran clean"
+fi
+stage "all tests passed"

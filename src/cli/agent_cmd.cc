@@ -1,0 +1,6 @@
+// Placeholder: replaced by the subsystem that owns these commands.
+#include "cli/commands.h"
+
+namespace md::cli {
+Action setup_agent_run(CLI::App&, Io& io) { return [&io] { return report(io, Error(Errc::kFailedPrecondition, "not available in this build yet")); }; }
+}  // namespace md::cli

@@ -1,0 +1,8 @@
+// Placeholder: replaced by the subsystem that owns these commands.
+#include "cli/commands.h"
+
+namespace md::cli {
+Action setup_notify_test(CLI::App&, Io& io) { return [&io] { return report(io, Error(Errc::kFailedPrecondition, "not available in this build yet")); }; }
+Action setup_notify_status(CLI::App&, Io& io) { return [&io] { return report(io, Error(Errc::kFailedPrecondition, "not available in this build yet")); }; }
+Action setup_notify_retry(CLI::App&, Io& io) { return [&io] { return report(io, Error(Errc::kFailedPrecondition, "not available in this build yet")); }; }
+}  // namespace md::cli

@@ -1,0 +1,2 @@
+// Placeholder so the library links before the subsystem lands.
+namespace md {}

@@ -1,0 +1,19 @@
+// Content hashing for artifacts, migration files and persisted formats.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "core/error.h"
+
+namespace md {
+
+// Lower-case hex SHA-256 of `data`.
+std::string sha256_hex(std::string_view data);
+// Lower-case hex SHA-256 of a file's content, streamed. kNotFound / kIo.
+Result<std::string> sha256_file_hex(const std::filesystem::path& path);
+// Checksum for small persisted records: first 16 hex chars of SHA-256.
+std::string short_checksum(std::string_view data);
+
+}  // namespace md
