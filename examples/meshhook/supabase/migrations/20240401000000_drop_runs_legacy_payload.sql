@@ -1,0 +1,5 @@
+-- meshdeploy:phase contract
+-- Contract: payloads moved to runs.payload (jsonb) two releases ago; no
+-- running release reads legacy_payload any more, so it can go once the old
+-- release has stopped.
+alter table public.runs drop column legacy_payload;
