@@ -67,11 +67,18 @@ struct Lock {
   bool new_object = false;  // the relation is created earlier in the same run: nobody waits
 };
 
+enum class Severity {
+  kError,    // locks, rewrites or breaks the running release: gates `lint` and deploys
+  kWarning,  // worth knowing (type choices, portability): shown, never gates
+};
+std::string_view severity_name(Severity s);  // "error" | "warning"
+
 // One lint finding, anchored to a statement.
 struct Finding {
   std::string file;      // file name (no directory), e.g. 20240101000000_init.sql
   int line = 0;          // 1-based line of the statement's first token
   std::string rule;      // stable rule id, e.g. "adding-not-nullable-field"
+  Severity severity = Severity::kError;
   std::string message;   // what this statement does that is flagged
   std::string why;       // why it is dangerous on a busy production table
   std::string recipe;    // the safe way to do it
@@ -126,6 +133,7 @@ struct Problem {
   int line = 0;
   std::string message;  // names the thing, e.g. "extension \"pg_cron\" is not available"
   std::string fix;      // a command or step that fixes it ("" = none)
+  bool blocking = true; // false: reported only (e.g. an invalid index no pending file touches)
 };
 
 struct Verdict {

@@ -9,6 +9,7 @@ namespace md::pg {
 struct Connection::Impl {
   PGconn* conn = nullptr;
   ServerError last;
+  size_t script_completed = 0;
   std::function<void(std::string_view)> notice;
   ~Impl() {
     if (conn) PQfinish(conn);
@@ -129,6 +130,7 @@ Result<Rows> Connection::exec(std::string_view sql, const Params& params) {
 
 Result<Rows> Connection::exec_script(std::string_view sql) {
   impl_->last = {};
+  impl_->script_completed = 0;
   std::string text(sql);
   if (!PQsendQuery(impl_->conn, text.c_str())) {
     std::string msg = PQerrorMessage(impl_->conn);
@@ -141,6 +143,9 @@ Result<Rows> Connection::exec_script(std::string_view sql) {
     auto st = PQresultStatus(res);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
       last = collect(res);
+      if (!err) ++impl_->script_completed;
+    } else if (st == PGRES_EMPTY_QUERY) {
+      if (!err) ++impl_->script_completed;
     } else if (!err) {
       ServerError& se = impl_->last;
       se.severity = field(res, PG_DIAG_SEVERITY);
@@ -164,6 +169,7 @@ Result<Rows> Connection::exec_script(std::string_view sql) {
 }
 
 const ServerError& Connection::last_server_error() const { return impl_->last; }
+size_t Connection::script_completed() const { return impl_->script_completed; }
 int Connection::server_version() const { return PQserverVersion(impl_->conn); }
 int Connection::backend_pid() const { return PQbackendPID(impl_->conn); }
 bool Connection::ok() const { return impl_ && impl_->conn && PQstatus(impl_->conn) == CONNECTION_OK; }
@@ -207,6 +213,22 @@ std::string redact_url(std::string_view url) {
   // password=... in keyword strings or query parameters
   static const std::regex kw(R"((password\s*=\s*)('[^']*'|[^\s&]*))", std::regex::icase);
   return std::regex_replace(s, kw, "$1***");
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> env_for(const std::string& url) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(url.c_str(), &err);
+  if (!opts) {
+    std::string msg = err ? err : "out of memory";
+    if (err) PQfreemem(err);
+    while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+    return fail(Errc::kInvalidArgument, "database URL " + redact_url(url) + ": " + msg);
+  }
+  std::vector<std::pair<std::string, std::string>> out;
+  for (PQconninfoOption* o = opts; o->keyword; ++o)
+    if (o->val && *o->val && o->envvar) out.emplace_back(o->envvar, o->val);
+  PQconninfoFree(opts);
+  return out;
 }
 
 Result<std::vector<Value>> parse_text_array(std::string_view t) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <vector>
+#include <utility>
 
 #include "core/clock.h"
 #include "core/error.h"
@@ -60,6 +61,10 @@ class Connection {
   // Postgres runs a script. Returns the last statement's rows.
   Result<Rows> exec_script(std::string_view sql);
 
+  // Statements of the last exec_script that completed before it returned
+  // (all of them on success; the index of the failing one on error).
+  size_t script_completed() const;
+
   // Fields of the last failed exec/exec_script; empty sqlstate if it was not
   // a server error (e.g. the connection broke).
   const ServerError& last_server_error() const;
@@ -89,6 +94,12 @@ std::string quote_literal(std::string_view lit);
 
 // The URL with any password replaced by "***", for logs and errors.
 std::string redact_url(std::string_view url);
+
+// The libpq environment variables (PGHOST, PGPASSWORD, ...) equivalent to a
+// URL or keyword string, for child processes such as pg_dump: the password
+// goes through the environment, never argv. kInvalidArgument if unparsable
+// (the message never holds the password).
+Result<std::vector<std::pair<std::string, std::string>>> env_for(const std::string& url);
 
 // Parses a Postgres text array ("{a,\"b c\",NULL}") into its elements.
 Result<std::vector<Value>> parse_text_array(std::string_view text);
