@@ -1,0 +1,464 @@
+#include "agent/release_store.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "core/clock.h"
+#include "core/fs.h"
+#include "core/hash.h"
+
+namespace md::agent {
+namespace stdfs = std::filesystem;
+namespace {
+
+constexpr std::string_view kTmpPrefix = ".tmp-";
+
+std::vector<std::string_view> split_path(std::string_view p) {
+  std::vector<std::string_view> parts;
+  size_t i = 0;
+  while (i <= p.size()) {
+    size_t j = p.find('/', i);
+    if (j == std::string_view::npos) j = p.size();
+    parts.push_back(p.substr(i, j - i));
+    i = j + 1;
+  }
+  return parts;
+}
+
+Error bad_entry(std::string_view path, std::string_view why) {
+  return Error(Errc::kInvalidArgument, "entry '" + std::string(path) + "': " + std::string(why));
+}
+
+Error errno_error(std::string_view what, const stdfs::path& p, int err) {
+  Errc code = err == ENOENT ? Errc::kNotFound
+              : (err == EACCES || err == EPERM) ? Errc::kPermissionDenied
+                                                : Errc::kIo;
+  return Error(code, std::string(what) + " " + p.string() + ": " + std::strerror(err));
+}
+
+// Removes a directory tree without following symlinks; first renames it to a
+// temp name so a crash never leaves a half-removed release under its name.
+void remove_tree(const stdfs::path& dir, const stdfs::path& parent) {
+  static std::atomic<int> seq{0};
+  stdfs::path doomed =
+      parent / (std::string(kTmpPrefix) + "rm-" + std::to_string(::getpid()) + "-" +
+                std::to_string(seq++));
+  std::error_code ec;
+  stdfs::rename(dir, doomed, ec);
+  stdfs::remove_all(ec ? dir : doomed, ec);
+}
+
+struct ArchiveCloser {
+  void operator()(archive* a) const {
+    if (a) archive_read_free(a);
+  }
+};
+struct DiskCloser {
+  void operator()(archive* a) const {
+    if (a) archive_write_free(a);
+  }
+};
+
+// What the unpacker has written so far, to check links against.
+enum class Kind { kDir, kFile, kSymlink };
+
+class Unpacker {
+ public:
+  Unpacker(stdfs::path dest, const UnpackLimits& limits) : dest_(std::move(dest)), limits_(limits) {}
+
+  Status run(const stdfs::path& artifact) {
+    std::unique_ptr<archive, ArchiveCloser> in(archive_read_new());
+    std::unique_ptr<archive, DiskCloser> out(archive_write_disk_new());
+    if (!in || !out) return fail(Errc::kInternal, "libarchive: out of memory");
+    archive_read_support_filter_gzip(in.get());
+    archive_read_support_filter_zstd(in.get());
+    archive_read_support_format_tar(in.get());
+    // WHY no ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS: every path handed to the
+    // writer is absolute (dest_ + checked entry path), because chdir() is not
+    // an option in a multi-threaded daemon. The entry paths are checked above.
+    archive_write_disk_set_options(out.get(), ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
+                                                  ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+                                                  ARCHIVE_EXTRACT_SECURE_NODOTDOT);
+    if (archive_read_open_filename(in.get(), artifact.c_str(), 1 << 16) != ARCHIVE_OK)
+      return fail(Errc::kCorruption, std::string("open archive: ") + archive_error_string(in.get()));
+    bool first = true;
+    for (;;) {
+      archive_entry* e = nullptr;
+      int r = archive_read_next_header(in.get(), &e);
+      if (r == ARCHIVE_EOF) break;
+      if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
+        return fail(Errc::kCorruption, std::string("read archive: ") + archive_error_string(in.get()));
+      if (first) {
+        int filter = archive_filter_code(in.get(), 0);
+        if (filter != ARCHIVE_FILTER_GZIP && filter != ARCHIVE_FILTER_ZSTD)
+          return fail(Errc::kInvalidArgument, "not a .tar.gz or .tar.zst archive (compression: " +
+                                                  std::string(archive_filter_name(in.get(), 0)) + ")");
+        first = false;
+      }
+      if (++entries_ > limits_.max_entries)
+        return fail(Errc::kInvalidArgument,
+                    "more than " + std::to_string(limits_.max_entries) + " entries");
+      MD_TRY_STATUS(extract(in.get(), out.get(), e));
+    }
+    if (first) return fail(Errc::kCorruption, "empty archive");
+    if (archive_write_close(out.get()) != ARCHIVE_OK)
+      return fail(Errc::kIo, std::string("finish unpack: ") + archive_error_string(out.get()));
+    return ok();
+  }
+
+ private:
+  // Refuses an entry whose parent path goes through a symlink written earlier.
+  Status check_parents(std::string_view path, std::string_view raw) const {
+    for (size_t i = path.find('/'); i != std::string_view::npos; i = path.find('/', i + 1)) {
+      auto it = written_.find(std::string(path.substr(0, i)));
+      if (it != written_.end() && it->second != Kind::kDir)
+        return fail(bad_entry(raw, "goes through a symlink or file in the archive"));
+    }
+    return ok();
+  }
+
+  Status extract(archive* in, archive* out, archive_entry* e) {
+    const char* raw_c = archive_entry_pathname(e);
+    std::string raw = raw_c ? raw_c : "";
+    std::string path = MD_TRY(normalize_entry_path(raw).map_error([&](Error err) {
+      return bad_entry(raw, err.message());
+    }));
+    mode_t type = archive_entry_filetype(e);
+    const char* hard = archive_entry_hardlink(e);
+    mode_t perm = archive_entry_perm(e);
+    if (perm & (S_ISUID | S_ISGID)) return fail(bad_entry(raw, "setuid/setgid bit refused"));
+    if (path.empty()) {
+      if (type == AE_IFDIR && !hard) return ok();  // "./" itself
+      return fail(bad_entry(raw, "names the release root"));
+    }
+    MD_TRY_STATUS(check_parents(path, raw));
+    Kind kind;
+    if (hard) {
+      std::string target = MD_TRY(normalize_entry_path(hard).map_error([&](Error err) {
+        return bad_entry(raw, "hardlink target: " + err.message());
+      }));
+      auto it = written_.find(target);
+      if (it == written_.end() || it->second != Kind::kFile)
+        return fail(bad_entry(raw, "hardlink to '" + std::string(hard) +
+                                       "', which is not a regular file earlier in the archive"));
+      archive_entry_set_hardlink(e, (dest_ / target).c_str());
+      kind = Kind::kFile;
+    } else if (type == AE_IFREG) {
+      kind = Kind::kFile;
+    } else if (type == AE_IFDIR) {
+      kind = Kind::kDir;
+      perm |= 0700;
+    } else if (type == AE_IFLNK) {
+      const char* t = archive_entry_symlink(e);
+      MD_TRY_STATUS(check_symlink_target(path, t ? t : "").map_error([&](Error err) {
+        return bad_entry(raw, err.message());
+      }));
+      kind = Kind::kSymlink;
+    } else {
+      return fail(bad_entry(raw, "device files, fifos and sockets are refused"));
+    }
+    if (kind == Kind::kFile) {
+      int64_t size = archive_entry_size(e);
+      if (size > 0) bytes_ += static_cast<uint64_t>(size);
+      if (bytes_ > limits_.max_bytes)
+        return fail(Errc::kInvalidArgument,
+                    "unpacked size exceeds " + std::to_string(limits_.max_bytes) + " bytes");
+      perm |= 0600;
+    }
+    if (kind != Kind::kSymlink) archive_entry_set_perm(e, perm & 0777);
+    archive_entry_set_pathname(e, (dest_ / path).c_str());
+    if (archive_write_header(out, e) != ARCHIVE_OK)
+      return fail(Errc::kIo, "unpack '" + raw + "': " + archive_error_string(out));
+    if (kind == Kind::kFile && !hard) MD_TRY_STATUS(copy_data(in, out, raw));
+    if (archive_write_finish_entry(out) != ARCHIVE_OK)
+      return fail(Errc::kIo, "unpack '" + raw + "': " + archive_error_string(out));
+    written_[path] = kind;
+    return ok();
+  }
+
+  Status copy_data(archive* in, archive* out, const std::string& raw) {
+    for (;;) {
+      const void* buf;
+      size_t size;
+      la_int64_t offset;
+      int r = archive_read_data_block(in, &buf, &size, &offset);
+      if (r == ARCHIVE_EOF) return ok();
+      if (r != ARCHIVE_OK)
+        return fail(Errc::kCorruption, "read '" + raw + "': " + archive_error_string(in));
+      if (archive_write_data_block(out, buf, size, offset) != ARCHIVE_OK)
+        return fail(Errc::kIo, "write '" + raw + "': " + archive_error_string(out));
+    }
+  }
+
+  stdfs::path dest_;
+  UnpackLimits limits_;
+  uint64_t entries_ = 0;
+  uint64_t bytes_ = 0;
+  std::map<std::string, Kind> written_;
+};
+
+// Links <root>/shared/<p> at <release>/<p>, replacing what the archive put there.
+Status link_shared(const stdfs::path& release, const stdfs::path& shared, std::string_view raw,
+                   bool is_dir) {
+  std::string p = MD_TRY(normalize_entry_path(raw).map_error([&](Error e) {
+    return Error(Errc::kInvalidArgument, "shared path '" + std::string(raw) + "': " + e.message());
+  }));
+  if (p.empty()) return fail(Errc::kInvalidArgument, "shared path '" + std::string(raw) + "' is empty");
+  stdfs::path src = shared / p;
+  std::error_code ec;
+  if (is_dir) {
+    stdfs::create_directories(src, ec);
+    if (ec) return fail(Errc::kIo, "create shared dir " + src.string() + ": " + ec.message());
+  } else if (!stdfs::exists(stdfs::symlink_status(src, ec))) {
+    return fail(Errc::kNotFound, "shared file " + src.string() + " does not exist");
+  }
+  // Every parent inside the release must be a real directory, never a symlink.
+  stdfs::path at = release;
+  auto parts = split_path(p);
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    at /= std::string(parts[i]);
+    auto st = stdfs::symlink_status(at, ec);
+    if (!stdfs::exists(st)) {
+      stdfs::create_directory(at, ec);
+      if (ec) return fail(Errc::kIo, "create " + at.string() + ": " + ec.message());
+    } else if (!stdfs::is_directory(st)) {
+      return fail(Errc::kInvalidArgument, "shared path '" + p + "': '" + at.filename().string() +
+                                              "' in the release is not a directory");
+    }
+  }
+  stdfs::path link = release / p;
+  stdfs::remove_all(link, ec);
+  if (::symlink(src.c_str(), link.c_str()) != 0)
+    return fail(errno_error("link shared path at", link, errno));
+  return ok();
+}
+
+Result<ReleaseInfo> read_meta(const stdfs::path& meta_file, const stdfs::path& dir) {
+  std::string text = MD_TRY(fs::read_file(meta_file));
+  try {
+    auto j = nlohmann::json::parse(text);
+    ReleaseInfo info;
+    info.version = j.at("version").get<std::string>();
+    info.sha256 = j.at("sha256").get<std::string>();
+    info.unpacked_at_ms = j.at("unpacked_at_ms").get<int64_t>();
+    info.dir = dir;
+    return info;
+  } catch (const nlohmann::json::exception& e) {
+    return fail(Errc::kCorruption, "release metadata " + meta_file.string() + ": " + e.what());
+  }
+}
+
+bool is_hex64(std::string_view s) {
+  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+}  // namespace
+
+Status check_version(std::string_view v) {
+  if (v.empty() || v.size() > 128)
+    return fail(Errc::kInvalidArgument, "version must be 1 to 128 characters");
+  if (v.front() == '.' || v.front() == '-')
+    return fail(Errc::kInvalidArgument, "version '" + std::string(v) + "' must not start with '.' or '-'");
+  for (char c : v) {
+    bool okc = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '.' || c == '_' || c == '-';
+    if (!okc)
+      return fail(Errc::kInvalidArgument,
+                  "version '" + std::string(v) + "' may only contain letters, digits, '.', '_', '-'");
+  }
+  return ok();
+}
+
+Result<std::string> normalize_entry_path(std::string_view path) {
+  if (path.find('\0') != std::string_view::npos) return fail(Errc::kInvalidArgument, "NUL in path");
+  if (path.empty()) return fail(Errc::kInvalidArgument, "empty path");
+  if (path.front() == '/') return fail(Errc::kInvalidArgument, "absolute path");
+  std::string out;
+  for (std::string_view part : split_path(path)) {
+    if (part.empty() || part == ".") continue;
+    if (part == "..") return fail(Errc::kInvalidArgument, "'..' in path");
+    if (!out.empty()) out += '/';
+    out += part;
+  }
+  return out;
+}
+
+Status check_symlink_target(std::string_view link_path, std::string_view target) {
+  auto bad = [&](std::string_view why) {
+    return fail(Errc::kInvalidArgument, "symlink to '" + std::string(target) + "' " + std::string(why));
+  };
+  if (target.empty()) return bad("has an empty target");
+  if (target.find('\0') != std::string_view::npos) return bad("has a NUL in its target");
+  if (target.front() == '/') return bad("is absolute and leaves the release");
+  size_t depth = std::count(link_path.begin(), link_path.end(), '/');  // of the link's directory
+  size_t ups = 0;
+  bool descended = false;
+  for (std::string_view part : split_path(target)) {
+    if (part.empty() || part == ".") continue;
+    if (part == "..") {
+      if (descended) return bad("has '..' after a name (refused: it could leave the release)");
+      ++ups;
+    } else {
+      descended = true;
+    }
+  }
+  if (ups > depth) return bad("leaves the release");
+  return ok();
+}
+
+Result<ReleaseStore> ReleaseStore::open(const stdfs::path& root) {
+  if (!root.is_absolute()) return fail(Errc::kInvalidArgument, "store root must be absolute: " + root.string());
+  ReleaseStore s(root);
+  MD_TRY_STATUS(fs::ensure_dir(s.releases_dir()));
+  MD_TRY_STATUS(fs::ensure_dir(s.releases_dir() / ".meta"));
+  MD_TRY_STATUS(fs::ensure_dir(s.shared_dir()));
+  MD_TRY_STATUS(fs::ensure_dir(s.artifacts_dir()));
+  std::error_code ec;
+  for (const auto& d : {s.releases_dir(), s.artifacts_dir()}) {
+    for (auto it = stdfs::directory_iterator(d, ec); !ec && it != stdfs::directory_iterator();
+         it.increment(ec)) {
+      if (it->path().filename().string().starts_with(kTmpPrefix)) {
+        std::error_code rm;
+        stdfs::remove_all(it->path(), rm);
+      }
+    }
+  }
+  // Metadata whose release never got renamed into place (crash in between).
+  for (auto it = stdfs::directory_iterator(s.releases_dir() / ".meta", ec);
+       !ec && it != stdfs::directory_iterator(); it.increment(ec)) {
+    std::string v = it->path().stem().string();
+    std::error_code st;
+    if (!stdfs::is_directory(s.release_dir(v), st)) stdfs::remove(it->path(), st);
+  }
+  return s;
+}
+
+stdfs::path ReleaseStore::release_dir(std::string_view version) const {
+  return releases_dir() / std::string(version);
+}
+stdfs::path ReleaseStore::meta_path(std::string_view version) const {
+  return releases_dir() / ".meta" / (std::string(version) + ".json");
+}
+
+Result<ReleaseInfo> ReleaseStore::get(std::string_view version) const {
+  MD_TRY_STATUS(check_version(version));
+  std::error_code ec;
+  if (!stdfs::is_directory(release_dir(version), ec))
+    return fail(Errc::kNotFound, "release " + std::string(version) + " is not unpacked");
+  auto meta = read_meta(meta_path(version), release_dir(version));
+  if (!meta && meta.error().code() == Errc::kNotFound) {
+    // A directory put there by hand: usable, origin unknown.
+    ReleaseInfo info;
+    info.version = std::string(version);
+    info.dir = release_dir(version);
+    return info;
+  }
+  return meta;
+}
+
+Result<std::vector<ReleaseInfo>> ReleaseStore::list() const {
+  std::vector<ReleaseInfo> out;
+  std::error_code ec;
+  for (auto it = stdfs::directory_iterator(releases_dir(), ec); !ec && it != stdfs::directory_iterator();
+       it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (!check_version(name) || !it->is_directory()) continue;
+    auto info = get(name);
+    if (info) out.push_back(std::move(*info));
+  }
+  if (ec) return fail(Errc::kIo, "list " + releases_dir().string() + ": " + ec.message());
+  std::sort(out.begin(), out.end(), [](const ReleaseInfo& a, const ReleaseInfo& b) {
+    return std::tie(a.unpacked_at_ms, a.version) < std::tie(b.unpacked_at_ms, b.version);
+  });
+  return out;
+}
+
+Result<ReleaseInfo> ReleaseStore::unpack(std::string_view version, const stdfs::path& artifact,
+                                         std::string_view sha256, const SharedPaths& shared,
+                                         const UnpackLimits& limits) {
+  MD_TRY_STATUS(check_version(version));
+  if (!is_hex64(sha256))
+    return fail(Errc::kInvalidArgument, "sha256 must be 64 lower-case hex characters");
+  std::string ctx = "unpack " + std::string(version);
+  if (auto existing = get(version)) {
+    if (existing->sha256 == sha256) return existing;
+    return fail(Error(Errc::kAlreadyExists,
+                      "release " + std::string(version) + " is already unpacked from another artifact (sha256 " +
+                          (existing->sha256.empty() ? "unknown" : existing->sha256.substr(0, 12)) + ")")
+                    .with_context(ctx));
+  }
+  std::string actual = MD_TRY_CTX(sha256_file_hex(artifact), ctx);
+  if (actual != sha256)
+    return fail(Error(Errc::kCorruption, "artifact " + artifact.filename().string() + " has sha256 " +
+                                             actual.substr(0, 12) + "..., expected " +
+                                             std::string(sha256.substr(0, 12)) + "...")
+                    .with_context(ctx));
+
+  static std::atomic<int> seq{0};
+  stdfs::path tmp = releases_dir() / (std::string(kTmpPrefix) + std::string(version) + "-" +
+                                      std::to_string(::getpid()) + "-" + std::to_string(seq++));
+  auto cleanup = [&](Error e) -> Result<ReleaseInfo> {
+    std::error_code ec;
+    stdfs::remove_all(tmp, ec);
+    return fail(std::move(e).with_context(ctx));
+  };
+  if (::mkdir(tmp.c_str(), 0755) != 0) return cleanup(errno_error("create", tmp, errno));
+  Unpacker u(tmp, limits);
+  if (auto st = u.run(artifact); !st) return cleanup(std::move(st.error()));
+  for (const auto& d : shared.dirs)
+    if (auto st = link_shared(tmp, shared_dir(), d, true); !st) return cleanup(std::move(st.error()));
+  for (const auto& f : shared.files)
+    if (auto st = link_shared(tmp, shared_dir(), f, false); !st) return cleanup(std::move(st.error()));
+  // Durable before it becomes visible: the release is complete or absent.
+  int dfd = ::open(tmp.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::syncfs(dfd);
+    ::close(dfd);
+  }
+  ReleaseInfo info{std::string(version), std::string(sha256), to_unix_ms(real_clock().now()),
+                   release_dir(version)};
+  nlohmann::json meta = {{"version", info.version},
+                         {"sha256", info.sha256},
+                         {"unpacked_at_ms", info.unpacked_at_ms}};
+  if (auto st = fs::atomic_write(meta_path(version), meta.dump() + "\n"); !st)
+    return cleanup(std::move(st.error()));
+  if (::rename(tmp.c_str(), info.dir.c_str()) != 0) {
+    int err = errno;
+    std::error_code ec;
+    stdfs::remove(meta_path(version), ec);
+    return cleanup(errno_error("rename into place", info.dir, err));
+  }
+  return info;
+}
+
+Result<std::vector<std::string>> ReleaseStore::prune(int keep, const std::set<std::string>& protect) {
+  auto all = MD_TRY(list());
+  std::vector<std::string> removed;
+  int newer = 0;
+  for (auto it = all.rbegin(); it != all.rend(); ++it, ++newer) {
+    if (newer < keep || protect.count(it->version)) continue;
+    remove_tree(it->dir, releases_dir());
+    std::error_code ec;
+    stdfs::remove(meta_path(it->version), ec);
+    for (const char* ext : {".tar.gz", ".tar.zst"})
+      stdfs::remove(artifacts_dir() / (it->version + ext), ec);
+    removed.insert(removed.begin(), it->version);
+  }
+  return removed;
+}
+
+}  // namespace md::agent

@@ -1,0 +1,109 @@
+// The release store: artifacts verified by sha256 and unpacked with
+// libarchive into <root>/releases/<version>/, shared paths linked in, old
+// releases pruned. libarchive lives only in release_store.cc.
+//
+// Layout under the store root:
+//   artifacts/<version>.tar.gz|.tar.zst   uploaded artifacts (until pruned)
+//   releases/<version>/                   an unpacked release (complete or absent)
+//   releases/.meta/<version>.json         {version, sha256, unpacked_at_ms}
+//   releases/.tmp-*                       unpacking in progress (removed on open)
+//   shared/<path>                         linked into every release
+//
+// Concurrency: a ReleaseStore is not thread-safe; the agent calls it under
+// its own mutex. Every function blocks on disk I/O.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.h"
+
+namespace md::agent {
+
+// A version names a directory: 1-128 chars of [A-Za-z0-9._-], not starting
+// with '.' or '-'. kInvalidArgument saying why otherwise.
+Status check_version(std::string_view version);
+
+// Pure path rules for archive entries and shared paths (no disk access).
+// An entry path must be relative, non-empty, without "..", without NUL, and
+// normalise to something inside the release ("./a/b" and "a//b" are fine).
+// Returns the normalised path ("a/b"); kInvalidArgument naming the path.
+// The release root itself ("." or "./") normalises to "".
+Result<std::string> normalize_entry_path(std::string_view path);
+
+// A symlink at `link_path` (normalised, inside the release) pointing at
+// `target` stays inside the release when: the target is relative and not
+// empty, all its ".." components come first, and there are no more of them
+// than the link's directory depth. This rule is sound even with chains of
+// symlinks (each link is checked with the same rule, and entries are never
+// written through a symlink). kInvalidArgument naming both otherwise.
+Status check_symlink_target(std::string_view link_path, std::string_view target);
+
+// Limits that guard the host against hostile or broken artifacts.
+struct UnpackLimits {
+  uint64_t max_bytes = 8ull << 30;     // total size of regular files (8 GiB)
+  uint64_t max_entries = 1'000'000;    // entries in the archive
+};
+
+// What a release needs linked in from <root>/shared/.
+struct SharedPaths {
+  std::vector<std::string> dirs;   // created under shared/ when missing, e.g. "uploads"
+  std::vector<std::string> files;  // must exist under shared/, e.g. ".env"
+};
+
+struct ReleaseInfo {
+  std::string version;
+  std::string sha256;          // of the artifact it came from
+  int64_t unpacked_at_ms = 0;  // Unix ms
+  std::filesystem::path dir;   // <root>/releases/<version>
+};
+
+class ReleaseStore {
+ public:
+  // Opens (creating when missing) the store under `root`, which must be an
+  // absolute path without symlinks (the agent canonicalises it). Removes
+  // leftovers of unpacks interrupted by a crash. kIo on failure.
+  static Result<ReleaseStore> open(const std::filesystem::path& root);
+
+  const std::filesystem::path& root() const { return root_; }
+  std::filesystem::path releases_dir() const { return root_ / "releases"; }
+  std::filesystem::path release_dir(std::string_view version) const;
+  std::filesystem::path shared_dir() const { return root_ / "shared"; }
+  std::filesystem::path artifacts_dir() const { return root_ / "artifacts"; }
+
+  // Verifies `artifact`'s sha256 against `sha256` (lower-case hex) and unpacks
+  // it into releases/<version>/: first into a temp dir, shared paths linked,
+  // then renamed into place, so the release is complete or absent.
+  // Not an error: the version already unpacked from the same sha256 (returns
+  // it unchanged). kAlreadyExists: unpacked from a different sha256.
+  // kCorruption: checksum mismatch or unreadable archive. kInvalidArgument:
+  // a hostile entry (absolute path, "..", escaping link, device, fifo,
+  // setuid/setgid) or a bad version/shared path; the message names the entry.
+  // kNotFound: artifact or a shared file missing. Nothing is left behind on
+  // failure.
+  Result<ReleaseInfo> unpack(std::string_view version, const std::filesystem::path& artifact,
+                             std::string_view sha256, const SharedPaths& shared,
+                             const UnpackLimits& limits = {});
+
+  // The unpacked release, or kNotFound.
+  Result<ReleaseInfo> get(std::string_view version) const;
+  // Every unpacked release, oldest first.
+  Result<std::vector<ReleaseInfo>> list() const;
+
+  // Removes all but the newest `keep` releases (by unpack time), never one
+  // named in `protect` (live, warm or running ones), and their artifacts.
+  // Returns the removed versions, oldest first.
+  Result<std::vector<std::string>> prune(int keep, const std::set<std::string>& protect);
+
+ private:
+  explicit ReleaseStore(std::filesystem::path root) : root_(std::move(root)) {}
+  std::filesystem::path meta_path(std::string_view version) const;
+  std::filesystem::path root_;
+};
+
+}  // namespace md::agent
