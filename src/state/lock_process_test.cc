@@ -61,7 +61,7 @@ class LockProcessTest : public ::testing::Test {
   B backend_;
 };
 
-using Backends = ::testing::Types<SqliteBackend>;
+using Backends = ::testing::Types<SqliteBackend, PostgresBackend>;
 class BackendNames {
  public:
   template <class T>

@@ -47,7 +47,7 @@ class StoreTest : public ::testing::Test {
   std::unique_ptr<Store> store_;
 };
 
-using Backends = ::testing::Types<SqliteBackend>;
+using Backends = ::testing::Types<SqliteBackend, PostgresBackend>;
 class BackendNames {
  public:
   template <class T>
@@ -434,6 +434,34 @@ TEST(StateUrl, UnknownSchemeIsRefused) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), Errc::kInvalidArgument);
   EXPECT_EQ(open_store("").error().code(), Errc::kInvalidArgument);
+}
+
+TEST(StatePostgres, UnreachableServerIsRetryableAndHidesThePassword) {
+  auto r = open_store("postgresql://u:topsecret@127.0.0.1:1/x?schema=s");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), Errc::kUnavailable);
+  EXPECT_TRUE(r.error().retryable());
+  EXPECT_EQ(r.error().what().find("topsecret"), std::string::npos) << r.error().what();
+  EXPECT_NE(r.error().what().find("state store postgresql://u:***@127.0.0.1:1/x"),
+            std::string::npos)
+      << r.error().what();
+}
+
+TEST(StatePostgres, AuditTruncateIsRefused) {
+  PostgresBackend pg;
+  pg.set_up();
+  FakeClock clock;
+  auto s = pg.open(clock, internal::postgres_schema());
+  ASSERT_TRUE(s) << s.error().what();
+  ASSERT_TRUE((*s)->commit({.audit = {{0, {}, "ana", "secrets.set", "production", "K", ""}}}));
+  auto t = pg.raw("TRUNCATE audit_log");
+  ASSERT_FALSE(t);
+  EXPECT_NE(t.error().message().find("audit_log is append-only: TRUNCATE refused"),
+            std::string::npos)
+      << t.error().message();
+  EXPECT_EQ((*s)->audit("", 0)->size(), 1u);
+  s->reset();
+  pg.tear_down();
 }
 
 TEST(StateSqlite, NotADatabaseIsCorruption) {
