@@ -54,6 +54,9 @@ const std::vector<EventType>& all_event_types();
 // One deploy event as the deployer describes it. Plain data. Text fields
 // must already be redacted (they are stored in the outbox and sent as is,
 // though every message also passes the environment's redactor at send time).
+// For kRolledBack, `version` is the release traffic left and
+// `previous_version` the release it went back to, whatever the deployment's
+// kind (an automatic rollback of v42 to v41, or `rollback --to v40` from v42).
 struct Event {
   EventType type = EventType::kStarted;
   std::string environment;
