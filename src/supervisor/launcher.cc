@@ -1,0 +1,193 @@
+#include "supervisor/launcher.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <future>
+
+#include "core/log.h"
+#include "core/process.h"
+#include "http/http.h"
+#include "supervisor/proc_scan.h"
+
+namespace md::supervisor {
+namespace {
+
+const log::Logger kLog("supervisor");
+
+// Binds 127.0.0.1:<port> (0 = any) the way servers do (SO_REUSEADDR) and
+// returns the bound port, or 0 when it cannot.
+int try_bind(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  int bound = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    socklen_t len = sizeof a;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) bound = ntohs(a.sin_port);
+  }
+  ::close(fd);
+  return bound;
+}
+
+class PipeEnds {
+ public:
+  ~PipeEnds() {
+    for (int fd : fds_)
+      if (fd >= 0) ::close(fd);
+  }
+  Status open() {
+    if (::pipe2(fds_, O_CLOEXEC) != 0)
+      return fail(Errc::kIo, std::string("pipe: ") + std::strerror(errno));
+    return ok();
+  }
+  int read_end() const { return fds_[0]; }
+  int write_end() const { return fds_[1]; }
+
+ private:
+  int fds_[2] = {-1, -1};
+};
+
+// Is `ref` still the process we started (pid reuse guard)?
+bool same_process(const ProcRef& ref) {
+  auto t = proc::start_time(ref.pid);
+  return !t || *t == ref.start_time;  // gone entirely: its group may linger
+}
+
+}  // namespace
+
+Result<int> RealLauncher::allocate_port() {
+  std::lock_guard lock(mu_);
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    int port = try_bind(0);
+    if (port > 0 && !handed_out_.count(port)) {
+      handed_out_.insert(port);
+      return port;
+    }
+  }
+  return fail(Errc::kUnavailable, "no free TCP port on 127.0.0.1", true);
+}
+
+bool RealLauncher::port_free(int port) { return try_bind(port) == port; }
+
+Result<ProcRef> RealLauncher::launch(const ProcessSpec& spec, int port) {
+  MD_CHECK(!options_.log_writer_argv.empty());
+  reap_log_writers();
+  std::string ctx = "start " + spec.id();
+  PipeEnds pipe;
+  MD_TRY_STATUS(pipe.open().map_error([&](Error e) { return std::move(e).with_context(ctx); }));
+
+  std::vector<std::string> argv = options_.log_writer_argv;
+  argv.insert(argv.end(), {"--out", spec.log_file.string()});
+  if (!spec.secrets_file.empty()) argv.insert(argv.end(), {"--secrets", spec.secrets_file.string()});
+  proc::SpawnOptions lw;
+  lw.cwd = "/";
+  lw.env.inherit = true;
+  lw.in = proc::Redirect::to_fd(pipe.read_end());
+  lw.err = options_.log_writer_errors.empty() ? proc::Redirect::null()
+                                              : proc::Redirect::to_file(options_.log_writer_errors);
+  lw.new_session = true;
+  auto writer = proc::spawn(proc::Command::args(argv), lw);
+  if (!writer) return fail(std::move(writer.error()).with_context(ctx + ": log writer"));
+  {
+    std::lock_guard lock(mu_);
+    log_writers_.insert(writer->pid);
+  }
+
+  std::map<std::string, std::string> env = spec.env;
+  if (port > 0) env["PORT"] = std::to_string(port);
+  for (const auto& [name, secret] : spec.secret_env) env[name] = secret.reveal();
+  proc::SpawnOptions app;
+  app.cwd = spec.cwd;
+  app.env = proc::Env::exact(std::move(env));
+  app.in = proc::Redirect::null();
+  app.out = proc::Redirect::to_fd(pipe.write_end());
+  app.err = proc::Redirect::to_fd(pipe.write_end());
+  app.new_session = true;
+  auto started = proc::spawn(proc::Command::shell(spec.command), app);
+  // Our ends close when `pipe` goes out of scope: the log writer then sees
+  // EOF exactly when the last process of the group has exited.
+  if (!started) return fail(std::move(started.error()).with_context(ctx));
+  ProcRef ref;
+  ref.pid = started->pid;
+  ref.start_time = started->start_time;
+  ref.log_pid = writer->pid;
+  ref.log_start_time = writer->start_time;
+  ref.child = true;
+  kLog.info("{}: started pid {}{}", spec.id(), ref.pid,
+            port > 0 ? " on port " + std::to_string(port) : std::string());
+  return ref;
+}
+
+Status RealLauncher::signal_group(const ProcRef& ref, int sig) {
+  if (ref.pid <= 1) return ok();
+  if (!same_process(ref)) {
+    kLog.warn("pid {} now belongs to another process; not signalling it", ref.pid);
+    return ok();
+  }
+  auto st = proc::signal_group(ref.pid, sig);
+  if (!st && st.error().code() == Errc::kNotFound) return ok();
+  return st;
+}
+
+std::optional<ExitInfo> RealLauncher::poll(const ProcRef& ref) {
+  reap_log_writers();
+  if (ref.child) {
+    auto r = proc::reap(ref.pid, false);
+    if (r) {
+      if (!*r) return std::nullopt;
+      return ExitInfo{true, (*r)->code, (*r)->signal};
+    }
+    // Not our child after all (reaped elsewhere): fall back to /proc.
+  }
+  if (proc::alive(ref.pid, ref.start_time)) return std::nullopt;
+  return ExitInfo{};
+}
+
+bool RealLauncher::group_alive(const ProcRef& ref) {
+  return !group_members(ref.pid).empty();
+}
+
+void RealLauncher::reap_log_writers() {
+  std::lock_guard lock(mu_);
+  for (auto it = log_writers_.begin(); it != log_writers_.end();) {
+    auto r = proc::reap(*it, false);
+    if (r && !*r) {
+      ++it;
+      continue;
+    }
+    if (r && (*r)->code != 0)
+      kLog.warn("log writer pid {} ended with {}", *it, (*r)->describe());
+    it = log_writers_.erase(it);
+  }
+}
+
+std::vector<bool> HttpProber::probe(const std::vector<ProbeTarget>& targets) {
+  auto one = [](const ProbeTarget& t) {
+    auto r = http::get("127.0.0.1", static_cast<uint16_t>(t.port), t.path, t.timeout);
+    return r && r->status >= 200 && r->status < 400;
+  };
+  std::vector<bool> out(targets.size(), false);
+  if (targets.size() == 1) {
+    out[0] = one(targets[0]);
+    return out;
+  }
+  std::vector<std::future<bool>> running;
+  running.reserve(targets.size());
+  for (const auto& t : targets) running.push_back(std::async(std::launch::async, one, t));
+  for (size_t i = 0; i < running.size(); ++i) out[i] = running[i].get();
+  return out;
+}
+
+}  // namespace md::supervisor

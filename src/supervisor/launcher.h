@@ -1,0 +1,59 @@
+// The real edges of the supervisor: processes (core/process.h) with a
+// redacting log writer each, free ports, and HTTP health probes.
+#pragma once
+
+#include <filesystem>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "supervisor/supervisor.h"
+
+namespace md::supervisor {
+
+struct LauncherOptions {
+  // The log writer: this argv plus "--out FILE [--secrets FILE]"; it reads
+  // the process's output on its stdin. Normally {"<meshdeploy>", "agent",
+  // "log-writer"}. Required.
+  std::vector<std::string> log_writer_argv;
+  // Where log writers' own diagnostics go ("" = /dev/null).
+  std::filesystem::path log_writer_errors;
+};
+
+// Starts each process with `/bin/sh -c COMMAND` in the release directory, in
+// a session of its own (pgid == sid == pid), with exactly the environment of
+// the spec (plus PORT for web processes and the revealed secrets), stdin
+// /dev/null, and stdout+stderr on one pipe whose only reader is a log
+// writer: a child in a session of its own that redacts and appends to the
+// log file. The agent keeps no end of that pipe, so a process outlives the
+// agent without ever seeing SIGPIPE, and the log writer exits at EOF once
+// the last process of the group has closed it.
+//
+// Concurrency: thread-safe (internal mutex for the port and child sets).
+class RealLauncher : public Launcher {
+ public:
+  explicit RealLauncher(LauncherOptions options) : options_(std::move(options)) {}
+  Result<int> allocate_port() override;
+  bool port_free(int port) override;
+  Result<ProcRef> launch(const ProcessSpec& spec, int port) override;
+  Status signal_group(const ProcRef& ref, int sig) override;
+  std::optional<ExitInfo> poll(const ProcRef& ref) override;
+  bool group_alive(const ProcRef& ref) override;
+
+ private:
+  void reap_log_writers();
+  LauncherOptions options_;
+  std::mutex mu_;
+  std::set<int> handed_out_;       // ports given to processes; never given twice
+  std::set<pid_t> log_writers_;    // our children, reaped as they exit
+};
+
+// HTTP GET http://127.0.0.1:<port><path>; 2xx and 3xx pass. Probes run in
+// parallel, one thread each.
+class HttpProber : public Prober {
+ public:
+  std::vector<bool> probe(const std::vector<ProbeTarget>& targets) override;
+};
+
+}  // namespace md::supervisor

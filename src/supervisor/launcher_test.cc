@@ -1,0 +1,163 @@
+// The real launcher with real processes and signals. The log writer here is
+// `cat` (the redacting one is driven by the e2e scenarios with the binary).
+#include "supervisor/launcher.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "core/fs.h"
+#include "core/process.h"
+#include "supervisor/proc_scan.h"
+
+namespace md::supervisor {
+namespace {
+namespace stdfs = std::filesystem;
+using namespace std::chrono_literals;
+
+class LauncherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/md-launcher-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    for (const ProcRef& r : started_) {
+      ::kill(-r.pid, SIGKILL);
+      (void)proc::reap(r.pid, true);
+    }
+    stdfs::remove_all(dir_);
+  }
+  ProcessSpec spec(const std::string& command) {
+    ProcessSpec s;
+    s.release = "v1";
+    s.service = "web";
+    s.command = command;
+    s.cwd = dir_;
+    s.env = {{"PATH", "/usr/bin:/bin"}, {"MESHDEPLOY_VERSION", "v1"}};
+    s.secret_env.emplace("TOKEN", secrets::Secret("tok-123"));
+    s.log_file = dir_ / "web.1.log";
+    return s;
+  }
+  ProcRef launch(const ProcessSpec& s, int port = 0) {
+    auto r = launcher_.launch(s, port);
+    EXPECT_TRUE(r) << r.error().what();
+    started_.push_back(*r);
+    return *r;
+  }
+  // Polls until the leader exits (bounded), like the supervisor's tick.
+  std::optional<ExitInfo> wait_exit(const ProcRef& r) {
+    for (int i = 0; i < 500; ++i) {
+      if (auto e = launcher_.poll(r)) return e;
+      std::this_thread::sleep_for(10ms);
+    }
+    return std::nullopt;
+  }
+  // The log writer exits at EOF; then the file is complete.
+  std::string log_text(const ProcRef& r) {
+    for (int i = 0; i < 500 && proc::alive(r.log_pid); ++i) {
+      (void)launcher_.poll(r);  // reaps finished log writers
+      std::this_thread::sleep_for(10ms);
+    }
+    return fs::read_file(dir_ / "web.1.log").value_or("");
+  }
+
+  stdfs::path dir_;
+  RealLauncher launcher_{LauncherOptions{{"/bin/sh", "-c", "exec cat >> \"$2\"", "log-writer"}, {}}};
+  std::vector<ProcRef> started_;
+};
+
+TEST_F(LauncherTest, RunsInTheReleaseDirWithExactlyTheSpecEnvironment) {
+  ::setenv("MD_LAUNCHER_TEST_LEAK", "leaked", 1);
+  ProcRef r = launch(spec("echo \"pwd=$(pwd) port=$PORT v=$MESHDEPLOY_VERSION t=$TOKEN "
+                          "leak=${MD_LAUNCHER_TEST_LEAK:-none}\"; echo err >&2; exit 3"),
+                     4321);
+  auto e = wait_exit(r);
+  ASSERT_TRUE(e);
+  EXPECT_TRUE(e->known);
+  EXPECT_EQ(e->code, 3);
+  EXPECT_EQ(e->describe(), "exit 3");
+  std::string text = log_text(r);
+  EXPECT_NE(text.find("pwd=" + dir_.string() + " port=4321 v=v1 t=tok-123 leak=none"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("err"), std::string::npos);
+}
+
+TEST_F(LauncherTest, EachProcessLeadsItsOwnSessionAndSurvivesWithoutUs) {
+  ProcRef r = launch(spec("sleep 30"));
+  EXPECT_EQ(::getsid(r.pid), r.pid);
+  EXPECT_EQ(::getpgid(r.pid), r.pid);
+  EXPECT_EQ(::getsid(r.log_pid), r.log_pid);  // the log writer too, apart from the group
+  EXPECT_NE(::getpgid(r.log_pid), r.pid);
+  EXPECT_EQ(r.start_time, *proc::start_time(r.pid));
+  EXPECT_EQ(session_members(r.pid), std::vector<pid_t>{r.pid});
+  EXPECT_EQ(group_members(r.pid), std::vector<pid_t>{r.pid});
+  EXPECT_FALSE(launcher_.poll(r));
+  EXPECT_TRUE(launcher_.group_alive(r));
+}
+
+TEST_F(LauncherTest, SignalReachesTheWholeGroupAndTheLogWriterEnds) {
+  // A shell with a background child: both must go.
+  ProcRef r = launch(spec("sleep 30 & echo child=$!; wait"));
+  std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(launcher_.signal_group(r, SIGTERM));
+  auto e = wait_exit(r);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->signal, SIGTERM);
+  for (int i = 0; i < 200 && launcher_.group_alive(r); ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_FALSE(launcher_.group_alive(r));
+  EXPECT_NE(log_text(r).find("child="), std::string::npos);
+  EXPECT_FALSE(proc::alive(r.log_pid));
+}
+
+TEST_F(LauncherTest, AnAdoptedProcessIsWatchedThroughProc) {
+  ProcRef r = launch(spec("sleep 30"));
+  ProcRef adopted = r;
+  adopted.child = false;
+  EXPECT_FALSE(launcher_.poll(adopted));
+  ProcRef reused = r;
+  reused.child = false;
+  reused.start_time += 1;  // as if the pid now belonged to someone else
+  auto gone = launcher_.poll(reused);
+  ASSERT_TRUE(gone);
+  EXPECT_FALSE(gone->known);
+  ASSERT_TRUE(launcher_.signal_group(reused, SIGKILL));  // refused silently: not ours
+  EXPECT_FALSE(launcher_.poll(adopted));
+  ASSERT_TRUE(launcher_.signal_group(adopted, SIGKILL));
+  ASSERT_TRUE(wait_exit(r));
+}
+
+TEST_F(LauncherTest, MissingReleaseDirIsAnError) {
+  ProcessSpec s = spec("true");
+  s.cwd = dir_ / "nope";
+  auto r = launcher_.launch(s, 0);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().what().find("start v1/web.1"), std::string::npos) << r.error().what();
+}
+
+TEST_F(LauncherTest, PortsAreFreeAndNeverHandedOutTwice) {
+  std::set<int> ports;
+  for (int i = 0; i < 20; ++i) {
+    auto p = launcher_.allocate_port();
+    ASSERT_TRUE(p);
+    EXPECT_TRUE(launcher_.port_free(*p));
+    EXPECT_TRUE(ports.insert(*p).second) << *p;
+  }
+}
+
+TEST_F(LauncherTest, ProbeFailsOnAClosedPort) {
+  HttpProber prober;
+  auto port = launcher_.allocate_port();
+  ASSERT_TRUE(port);
+  auto r = prober.probe({{*port, "/healthz", 500ms}, {*port, "/", 500ms}});
+  EXPECT_EQ(r, (std::vector<bool>{false, false}));
+}
+
+}  // namespace
+}  // namespace md::supervisor
