@@ -6,7 +6,8 @@
 //   Supabase CLI does, so `supabase migration list` / `db push` agree.
 // supabase_migrations.meshdeploy_history — meshdeploy's own record, one row
 //   per version: checksum, phase, progress of non-transactional files,
-//   applied_at, duration, applied_by, deployment id. Format: docs/formats/migration-history.md.
+//   applied_at, duration, applied_by, deployment id. Format: docs/migrations.md
+//   ("History tables"); `format` column = 1.
 #pragma once
 
 #include <map>
