@@ -245,11 +245,11 @@ Status link_shared(const stdfs::path& release, const stdfs::path& shared, std::s
   return ok();
 }
 
-Result<ReleaseInfo> read_meta(const stdfs::path& meta_file, const stdfs::path& dir) {
+Result<StoredRelease> read_meta(const stdfs::path& meta_file, const stdfs::path& dir) {
   std::string text = MD_TRY(fs::read_file(meta_file));
   try {
     auto j = nlohmann::json::parse(text);
-    ReleaseInfo info;
+    StoredRelease info;
     info.version = j.at("version").get<std::string>();
     info.sha256 = j.at("sha256").get<std::string>();
     info.unpacked_at_ms = j.at("unpacked_at_ms").get<int64_t>();
@@ -354,7 +354,7 @@ stdfs::path ReleaseStore::meta_path(std::string_view version) const {
   return releases_dir() / ".meta" / (std::string(version) + ".json");
 }
 
-Result<ReleaseInfo> ReleaseStore::get(std::string_view version) const {
+Result<StoredRelease> ReleaseStore::get(std::string_view version) const {
   MD_TRY_STATUS(check_version(version));
   std::error_code ec;
   if (!stdfs::is_directory(release_dir(version), ec))
@@ -362,7 +362,7 @@ Result<ReleaseInfo> ReleaseStore::get(std::string_view version) const {
   auto meta = read_meta(meta_path(version), release_dir(version));
   if (!meta && meta.error().code() == Errc::kNotFound) {
     // A directory put there by hand: usable, origin unknown.
-    ReleaseInfo info;
+    StoredRelease info;
     info.version = std::string(version);
     info.dir = release_dir(version);
     return info;
@@ -370,8 +370,8 @@ Result<ReleaseInfo> ReleaseStore::get(std::string_view version) const {
   return meta;
 }
 
-Result<std::vector<ReleaseInfo>> ReleaseStore::list() const {
-  std::vector<ReleaseInfo> out;
+Result<std::vector<StoredRelease>> ReleaseStore::list() const {
+  std::vector<StoredRelease> out;
   std::error_code ec;
   for (auto it = stdfs::directory_iterator(releases_dir(), ec); !ec && it != stdfs::directory_iterator();
        it.increment(ec)) {
@@ -381,13 +381,13 @@ Result<std::vector<ReleaseInfo>> ReleaseStore::list() const {
     if (info) out.push_back(std::move(*info));
   }
   if (ec) return fail(Errc::kIo, "list " + releases_dir().string() + ": " + ec.message());
-  std::sort(out.begin(), out.end(), [](const ReleaseInfo& a, const ReleaseInfo& b) {
+  std::sort(out.begin(), out.end(), [](const StoredRelease& a, const StoredRelease& b) {
     return std::tie(a.unpacked_at_ms, a.version) < std::tie(b.unpacked_at_ms, b.version);
   });
   return out;
 }
 
-Result<ReleaseInfo> ReleaseStore::unpack(std::string_view version, const stdfs::path& artifact,
+Result<StoredRelease> ReleaseStore::unpack(std::string_view version, const stdfs::path& artifact,
                                          std::string_view sha256, const SharedPaths& shared,
                                          const UnpackLimits& limits) {
   MD_TRY_STATUS(check_version(version));
@@ -411,7 +411,7 @@ Result<ReleaseInfo> ReleaseStore::unpack(std::string_view version, const stdfs::
   static std::atomic<int> seq{0};
   stdfs::path tmp = releases_dir() / (std::string(kTmpPrefix) + std::string(version) + "-" +
                                       std::to_string(::getpid()) + "-" + std::to_string(seq++));
-  auto cleanup = [&](Error e) -> Result<ReleaseInfo> {
+  auto cleanup = [&](Error e) -> Result<StoredRelease> {
     std::error_code ec;
     stdfs::remove_all(tmp, ec);
     return fail(std::move(e).with_context(ctx));
@@ -429,7 +429,7 @@ Result<ReleaseInfo> ReleaseStore::unpack(std::string_view version, const stdfs::
     ::syncfs(dfd);
     ::close(dfd);
   }
-  ReleaseInfo info{std::string(version), std::string(sha256), to_unix_ms(real_clock().now()),
+  StoredRelease info{std::string(version), std::string(sha256), to_unix_ms(real_clock().now()),
                    release_dir(version)};
   nlohmann::json meta = {{"version", info.version},
                          {"sha256", info.sha256},

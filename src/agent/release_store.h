@@ -56,7 +56,7 @@ struct SharedPaths {
   std::vector<std::string> files;  // must exist under shared/, e.g. ".env"
 };
 
-struct ReleaseInfo {
+struct StoredRelease {
   std::string version;
   std::string sha256;          // of the artifact it came from
   int64_t unpacked_at_ms = 0;  // Unix ms
@@ -86,14 +86,14 @@ class ReleaseStore {
   // setuid/setgid) or a bad version/shared path; the message names the entry.
   // kNotFound: artifact or a shared file missing. Nothing is left behind on
   // failure.
-  Result<ReleaseInfo> unpack(std::string_view version, const std::filesystem::path& artifact,
+  Result<StoredRelease> unpack(std::string_view version, const std::filesystem::path& artifact,
                              std::string_view sha256, const SharedPaths& shared,
                              const UnpackLimits& limits = {});
 
   // The unpacked release, or kNotFound.
-  Result<ReleaseInfo> get(std::string_view version) const;
+  Result<StoredRelease> get(std::string_view version) const;
   // Every unpacked release, oldest first.
-  Result<std::vector<ReleaseInfo>> list() const;
+  Result<std::vector<StoredRelease>> list() const;
 
   // Removes all but the newest `keep` releases (by unpack time), never one
   // named in `protect` (live, warm or running ones), and their artifacts.

@@ -116,7 +116,7 @@ class ReleaseStoreTest : public ::testing::Test {
     write_archive(p, e, c);
     return {p, *sha256_file_hex(p)};
   }
-  Result<ReleaseInfo> unpack(const std::string& v, const std::vector<Entry>& e,
+  Result<StoredRelease> unpack(const std::string& v, const std::vector<Entry>& e,
                              const SharedPaths& shared = {}, const UnpackLimits& limits = {}) {
     auto [p, sha] = make(v + ".tar.gz", e);
     return store_->unpack(v, p, sha, shared, limits);
