@@ -153,6 +153,8 @@ class ChunkedScanner {
     return feed(data, len, consumed, [](const char*, size_t) {});
   }
   bool done() const { return state_ == kStDone; }
+  // True between chunks (nothing of a chunk, its size line or CRLF pending).
+  bool at_boundary() const { return state_ == kStSize && size_digits_ == 0; }
   void reset() { *this = ChunkedScanner(); }
 
  private:

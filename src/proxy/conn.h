@@ -1,0 +1,149 @@
+// Client and upstream connections of the data path. Internal to src/proxy;
+// every member runs on the owning worker's thread.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <memory>
+
+#include "proxy/worker.h"
+
+namespace md::proxy {
+
+// Why an upstream exchange failed; decides retry and the status answered.
+enum class UpFail {
+  kConnect,   // connect refused/unreachable/failed: retried once elsewhere; 502
+  kConnectTimeout,  // connect timed out: retried once elsewhere; 504
+  kReset,     // closed or reset before any response byte: idempotent requests retried once; 502
+  kTimeout,   // no response bytes within upstream_response: 504, not retried
+  kProtocol,  // malformed or oversized response head: 502
+  kBroken,    // failed after the response started: the client connection is cut
+};
+
+class UpstreamConn final : public Handler {
+ public:
+  // Starts a non-blocking connect to `t`. nullptr (errno set) if the socket
+  // could not even be created or the connect failed at once.
+  static UpstreamConn* connect(Worker* w, std::shared_ptr<TargetState> t);
+
+  void on_io(uint32_t events) override;
+  void on_timeout() override;
+
+  void attach(ClientConn* c, bool reused);
+  // Closes the socket and retires the object; its buffer is returned.
+  void close();
+
+  // Reads into `in` (taking a buffer if needed). > 0 bytes, 0 EOF, -1 EAGAIN, -2 error.
+  ssize_t read_some();
+
+  Worker* w;
+  int fd = -1;
+  std::shared_ptr<TargetState> target;
+  ClientConn* owner = nullptr;
+  bool connecting = true;
+  bool readable = false;
+  bool writable = false;
+  bool eof = false;
+  bool failed = false;  // socket error reported by epoll
+  bool dead = false;
+  bool reused = false;
+  int err = 0;
+  IoBuf in;
+  size_t scan = 0;       // head search position within `in`
+  Link pool_link;        // in target->pools[w].idle
+  Link idle_link;        // in w->idle_ups
+  uint32_t uses = 0;
+
+ private:
+  UpstreamConn(Worker* w, int fd, std::shared_ptr<TargetState> t);
+  void finish_connect();
+};
+
+class ClientConn final : public Handler {
+ public:
+  ClientConn(Worker* w, int fd, const ListenSocket& ls, const sockaddr_storage& peer);
+  ~ClientConn() override;
+
+  void on_io(uint32_t events) override;
+  void on_timeout() override;
+
+  // Makes all the progress the sockets allow.
+  void drive();
+  // The upstream side failed (called by UpstreamConn or from drive()).
+  void upstream_failed(UpFail why, int err);
+  // The worker adopted a new routing table.
+  void table_changed();
+  // Closes the connection and everything attached, now.
+  void close();
+  // The worker is stopping: close now if idle.
+  bool idle() const;
+  // Ends a long-lived stream whose set was replaced (drain deadline).
+  void drain_now();
+  // A pause held this request longer than allowed.
+  void held_expired();
+
+  bool has_exchange() const { return ex_ != nullptr; }
+  const Exchange* exchange() const { return ex_; }
+
+  Link link;       // in w->clients
+  Link held_link;  // in w->held
+  int64_t held_since_ms = 0;
+
+ private:
+  enum class State { kHandshake, kHead, kHeld, kProxy, kLocal, kTunnel, kLinger, kClosed };
+
+  bool step_handshake();
+  bool step_head();
+  bool step_proxy();
+  bool step_local();
+  bool step_tunnel();
+  bool step_linger();
+
+  // Request handling.
+  void start_request(size_t head_len, bool resumed);
+  bool route(const http::RequestHead& h);
+  void build_forward_head(const http::RequestHead& h);
+  void start_upstream();
+  void queue_request();
+  void queue_body_bytes();
+  bool response_bytes();
+  void finish_exchange();
+  void retry_or_fail(UpFail why);
+
+  // Local answers.
+  void local_error(int status, bool close);
+  void local_raw(std::string_view bytes, bool close, std::shared_ptr<const RouteTable> keep);
+  void count_local(int status);
+
+  // I/O.
+  ssize_t read_some();
+  ssize_t write_out(OutQueue& q);
+  void release_buffer_if_empty();
+  void linger_close();
+
+  Worker* w_;
+  int fd_;
+  const ListenSocket* ls_;
+  ssl_st* ssl_ = nullptr;
+  State state_;
+  bool readable_ = false;
+  bool writable_ = true;
+  bool peer_eof_ = false;
+  bool head_timer_ = false;
+  char ip_[48];
+  uint8_t ip_len_ = 0;
+  IoBuf in_;
+  size_t scan_ = 0;
+  size_t queued_upto_ = 0;  // client buffer offset up to which request bytes are queued
+  Exchange* ex_ = nullptr;
+  UpstreamConn* up_ = nullptr;
+  OutQueue local_out_;
+  std::shared_ptr<const RouteTable> local_keep_;  // keeps a maintenance page alive
+  bool local_close_ = false;
+  bool tun_c2u_done_ = false;
+  bool tun_u2c_done_ = false;
+  uint32_t requests_ = 0;
+  bool counted_held_ = false;
+};
+
+}  // namespace md::proxy

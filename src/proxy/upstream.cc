@@ -1,0 +1,167 @@
+// UpstreamConn: a connection to a target, busy with one exchange or idle in
+// its worker's pool for that target.
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "proxy/conn.h"
+
+namespace md::proxy {
+
+UpstreamConn::UpstreamConn(Worker* w, int fd, std::shared_ptr<TargetState> t)
+    : w(w), fd(fd), target(std::move(t)) {
+  pool_link.owner = this;
+  idle_link.owner = this;
+}
+
+UpstreamConn* UpstreamConn::connect(Worker* w, std::shared_ptr<TargetState> t) {
+  if (!t) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  int fd = ::socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return nullptr;
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&t->addr), t->addr_len);
+  if (rc != 0 && errno != EINPROGRESS) {
+    int e = errno;
+    ::close(fd);
+    errno = e;
+    return nullptr;
+  }
+  auto* u = new UpstreamConn(w, fd, std::move(t));
+  if (!w->loop().add(fd, u)) {
+    int e = errno;
+    ::close(fd);
+    delete u;
+    errno = e;
+    return nullptr;
+  }
+  if (rc == 0) {
+    u->connecting = false;
+    u->writable = true;
+  } else {
+    w->t_connect.arm(u, w->loop().now_ms());
+  }
+  return u;
+}
+
+void UpstreamConn::attach(ClientConn* c, bool was_pooled) {
+  owner = c;
+  reused = was_pooled;
+  ++uses;
+}
+
+void UpstreamConn::on_io(uint32_t ev) {
+  if (dead) return;
+  if (ev & EPOLLERR) {
+    failed = true;
+    socklen_t len = sizeof err;
+    ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+  }
+  if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) readable = true;
+  if (ev & EPOLLOUT) writable = true;
+  if (connecting) {
+    if (failed || (ev & EPOLLHUP)) {
+      if (owner) {
+        owner->upstream_failed(UpFail::kConnect, err ? err : ECONNREFUSED);
+      } else {
+        close();
+      }
+      return;
+    }
+    if (!writable) return;
+    finish_connect();
+    return;
+  }
+  if (owner) {
+    owner->drive();
+    return;
+  }
+  // Idle in the pool: input means the target closed it (or misbehaves).
+  if (readable || failed) close();
+}
+
+void UpstreamConn::finish_connect() {
+  int e = 0;
+  socklen_t len = sizeof e;
+  ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len);
+  if (e != 0) {
+    if (owner) {
+      owner->upstream_failed(UpFail::kConnect, e);
+    } else {
+      close();
+    }
+    return;
+  }
+  connecting = false;
+  writable = true;
+  w->t_response.arm(this, w->loop().now_ms());
+  if (owner) owner->drive();
+}
+
+void UpstreamConn::on_timeout() {
+  if (dead) return;
+  if (!owner) {
+    close();  // idle too long in the pool (or an orphaned connect)
+    return;
+  }
+  owner->upstream_failed(connecting ? UpFail::kConnectTimeout : UpFail::kTimeout, ETIMEDOUT);
+}
+
+ssize_t UpstreamConn::read_some() {
+  if (!in.data) {
+    in.data = w->get_buffer();
+    in.start = in.end = 0;
+  }
+  size_t cap = w->shared().buffer_size;
+  if (in.end == cap) {
+    if (in.start == 0) return -1;
+    std::memmove(in.data, in.data + in.start, in.end - in.start);
+    in.end -= in.start;
+    in.start = 0;
+  }
+  size_t room = cap - in.end;
+  ssize_t n = ::read(fd, in.data + in.end, room);
+  if (n < 0) {
+    if (errno == EAGAIN) {
+      readable = false;
+      return -1;
+    }
+    if (errno == EINTR) return -1;
+    err = errno;
+    return -2;
+  }
+  if (n == 0) {
+    eof = true;
+    readable = false;
+    return 0;
+  }
+  if (static_cast<size_t>(n) < room) readable = false;
+  in.end += static_cast<size_t>(n);
+  return n;
+}
+
+void UpstreamConn::close() {
+  if (dead) return;
+  dead = true;
+  disarm(this);
+  if (pool_link.linked()) {
+    pool_link.unlink();
+    target->pools[w->index()].count--;
+  }
+  idle_link.unlink();
+  ::close(fd);
+  fd = -1;
+  if (in.data) {
+    w->put_buffer(in.data);
+    in.data = nullptr;
+  }
+  owner = nullptr;
+  w->loop().retire(this);
+}
+
+}  // namespace md::proxy

@@ -1,0 +1,307 @@
+// Worker: the loop thread, accepting, pools of buffers/exchanges/upstream
+// connections, adopting routing tables, stopping.
+#include "proxy/worker.h"
+
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/log.h"
+#include "proxy/conn.h"
+
+namespace md::proxy {
+
+namespace {
+
+constexpr int kMaxPooledPerTarget = 512;
+constexpr size_t kMaxFreeBuffers = 1024;
+constexpr size_t kMaxFreeExchanges = 4096;
+constexpr int64_t kTickMs = 100;
+
+class Acceptor : public Handler {
+ public:
+  Acceptor(Worker* w, ListenSocket ls) : w_(w), ls_(ls) {}
+  ~Acceptor() override {
+    if (ls_.fd >= 0) ::close(ls_.fd);
+  }
+  void close_socket() {
+    if (ls_.fd >= 0) ::close(ls_.fd);
+    ls_.fd = -1;
+  }
+  void on_io(uint32_t) override {
+    while (ls_.fd >= 0) {
+      sockaddr_storage peer{};
+      socklen_t len = sizeof peer;
+      int fd = ::accept4(ls_.fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno != EAGAIN)
+          log::Logger("proxy").warn("accept failed", {{"error", std::strerror(errno)}});
+        return;
+      }
+      if (w_->shared().client_connections.load(std::memory_order_relaxed) >=
+          static_cast<int64_t>(w_->shared().limits.max_connections) * w_->shared().workers) {
+        ::close(fd);
+        continue;
+      }
+      int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      auto* c = new ClientConn(w_, fd, ls_, peer);
+      if (!w_->loop().add(fd, c)) c->close();
+    }
+  }
+
+ private:
+  Worker* w_;
+  ListenSocket ls_;
+};
+
+}  // namespace
+
+size_t OutQueue::bytes() const {
+  size_t n = 0;
+  for (size_t k = i; k < v.size(); ++k) n += v[k].iov_len;
+  return n;
+}
+
+void OutQueue::consume(size_t n) {
+  while (n > 0 && i < v.size()) {
+    if (n >= v[i].iov_len) {
+      n -= v[i].iov_len;
+      ++i;
+    } else {
+      v[i].iov_base = static_cast<char*>(v[i].iov_base) + n;
+      v[i].iov_len -= n;
+      n = 0;
+    }
+  }
+  while (i < v.size() && v[i].iov_len == 0) ++i;
+}
+
+void Exchange::reset() {
+  // Keep the capacity of the containers; reset everything else.
+  auto segs = std::move(head_segs);
+  auto rx = std::move(req_extra);
+  auto cv = std::move(cookie_value);
+  auto uo = std::move(up_out.v);
+  auto re = std::move(resp_extra);
+  auto co = std::move(client_out.v);
+  *this = Exchange();
+  segs.clear();
+  rx.clear();
+  cv.clear();
+  uo.clear();
+  re.clear();
+  co.clear();
+  head_segs = std::move(segs);
+  req_extra = std::move(rx);
+  cookie_value = std::move(cv);
+  up_out.v = std::move(uo);
+  resp_extra = std::move(re);
+  client_out.v = std::move(co);
+}
+
+Worker::Worker(int index, Shared* shared)
+    : index_(index),
+      shared_(shared),
+      req_scratch_(std::make_unique<http::RequestHead>()),
+      resp_scratch_(std::make_unique<http::ResponseHead>()),
+      rng_(0x9E3779B97F4A7C15ull * static_cast<uint64_t>(index + 1) ^ static_cast<uint64_t>(mono_us())) {
+  const Timeouts& t = shared->timeouts;
+  t_idle.set_duration(t.client_idle.count());
+  t_header.set_duration(t.client_header.count());
+  t_body.set_duration(t.client_body.count());
+  t_send.set_duration(t.send.count());
+  t_connect.set_duration(t.upstream_connect.count());
+  t_response.set_duration(t.upstream_response.count());
+  t_pool.set_duration(t.upstream_idle.count());
+  t_tunnel.set_duration(t.tunnel_idle.count());
+}
+
+Worker::~Worker() {
+  // The loop has ended: close what is left.
+  while (!clients.empty()) owner_of<ClientConn>(clients.next)->close();
+  while (!idle_ups.empty()) owner_of<UpstreamConn>(idle_ups.next)->close();
+  acceptors_.clear();
+  for (char* b : free_buffers_) delete[] b;
+  for (Exchange* e : free_exchanges_) delete e;
+}
+
+Status Worker::init(std::vector<ListenSocket> listeners) {
+  MD_TRY_STATUS(loop_.init());
+  for (TimeoutList* l : {&t_idle, &t_header, &t_body, &t_send, &t_connect, &t_response, &t_pool, &t_tunnel})
+    loop_.add_list(l);
+  for (const ListenSocket& ls : listeners) {
+    auto a = std::make_unique<Acceptor>(this, ls);
+    MD_TRY_STATUS(loop_.add(ls.fd, a.get(), EPOLLIN | EPOLLET));
+    acceptors_.push_back(std::move(a));
+  }
+  {
+    std::lock_guard lock(shared_->table_mu);
+    table_ = shared_->table;
+    generation_ = table_ ? table_->generation : 0;
+  }
+  return ok();
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] {
+    loop_.at(loop_.now_ms() + kTickMs, [this] { check_stop(); });
+    loop_.run();
+  });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+const std::shared_ptr<const RouteTable>& Worker::table() {
+  uint64_t g = shared_->generation.load(std::memory_order_acquire);
+  if (g != generation_) {
+    std::lock_guard lock(shared_->table_mu);
+    table_ = shared_->table;
+    generation_ = table_->generation;
+  }
+  return table_;
+}
+
+void Worker::notify_table(std::function<void()> done) {
+  loop_.post([this, done = std::move(done)] {
+    adopt_table();
+    if (done) done();
+  });
+}
+
+void Worker::adopt_table() {
+  table();
+  close_unused_pools();
+  for (Link* l = clients.next; l != &clients;) {
+    auto* c = owner_of<ClientConn>(l);
+    l = l->next;
+    c->table_changed();
+  }
+}
+
+void Worker::close_unused_pools() {
+  for (Link* l = idle_ups.next; l != &idle_ups;) {
+    auto* u = owner_of<UpstreamConn>(l);
+    l = l->next;
+    if (!u->target->in_use.load(std::memory_order_relaxed)) u->close();
+  }
+}
+
+UpstreamConn* Worker::take_pooled(TargetState* t) {
+  PoolSlot& slot = t->pools[index_];
+  while (!slot.idle.empty()) {
+    auto* u = owner_of<UpstreamConn>(slot.idle.next);
+    u->pool_link.unlink();
+    u->idle_link.unlink();
+    slot.count--;
+    disarm(u);
+    if (u->readable || u->failed || u->eof) {
+      u->close();
+      continue;
+    }
+    return u;
+  }
+  return nullptr;
+}
+
+void Worker::put_pooled(UpstreamConn* u) {
+  PoolSlot& slot = u->target->pools[index_];
+  if (slot.count >= kMaxPooledPerTarget) {
+    u->close();
+    return;
+  }
+  if (u->in.data) {
+    put_buffer(u->in.data);
+    u->in.data = nullptr;
+    u->in.start = u->in.end = 0;
+  }
+  u->scan = 0;
+  slot.idle.push_back(&u->pool_link);
+  slot.count++;
+  idle_ups.push_back(&u->idle_link);
+  t_pool.arm(u, loop_.now_ms());
+}
+
+char* Worker::get_buffer() {
+  if (free_buffers_.empty()) return new char[shared_->buffer_size];
+  char* b = free_buffers_.back();
+  free_buffers_.pop_back();
+  return b;
+}
+
+void Worker::put_buffer(char* b) {
+  if (free_buffers_.size() < kMaxFreeBuffers) {
+    free_buffers_.push_back(b);
+  } else {
+    delete[] b;
+  }
+}
+
+Exchange* Worker::get_exchange() {
+  if (free_exchanges_.empty()) return new Exchange();
+  Exchange* e = free_exchanges_.back();
+  free_exchanges_.pop_back();
+  return e;
+}
+
+void Worker::put_exchange(Exchange* e) {
+  e->reset();
+  if (free_exchanges_.size() < kMaxFreeExchanges) {
+    free_exchanges_.push_back(e);
+  } else {
+    delete e;
+  }
+}
+
+uint64_t Worker::random() {
+  // xorshift64*
+  rng_ ^= rng_ >> 12;
+  rng_ ^= rng_ << 25;
+  rng_ ^= rng_ >> 27;
+  return rng_ * 2685821657736338717ull;
+}
+
+void Worker::begin_stop(int64_t grace_ms) {
+  loop_.post([this, grace_ms] {
+    stopping = true;
+    stop_deadline_ms_ = loop_.now_ms() + grace_ms;
+    for (auto& a : acceptors_) static_cast<Acceptor*>(a.get())->close_socket();
+    for (Link* l = clients.next; l != &clients;) {
+      auto* c = owner_of<ClientConn>(l);
+      l = l->next;
+      if (c->idle()) c->close();
+    }
+    while (!idle_ups.empty()) owner_of<UpstreamConn>(idle_ups.next)->close();
+    check_stop();
+  });
+}
+
+// Runs every tick: expires held requests; ends the loop when stopping is done.
+void Worker::check_stop() {
+  int64_t now = loop_.now_ms();
+  for (Link* l = held.next; l != &held;) {
+    auto* c = owner_of<ClientConn>(l);
+    l = l->next;
+    const Exchange* e = c->exchange();
+    if (e && e->svc && now - c->held_since_ms >= e->svc->pause.max_wait.count()) c->held_expired();
+  }
+  if (stopping) {
+    if (clients.empty() || now >= stop_deadline_ms_) {
+      while (!clients.empty()) owner_of<ClientConn>(clients.next)->close();
+      while (!idle_ups.empty()) owner_of<UpstreamConn>(idle_ups.next)->close();
+      loop_.stop();
+      return;
+    }
+    loop_.at(now + 20, [this] { check_stop(); });
+    return;
+  }
+  loop_.at(now + kTickMs, [this] { check_stop(); });
+}
+
+}  // namespace md::proxy
