@@ -121,7 +121,9 @@ Result<Plan> make_plan(const PlanInput& in) {
 
   // 3. Recorded versions without a file.
   if (obs) {
-    for (const auto& [v, row] : obs->supabase) {
+    for (const auto& entry : obs->supabase) {
+      const std::string& v = entry.first;  // WHY not a structured binding: lambdas capture it below
+      const SupabaseRow& row = entry.second;
       bool found = std::any_of(in.files.begin(), in.files.end(), [&](const LoadedFile& lf) { return lf.ref.version == v; });
       if (found) continue;
       PlannedFile pf;
