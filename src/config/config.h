@@ -8,10 +8,15 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/clock.h"
@@ -54,7 +59,7 @@ struct Artifact {
 struct Host {
   std::string name = "local";       // label in status output
   std::string address = "local";    // "local", or "ssh://user@host[:port]"
-  std::string agent_root;           // default: the environment's agent.root
+  std::string agent_root;           // default: the environment's agent.root (filled in by resolve)
 };
 
 enum class StrategyKind { kBlueGreen, kCanary };
@@ -78,7 +83,7 @@ struct Analysis {
 
 struct Strategy {
   StrategyKind kind = StrategyKind::kBlueGreen;
-  std::vector<CanaryStep> steps;   // canary only; default 5, 25, 50, 100 with 30s pauses
+  std::vector<CanaryStep> steps;   // canary only; when `steps:` is absent: 5, 25, 50, 100 with 30s pauses (filled in by resolve)
   Analysis analysis;
   Millis watch_window{30000};      // keep analysing at 100 % before declaring success
   std::string sticky_cookie;       // canary assignment sticky by this cookie ("" = off)
@@ -115,7 +120,17 @@ struct Channel {
   std::vector<std::string> to;           // email recipients
   Millis timeout{10000};                 // one delivery attempt
   Millis retry_horizon{3 * 24 * 3600 * 1000LL};  // give up after this
+
+  // True when this channel receives `event` (a name from event_names()) from
+  // `environment`: `events` is empty or names it, and `environments` is empty
+  // or names it. Pure.
+  bool wants(std::string_view event, std::string_view environment) const;
 };
+
+// The event names `notifications.channels.<name>.events` accepts, in the
+// order notify declares them: started, succeeded, failed, rolled_back,
+// canary_step, approval_needed.
+std::span<const std::string_view> event_names();
 
 struct Notifications {
   std::vector<Channel> channels;
@@ -140,7 +155,7 @@ struct ProxySettings {
 
 struct AgentSettings {
   std::string root = ".meshdeploy/agent";  // releases/, logs/, state
-  std::string socket;                      // default: <root>/agent.sock
+  std::string socket;                      // default: <root>/agent.sock (filled in by resolve)
 };
 
 struct Environment {
@@ -160,10 +175,54 @@ struct Environment {
   int keep_releases = 5;                   // releases kept on disk
   std::map<std::string, std::string> env;  // plain (non-secret) variables for processes
   std::vector<std::string> secrets;        // secret names every process receives ("*" = all)
-  std::string vault;                       // default .meshdeploy/secrets/<env>.vault
+  std::string vault;                       // default .meshdeploy/secrets/<env>.vault (filled in by resolve)
   std::string key_file;                    // default: none (MESHDEPLOY_KEY_<ENV>)
-  std::string state;                       // state store URL; default .meshdeploy/state.db
+  std::string state;                       // state store URL or path; default .meshdeploy/state.db (filled in)
 };
+
+// Names used in the file ("web", "canary", "slack", "wait", ...).
+std::string_view service_kind_name(ServiceKind k);
+std::string_view strategy_kind_name(StrategyKind k);
+std::string_view channel_kind_name(ChannelKind k);
+std::string_view inconclusive_name(Inconclusive i);
+
+// Durations as the file writes them: one or more <number><unit> with units
+// ms, s, m, h, d ("30s", "500ms", "1h30m", "1.5s"), or "0". kInvalidArgument
+// with a reason otherwise (a bare number has no unit and is refused).
+Result<Millis> parse_duration(std::string_view text);
+// The shortest exact spelling: 0 -> "0", 1500ms -> "1500ms", 90s -> "90s",
+// 15 min -> "15m", 72 h -> "72h".
+std::string format_duration(Millis d);
+
+// A secret the environment refers to by name, and the key that refers to it
+// (e.g. {"DATABASE_URL", "migrations.database_url_secret"}). "*" in
+// `secrets:` is reported as the name "*".
+struct SecretRef {
+  std::string name;
+  std::string used_by;
+};
+// Every secret reference of `env`, sorted by name then key. Pure.
+std::vector<SecretRef> secret_references(const Environment& env);
+
+// The resolved environment for people (`config show`), keyed like the file.
+// Secrets appear only by name, each with the value "[REDACTED]"; no value is
+// ever read. `secret_names` adds names known from elsewhere (e.g. the vault's
+// name list) to the secrets section; may be empty.
+std::string render_yaml(const Environment& env, std::span<const std::string> secret_names = {});
+std::string render_json(const Environment& env, std::span<const std::string> secret_names = {});
+
+// One key the loader accepts, for docs and tests: `path` is relative to
+// `defaults:` / `environments.<name>:` for environment settings
+// ("services.<name>.health.path"), or starts at the top for the four
+// top-level keys ("app", "version", "defaults", "environments").
+struct KeyInfo {
+  std::string path;
+  std::string type;          // "string", "integer", "number", "boolean", "duration", ...
+  std::string default_text;  // as docs/configuration.md shows it, e.g. "30s", "\"\"", "[]"
+  bool top_level = false;
+};
+// Every key, in schema order. Never empty.
+const std::vector<KeyInfo>& schema_keys();
 
 // ---- the file ------------------------------------------------------------
 
@@ -197,12 +256,22 @@ struct LoadResult {
 };
 LoadResult load(const std::filesystem::path& file);
 
+// Same, from text already in memory. `file` names it in diagnostics and sets
+// base_dir (its parent directory, made absolute); `lookup` replaces getenv
+// (nullopt = undefined). Never throws; used by tests and the fuzzer.
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+LoadResult load_text(std::string_view text, const std::filesystem::path& file,
+                     const EnvLookup& lookup);
+// The process environment as an EnvLookup.
+std::optional<std::string> getenv_lookup(const std::string& name);
+
 // Resolves one environment: defaults, then shared `defaults:`, then the
 // environment's overlay. kNotFound for an unknown environment name (the
 // message lists the known ones).
 Result<Environment> resolve(const Config& config, const std::string& env_name);
 
-// Finds meshdeploy.yml: `explicit_path` if set, else ./meshdeploy.yml.
+// Finds meshdeploy.yml: `explicit_path` if set, else ./meshdeploy.yml, else
+// ./meshdeploy.yaml. kNotFound naming what was tried.
 Result<std::filesystem::path> locate(const std::string& explicit_path);
 
 // ---- dotenv --------------------------------------------------------------
@@ -212,9 +281,15 @@ struct DotenvEntry {
   std::string value;
   int line = 0;
 };
-// Parses dotenv text as the dotenv libraries do: `export` prefixes, comments,
-// single/double/back quotes, escapes in double quotes, multi-line quoted values.
-// kInvalidArgument naming `source_name:line` on malformed input.
+// Parses dotenv text as the dotenv libraries do (motdotla/dotenv, bkeepers
+// dotenv): `export` prefixes, `#` comment lines, `KEY=` (empty), unquoted
+// values trimmed with an inline ` # comment` removed, 'single' (literal),
+// "double" (\n \r \t \" \\ \$ escapes) and `backtick` (literal) quotes, quoted
+// values spanning lines, CRLF line ends. A key may repeat: every occurrence is
+// returned, in order (the last one wins for callers that build a map).
+// kInvalidArgument naming `source_name:line` on malformed input (no '=', bad
+// key, unterminated quote, text after a closing quote). Never returns a
+// value inside an error message.
 Result<std::vector<DotenvEntry>> parse_dotenv(std::string_view text, const std::string& source_name);
 
 }  // namespace md::config

@@ -1,0 +1,299 @@
+// Loading, overlays and resolve(): what a valid file turns into.
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+
+#include "config/test_util.h"
+
+namespace md::config {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::load_ok;
+
+TEST(Load, MinimalFileGetsEveryDefault) {
+  Config c = load_ok(R"(app: shop
+defaults:
+  services:
+    web:
+      command: node server.js
+environments:
+  production:
+)");
+  EXPECT_EQ(c.app, "shop");
+  EXPECT_EQ(c.environments, std::vector<std::string>{"production"});
+  auto env = resolve(c, "production");
+  ASSERT_TRUE(env) << env.error().what();
+  EXPECT_EQ(env->name, "production");
+  EXPECT_EQ(env->app, "shop");
+  ASSERT_EQ(env->services.size(), 1u);
+  const Service& web = env->services[0];
+  EXPECT_EQ(web.name, "web");
+  EXPECT_EQ(web.kind, ServiceKind::kWeb);
+  EXPECT_EQ(web.count, 1);
+  EXPECT_EQ(web.health.path, "/healthz");
+  EXPECT_EQ(web.stop_grace, 30s);
+  ASSERT_EQ(env->hosts.size(), 1u);
+  EXPECT_EQ(env->hosts[0].name, "local");
+  EXPECT_EQ(env->hosts[0].address, "local");
+  EXPECT_EQ(env->hosts[0].agent_root, ".meshdeploy/agent");
+  EXPECT_EQ(env->strategy.kind, StrategyKind::kBlueGreen);
+  EXPECT_TRUE(env->strategy.steps.empty());
+  EXPECT_EQ(env->vault, ".meshdeploy/secrets/production.vault");
+  EXPECT_EQ(env->state, ".meshdeploy/state.db");
+  EXPECT_EQ(env->agent.socket, ".meshdeploy/agent/agent.sock");
+  EXPECT_EQ(env->rollback_window, 15min);
+  EXPECT_EQ(env->keep_releases, 5);
+  EXPECT_TRUE(env->migrations.enabled);
+  EXPECT_EQ(env->migrations.database_url_secret, "DATABASE_URL");
+  EXPECT_TRUE(env->base_dir.is_absolute());
+}
+
+// Maps merge key by key, lists replace, null removes (docs/configuration.md).
+TEST(Load, EnvironmentsOverlayDefaults) {
+  Config c = load_ok(R"(app: shop
+defaults:
+  services:
+    web:
+      command: node server.js
+      count: 2
+      env: {A: "1", B: "2"}
+    worker:
+      command: node worker.js
+  secrets: [DATABASE_URL, API_KEY]
+  hosts:
+    - address: ssh://deploy@a.internal
+    - address: ssh://deploy@b.internal
+  env: {NODE_ENV: production}
+environments:
+  staging:
+    services:
+      web:
+        count: 3
+        env: {B: "20", C: "3"}
+      worker: ~
+    secrets: [DATABASE_URL]
+    hosts:
+      - name: only
+        address: local
+  production: {}
+)");
+  auto staging = resolve(c, "staging");
+  ASSERT_TRUE(staging);
+  ASSERT_EQ(staging->services.size(), 1u);
+  const Service& web = staging->services[0];
+  EXPECT_EQ(web.command, "node server.js");  // inherited
+  EXPECT_EQ(web.count, 3);                   // overridden
+  EXPECT_EQ(web.env, (std::map<std::string, std::string>{{"A", "1"}, {"B", "20"}, {"C", "3"}}));
+  EXPECT_EQ(staging->secrets, std::vector<std::string>{"DATABASE_URL"});  // list replaced
+  ASSERT_EQ(staging->hosts.size(), 1u);
+  EXPECT_EQ(staging->hosts[0].name, "only");
+  EXPECT_EQ(staging->env.at("NODE_ENV"), "production");
+
+  auto prod = resolve(c, "production");
+  ASSERT_TRUE(prod);
+  ASSERT_EQ(prod->services.size(), 2u);
+  EXPECT_EQ(prod->services[1].kind, ServiceKind::kWorker);  // named worker
+  ASSERT_EQ(prod->hosts.size(), 2u);
+  EXPECT_EQ(prod->hosts[0].name, "a.internal");  // derived from the address
+  EXPECT_EQ(prod->hosts[1].name, "b.internal");
+}
+
+TEST(Load, CanaryStepsExplicitAndDefault) {
+  Config c = load_ok(R"(app: shop
+defaults:
+  services: {web: {command: x}}
+  strategy: {kind: canary}
+environments:
+  staging: {}
+  production:
+    strategy:
+      steps:
+        - {weight: 10, pause: 90s}
+        - {weight: 50, approval: true}
+        - {weight: 100}
+)");
+  auto staging = resolve(c, "staging");
+  ASSERT_TRUE(staging);
+  ASSERT_EQ(staging->strategy.steps.size(), 4u);
+  EXPECT_EQ(staging->strategy.steps[0].weight, 5);
+  EXPECT_EQ(staging->strategy.steps[0].pause, 30s);
+  EXPECT_EQ(staging->strategy.steps[3].weight, 100);
+  auto prod = resolve(c, "production");
+  ASSERT_TRUE(prod);
+  ASSERT_EQ(prod->strategy.steps.size(), 3u);
+  EXPECT_EQ(prod->strategy.steps[0].pause, 90s);
+  EXPECT_TRUE(prod->strategy.steps[1].approval);
+}
+
+TEST(Load, OverlayMaySwitchAnInheritedCanaryToBlueGreen) {
+  Config c = load_ok(R"(app: shop
+defaults:
+  services: {web: {command: x}}
+  strategy:
+    kind: canary
+    steps: [{weight: 100}]
+environments:
+  development:
+    strategy: {kind: blue_green}
+)");
+  auto dev = resolve(c, "development");
+  ASSERT_TRUE(dev);
+  EXPECT_EQ(dev->strategy.kind, StrategyKind::kBlueGreen);
+  EXPECT_TRUE(dev->strategy.steps.empty());
+}
+
+TEST(Load, InterpolatesFromTheEnvironmentWithEscapesAndDefaults) {
+  Config c = load_ok(R"(app: shop
+defaults:
+  services:
+    web:
+      command: node server.js --port $PORT --name $${NAME}
+      count: ${WEB_COUNT}
+  env:
+    REGION: ${REGION:-eu-west-1}
+    TAG: "${TAG-none}"
+    EMPTY_DEFAULTED: ${EMPTY:-fallback}
+    EMPTY_KEPT: ${EMPTY-fallback}
+environments:
+  production: {}
+)",
+                     {{"WEB_COUNT", "3"}, {"EMPTY", ""}});
+  auto env = resolve(c, "production");
+  ASSERT_TRUE(env);
+  EXPECT_EQ(env->services[0].command, "node server.js --port $PORT --name ${NAME}");
+  EXPECT_EQ(env->services[0].count, 3);
+  EXPECT_EQ(env->env.at("REGION"), "eu-west-1");
+  EXPECT_EQ(env->env.at("TAG"), "none");
+  EXPECT_EQ(env->env.at("EMPTY_DEFAULTED"), "fallback");
+  EXPECT_EQ(env->env.at("EMPTY_KEPT"), "");
+}
+
+TEST(Load, YamlMergeKeysAndAnchors) {
+  Config c = load_ok(R"(app: shop
+x-common: &common
+  command: node app.js
+  stop_grace: 10s
+defaults:
+  services:
+    web:
+      <<: *common
+      count: 2
+    jobs:
+      <<: *common
+      kind: worker
+      stop_grace: 1m
+environments:
+  production: {}
+)");
+  auto env = resolve(c, "production");
+  ASSERT_TRUE(env);
+  ASSERT_EQ(env->services.size(), 2u);
+  EXPECT_EQ(env->services[0].command, "node app.js");
+  EXPECT_EQ(env->services[0].stop_grace, 10s);
+  EXPECT_EQ(env->services[0].count, 2);
+  EXPECT_EQ(env->services[1].kind, ServiceKind::kWorker);
+  EXPECT_EQ(env->services[1].stop_grace, 1min);  // the map's own key wins over the merged one
+}
+
+TEST(Resolve, UnknownEnvironmentListsTheKnownOnes) {
+  Config c = load_ok(R"(app: shop
+defaults: {services: {web: {command: x}}}
+environments: {staging: {}, production: {}}
+)");
+  auto r = resolve(c, "prodution");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), Errc::kNotFound);
+  EXPECT_EQ(r.error().message(),
+            "no environment 'prodution' in meshdeploy.yml (defined: staging, production); did you "
+            "mean 'production'?");
+}
+
+TEST(Locate, ExplicitMissingFileIsNotFound) {
+  auto r = locate("/nonexistent/meshdeploy.yml");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), Errc::kNotFound);
+}
+
+TEST(Values, DurationsParseAndFormat) {
+  EXPECT_EQ(*parse_duration("30s"), 30s);
+  EXPECT_EQ(*parse_duration("500ms"), 500ms);
+  EXPECT_EQ(*parse_duration("5m"), 5min);
+  EXPECT_EQ(*parse_duration("1h"), 1h);
+  EXPECT_EQ(*parse_duration("1h30m"), 90min);
+  EXPECT_EQ(*parse_duration("1.5s"), 1500ms);
+  EXPECT_EQ(*parse_duration("1.1s"), 1100ms);
+  EXPECT_EQ(*parse_duration("2d"), 48h);
+  EXPECT_EQ(*parse_duration("0"), 0ms);
+  EXPECT_EQ(parse_duration("30").error().message(), "'30' is not a duration: missing unit (ms, s, m, h or d)");
+  EXPECT_EQ(parse_duration("5 s").error().message(), "'5 s' is not a duration: missing unit (ms, s, m, h or d)");
+  EXPECT_EQ(parse_duration("3w").error().message(), "'3w' is not a duration: unknown unit 'w' (use ms, s, m, h or d)");
+  EXPECT_EQ(parse_duration("-1s").error().message(), "'-1s' is not a duration: it is negative");
+  EXPECT_FALSE(parse_duration(""));
+  EXPECT_FALSE(parse_duration("0.1ms"));
+  EXPECT_FALSE(parse_duration("999999999999h"));
+  EXPECT_EQ(format_duration(0ms), "0");
+  EXPECT_EQ(format_duration(1500ms), "1500ms");
+  EXPECT_EQ(format_duration(90s), "90s");
+  EXPECT_EQ(format_duration(15min), "15m");
+  EXPECT_EQ(format_duration(72h), "72h");
+}
+
+TEST(Values, ChannelWantsFiltersByEventAndEnvironment) {
+  Channel all;
+  EXPECT_TRUE(all.wants("started", "production"));
+  Channel some;
+  some.events = {"failed", "rolled_back"};
+  some.environments = {"production"};
+  EXPECT_TRUE(some.wants("failed", "production"));
+  EXPECT_FALSE(some.wants("started", "production"));
+  EXPECT_FALSE(some.wants("failed", "staging"));
+  EXPECT_EQ(event_names().size(), 6u);
+}
+
+TEST(Values, SecretReferencesNameEveryUse) {
+  Config c = load_ok(R"(app: shop
+defaults:
+  services: {web: {command: x}}
+  secrets: [API_KEY, DATABASE_URL]
+  notifications:
+    channels:
+      hook: {kind: webhook, url_secret: HOOK_URL, signing_secrets: [HOOK_KEY]}
+      mail: {kind: email, smtp_url: "smtp://m:25", smtp_user: u, smtp_password_secret: SMTP_PW,
+             from: a@b.c, to: [c@d.e]}
+environments: {production: {}}
+)");
+  auto env = resolve(c, "production");
+  ASSERT_TRUE(env);
+  std::vector<std::string> got;
+  for (const SecretRef& r : secret_references(*env)) got.push_back(r.name + "<-" + r.used_by);
+  EXPECT_EQ(got, (std::vector<std::string>{
+                     "API_KEY<-secrets", "DATABASE_URL<-migrations.database_url_secret",
+                     "DATABASE_URL<-secrets", "HOOK_KEY<-notifications.channels.hook.signing_secrets",
+                     "HOOK_URL<-notifications.channels.hook.url_secret",
+                     "SMTP_PW<-notifications.channels.mail.smtp_password_secret"}));
+}
+
+TEST(Render, ShowsSecretsByNameOnlyAndRoundTrips) {
+  Config c = load_ok(R"(app: shop
+defaults:
+  services: {web: {command: node s.js}, worker: {command: node w.js}}
+  secrets: [API_KEY]
+  strategy: {kind: canary, steps: [{weight: 50, pause: 1m}, {weight: 100}]}
+environments: {production: {}}
+)");
+  auto env = resolve(c, "production");
+  ASSERT_TRUE(env);
+  std::vector<std::string> vault_names = {"EXTRA"};
+  std::string yaml = render_yaml(*env, vault_names);
+  EXPECT_NE(yaml.find("API_KEY: \"[REDACTED]\""), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("DATABASE_URL: \"[REDACTED]\""), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("EXTRA: \"[REDACTED]\""), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("pause: 1m"), std::string::npos) << yaml;
+  std::string json = render_json(*env);
+  EXPECT_NE(json.find("\"API_KEY\": \"[REDACTED]\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"kind\": \"canary\""), std::string::npos) << json;
+}
+
+}  // namespace
+}  // namespace md::config
