@@ -44,6 +44,7 @@ class UpstreamConn final : public Handler {
   bool readable = false;
   bool writable = false;
   bool eof = false;
+  bool rdhup = false;   // the peer shut its side: read until 0 even after short reads
   bool failed = false;  // socket error reported by epoll
   bool dead = false;
   bool reused = false;
@@ -129,6 +130,7 @@ class ClientConn final : public Handler {
   bool readable_ = false;
   bool writable_ = true;
   bool peer_eof_ = false;
+  bool rdhup_ = false;  // peer shut its side: read until 0 even after short reads
   bool head_timer_ = false;
   char ip_[48];
   uint8_t ip_len_ = 0;

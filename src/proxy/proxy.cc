@@ -236,28 +236,22 @@ struct Proxy::Impl {
   }
 
   // Waits until `sets` have nothing in flight, bounded by the drain deadline
-  // (the workers close what is left at the deadline). Not under mu.
+  // (the workers close what is left at the deadline and count it). Not under mu.
   void wait_drain(const std::vector<std::shared_ptr<TargetSet>>& sets, Millis deadline,
                   SwitchResult* r) {
     auto start = std::chrono::steady_clock::now();
     auto hard = start + deadline + Millis(2000);
-    bool recorded = false;
     for (;;) {
       int64_t active = 0;
       for (const auto& s : sets) active += s->stats.active();
-      auto now = std::chrono::steady_clock::now();
-      if (active == 0) break;
-      if (!recorded && now >= start + deadline) {
-        recorded = true;
-        r->drained = false;
-        r->closed_streams = active;
-      }
-      if (now >= hard) {
-        r->drained = false;
-        break;
-      }
+      if (active == 0 || std::chrono::steady_clock::now() >= hard) break;
       std::this_thread::sleep_for(Millis(5));
     }
+    r->closed_streams = 0;
+    for (const auto& s : sets) r->closed_streams += s->drain_closed.load();
+    int64_t left = 0;
+    for (const auto& s : sets) left += s->stats.active();
+    r->drained = r->closed_streams == 0 && left == 0;
     r->drain_wait = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - start);
   }
 

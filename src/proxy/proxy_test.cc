@@ -68,6 +68,11 @@ class ProxyTest : public ::testing::Test {
     auto r = p_->deploy(s.name, eps, fast());
     ASSERT_TRUE(r) << r.error().what();
   }
+  // Waits until the live set counted `n` requests (counters are recorded
+  // right after the last byte is written, so a client can be faster).
+  void wait_counted(uint64_t n) {
+    for (int i = 0; i < 400 && live_counters().requests < n; ++i) std::this_thread::sleep_for(Millis(5));
+  }
   Counters live_counters(const std::string& svc = "app") {
     for (const auto& s : p_->metrics().services)
       if (s.service == svc)
@@ -96,6 +101,7 @@ TEST_F(ProxyTest, ForwardsOverPooledKeepAlive) {
   }
   // One client connection, pooled upstream connections: far fewer than 20.
   EXPECT_LE(blue.connections() - before, 2);
+  wait_counted(20);
   Counters c2 = live_counters();
   EXPECT_EQ(c2.by_class[1], 20u);
   EXPECT_GT(c2.percentile_ms(0.99), 0.0);
@@ -237,6 +243,7 @@ TEST_F(ProxyTest, ConnectFailureRetriedOnAnotherTarget) {
   ASSERT_TRUE(p_->deploy("app", {{"127.0.0.1", blue.port()}, {"127.0.0.1", dead.port()}}, fast()));
   dead.stop();
   for (int i = 0; i < 10; ++i) EXPECT_EQ(fetch(port_, get_req("/")).status, 200) << i;
+  wait_counted(10);
   EXPECT_GE(live_counters().retries, 1u);
   EXPECT_GE(live_counters().upstream_errors, 1u);
 }
@@ -252,6 +259,7 @@ TEST_F(ProxyTest, ResetBeforeResponseRetriesIdempotentOnlyOnce) {
   EXPECT_EQ(post.status, 502);  // sent, never retried
   blue.reset_next(2);
   EXPECT_EQ(fetch(port_, get_req("/")).status, 502);  // only one retry
+  wait_counted(3);
   Counters c = live_counters();
   EXPECT_EQ(c.retries, 2u);
 }
@@ -294,7 +302,9 @@ TEST_F(ProxyTest, PassiveEjection) {
 TEST_F(ProxyTest, DeploySwitchSemantics) {
   Upstream blue("blue"), green("green");
   start(options());
-  serve({&blue});
+  ServiceSpec s = spec();
+  s.drain_deadline = Millis(5000);  // the in-flight request must finish on its own
+  serve({&blue}, s);
   Client keep(port_);  // an idle keep-alive client across the switch
   keep.send(get_req("/"));
   ASSERT_EQ(keep.read_reply().body, "blue");
@@ -549,9 +559,11 @@ TEST_F(ProxyTest, MetricsAreMonotonicAcrossSwitches) {
   start(options());
   serve({&blue});
   for (int i = 0; i < 5; ++i) fetch(port_, get_req("/"));
+  wait_counted(5);
   MetricsSnapshot a = p_->metrics();
   ASSERT_TRUE(p_->deploy("app", {{"127.0.0.1", green.port()}}, fast()));
   for (int i = 0; i < 5; ++i) fetch(port_, get_req("/status?code=500"));
+  wait_counted(5);
   MetricsSnapshot b = p_->metrics();
   EXPECT_EQ(a.instance, b.instance);
   for (const auto& sa : a.services[0].sets)

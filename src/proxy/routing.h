@@ -118,6 +118,7 @@ struct TargetSet {
   std::vector<std::shared_ptr<TargetState>> targets;
   Stats stats;
   std::atomic<bool> retired{false};  // replaced: its streams get the drain deadline
+  std::atomic<int64_t> drain_closed{0};  // streams closed at the drain deadline (any worker)
   std::vector<Endpoint> endpoints() const;
 };
 

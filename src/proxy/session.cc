@@ -74,7 +74,10 @@ void ClientConn::on_io(uint32_t ev) {
     return;
   }
   if (ev & EPOLLIN) readable_ = true;
-  if (ev & EPOLLRDHUP) readable_ = true;  // the read returns 0: end of stream
+  if (ev & EPOLLRDHUP) {
+    readable_ = true;  // the read returns 0: end of stream
+    rdhup_ = true;
+  }
   if (ev & EPOLLOUT) writable_ = true;
   drive();
 }
@@ -135,8 +138,9 @@ ssize_t ClientConn::read_some() {
       }
       return -2;
     }
-    // A short read drained the socket: wait for the next edge.
-    if (static_cast<size_t>(n) < room) readable_ = false;
+    // A short read drained the socket: wait for the next edge (but a FIN
+    // announced with the data has no edge of its own).
+    if (static_cast<size_t>(n) < room && !rdhup_) readable_ = false;
   }
   if (n == 0) {
     peer_eof_ = true;
@@ -417,6 +421,7 @@ void ClientConn::build_forward_head(const http::RequestHead& h) {
 void ClientConn::start_upstream() {
   Exchange* x = ex_;
   TargetState* t = x->target;
+  state_ = State::kProxy;
   UpstreamConn* u = w_->take_pooled(t);
   bool reused = u != nullptr;
   if (!u) {
@@ -1148,6 +1153,7 @@ void ClientConn::table_changed() {
 void ClientConn::drain_now() {
   Exchange* x = ex_;
   if (!x) return;
+  if (x->set) x->set->drain_closed.fetch_add(1, std::memory_order_relaxed);
   if (state_ == State::kProxy && x->resp_head_done && x->resp_body == BodyKind::kChunked &&
       x->client_out.empty() && !x->resp_done && x->resp_chunks.at_boundary()) {
     // A chunked stream (SSE) between chunks: end it properly so the client

@@ -63,11 +63,13 @@ void UpstreamConn::on_io(uint32_t ev) {
     ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
   }
   if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) readable = true;
+  if (ev & (EPOLLRDHUP | EPOLLHUP)) rdhup = true;
   if (ev & EPOLLOUT) writable = true;
   if (connecting) {
     if (failed || (ev & EPOLLHUP)) {
-      if (owner) {
-        owner->upstream_failed(UpFail::kConnect, err ? err : ECONNREFUSED);
+      if (ClientConn* c = owner) {
+        c->upstream_failed(UpFail::kConnect, err ? err : ECONNREFUSED);
+        c->drive();  // a retry may be ready to go (deletion is deferred: c is valid)
       } else {
         close();
       }
@@ -90,8 +92,9 @@ void UpstreamConn::finish_connect() {
   socklen_t len = sizeof e;
   ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len);
   if (e != 0) {
-    if (owner) {
-      owner->upstream_failed(UpFail::kConnect, e);
+    if (ClientConn* c = owner) {
+      c->upstream_failed(UpFail::kConnect, e);
+      c->drive();
     } else {
       close();
     }
@@ -109,7 +112,9 @@ void UpstreamConn::on_timeout() {
     close();  // idle too long in the pool (or an orphaned connect)
     return;
   }
-  owner->upstream_failed(connecting ? UpFail::kConnectTimeout : UpFail::kTimeout, ETIMEDOUT);
+  ClientConn* c = owner;
+  c->upstream_failed(connecting ? UpFail::kConnectTimeout : UpFail::kTimeout, ETIMEDOUT);
+  c->drive();
 }
 
 ssize_t UpstreamConn::read_some() {
@@ -140,7 +145,9 @@ ssize_t UpstreamConn::read_some() {
     readable = false;
     return 0;
   }
-  if (static_cast<size_t>(n) < room) readable = false;
+  // A short read drained the socket, unless the peer's FIN is still to be read
+  // (its edge came with the data: no new edge will announce it).
+  if (static_cast<size_t>(n) < room && !rdhup) readable = false;
   in.end += static_cast<size_t>(n);
   return n;
 }
