@@ -5,7 +5,7 @@
 // length into tiers; in a tier whose shortest pattern has m bytes, every
 // occurrence of every pattern contains a q-byte window (q = 8, or 4 for
 // patterns under 8 bytes) that starts at a multiple of s = m - q + 1 in the
-// text. So the scan looks at one window every s bytes (every 9 bytes for
+// text (q = 4 also for the [8, 16) tier). So the scan looks at one window every s bytes (every 9 bytes for
 // 16-byte secrets), hashes it and tests one bit of a bitmap built from each
 // pattern's windows at offsets 0..s-1. The rare hits are checked in a hash
 // table keyed by the exact window, then by memcmp of the whole pattern.
@@ -162,8 +162,8 @@ struct Redactor::Impl {
     std::sort(all.begin(), all.end());
     all.erase(std::unique(all.begin(), all.end()), all.end());
     patterns = std::move(all);
-    // Tiers by length: [16, inf) and [8, 16) with 8-byte windows, [4, 8) with
-    // 4-byte windows; a short pattern must not shrink the long tier's stride.
+    // Tiers by length, [16, inf), [8, 16), [4, 8), each with its own stride:
+    // a short pattern must not shrink the long tier's stride.
     std::vector<uint32_t> members[3];
     for (uint32_t i = 0; i < patterns.size(); ++i) {
       size_t len = patterns[i].size();
@@ -173,7 +173,9 @@ struct Redactor::Impl {
     for (int k = 0; k < 3; ++k) {
       if (members[k].empty()) continue;
       Tier t;
-      t.q = k == 2 ? 4 : 8;
+      // WHY 4-byte windows for [8, 16): the stride is then 5 or more
+      // instead of 1; 8-byte windows pay off only from 16 bytes up.
+      t.q = k == 0 ? 8 : 4;
       t.build(patterns, members[k]);
       tiers.push_back(std::move(t));
     }

@@ -176,6 +176,12 @@ class Vault {
   // Names and times without the key (nothing is authenticated). kNotFound /
   // kCorruption as open().
   static Result<std::vector<VaultEntry>> peek(const std::filesystem::path& path);
+  // open() and peek() of file content already read (e.g. from `git show`);
+  // `path` is where it came from, for messages and a later save().
+  static Result<Vault> open_text(std::string_view text, const std::filesystem::path& path,
+                                 const std::string& environment, const MasterKey& key);
+  static Result<std::vector<VaultEntry>> peek_text(std::string_view text,
+                                                   const std::filesystem::path& path);
 
   const std::filesystem::path& path() const { return path_; }
   const std::string& environment() const { return environment_; }

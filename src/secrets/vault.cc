@@ -213,8 +213,13 @@ Vault Vault::create(std::filesystem::path path, std::string environment, MasterK
 
 Result<Vault> Vault::open(const std::filesystem::path& path, const std::string& environment,
                           const MasterKey& key) {
-  std::string where = path.string();
   std::string text = MD_TRY(read_vault(path));
+  return open_text(text, path, environment, key);
+}
+
+Result<Vault> Vault::open_text(std::string_view text, const std::filesystem::path& path,
+                               const std::string& environment, const MasterKey& key) {
+  std::string where = path.string();
   Parsed p = MD_TRY(parse(text, where));
   if (p.environment != environment)
     return fail(Errc::kCorruption, "vault " + where + " belongs to environment " +
@@ -223,7 +228,7 @@ Result<Vault> Vault::open(const std::filesystem::path& path, const std::string& 
     return fail(Errc::kPermissionDenied,
                 "wrong key for vault " + where + ": it was sealed with key id " + p.key_id +
                     ", the key given has id " + key.id());
-  std::string expected_mac = internal::vault_mac(std::string_view(text).substr(0, p.mac_offset), key);
+  std::string expected_mac = internal::vault_mac(text.substr(0, p.mac_offset), key);
   if (p.mac.size() != expected_mac.size() ||
       sodium_memcmp(expected_mac.data(), p.mac.data(), p.mac.size()) != 0)
     return fail(Errc::kCorruption,
@@ -263,6 +268,11 @@ Result<Vault> Vault::open_or_create(const std::filesystem::path& path,
 
 Result<std::vector<VaultEntry>> Vault::peek(const std::filesystem::path& path) {
   std::string text = MD_TRY(read_vault(path));
+  return peek_text(text, path);
+}
+
+Result<std::vector<VaultEntry>> Vault::peek_text(std::string_view text,
+                                                 const std::filesystem::path& path) {
   Parsed p = MD_TRY(parse(text, path.string()));
   std::vector<VaultEntry> out;
   for (const SealedLine& s : p.secrets) out.push_back({s.name, s.updated_at});
