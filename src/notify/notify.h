@@ -167,7 +167,9 @@ struct DispatcherOptions {
   Millis max_backoff{3600000};        // delays double up to this (1 h)
   Millis poll_interval{2000};         // the thread looks for due rows this often when idle
   Millis lease_ttl{60000};            // the per-environment dispatch lease (see below)
-  int scan_limit = 5000;              // pending rows read per pass
+  // Pending rows read per pass; 0 = all (both stores read every row for a
+  // limit <= 0). A limit could hide a channel's oldest row and break order.
+  int scan_limit = 0;
   std::string holder;                 // lease holder ("" = "notify user@host pid N")
   uint64_t seed = 0;                  // jitter RNG seed (0 = random)
 };
@@ -245,5 +247,55 @@ class Dispatcher {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// ---- operations (`meshdeploy notify ...`, the server) ----------------------
+
+// What happened to one row an operation cares about.
+struct RowResult {
+  int64_t id = 0;
+  std::string channel;
+  std::string event_id;
+  std::string status;                 // "delivered" | "pending" | "failed"
+  int attempts = 0;
+  std::string last_error;             // redacted ("" = none)
+  SysTime next_attempt{};             // pending only
+  int waiting_behind = 0;             // pending: older pending rows of its channel
+};
+
+struct SendReport {
+  std::vector<RowResult> rows;        // the rows the operation is about, in channel order
+  int other_delivered = 0;            // earlier rows of the same channels delivered on the way
+  std::string store_error;            // "" = none
+  bool all_delivered() const;
+};
+
+// `notify test`: enqueues a kTest event (actor, trigger "cli", the live
+// release's version when the store knows one) for every channel of `env`
+// that receives `env.name` — or only `channel` — and delivers it now through
+// a Dispatcher drained for at most `wait`; rows still pending are sent by a
+// later run. kNotFound naming the known channels for an unknown `channel`;
+// kInvalidArgument when the channel does not serve this environment or the
+// environment has no channels. Blocks.
+Result<SendReport> send_test(state::Store& store, Transport& transport,
+                             const config::Environment& env, const secrets::SecretMap& secrets,
+                             const std::string& channel, const std::string& actor, Millis wait,
+                             DispatcherOptions options = {}, Clock& clock = real_clock());
+
+// `notify retry`: the row `id` (its number, or its event id "evt_...") goes
+// back to pending, due now, and is delivered as send_test delivers. A row of
+// another environment than `env` is kInvalidArgument naming it; an unknown
+// id kNotFound; a delivered row kFailedPrecondition (receivers already have
+// it). Blocks.
+Result<SendReport> retry(state::Store& store, Transport& transport, const config::Environment& env,
+                         const secrets::SecretMap& secrets, const std::string& id, Millis wait,
+                         DispatcherOptions options = {}, Clock& clock = real_clock());
+
+// The row `id` (number or "evt_..." event id). kNotFound if absent.
+Result<state::OutboxEvent> find_row(state::Store& store, const std::string& id);
+
+// `notify status`: pending and failed rows, oldest first; `environment` ""
+// = every environment.
+Result<std::vector<state::OutboxEvent>> outstanding(state::Store& store,
+                                                    const std::string& environment);
 
 }  // namespace md::notify

@@ -93,8 +93,7 @@ class FakeStore : public state::Store {
   Status retry_event(int64_t id) override {
     std::lock_guard<std::mutex> lock(mu_);
     auto* r = find(id);
-    if (!r || r->status != state::OutboxStatus::kFailed)
-      return fail(Errc::kNotFound, "no failed outbox event " + std::to_string(id));
+    if (!r) return fail(Errc::kNotFound, "no outbox event " + std::to_string(id));
     r->status = state::OutboxStatus::kPending;
     r->next_attempt_at = clock_.now();
     return ok();
