@@ -70,7 +70,19 @@ std::string LineFormatter::take_lines(std::string redacted) {
   return out;
 }
 
-std::string LineFormatter::write(std::string_view chunk) { return take_lines(stream_.write(chunk)); }
+std::string LineFormatter::write(std::string_view chunk) {
+  // WHY flush at the last newline: the stream holds back the last
+  // (longest pattern - 1) bytes, so a process that logs "listening\n" and
+  // then stays quiet would never show that line. Cutting the stream only at a
+  // newline is safe: an occurrence that crosses a newline is a multi-line
+  // value, and the redactor masks each of its lines as a pattern of its own.
+  size_t nl = chunk.rfind('\n');
+  if (nl == std::string_view::npos) return take_lines(stream_.write(chunk));
+  std::string redacted = stream_.write(chunk.substr(0, nl + 1));
+  redacted += stream_.flush();
+  redacted += stream_.write(chunk.substr(nl + 1));
+  return take_lines(std::move(redacted));
+}
 
 std::string LineFormatter::flush_partial() {
   if (partial_.empty()) return "";

@@ -6,7 +6,9 @@
 //
 // Log file format (docs/agent.md): one line per output line,
 //   2026-11-22T09:00:00.123Z <text>
-// where <text> is the process's line with every secret masked as [REDACTED].
+// where <text> is the process's line with every secret masked as [REDACTED]
+// (Redactor::Stream, cut only at newlines so complete lines are never held
+// back; a secret split across reads is still masked).
 // A line longer than 64 KiB is split; a partial line is written after 1 s
 // without output. Past `max_bytes` the file is renamed to <FILE>.1 (replacing
 // it) and a new one is started.
