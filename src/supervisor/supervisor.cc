@@ -55,6 +55,13 @@ std::string_view state_name(State s) {
   return "unknown";
 }
 
+std::optional<State> parse_state(std::string_view name) {
+  for (State s : {State::kStopped, State::kStarting, State::kRunning, State::kBackoff,
+                  State::kStopping, State::kFailed})
+    if (state_name(s) == name) return s;
+  return std::nullopt;
+}
+
 std::string_view event_name(Event e) {
   switch (e) {
     case Event::kStart: return "start";
@@ -213,7 +220,8 @@ Status Supervisor::start(ProcessSpec spec) {
   return ok();
 }
 
-void Supervisor::adopt(ProcessSpec spec, ProcRef ref, int port, bool was_ready, int restarts) {
+void Supervisor::adopt(ProcessSpec spec, ProcRef ref, int port, State saved, int restarts,
+                       std::string error) {
   std::lock_guard lock(mu_);
   auto slot = std::make_unique<Proc>();
   Proc& p = *slot;
@@ -221,35 +229,49 @@ void Supervisor::adopt(ProcessSpec spec, ProcRef ref, int port, bool was_ready, 
   p.port = port;
   p.restarts = restarts;
   p.adopted = true;
+  p.error = std::move(error);
   ref.child = false;
-  p.ref = ref;
-  p.state = was_ready ? State::kRunning : State::kStarting;
-  p.healthy = was_ready;
   p.started = clock_.mono();
   p.started_at = clock_.now();
   p.next_probe = p.started;
   p.run = 1;
   std::string id = p.spec.id();
-  if (ref.pid <= 0 || launcher_.poll(ref)) {
+  bool alive = ref.pid > 0 && !launcher_.poll(ref);
+  if (saved == State::kFailed || saved == State::kStopped) {
+    p.state = saved;
+    if (alive) (void)launcher_.signal_group(ref, SIGKILL);  // was being killed
+  } else if (alive) {
+    p.ref = ref;
+    p.state = saved == State::kRunning ? State::kRunning : State::kStarting;
+    p.healthy = p.state == State::kRunning;
+    kLog.info("{}: re-adopted pid {}", id, ref.pid);
+    if (saved == State::kStopping) {
+      // Finish the stop a previous agent began.
+      p.state = State::kStopping;
+      p.deadline = p.started + p.spec.stop_grace;
+      (void)launcher_.signal_group(ref, SIGTERM);
+    }
+  } else if (saved == State::kStopping) {
+    p.state = State::kStopped;
+  } else {
     kLog.warn("{}: gone while the agent was down; restarting", id);
+    p.state = State::kStarting;
     // WHY min_uptime: its real uptime is unknown; do not count it as quick.
     p.started -= policy_.min_uptime;
     on_exit(p, ExitInfo{});
-  } else {
-    kLog.info("{}: re-adopted pid {}", id, ref.pid);
   }
   ++generation_;
   procs_[id] = std::move(slot);
 }
 
-Status Supervisor::stop(const std::string& id) {
+Status Supervisor::stop(const std::string& id, std::optional<Millis> grace) {
   std::lock_guard lock(mu_);
   auto it = procs_.find(id);
   if (it == procs_.end()) return fail(Errc::kNotFound, "no process " + id);
   Proc& p = *it->second;
   if (p.state == State::kStopping || p.state == State::kStopped) return ok();
   apply(p, Event::kStop);
-  p.deadline = clock_.mono() + p.spec.stop_grace;
+  p.deadline = clock_.mono() + grace.value_or(p.spec.stop_grace);
   p.killed = false;
   if (p.ref.pid > 0) {
     if (auto st = launcher_.signal_group(p.ref, SIGTERM); !st)
@@ -303,7 +325,7 @@ void Supervisor::tick() {
         if (p.ref.pid <= 0) {
           apply(p, Event::kExited);
         } else if (!p.killed && now >= p.deadline) {
-          kLog.warn("{}: still running {}ms after SIGTERM; SIGKILL", id, p.spec.stop_grace.count());
+          kLog.warn("{}: still running after its stop grace period; SIGKILL", id);
           (void)launcher_.signal_group(p.ref, SIGKILL);
           p.killed = true;
           apply(p, Event::kGraceElapsed);

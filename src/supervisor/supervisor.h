@@ -55,6 +55,7 @@ enum class Event {
   kExited,          // exited while stopping
 };
 std::string_view state_name(State s);  // "stopped", "starting", ...
+std::optional<State> parse_state(std::string_view name);  // the inverse; nullopt if unknown
 std::string_view event_name(Event e);  // "start", "spawn_failed", ...
 
 // The one transition table. nullopt: the event does not apply in that state
@@ -189,16 +190,19 @@ class Supervisor {
   // kUnavailable: no free port.
   Status start(ProcessSpec spec);
 
-  // Takes over a process a previous agent started (from the state file). If
-  // it still runs (pid + start time match) it keeps its state (`was_ready`:
-  // kRunning, else kStarting with a fresh start timeout); if it is gone it
-  // is restarted like a crash.
-  void adopt(ProcessSpec spec, ProcRef ref, int port, bool was_ready, int restarts);
+  // Takes over a process a previous agent started (from the state file),
+  // which was in state `saved` then. kFailed: it stays failed (`error` says
+  // why), nothing runs. Otherwise, if it still runs (pid + start time match)
+  // it is kRunning when `saved` was, else kStarting with a fresh start
+  // timeout; if it is gone it is restarted like after a crash. A process
+  // that was stopping is stopped again.
+  void adopt(ProcessSpec spec, ProcRef ref, int port, State saved, int restarts,
+             std::string error = {});
 
-  // Begins a graceful stop (SIGTERM to the group; SIGKILL after
-  // spec.stop_grace). Not an error if it is stopping or stopped already.
-  // kNotFound for an unknown id.
-  Status stop(const std::string& id);
+  // Begins a graceful stop (SIGTERM to the group; SIGKILL after `grace`,
+  // default spec.stop_grace). Not an error if it is stopping or stopped
+  // already. kNotFound for an unknown id.
+  Status stop(const std::string& id, std::optional<Millis> grace = std::nullopt);
 
   // Drops a stopped or failed process from the table. kFailedPrecondition if
   // it still runs; not an error if unknown.

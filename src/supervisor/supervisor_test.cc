@@ -33,6 +33,8 @@ TEST(Transition, TableCoversTheLifecycle) {
 
 TEST(Transition, Names) {
   EXPECT_EQ(state_name(State::kBackoff), "backoff");
+  EXPECT_EQ(parse_state("stopping"), State::kStopping);
+  EXPECT_EQ(parse_state("sleeping"), std::nullopt);
   EXPECT_EQ(event_name(Event::kGraceElapsed), "grace_elapsed");
 }
 
@@ -358,7 +360,7 @@ TEST_F(SupervisorTest, UnhealthyAfterThresholdAndBackAgain) {
 TEST_F(SupervisorTest, AdoptsALiveProcessWithoutStartingIt) {
   launcher.procs[4242] = {};
   ProcRef ref{4242, 99, 4243, 98, true};
-  sup.adopt(web(), ref, 31000, /*was_ready=*/true, /*restarts=*/2);
+  sup.adopt(web(), ref, 31000, State::kRunning, /*restarts=*/2);
   EXPECT_TRUE(launcher.launches.empty());
   auto s = st();
   EXPECT_EQ(s.state, State::kRunning);
@@ -378,11 +380,34 @@ TEST_F(SupervisorTest, AdoptsALiveProcessWithoutStartingIt) {
 
 TEST_F(SupervisorTest, AdoptingAGoneProcessRestartsIt) {
   ProcRef ref{777, 1, -1, 0, true};  // FakeLauncher does not know 777: gone
-  sup.adopt(web(), ref, 31000, true, 0);
+  sup.adopt(web(), ref, 31000, State::kRunning, 0);
   EXPECT_EQ(st().state, State::kBackoff);
   EXPECT_EQ(st().quick_crashes, 0);
   run_for(600ms);
   EXPECT_EQ(st().state, State::kStarting);
+}
+
+TEST_F(SupervisorTest, AdoptionKeepsFailuresAndFinishesStops) {
+  sup.adopt(web(1), ProcRef{}, 31000, State::kFailed, 4, "crashed 5 times");
+  EXPECT_EQ(st("v1/web.1").state, State::kFailed);
+  EXPECT_EQ(st("v1/web.1").error, "crashed 5 times");
+  launcher.procs[5000] = {};
+  sup.adopt(web(2), ProcRef{5000, 1, -1, 0, false}, 31001, State::kStopping, 0);
+  EXPECT_EQ(st("v1/web.2").state, State::kStopping);
+  EXPECT_EQ(launcher.procs[5000].signals, std::vector<int>{SIGTERM});
+  sup.tick();
+  EXPECT_EQ(st("v1/web.2").state, State::kStopped);
+  run_for(5s);
+  EXPECT_TRUE(launcher.launches.empty());
+}
+
+TEST_F(SupervisorTest, StopGraceCanBeOverridden) {
+  launcher.ignore_term = true;
+  ASSERT_TRUE(sup.start(web()));
+  int pid = st().ref.pid;
+  ASSERT_TRUE(sup.stop("v1/web.1", 100ms));
+  run_for(150ms);
+  EXPECT_EQ(launcher.procs[pid].signals, (std::vector<int>{SIGTERM, SIGKILL}));
 }
 
 TEST_F(SupervisorTest, GenerationMovesOnChanges) {
