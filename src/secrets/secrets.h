@@ -214,6 +214,22 @@ class Vault {
   std::map<std::string, SysTime> updated_;
 };
 
+// Serialises the read-modify-write of one vault between processes (two
+// `secrets set` at once must not lose one): an exclusive flock on the
+// vault's directory (created if missing), so no lock file is left in the
+// repository. Waits up to `wait`, then kConflict. Released on destruction.
+class VaultLock {
+ public:
+  static Result<VaultLock> acquire(const std::filesystem::path& vault, Millis wait = Millis(10000));
+  VaultLock(VaultLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  VaultLock& operator=(VaultLock&&) = delete;
+  ~VaultLock();
+
+ private:
+  explicit VaultLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
 // kInvalidArgument unless `name` is a valid secret name (see Vault::set).
 Status check_secret_name(std::string_view name);
 

@@ -2,9 +2,14 @@
 // per secret — readable name, last-change time, XChaCha20-Poly1305 sealed
 // value whose associated data binds format version, environment and name —
 // and a keyed BLAKE2b MAC over everything before the last line.
+#include <fcntl.h>
 #include <sodium.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <system_error>
 
@@ -339,6 +344,33 @@ Status Vault::save() const {
   auto st = fs::atomic_write(path_, text, 0644);
   if (!st) return fail(std::move(st.error()).with_context("vault " + path_.string()));
   return ok();
+}
+
+Result<VaultLock> VaultLock::acquire(const std::filesystem::path& vault, Millis wait) {
+  std::filesystem::path dir = vault.has_parent_path() ? vault.parent_path() : ".";
+  MD_TRY_STATUS(fs::ensure_dir(dir));
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return fail(Errc::kIo, "lock vault directory " + dir.string() + ": " + std::strerror(errno));
+  MonoTime deadline = real_clock().mono() + wait;
+  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK && errno != EINTR) {
+      int err = errno;
+      ::close(fd);
+      return fail(Errc::kIo, "lock vault directory " + dir.string() + ": " + std::strerror(err));
+    }
+    if (real_clock().mono() >= deadline) {
+      ::close(fd);
+      return fail(Errc::kConflict, "vault " + vault.string() +
+                                       " is being changed by another meshdeploy process; try again");
+    }
+    real_clock().sleep_for(Millis(20));
+  }
+  return VaultLock(fd);
+}
+
+VaultLock::~VaultLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing the last descriptor releases the flock
 }
 
 VaultLocation vault_location(const config::Environment& env) {

@@ -1,6 +1,7 @@
 // Keys and the vault file: round trip, wrong key, tampering of every kind,
 // values moved between names or vaults, rotation, atomic writes.
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -285,6 +286,38 @@ TEST_F(VaultTest, OpenOrCreateAndMissingFiles) {
   auto again = Vault::open(path_, "production", key_);
   ASSERT_TRUE(again) << again.error().what();
   EXPECT_TRUE(again->secrets().empty());
+}
+
+TEST_F(VaultTest, LockSerialisesWritersAcrossProcesses) {
+  int to_parent[2], to_child[2];
+  ASSERT_EQ(::pipe(to_parent), 0);
+  ASSERT_EQ(::pipe(to_child), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto lock = VaultLock::acquire(path_);
+    char c = lock ? 'L' : 'E';
+    (void)!::write(to_parent[1], &c, 1);
+    (void)!::read(to_child[0], &c, 1);  // hold until told
+    ::_exit(0);
+  }
+  char c = 0;
+  ASSERT_EQ(::read(to_parent[0], &c, 1), 1);
+  ASSERT_EQ(c, 'L');
+  auto busy = VaultLock::acquire(path_, Millis(100));
+  ASSERT_FALSE(busy);
+  EXPECT_EQ(busy.error().code(), Errc::kConflict);
+  EXPECT_NE(busy.error().message().find("being changed by another meshdeploy process"),
+            std::string::npos);
+  ASSERT_EQ(::write(to_child[1], "x", 1), 1);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  auto mine = VaultLock::acquire(path_, Millis(5000));
+  EXPECT_TRUE(mine) << mine.error().what();
+  for (int fd : {to_parent[0], to_parent[1], to_child[0], to_child[1]}) ::close(fd);
+  // No lock file is left beside the vault.
+  for (const auto& e : stdfs::directory_iterator(path_.parent_path()))
+    ADD_FAILURE() << "left behind: " << e.path();
 }
 
 TEST_F(VaultTest, EnvironmentLocationAndLoading) {
