@@ -103,6 +103,15 @@ TEST_F(LauncherTest, EachProcessLeadsItsOwnSessionAndSurvivesWithoutUs) {
   EXPECT_TRUE(launcher_.group_alive(r));
 }
 
+TEST_F(LauncherTest, FindsItsProcessesByAnEnvironmentMark) {
+  ProcessSpec s = spec("sleep 30");
+  std::string mark = "MD_TEST_MARK=" + dir_.string();
+  s.env["MD_TEST_MARK"] = dir_.string();
+  ProcRef r = launch(s);
+  EXPECT_EQ(marked_session_leaders(mark), std::vector<pid_t>{r.pid});
+  EXPECT_TRUE(marked_session_leaders(mark + "-other").empty());
+}
+
 TEST_F(LauncherTest, SignalReachesTheWholeGroupAndTheLogWriterEnds) {
   // A shell with a background child: both must go.
   ProcRef r = launch(spec("sleep 30 & echo child=$!; wait"));

@@ -47,7 +47,36 @@ std::vector<pid_t> scan(Match match) {
   return out;
 }
 
+bool has_env_entry(const char* pid, std::string_view entry) {
+  auto env = fs::read_file(std::string("/proc/") + pid + "/environ");
+  if (!env) return false;
+  std::string_view all = *env;
+  for (size_t i = 0; i < all.size();) {
+    size_t end = all.find('\0', i);
+    if (end == std::string_view::npos) end = all.size();
+    if (all.substr(i, end - i) == entry) return true;
+    i = end + 1;
+  }
+  return false;
+}
+
 }  // namespace
+
+std::vector<pid_t> marked_session_leaders(std::string_view env_entry) {
+  std::vector<pid_t> out;
+  DIR* d = ::opendir("/proc");
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    StatIds ids;
+    if (!read_ids(e->d_name, ids) || ids.state == 'Z' || ids.state == 'X') continue;
+    long pid = std::atol(e->d_name);
+    if (ids.session != pid || !has_env_entry(e->d_name, env_entry)) continue;
+    out.push_back(static_cast<pid_t>(pid));
+  }
+  ::closedir(d);
+  return out;
+}
 
 std::vector<pid_t> group_members(pid_t pgid) {
   if (pgid <= 1) return {};
