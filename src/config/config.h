@@ -270,6 +270,15 @@ std::optional<std::string> getenv_lookup(const std::string& name);
 // message lists the known ones).
 Result<Environment> resolve(const Config& config, const std::string& env_name);
 
+// Checks every secret name `env_name` refers to (secrets:, the migrations'
+// database URL, channel URLs, keys and passwords) against `known` — the names
+// in the environment's vault (secrets::Vault::peek, no key needed). One
+// diagnostic per missing name, at the place that names it (line 0 when the
+// name is a built-in default, e.g. DATABASE_URL). "*" is never missing.
+// Empty for an unknown environment. Pure.
+std::vector<Diagnostic> check_secret_names(const Config& config, const std::string& env_name,
+                                           std::span<const std::string> known);
+
 // Finds meshdeploy.yml: `explicit_path` if set, else ./meshdeploy.yml, else
 // ./meshdeploy.yaml. kNotFound naming what was tried.
 Result<std::filesystem::path> locate(const std::string& explicit_path);

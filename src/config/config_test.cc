@@ -274,6 +274,32 @@ environments: {production: {}}
                      "SMTP_PW<-notifications.channels.mail.smtp_password_secret"}));
 }
 
+TEST(Values, CheckSecretNamesPointsAtEachReference) {
+  Config c = load_ok(R"(app: shop
+defaults:
+  services: {web: {command: x}}
+  secrets: [API_KEY, "*"]
+  notifications:
+    channels:
+      hook: {kind: webhook, url_secret: HOOK_URL, signing_secrets: [HOOK_KEY]}
+environments: {production: {}}
+)");
+  std::vector<std::string> known = {"API_KEY", "HOOK_KEYS"};
+  std::vector<std::string> got;
+  for (const Diagnostic& d : check_secret_names(c, "production", known)) got.push_back(d.format());
+  EXPECT_EQ(got, (std::vector<std::string>{
+                     "meshdeploy.yml:7:41: defaults.notifications.channels.hook.url_secret: secret "
+                     "'HOOK_URL' is not in the production vault (store it with: meshdeploy secrets set "
+                     "HOOK_URL --env production)",
+                     "meshdeploy.yml:7:69: defaults.notifications.channels.hook.signing_secrets[0]: secret "
+                     "'HOOK_KEY' is not in the production vault (did you mean 'HOOK_KEYS'? store it "
+                     "with: meshdeploy secrets set HOOK_KEY --env production)",
+                     "meshdeploy.yml: environments.production.migrations.database_url_secret: secret "
+                     "'DATABASE_URL' is not in the production vault (store it with: meshdeploy secrets "
+                     "set DATABASE_URL --env production)"}));
+  EXPECT_TRUE(check_secret_names(c, "nope", known).empty());
+}
+
 TEST(Render, ShowsSecretsByNameOnlyAndRoundTrips) {
   Config c = load_ok(R"(app: shop
 defaults:

@@ -9,8 +9,16 @@
 
 namespace md::config {
 
+// A secret name as written in the file, with its place.
+struct LocatedSecret {
+  std::string name;
+  std::string key;
+  detail::Mark mark;
+};
+
 struct Config::Tree {
   std::map<std::string, Environment> environments;
+  std::map<std::string, std::vector<LocatedSecret>> secrets;  // per environment
 };
 
 namespace {
@@ -63,7 +71,59 @@ void collect(std::vector<Collected>& all, const Diagnostic& d, const std::string
   all.push_back({d, env.empty() ? std::vector<std::string>{} : std::vector<std::string>{env}, interpolation});
 }
 
+// Every secret name written in one merged environment tree, with its place.
+std::vector<LocatedSecret> locate_secrets(const Node& env) {
+  std::vector<LocatedSecret> out;
+  auto scalar = [&](const Node* n) {
+    if (n && n->type == Node::Type::kScalar) out.push_back({n->scalar, n->path, n->mark});
+  };
+  auto list = [&](const Node* n) {
+    if (n && n->type == Node::Type::kSeq)
+      for (const Node& item : n->seq) scalar(&item);
+  };
+  list(env.find("secrets"));
+  if (const Node* m = env.find("migrations")) scalar(m->find("database_url_secret"));
+  if (const Node* n = env.find("notifications"))
+    if (const Node* chans = n->find("channels"))
+      for (const detail::Entry& c : chans->map) {
+        scalar(c.value.find("url_secret"));
+        list(c.value.find("signing_secrets"));
+        scalar(c.value.find("smtp_password_secret"));
+      }
+  return out;
+}
+
 }  // namespace
+
+std::vector<Diagnostic> check_secret_names(const Config& config, const std::string& env_name,
+                                           std::span<const std::string> known) {
+  std::vector<Diagnostic> out;
+  if (!config.tree) return out;
+  auto env = config.tree->environments.find(env_name);
+  if (env == config.tree->environments.end()) return out;
+  std::vector<std::string> names(known.begin(), known.end());
+  auto is_known = [&](const std::string& n) { return std::find(names.begin(), names.end(), n) != names.end(); };
+  auto missing = [&](const std::string& name, Diagnostic d) {
+    std::string near = detail::closest(name, names);
+    d.message = "secret '" + name + "' is not in the " + env_name + " vault";
+    d.hint = (near.empty() ? "" : "did you mean '" + near + "'? ") + "store it with: meshdeploy secrets set " +
+             name + " --env " + env_name;
+    out.push_back(std::move(d));
+  };
+  static const std::vector<LocatedSecret> kNone;
+  auto loc = config.tree->secrets.find(env_name);
+  const auto& located = loc == config.tree->secrets.end() ? kNone : loc->second;
+  for (const LocatedSecret& s : located)
+    if (s.name != "*" && !is_known(s.name))
+      missing(s.name, Diagnostic{config.file.string(), s.mark.line, s.mark.col, s.key, "", ""});
+  // References that come from a default, not from the file.
+  for (const SecretRef& r : secret_references(env->second)) {
+    if (r.name == "*" || is_known(r.name)) continue;
+    bool written = std::any_of(located.begin(), located.end(), [&](const LocatedSecret& s) { return s.name == r.name; });
+    if (!written) missing(r.name, Diagnostic{config.file.string(), 0, 0, "environments." + env_name + "." + r.used_by, "", ""});
+  }
+  return out;
+}
 
 std::string Diagnostic::format() const {
   std::string s = file;
@@ -186,6 +246,7 @@ LoadResult load_text(std::string_view text, const std::filesystem::path& file, c
       er.finish();
       for (const Diagnostic& diag : d.list) collect(all, diag, env_name);
       tree->environments.emplace(env_name, std::move(env));
+      tree->secrets.emplace(env_name, locate_secrets(merged));
     }
   }
   for (const Diagnostic& d : top.list) collect(all, d, "");
