@@ -88,9 +88,13 @@ struct Dispatcher::Impl {
   std::string store_error;
   std::optional<MonoTime> deadline;  // set by drain(): attempts must end by then
 
+  // The first pass of a drain attempts every due head even when the
+  // deadline has passed (its attempts are still capped by it).
+  bool first_drain_pass = false;
+
   bool should_stop() {
     std::lock_guard<std::mutex> lock(mu);
-    return stopping || (deadline && clock.mono() >= *deadline);
+    return stopping || (deadline && !first_drain_pass && clock.mono() >= *deadline);
   }
 
   void note_store_error(const Error& e) {
@@ -344,7 +348,11 @@ Dispatcher::DrainReport Dispatcher::drain(Millis max_wait) {
     impl_->stopping = false;
   }
   DrainReport report;
-  for (;;) {
+  for (bool first = true;; first = false) {
+    {
+      std::lock_guard<std::mutex> lock(impl_->mu);
+      impl_->first_drain_pass = first;
+    }
     auto scan = impl_->pass();
     if (scan) report.pending = scan->pending;
     if (!scan || !scan->next_due || impl_->clock.mono() >= deadline) break;

@@ -56,7 +56,7 @@ Target target(std::vector<config::Channel> channels, std::string env = "producti
   Target t;
   t.environment = std::move(env);
   t.notifications.channels = std::move(channels);
-  t.notifications.dashboard_url = "https://deploy.example.com/d/{deployment_id}";
+  t.notifications.dashboard_url = "https://deploy.example.com/d/{deployment}";
   t.secrets = {{"HOOK_URL", secrets::Secret(kHookUrl)},
                {"HOOK_KEY", secrets::Secret(kWhsec)},
                {"SLACK_URL", secrets::Secret(kSlackUrl)},

@@ -20,7 +20,7 @@ std::string summary(const Event& e);
 // "1h 02m", "1m 33s", "850 ms".
 std::string format_duration(Millis d);
 // The link for this event: `dashboard_url` with {environment},
-// {deployment_id} and {version} replaced (each URL-encoded); "" when
+// {deployment} and {version} replaced (each URL-encoded); "" when
 // dashboard_url is "".
 std::string dashboard_link(std::string_view dashboard_url, const Event& e);
 // `text` cut to at most `max_units` UTF-16 code units (how Slack counts),

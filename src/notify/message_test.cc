@@ -62,7 +62,7 @@ TEST(DashboardLink, FillsPlaceholdersUrlEncoded) {
   e.version = "v 4/2";
   EXPECT_EQ(dashboard_link("", e), "");
   EXPECT_EQ(dashboard_link("https://deploy.example.com/", e), "https://deploy.example.com/");
-  EXPECT_EQ(dashboard_link("https://d.example.com/{environment}/deployments/{deployment_id}?v={version}", e),
+  EXPECT_EQ(dashboard_link("https://d.example.com/{environment}/deployments/{deployment}?v={version}", e),
             "https://d.example.com/production/deployments/d-20261122-090000-ab12?v=v%204%2F2");
 }
 

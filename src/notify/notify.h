@@ -232,10 +232,12 @@ class Dispatcher {
     int failed = 0;                    // rows of our environments failed for good
     std::string store_error;           // last store error ("" = none)
   };
-  // Keeps delivering until no row of our environments is due before the
-  // deadline (now + max_wait), then stops the thread. An attempt in flight
-  // is bounded by its own timeout, capped at the time left. Rows left
-  // pending are sent by a later run. Never fails.
+  // Stops the thread, makes one pass that attempts every head due now (even
+  // with max_wait 0), then keeps delivering until no row of our environments
+  // is due before the deadline (now + max_wait). Attempts are bounded by the
+  // channel's timeout, capped at the time left (at least 200 ms). Rows left
+  // pending are sent by a later run. A drained dispatcher does not start
+  // again. Never fails.
   DrainReport drain(Millis max_wait);
   // Stops the thread after its current attempt. Idempotent.
   void stop();

@@ -153,7 +153,7 @@ class ReceiversTest : public ::testing::Test {
     Target t;
     t.environment = "production";
     t.notifications.channels = std::move(channels);
-    t.notifications.dashboard_url = "https://deploy.example.com/{environment}/{deployment_id}";
+    t.notifications.dashboard_url = "https://deploy.example.com/{environment}/{deployment}";
     t.secrets = secrets_;
     return t;
   }

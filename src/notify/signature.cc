@@ -103,14 +103,4 @@ bool verify(std::string_view msg_id, int64_t timestamp, std::string_view body,
   return match;
 }
 
-std::string hmac_sha256_hex(const secrets::Secret& key, std::string_view body) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string mac = hmac_sha256(key, body), hex;
-  for (unsigned char c : mac) {
-    hex += kHex[c >> 4];
-    hex += kHex[c & 15];
-  }
-  return hex;
-}
-
 }  // namespace md::notify

@@ -31,10 +31,6 @@ std::string sign(std::string_view msg_id, int64_t timestamp, std::string_view bo
 bool verify(std::string_view msg_id, int64_t timestamp, std::string_view body,
             std::string_view header, const secrets::Secret& key);
 
-// Lower-case hex HMAC-SHA256 of `body` under the raw bytes of `key`, as
-// GitHub-style receivers check it (x-hub-signature-256: sha256=<hex>).
-std::string hmac_sha256_hex(const secrets::Secret& key, std::string_view body);
-
 // Standard base64 (with padding) of raw bytes, and its strict inverse
 // (nullopt-like kInvalidArgument on a bad character or length).
 std::string base64_encode(std::string_view raw);

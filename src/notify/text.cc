@@ -86,7 +86,7 @@ std::string format_duration(Millis d) {
 std::string dashboard_link(std::string_view dashboard_url, const Event& e) {
   std::string link(dashboard_url);
   replace_all(link, "{environment}", url_encode(e.environment));
-  replace_all(link, "{deployment_id}", url_encode(e.deployment_id));
+  replace_all(link, "{deployment}", url_encode(e.deployment_id));
   replace_all(link, "{version}", url_encode(e.version));
   return link;
 }
