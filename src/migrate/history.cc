@@ -136,6 +136,11 @@ Status record_progress(pg::Connection& c, const std::string& version, const std:
   return ok();
 }
 
+std::string progress_sql(const std::string& version, int done) {
+  return "UPDATE supabase_migrations.meshdeploy_history SET statements_done = " + std::to_string(done) +
+         " WHERE version = " + quote_literal(version);
+}
+
 std::string baseline_sql(const std::string& version, const std::string& name,
                          const std::vector<std::string>& supabase_statements, const std::string& checksum,
                          const std::string& phase, bool transactional, int statements_total,

@@ -69,6 +69,10 @@ Status record_progress(pg::Connection& c, const std::string& version, const std:
                        const std::string& checksum, const std::string& phase, int statements_total, int done,
                        const std::string& applied_by, const std::string& deployment_id);
 
+// SQL that moves the progress of a non-transactional file to `done`, for a
+// transaction that also runs statement done-1 (so both commit together).
+std::string progress_sql(const std::string& version, int done);
+
 // Baseline: records a file as applied without running it.
 std::string baseline_sql(const std::string& version, const std::string& name,
                          const std::vector<std::string>& supabase_statements, const std::string& checksum,

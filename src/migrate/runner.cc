@@ -180,11 +180,27 @@ FileResult<AppliedFile> apply_statements(RunContext& rc, const PlannedFile& f, A
         if (!d) return plain(d.error());
       }
     }
+    // A statement that can run in a transaction commits together with its
+    // progress row: a kill between the two cannot make a rerun repeat it.
+    const std::string begin = "BEGIN;\n";
+    std::string sql = st.transactional ? begin + st.text + ";\n" + progress_sql(f.version, i + 1) + ";\nCOMMIT;"
+                                       : st.text;
+    bool recorded = false;
     for (int attempt = 0;; ++attempt) {
-      auto r = rc.conn.exec_script(st.text);
-      if (r) break;
+      auto r = rc.conn.exec_script(sql);
+      if (r) {
+        recorded = st.transactional;
+        break;
+      }
       pg::ServerError se = rc.conn.last_server_error();
-      if (in_flight && (se.sqlstate == "42P07" || se.sqlstate == "42710" || se.sqlstate == "42701"))
+      size_t completed = rc.conn.script_completed();
+      if (st.transactional) {
+        (void)rc.conn.exec("ROLLBACK");
+        if (completed != 1) return plain(std::move(r.error()).with_context("record progress"));
+        if (se.position > static_cast<int>(begin.size())) se.position -= static_cast<int>(begin.size());
+        else se.position = 0;
+      }
+      if (in_flight && !st.transactional && (se.sqlstate == "42P07" || se.sqlstate == "42710" || se.sqlstate == "42701"))
         break;  // the interrupted run had completed it
       if (se.sqlstate == kLockNotAvailable && attempt < rc.req.settings.lock_retries) {
         ++retries;
@@ -212,6 +228,7 @@ FileResult<AppliedFile> apply_statements(RunContext& rc, const PlannedFile& f, A
       return tl::unexpected(std::move(fe));
     }
     in_flight = false;
+    if (recorded) continue;
     if (auto p = record_progress(rc.conn, f.version, f.name, f.sha256, phase, total, i + 1, rc.actor,
                                  rc.req.deployment_id);
         !p)
