@@ -103,7 +103,7 @@ Result<StaticRoute> parse_route(std::string_view text);
 
 struct DeployOptions {
   Millis health_timeout{60000};  // every new target must be healthy within this, or nothing changes
-  Millis probe_interval{200};    // spacing of the pre-switch probes of one target
+  Millis probe_interval{100};    // spacing of the pre-switch probes of one target
   bool wait_for_drain = true;    // return after the old set drained (bounded by drain_deadline)
 };
 
