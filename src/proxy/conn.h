@@ -144,6 +144,7 @@ class ClientConn final : public Handler {
   bool local_close_ = false;
   bool tun_c2u_done_ = false;
   bool tun_u2c_done_ = false;
+  bool ws_closing_ = false;  // drained WebSocket: close frames sent, input discarded
   uint32_t requests_ = 0;
   bool counted_held_ = false;
 };

@@ -369,6 +369,28 @@ TEST_F(ProxyTest, SseToReplacedSetEndsCleanlyAtDrainDeadline) {
   EXPECT_TRUE(sse.wait_closed(2000));
 }
 
+TEST_F(ProxyTest, WebSocketToReplacedSetGetsCloseFrameAtDrainDeadline) {
+  Upstream blue("blue"), green("green");
+  start(options());
+  serve({&blue});
+  Client ws(port_);
+  ws.send("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+  ASSERT_TRUE(ws.read_until([](const std::string& b) { return b.find("\r\n\r\n") != std::string::npos; }, 3000));
+  ws.buffer().clear();
+  // One complete client frame (masked, "hi") goes through and comes back.
+  const char frame[] = {'\x81', '\x82', 1, 2, 3, 4, 'h' ^ 1, 'i' ^ 2};
+  ws.send(std::string_view(frame, sizeof frame));
+  ASSERT_TRUE(ws.read_until([](const std::string& b) { return b.size() >= 8; }, 3000));
+  ws.buffer().clear();
+  auto r = p_->deploy("app", {{"127.0.0.1", green.port()}}, fast());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->closed_streams, 1);
+  // Status 1001 "going away", then the proxy's FIN.
+  ASSERT_TRUE(ws.read_until([](const std::string& b) { return b.find("\x88\x02\x03\xE9") != std::string::npos; }, 3000))
+      << ws.buffer().size();
+  EXPECT_TRUE(ws.wait_closed(2000));
+}
+
 TEST_F(ProxyTest, CanaryWeightsAndStickiness) {
   Upstream blue("blue"), green("green");
   start(options());

@@ -277,6 +277,10 @@ void ClientConn::start_request(size_t hl, bool resumed) {
   x->client_keep_alive = h.keep_alive();
   x->expect_continue = (h.flags & http::kExpectContinue) != 0;
   x->upgrade = (h.flags & http::kConnUpgrade) && (h.flags & http::kHasUpgrade);
+  if (x->upgrade) {
+    const http::HeaderField* up = h.find("upgrade");
+    x->websocket = up && http::iequals(up->value, "websocket");
+  }
   x->req_body = h.body;
   x->req_content_length = h.content_length;
   if (!route(h)) return;
@@ -570,6 +574,8 @@ bool ClientConn::step_proxy() {
       if (writable_) disarm(this);
       if (x->tunnel) {
         state_ = State::kTunnel;
+        if (u) disarm(u);  // the tunnel's own idle timer governs from now on
+        w_->t_tunnel.arm(this, w_->loop().now_ms());
         return true;
       }
     }
@@ -944,8 +950,13 @@ bool ClientConn::step_tunnel() {
         if (in_.start == in_.end) in_.start = in_.end = queued_upto_ = 0;
       }
       if (in_.size() > 0) {
-        x->up_out.add(in_.data + in_.start, in_.size());
-        queued_upto_ = in_.end;
+        if (ws_closing_) {
+          in_.start = in_.end = queued_upto_ = 0;  // after our close frame: discard
+        } else {
+          x->up_out.add(in_.data + in_.start, in_.size());
+          if (x->websocket) x->ws_c2u.feed(in_.data + in_.start, in_.size());
+          queued_upto_ = in_.end;
+        }
         progress = true;
       } else if (readable_) {
         ssize_t n = read_some();
@@ -955,11 +966,20 @@ bool ClientConn::step_tunnel() {
           return false;
         }
       }
-      if (x->up_out.empty() && in_.size() == 0 && peer_eof_) {
+      if (x->up_out.empty() && in_.size() == 0 && (peer_eof_ || ws_closing_)) {
         ::shutdown(u->fd, SHUT_WR);
         tun_c2u_done_ = true;
         progress = true;
       }
+    }
+  } else if (ws_closing_ && readable_) {
+    // Drain what the client still sends until its FIN.
+    ssize_t n = read_some();
+    in_.start = in_.end = queued_upto_ = 0;
+    if (n > 0 || n == 0) progress = true;
+    if (n == -2) {
+      close();
+      return false;
     }
   }
   // upstream -> client
@@ -974,14 +994,20 @@ bool ClientConn::step_tunnel() {
     }
     if (x->client_out.empty()) {
       x->client_out.clear();
-      if (u->in.size() > 0 && x->client_pending_consume == 0) {
-        x->client_out.add(u->in.data + u->in.start, u->in.size());
-        x->client_pending_consume = u->in.size();
-        progress = true;
-      } else if (x->client_pending_consume > 0) {
+      if (x->client_pending_consume > 0) {
         u->in.start += x->client_pending_consume;
         x->client_pending_consume = 0;
         if (u->in.start == u->in.end) u->in.start = u->in.end = 0;
+        progress = true;
+      }
+      if (u->in.size() > 0) {
+        if (ws_closing_) {
+          u->in.start = u->in.end = 0;
+        } else {
+          x->client_out.add(u->in.data + u->in.start, u->in.size());
+          if (x->websocket) x->ws_u2c.feed(u->in.data + u->in.start, u->in.size());
+          x->client_pending_consume = u->in.size();
+        }
         progress = true;
       } else if (u->readable) {
         ssize_t n = u->read_some();
@@ -991,7 +1017,7 @@ bool ClientConn::step_tunnel() {
           return false;
         }
       }
-      if (x->client_out.empty() && u->in.size() == 0 && u->eof) {
+      if (x->client_out.empty() && u->in.size() == 0 && (u->eof || ws_closing_)) {
         if (ssl_) {
           tls_close(ssl_);
           ssl_ = nullptr;
@@ -1001,9 +1027,15 @@ bool ClientConn::step_tunnel() {
         progress = true;
       }
     }
+  } else if (ws_closing_ && u->readable) {
+    ssize_t n = u->read_some();
+    u->in.start = u->in.end = 0;
+    if (n >= 0) progress = true;
   }
-  if (progress) w_->t_tunnel.arm(this, w_->loop().now_ms());
-  if (tun_c2u_done_ && tun_u2c_done_) {
+  if (progress && !ws_closing_) w_->t_tunnel.arm(this, w_->loop().now_ms());
+  bool client_gone = tun_c2u_done_ && (peer_eof_ || !ws_closing_);
+  bool upstream_gone = tun_u2c_done_ && (u->eof || !ws_closing_);
+  if (client_gone && upstream_gone) {
     close();
     return false;
   }
@@ -1021,7 +1053,7 @@ void ClientConn::linger_close() {
   }
   ::shutdown(fd_, SHUT_WR);
   state_ = State::kLinger;
-  w_->t_send.arm(this, w_->loop().now_ms());
+  w_->t_linger.arm(this, w_->loop().now_ms());
   if (in_.data) {
     in_.start = in_.end = 0;
   }
@@ -1154,6 +1186,27 @@ void ClientConn::drain_now() {
   Exchange* x = ex_;
   if (!x) return;
   if (x->set) x->set->drain_closed.fetch_add(1, std::memory_order_relaxed);
+  if (state_ == State::kTunnel && x->websocket && !ws_closing_) {
+    // RFC 6455 7.4.1 status 1001 "going away", to each side that is between
+    // frames; then both write sides are shut and input is discarded until
+    // the peers close (bounded by t_linger).
+    static const char kToClient[] = {'\x88', '\x02', '\x03', '\xE9'};
+    ws_closing_ = true;
+    if (x->client_out.empty() && x->ws_u2c.at_boundary()) x->client_out.add(kToClient, 4);
+    if (x->up_out.empty() && x->ws_c2u.at_boundary()) {
+      uint64_t r = w_->random();
+      char* f = x->ws_close_to_upstream;
+      f[0] = '\x88';
+      f[1] = '\x82';  // masked, 2 bytes of payload
+      std::memcpy(f + 2, &r, 4);
+      f[6] = static_cast<char>(0x03 ^ f[2]);
+      f[7] = static_cast<char>(0xE9 ^ f[3]);
+      x->up_out.add(f, 8);
+    }
+    w_->t_linger.arm(this, w_->loop().now_ms());
+    drive();
+    return;
+  }
   if (state_ == State::kProxy && x->resp_head_done && x->resp_body == BodyKind::kChunked &&
       x->client_out.empty() && !x->resp_done && x->resp_chunks.at_boundary()) {
     // A chunked stream (SSE) between chunks: end it properly so the client

@@ -61,6 +61,36 @@ class Acceptor : public Handler {
 
 }  // namespace
 
+void WsFrames::feed(const char* p, size_t n) {
+  while (n > 0) {
+    if (payload_left > 0) {
+      uint64_t take = n < payload_left ? n : payload_left;
+      payload_left -= take;
+      p += take;
+      n -= static_cast<size_t>(take);
+      continue;
+    }
+    hdr[have++] = static_cast<uint8_t>(*p++);
+    --n;
+    if (have == 2) {
+      uint8_t len7 = hdr[1] & 0x7f;
+      need = static_cast<uint8_t>(2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((hdr[1] & 0x80) ? 4 : 0));
+    }
+    if (have >= 2 && have == need) {
+      uint8_t len7 = hdr[1] & 0x7f;
+      uint64_t len = len7;
+      if (len7 == 126) len = (uint64_t{hdr[2]} << 8) | hdr[3];
+      if (len7 == 127) {
+        len = 0;
+        for (int i = 2; i < 10; ++i) len = (len << 8) | hdr[i];
+      }
+      payload_left = len;
+      have = 0;
+      need = 2;
+    }
+  }
+}
+
 size_t OutQueue::bytes() const {
   size_t n = 0;
   for (size_t k = i; k < v.size(); ++k) n += v[k].iov_len;
@@ -119,6 +149,7 @@ Worker::Worker(int index, Shared* shared)
   t_response.set_duration(t.upstream_response.count());
   t_pool.set_duration(t.upstream_idle.count());
   t_tunnel.set_duration(t.tunnel_idle.count());
+  t_linger.set_duration(5000);  // lingering close and WebSocket close handshakes
 }
 
 Worker::~Worker() {
@@ -132,7 +163,8 @@ Worker::~Worker() {
 
 Status Worker::init(std::vector<ListenSocket> listeners) {
   MD_TRY_STATUS(loop_.init());
-  for (TimeoutList* l : {&t_idle, &t_header, &t_body, &t_send, &t_connect, &t_response, &t_pool, &t_tunnel})
+  for (TimeoutList* l :
+       {&t_idle, &t_header, &t_body, &t_send, &t_connect, &t_response, &t_pool, &t_tunnel, &t_linger})
     loop_.add_list(l);
   for (const ListenSocket& ls : listeners) {
     auto a = std::make_unique<Acceptor>(this, ls);

@@ -78,6 +78,17 @@ struct OutQueue {
   void consume(size_t n);
 };
 
+// Frame boundaries of one direction of a WebSocket stream (RFC 6455 5.2), so
+// the proxy can end a drained stream with a close frame between frames.
+struct WsFrames {
+  uint8_t hdr[14] = {};
+  uint8_t have = 0;
+  uint8_t need = 2;
+  uint64_t payload_left = 0;
+  void feed(const char* p, size_t n);
+  bool at_boundary() const { return have == 0 && payload_left == 0; }
+};
+
 // Per-request state, pooled per worker (strings and vectors keep capacity).
 struct Exchange {
   // Routing. `table` keeps the service and set alive for the whole exchange.
@@ -130,6 +141,9 @@ struct Exchange {
   size_t client_pending_consume = 0;  // upstream buffer bytes client_out refers to
 
   bool tunnel = false;
+  bool websocket = false;  // the tunnel speaks WebSocket: frames are tracked
+  WsFrames ws_c2u, ws_u2c;
+  char ws_close_to_upstream[8] = {};  // a masked close frame (mask picked per stream)
   int64_t drain_at_ms = 0;  // set when its set was retired: closed then
 
   void reset();
@@ -167,7 +181,7 @@ class Worker {
   http::RequestHead& req_scratch() { return *req_scratch_; }
   http::ResponseHead& resp_scratch() { return *resp_scratch_; }
 
-  TimeoutList t_idle, t_header, t_body, t_send, t_connect, t_response, t_pool, t_tunnel;
+  TimeoutList t_idle, t_header, t_body, t_send, t_connect, t_response, t_pool, t_tunnel, t_linger;
   Link clients;    // every ClientConn
   Link held;       // ClientConns held by a pause
   Link idle_ups;   // every pooled idle UpstreamConn
