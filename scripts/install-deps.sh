@@ -13,7 +13,7 @@ pkgs=(
   libssl-dev libarchive-dev libzstd-dev libexpected-dev libgtest-dev libgmock-dev googletest
   libbenchmark-dev
   # test and bench peers: a real Postgres, load generator, proxies, receivers
-  postgresql-15 postgresql-client-15 wrk nginx haproxy socat curl procps util-linux iproute2
+  postgresql-15 postgresql-client-15 wrk nginx haproxy socat curl openssl procps util-linux iproute2
   python3 python3-aiosmtpd zstd sqlite3 hyperfine
 )
 # Node for the example app and the Supabase CLI / dbmate test peers. A machine
