@@ -61,14 +61,8 @@ class LockProcessTest : public ::testing::Test {
   B backend_;
 };
 
-using Backends = ::testing::Types<SqliteBackend, PostgresBackend>;
-class BackendNames {
- public:
-  template <class T>
-  static std::string GetName(int) {
-    return T::kName;
-  }
-};
+using testing::BackendNames;
+using testing::Backends;
 TYPED_TEST_SUITE(LockProcessTest, Backends, BackendNames);
 
 TYPED_TEST(LockProcessTest, SecondProcessIsToldWhoHoldsTheLock) {

@@ -3,8 +3,10 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <filesystem>
 #include <random>
 
+#include "config/config.h"
 #include "state/store_impl.h"
 
 namespace md::state {
@@ -60,6 +62,16 @@ Result<std::unique_ptr<Store>> open_store(const std::string& url, Clock& clock) 
                 "state store URL '" + url +
                     "': unknown scheme (use postgres://, postgresql://, sqlite:PATH or a path)");
   return internal::open_sqlite(path, clock, internal::sqlite_schema());
+}
+
+std::string store_url(const config::Environment& env) {
+  std::string url = env.state.empty() ? ".meshdeploy/state.db" : env.state;
+  if (url.starts_with("postgres://") || url.starts_with("postgresql://")) return url;
+  std::string path = url.starts_with("sqlite:") ? url.substr(7) : url;
+  if (path.starts_with("//")) path = path.substr(2);
+  std::filesystem::path p(path);
+  if (p.is_relative()) p = env.base_dir / p;
+  return "sqlite:" + p.string();
 }
 
 namespace internal {

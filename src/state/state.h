@@ -14,6 +14,10 @@
 #include "core/clock.h"
 #include "core/error.h"
 
+namespace md::config {
+struct Environment;
+}
+
 namespace md::state {
 
 enum class DeployStatus { kRunning, kSucceeded, kFailed, kRolledBack };
@@ -192,5 +196,10 @@ int latest_schema_version();
 // the store's schema is newer than this binary knows, kInvalidArgument for a
 // malformed URL, kUnavailable when the database cannot be reached.
 Result<std::unique_ptr<Store>> open_store(const std::string& url, Clock& clock = real_clock());
+
+// The store URL of a resolved environment (`state:`, default
+// .meshdeploy/state.db): a relative SQLite path is taken relative to the
+// directory of meshdeploy.yml; Postgres URLs are returned as they are.
+std::string store_url(const config::Environment& env);
 
 }  // namespace md::state

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include "config/config.h"
 #include "state/state_test_util.h"
 
 namespace md::state {
@@ -47,14 +48,8 @@ class StoreTest : public ::testing::Test {
   std::unique_ptr<Store> store_;
 };
 
-using Backends = ::testing::Types<SqliteBackend, PostgresBackend>;
-class BackendNames {
- public:
-  template <class T>
-  static std::string GetName(int) {
-    return T::kName;
-  }
-};
+using testing::BackendNames;
+using testing::Backends;
 TYPED_TEST_SUITE(StoreTest, Backends, BackendNames);
 
 TYPED_TEST(StoreTest, DeploymentRoundTripsEveryField) {
@@ -427,6 +422,18 @@ TEST(StateUrl, PostgresSchemaParameterIsOurs) {
     ASSERT_FALSE(r) << bad;
     EXPECT_EQ(r.error().code(), Errc::kInvalidArgument);
   }
+}
+
+TEST(StateUrl, EnvironmentStoreIsRelativeToTheConfigFile) {
+  config::Environment env;
+  env.base_dir = "/srv/app";
+  EXPECT_EQ(store_url(env), "sqlite:/srv/app/.meshdeploy/state.db");
+  env.state = "sqlite:var/state.db";
+  EXPECT_EQ(store_url(env), "sqlite:/srv/app/var/state.db");
+  env.state = "/abs/state.db";
+  EXPECT_EQ(store_url(env), "sqlite:/abs/state.db");
+  env.state = "postgresql://u@db/x?schema=md";
+  EXPECT_EQ(store_url(env), "postgresql://u@db/x?schema=md");
 }
 
 TEST(StateUrl, UnknownSchemeIsRefused) {

@@ -100,4 +100,14 @@ class PostgresBackend {
   std::string schema_;
 };
 
+// Both backends, named in test output as StoreTest/sqlite, .../postgres.
+using Backends = ::testing::Types<SqliteBackend, PostgresBackend>;
+class BackendNames {
+ public:
+  template <class T>
+  static std::string GetName(int) {
+    return T::kName;
+  }
+};
+
 }  // namespace md::state::testing
