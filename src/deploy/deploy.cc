@@ -1,2 +1,0 @@
-// Placeholder so the library links before the subsystem lands.
-namespace md {}

@@ -1,0 +1,458 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/hash.h"
+#include "deploy/deploy.h"
+#include "deploy/fakes.h"
+
+namespace md::deploy {
+namespace {
+
+using testing::FakeHooks;
+using testing::FakeHost;
+using testing::FakeMigrator;
+using testing::RecordingObserver;
+namespace fs = std::filesystem;
+
+class ExecutorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // WHY /dev/shm: the store fsyncs every journal record; on tmpfs that is
+    // free, and these tests write a few thousand of them.
+    std::string tmpl = std::string(fs::is_directory("/dev/shm") ? "/dev/shm" : "/tmp") +
+                       "/md-deploy-test-XXXXXX";
+    dir_ = mkdtemp(tmpl.data());
+    auto st = state::open_store((dir_ / "state.db").string(), clock_);
+    ASSERT_TRUE(st) << st.error().what();
+    store_ = std::move(*st);
+    env_.name = "production";
+    env_.app = "meshhook";
+    config::Service web;
+    web.name = "web";
+    web.count = 2;
+    web.health.start_timeout = Millis(5000);
+    config::Service worker;
+    worker.name = "worker";
+    worker.kind = config::ServiceKind::kWorker;
+    env_.services = {web, worker};
+    env_.rollback_window = Millis(0);
+    env_.strategy.watch_window = Millis(0);
+    env_.strategy.analysis.interval = Millis(1000);
+    env_.strategy.analysis.min_requests = 50;
+    config::Channel ops;
+    ops.name = "ops";
+    env_.notifications.channels = {ops};
+  }
+  void TearDown() override {
+    store_.reset();
+    fs::remove_all(dir_);
+  }
+
+  fs::path artifact(const std::string& v) {
+    fs::path p = dir_ / ("meshhook-" + v + ".tar.gz");
+    if (!fs::exists(p)) std::ofstream(p) << "artifact " << v;
+    return p;
+  }
+
+  Deployer make(std::optional<FaultPoint> fault = std::nullopt) {
+    Seams seams{host_, *store_, migrations_ ? &migrator_ : nullptr, hooks_, clock_, observer_,
+                [this] { ++wakes_; }};
+    Options o;
+    o.actor = "tester";
+    o.holder = "tester@elsewhere pid 1";
+    o.fault = fault;
+    o.on_fault = [] {};
+    return Deployer(env_, seams, o);
+  }
+
+  Result<Outcome> deploy(const std::string& v, std::optional<FaultPoint> fault = std::nullopt) {
+    DeployRequest r;
+    r.version = v;
+    r.artifact = artifact(v);
+    r.sha256 = *sha256_file_hex(r.artifact);
+    host_.calls.clear();
+    return make(fault).deploy(r);
+  }
+
+  state::Deployment ok_deploy(const std::string& v) {
+    auto r = deploy(v);
+    EXPECT_TRUE(r) << r.error().what();
+    EXPECT_EQ(r->deployment.status, state::DeployStatus::kSucceeded) << r->deployment.reason;
+    return r->deployment;
+  }
+
+  std::vector<std::string> journal_steps(const std::string& id) {
+    std::vector<std::string> out;
+    const auto j = store_->journal(id);
+    for (const state::JournalEntry& e : *j)
+      out.push_back(e.step + ":" + (e.phase == "intent" ? "intent" : e.outcome));
+    return out;
+  }
+
+  std::vector<std::string> outbox_types() {
+    std::vector<std::string> out;
+    auto ev = *store_->events(std::nullopt, 1000);
+    std::sort(ev.begin(), ev.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+    for (const state::OutboxEvent& e : ev) out.push_back(e.event_type);
+    return out;
+  }
+
+  fs::path dir_;
+  FakeClock clock_;
+  std::unique_ptr<state::Store> store_;
+  config::Environment env_;
+  FakeHost host_;
+  FakeMigrator migrator_;
+  FakeHooks hooks_;
+  RecordingObserver observer_;
+  bool migrations_ = false;
+  bool promoted_ = false;
+  int wakes_ = 0;
+};
+
+TEST_F(ExecutorTest, FirstDeployStartsRoutesAndRecords) {
+  const state::Deployment d = ok_deploy("v1");
+  EXPECT_EQ(host_.calls, (std::vector<std::string>{"ship v1", "start v1 web", "route v1=100",
+                                                   "start v1 workers", "prune 5"}));
+  EXPECT_EQ(d.previous_version, "");
+  EXPECT_EQ(d.kind, "deploy");
+  EXPECT_TRUE(d.finished_at.has_value());
+  EXPECT_EQ(journal_steps(d.id),
+            (std::vector<std::string>{
+                "preflight:intent", "preflight:ok", "pre_deploy_hook:skipped", "notify_started:intent",
+                "notify_started:ok", "migrate_expand:skipped", "ship:intent", "ship:ok",
+                "start_new:intent", "start_new:ok", "ready:intent", "ready:ok",
+                "shift_traffic:intent", "shift_traffic:ok", "watch:skipped", "workers:intent",
+                "workers:ok", "drain_old:skipped", "keep_warm:skipped", "stop_old:skipped",
+                "migrate_contract:skipped", "record:intent", "record:ok", "prune:intent", "prune:ok",
+                "post_deploy_hook:skipped", "on_rollback_hook:skipped", "notify_finished:intent",
+                "notify_finished:ok"}));
+  EXPECT_EQ(outbox_types(), (std::vector<std::string>{"started", "succeeded"}));
+  EXPECT_EQ(wakes_, 2);
+  auto rel = *store_->releases("production");
+  ASSERT_EQ(rel.size(), 1u);
+  EXPECT_EQ(rel[0].state, "live");
+  EXPECT_FALSE(*store_->lock_info("production"));
+}
+
+TEST_F(ExecutorTest, BlueGreenReplacesTheOldReleaseAfterItsWindow) {
+  ok_deploy("v1");
+  env_.rollback_window = Millis(60000);
+  const MonoTime before = clock_.mono();
+  const state::Deployment d = ok_deploy("v2");
+  EXPECT_EQ(host_.calls,
+            (std::vector<std::string>{"ship v2", "start v2 web", "route v2=100", "start v2 workers",
+                                      "stop v1 workers", "drain v1", "stop v1 all", "prune 5"}));
+  EXPECT_GE(clock_.mono() - before, Millis(60000));  // kept warm for the window
+  EXPECT_EQ(d.previous_version, "v1");
+  EXPECT_EQ(host_.running(), (std::vector<std::string>{"v2"}));
+}
+
+TEST_F(ExecutorTest, SameVersionTwiceIsRefusedBeforeAnythingRuns) {
+  ok_deploy("v1");
+  auto r = deploy("v1");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), Errc::kAlreadyExists);
+  EXPECT_TRUE(host_.calls.empty());
+}
+
+TEST_F(ExecutorTest, NeverHealthyFailsAndNothingMoves) {
+  env_.hooks.on_failure = "page";
+  ok_deploy("v1");
+  host_.behaviour["v2"].never_healthy = true;
+  auto r = deploy("v2");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->deployment.status, state::DeployStatus::kFailed);
+  EXPECT_EQ(r->deployment.reason.rfind("ready: v2 not healthy after 5s: 0/2 web healthy", 0), 0u)
+      << r->deployment.reason;
+  EXPECT_EQ(host_.calls, (std::vector<std::string>{"ship v2", "start v2 web", "stop v2 all"}));
+  EXPECT_EQ(host_.weights, (std::map<std::string, int>{{"v1", 100}}));
+  ASSERT_EQ(hooks_.calls.size(), 1u);
+  EXPECT_EQ(hooks_.calls[0].command, "page");
+  EXPECT_EQ(hooks_.calls[0].vars.at("MESHDEPLOY_VERSION"), "v2");
+  EXPECT_EQ(hooks_.calls[0].vars.at("MESHDEPLOY_PREVIOUS_VERSION"), "v1");
+  EXPECT_EQ(hooks_.calls[0].vars.at("MESHDEPLOY_REASON"), r->deployment.reason);
+  EXPECT_EQ(outbox_types(), (std::vector<std::string>{"started", "succeeded", "started", "failed"}));
+}
+
+TEST_F(ExecutorTest, CrashLoopFailsFast) {
+  ok_deploy("v1");
+  host_.behaviour["v2"].crash = true;
+  const MonoTime t = clock_.mono();
+  auto r = deploy("v2");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->deployment.status, state::DeployStatus::kFailed);
+  EXPECT_NE(r->deployment.reason.find("web.1 failed (exit 1)"), std::string::npos) << r->deployment.reason;
+  EXPECT_LT(clock_.mono() - t, Millis(1000));
+}
+
+TEST_F(ExecutorTest, FailingPreDeployHookChangesNothing) {
+  env_.hooks.pre_deploy = "check";
+  env_.hooks.on_failure = "page";
+  hooks_.exit_codes["check"] = 3;
+  migrations_ = true;
+  migrator_.expand = {"20240101000000"};
+  auto r = deploy("v1");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->deployment.status, state::DeployStatus::kFailed);
+  EXPECT_EQ(r->deployment.reason, "pre_deploy_hook: pre_deploy hook failed (exit 3): hook says no");
+  EXPECT_TRUE(host_.calls.empty());
+  EXPECT_EQ(migrator_.calls, (std::vector<std::string>{"plan"}));
+  EXPECT_EQ(hooks_.commands(), (std::vector<std::string>{"check", "page"}));
+}
+
+TEST_F(ExecutorTest, MigrationsExpandBeforeShipAndContractAfterTheOldStops) {
+  migrations_ = true;
+  ok_deploy("v1");
+  migrator_.calls.clear();
+  migrator_.expand = {"20240201000000"};
+  migrator_.contract = {"20240301000000"};
+  ok_deploy("v2");
+  EXPECT_EQ(migrator_.calls,
+            (std::vector<std::string>{"plan", "apply expand", "plan", "apply contract"}));
+  migrator_.refuse = {"lint: adding-not-nullable-field"};
+  auto r = deploy("v3");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->deployment.status, state::DeployStatus::kFailed);
+  EXPECT_EQ(r->deployment.reason, "preflight: migrations refused: lint: adding-not-nullable-field");
+}
+
+TEST_F(ExecutorTest, CanaryPassesEachWeight) {
+  ok_deploy("v1");
+  env_.strategy.kind = config::StrategyKind::kCanary;
+  env_.strategy.steps = {{25, Millis(3000), false}, {100, Millis(0), false}};
+  const state::Deployment d = ok_deploy("v2");
+  EXPECT_EQ(host_.calls, (std::vector<std::string>{"ship v2", "start v2 web", "route v2=25,v1=75",
+                                                   "route v2=100", "start v2 workers",
+                                                   "stop v1 workers", "drain v1", "stop v1 all",
+                                                   "prune 5"}));
+  EXPECT_EQ(d.strategy, "canary");
+  EXPECT_EQ(outbox_types(), (std::vector<std::string>{"started", "succeeded", "started", "canary_step",
+                                                      "canary_step", "succeeded"}));
+}
+
+TEST_F(ExecutorTest, CanaryBreachRollsBackAutomatically) {
+  env_.hooks.on_rollback = "rolled";
+  env_.hooks.on_failure = "failed";
+  ok_deploy("v1");
+  env_.strategy.kind = config::StrategyKind::kCanary;
+  env_.strategy.steps = {{50, Millis(5000), false}};
+  host_.behaviour["v2"].error_rate = 0.5;
+  auto r = deploy("v2");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->deployment.status, state::DeployStatus::kRolledBack);
+  EXPECT_EQ(r->deployment.reason,
+            "shift_traffic: canary at 50%: canary 5xx ratio 0.5 > max_error_ratio 0.01 (50 of 100 requests)");
+  EXPECT_EQ(host_.calls, (std::vector<std::string>{"ship v2", "start v2 web", "route v2=50,v1=50",
+                                                   "route v1=100", "stop v2 all"}));
+  EXPECT_EQ(host_.running(), (std::vector<std::string>{"v1"}));
+  EXPECT_EQ(hooks_.commands(), (std::vector<std::string>{"failed", "rolled"}));
+  EXPECT_EQ(outbox_types().back(), "rolled_back");
+  EXPECT_TRUE(r->switch_time.has_value());
+}
+
+TEST_F(ExecutorTest, InconclusiveCanaryFailsOrWaits) {
+  ok_deploy("v1");
+  env_.strategy.kind = config::StrategyKind::kCanary;
+  env_.strategy.steps = {{5, Millis(2000), false}};
+  env_.strategy.analysis.min_requests = 1000;  // 5 % of 200 per poll never gets there in 2 s
+  env_.strategy.analysis.on_inconclusive = config::Inconclusive::kFail;
+  auto r = deploy("v2");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->deployment.status, state::DeployStatus::kRolledBack);
+  EXPECT_NE(r->deployment.reason.find("inconclusive"), std::string::npos) << r->deployment.reason;
+  // kWait: gives up after max_inconclusive.
+  env_.strategy.analysis.on_inconclusive = config::Inconclusive::kWait;
+  env_.strategy.analysis.max_inconclusive = Millis(10000);
+  const MonoTime t = clock_.mono();
+  r = deploy("v3");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->deployment.status, state::DeployStatus::kRolledBack) << r->deployment.reason;
+  EXPECT_NE(r->deployment.reason.find("still inconclusive after waiting 10s"), std::string::npos);
+  EXPECT_GE(clock_.mono() - t, Millis(12000));
+}
+
+TEST_F(ExecutorTest, ApprovalGateWaitsForPromote) {
+  ok_deploy("v1");
+  env_.strategy.kind = config::StrategyKind::kCanary;
+  env_.strategy.steps = {{10, Millis(1000), true}};
+  // Another process promotes once the approval is requested.
+  host_.on_metrics = [this](int) {
+    auto ev = store_->events(std::nullopt, 100);
+    for (const auto& e : *ev)
+      if (e.event_type == "approval_needed" && !promoted_) {
+        promoted_ = true;
+        ASSERT_TRUE(request_control(*store_, "production", ControlCommand::kPromote, "ann", ""));
+      }
+  };
+  const state::Deployment d = ok_deploy("v2");
+  EXPECT_TRUE(promoted_);
+  std::vector<std::string> steps = journal_steps(d.id);
+  EXPECT_NE(std::find(steps.begin(), steps.end(), "approval:intent"), steps.end());
+  EXPECT_NE(std::find(steps.begin(), steps.end(), "control:ok"), steps.end());
+}
+
+TEST_F(ExecutorTest, AbortDuringTheWarmWindowSwitchesBack) {
+  env_.hooks.on_rollback = "rolled";
+  ok_deploy("v1");
+  env_.rollback_window = Millis(600000);
+  env_.strategy.watch_window = Millis(2000);
+  auto r = [&] {
+    DeployRequest req;
+    req.version = "v2";
+    req.artifact = artifact("v2");
+    req.sha256 = *sha256_file_hex(req.artifact);
+    host_.calls.clear();
+    // Abort as soon as the deploy reaches keep_warm (observer sees the step start).
+    struct Aborter : Observer {
+      state::Store* store;
+      void on_progress(const Progress& p) override {
+        if (p.kind == ProgressKind::kStep && p.step == Step::kKeepWarm)
+          (void)request_control(*store, "production", ControlCommand::kAbort, "bob", "oops");
+      }
+    } aborter;
+    aborter.store = store_.get();
+    Seams seams{host_, *store_, nullptr, hooks_, clock_, aborter, {}};
+    Options o;
+    o.holder = "tester@elsewhere pid 1";
+    return Deployer(env_, seams, o).deploy(req);
+  }();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->deployment.status, state::DeployStatus::kRolledBack);
+  EXPECT_EQ(r->deployment.reason, "keep_warm: aborted by bob: oops");
+  EXPECT_EQ(host_.calls, (std::vector<std::string>{"ship v2", "start v2 web", "route v2=100",
+                                                   "start v2 workers", "stop v1 workers", "drain v1",
+                                                   "route v1=100", "start v1 workers", "stop v2 all"}));
+  EXPECT_EQ(hooks_.commands(), (std::vector<std::string>{"rolled"}));
+  EXPECT_LT(clock_.mono().time_since_epoch(), Millis(600000));
+}
+
+TEST_F(ExecutorTest, ManualRollbackStartsTheKeptReleaseFromDisk) {
+  env_.hooks.on_rollback = "rolled";
+  ok_deploy("v1");
+  ok_deploy("v2");
+  host_.calls.clear();
+  Seams seams{host_, *store_, nullptr, hooks_, clock_, observer_, {}};
+  Options o;
+  o.holder = "tester@elsewhere pid 1";
+  auto r = Deployer(env_, seams, o).rollback("");
+  ASSERT_TRUE(r) << r.error().what();
+  EXPECT_EQ(r->deployment.kind, "rollback");
+  EXPECT_EQ(r->deployment.version, "v1");
+  EXPECT_EQ(r->deployment.previous_version, "v2");
+  EXPECT_EQ(r->deployment.status, state::DeployStatus::kSucceeded);
+  EXPECT_EQ(host_.calls, (std::vector<std::string>{"start v1 web", "route v1=100", "start v1 workers",
+                                                   "stop v2 workers", "drain v2", "stop v2 all",
+                                                   "prune 5"}));
+  EXPECT_EQ(hooks_.commands(), (std::vector<std::string>{"rolled"}));
+  EXPECT_EQ(outbox_types().back(), "rolled_back");
+  // Rolling back again goes further back, not forth: nothing before v1.
+  auto again = Deployer(env_, seams, o).rollback("");
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code(), Errc::kNotFound);
+}
+
+TEST_F(ExecutorTest, LockHeldElsewhereIsAConflictNamingTheHolder) {
+  ASSERT_TRUE(store_->acquire_lock("production", "ann@ci pid 7", "d-other", Millis(60000)));
+  auto r = deploy("v1");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), Errc::kConflict);
+  EXPECT_NE(r.error().what().find("ann@ci pid 7"), std::string::npos) << r.error().what();
+  EXPECT_TRUE(host_.calls.empty());
+}
+
+// kill -9 at every journal record of a canary deploy with everything on,
+// then `deploy --resume`: one live version, nothing else running, a
+// complete journal, status final.
+class KillEverywhere : public ExecutorTest,
+                       public ::testing::WithParamInterface<std::tuple<Step, bool>> {};
+
+TEST_P(KillEverywhere, ResumeEndsOnOneVersion) {
+  env_.hooks = config::Hooks{};
+  env_.hooks.pre_deploy = "pre";
+  env_.hooks.post_deploy = "post";
+  env_.hooks.on_failure = "fail";
+  env_.hooks.on_rollback = "rb";
+  migrations_ = true;
+  ok_deploy("v1");
+  migrator_.expand = {"2"};
+  migrator_.contract = {"3"};
+  env_.strategy.kind = config::StrategyKind::kCanary;
+  env_.strategy.steps = {{50, Millis(2000), false}};
+  env_.strategy.watch_window = Millis(2000);
+  env_.rollback_window = Millis(3000);
+  const auto [step, outcome] = GetParam();
+  auto r = deploy("v2", FaultPoint{step, outcome, 1});
+  ASSERT_FALSE(r) << "the fault at " << step_name(step) << " never fired";
+  ASSERT_EQ(r.error().code(), Errc::kCancelled);
+  // The dead controller's lease must lapse before anyone else can act.
+  clock_.advance(Millis(31000));
+  Seams seams{host_, *store_, &migrator_, hooks_, clock_, observer_, {}};
+  Options o;
+  o.holder = "resumer@elsewhere pid 2";
+  auto res = Deployer(env_, seams, o).resume();
+  if (step == Step::kNotifyFinished && outcome) {
+    // Killed after the last record: nothing is left to resume.
+    ASSERT_FALSE(res);
+    EXPECT_EQ(res.error().code(), Errc::kNotFound);
+    res = Outcome{};
+    res->deployment = (*store_->deployments("production", 1))[0];
+  }
+  ASSERT_TRUE(res) << res.error().what();
+  EXPECT_EQ(res->deployment.status, state::DeployStatus::kSucceeded) << res->deployment.reason;
+  EXPECT_EQ(host_.running(), (std::vector<std::string>{"v2"}));
+  EXPECT_EQ(host_.weights, (std::map<std::string, int>{{"v2", 100}}));
+  EXPECT_TRUE(journal_complete(*store_->journal(res->deployment.id)));
+  EXPECT_TRUE(migrator_.expand.empty());
+  EXPECT_TRUE(migrator_.contract.empty());
+  EXPECT_FALSE(*store_->running("production"));
+}
+
+std::vector<std::tuple<Step, bool>> every_record() {
+  std::vector<std::tuple<Step, bool>> out;
+  for (const Transition& t : transition_table())
+    // The success path: the failure path and on_rollback_hook (which runs
+    // only after a rollback) have their own tests.
+    if (t.step != Step::kDone && !on_failure_path(t.step) && t.step != Step::kOnRollbackHook)
+      for (bool outcome : {false, true}) out.emplace_back(t.step, outcome);
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllSteps, KillEverywhere, ::testing::ValuesIn(every_record()),
+                         [](const auto& info) {
+                           return std::string(step_name(std::get<0>(info.param))) +
+                                  (std::get<1>(info.param) ? "_outcome" : "_intent");
+                         });
+
+TEST_F(ExecutorTest, ANewDeployRollsBackADeadOneFirst) {
+  ok_deploy("v1");
+  auto r = deploy("v2", FaultPoint{Step::kShiftTraffic, true, 1});
+  ASSERT_FALSE(r);
+  clock_.advance(Millis(31000));
+  const state::Deployment d3 = ok_deploy("v3");
+  EXPECT_EQ(d3.previous_version, "v1");
+  auto all = *store_->deployments("production", 10);
+  ASSERT_EQ(all.size(), 3u);
+  auto v2 = std::find_if(all.begin(), all.end(), [](const auto& d) { return d.version == "v2"; });
+  ASSERT_NE(v2, all.end());
+  EXPECT_EQ(v2->status, state::DeployStatus::kRolledBack);
+  EXPECT_EQ(v2->reason, "interrupted: the controller died");
+  EXPECT_EQ(host_.running(), (std::vector<std::string>{"v3"}));
+}
+
+TEST(Fault, Parse) {
+  auto f = parse_fault("shift_traffic:outcome:2");
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->step, Step::kShiftTraffic);
+  EXPECT_TRUE(f->after_outcome);
+  EXPECT_EQ(f->occurrence, 2);
+  EXPECT_FALSE(parse_fault("ready"));
+  EXPECT_FALSE(parse_fault("nope:intent"));
+  EXPECT_FALSE(parse_fault("ready:before"));
+  EXPECT_EQ(parse_fault("ready:x").error().code(), Errc::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace md::deploy

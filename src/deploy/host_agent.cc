@@ -1,0 +1,178 @@
+// Host over the agent's control API (agent/api.h), for a local agent.
+#include <fmt/format.h>
+
+#include "agent/api.h"
+#include "deploy/adapters.h"
+
+namespace md::deploy {
+namespace {
+
+agent::Role to_agent(Role r) {
+  switch (r) {
+    case Role::kWeb: return agent::Role::kWeb;
+    case Role::kWorkers: return agent::Role::kWorkers;
+    case Role::kAll: return agent::Role::kAll;
+  }
+  return agent::Role::kAll;
+}
+
+SetMetrics to_set(const proxy::Counters& c) {
+  SetMetrics m;
+  m.requests = c.requests;
+  m.errors = c.by_class[4];
+  for (uint64_t us : proxy::kLatencyBoundsUs) m.bounds_ms.push_back(static_cast<double>(us) / 1000.0);
+  m.buckets.assign(c.latency.begin(), c.latency.end());
+  return m;
+}
+
+class AgentHost : public Host {
+ public:
+  AgentHost(std::filesystem::path socket, Millis timeout, Millis health_timeout)
+      : socket_(socket), client_(socket, timeout), slow_(socket, Millis(3600 * 1000)),
+        health_timeout_(health_timeout) {}
+
+  std::string name() const override { return "local"; }
+
+  Result<HostView> view() override {
+    auto st = client_.status();
+    if (!st) {
+      Error e = st.error();
+      if (e.code() == Errc::kUnavailable)
+        e.context(fmt::format("agent at {} (start it with `meshdeploy agent run`)", socket_.string()));
+      return tl::unexpected(e);
+    }
+    HostView hv;
+    hv.agent_version = st->agent_version;
+    hv.disk_free_bytes = st->disk_free_bytes;
+    hv.weights = st->weights;
+    for (const agent::ReleaseInfo& r : st->releases) {
+      if (!r.unpacked) continue;
+      ReleaseView rv;
+      rv.version = r.version;
+      rv.sha256 = r.sha256;
+      for (const agent::ProcessInfo& p : r.processes) {
+        ProcessView pv;
+        pv.service = p.service;
+        pv.index = p.index;
+        pv.web = p.web;
+        pv.state = p.state;
+        pv.healthy = p.healthy;
+        pv.restarts = p.restarts;
+        pv.last_exit = p.error.empty() ? p.last_exit : p.error;
+        rv.processes.push_back(pv);
+      }
+      hv.releases.push_back(std::move(rv));
+    }
+    return hv;
+  }
+
+  Status ship(const std::string& version, const std::filesystem::path& artifact,
+              const std::string& sha256) override {
+    agent::RegisterArtifact r;
+    r.version = version;
+    r.sha256 = sha256;
+    r.path = std::filesystem::absolute(artifact);
+    MD_TRY(slow_.register_artifact(r));
+    agent::Unpack u;
+    u.version = version;
+    MD_TRY(slow_.unpack(u));
+    return ok();
+  }
+
+  Status start(const std::string& version, Role role, const LaunchSpec& spec) override {
+    agent::Start s;
+    s.version = version;
+    s.role = to_agent(role);
+    s.environment = spec.environment;
+    s.deployment_id = spec.deployment_id;
+    s.services = spec.services;
+    s.env = spec.env;
+    s.secrets = spec.secrets;
+    s.sticky_cookie = spec.sticky_cookie;
+    s.sticky_header = spec.sticky_header;
+    s.drain_deadline = spec.drain_deadline;
+    MD_TRY(client_.start(s));
+    return ok();
+  }
+
+  Status route(const std::map<std::string, int>& weights) override {
+    agent::Route r;
+    r.weights = weights;
+    r.health_timeout = health_timeout_;
+    MD_TRY(slow_.route(r));
+    return ok();
+  }
+
+  Result<std::map<std::string, SetMetrics>> metrics() override {
+    const agent::VersionMetrics vm = MD_TRY(client_.metrics());
+    std::map<std::string, SetMetrics> out;
+    // WHY: counters of another agent instance are not comparable with the
+    // last snapshot; empty sets make the analysis start over (went backwards).
+    if (!instance_.empty() && vm.instance != instance_) {
+      instance_ = vm.instance;
+      return out;
+    }
+    instance_ = vm.instance;
+    for (const auto& [version, c] : vm.by_version) out[version] = to_set(c);
+    return out;
+  }
+
+  Status drain(const std::string& version, Millis timeout) override {
+    agent::Drain d;
+    d.version = version;
+    d.timeout = timeout;
+    return slow_.drain(d);
+  }
+
+  Status stop(const std::string& version, Role role) override {
+    agent::Stop s;
+    s.version = version;
+    s.role = to_agent(role);
+    MD_TRY(slow_.stop(s));
+    return ok();
+  }
+
+  Result<std::vector<std::string>> prune(int keep, const std::vector<std::string>& protect) override {
+    agent::Prune p;
+    p.keep = keep;
+    p.protect = protect;
+    return client_.prune(p);
+  }
+
+ private:
+  std::filesystem::path socket_;
+  agent::Client client_;
+  agent::Client slow_;  // calls that wait for processes: bounded by their own limits
+  Millis health_timeout_;
+  std::string instance_;
+};
+
+}  // namespace
+
+std::filesystem::path agent_socket(const config::Environment& env) {
+  std::filesystem::path p = env.agent.socket.empty()
+                                ? std::filesystem::path(env.agent.root) / "agent.sock"
+                                : std::filesystem::path(env.agent.socket);
+  return p.is_absolute() ? p : env.base_dir / p;
+}
+
+Result<std::unique_ptr<Host>> make_agent_host(const config::Environment& env, Millis call_timeout) {
+  for (const config::Host& h : env.hosts)
+    if (h.address != "local")
+      return fail(Errc::kInvalidArgument,
+                  fmt::format("environment {}: host {} ({}): only local hosts are supported by this "
+                              "build; run the controller on that host",
+                              env.name, h.name, h.address));
+  if (env.hosts.size() > 1)
+    return fail(Errc::kInvalidArgument,
+                fmt::format("environment {}: {} hosts configured; this build deploys to one host",
+                            env.name, env.hosts.size()));
+  Millis health{0};
+  for (const config::Service& s : env.services)
+    if (s.kind == config::ServiceKind::kWeb)
+      health = std::max(health, s.health.start_timeout);
+  return std::unique_ptr<Host>(std::make_unique<AgentHost>(agent_socket(env), call_timeout,
+                                                           std::max(health, Millis(10000))));
+}
+
+}  // namespace md::deploy

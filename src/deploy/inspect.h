@@ -1,0 +1,55 @@
+// Read-only views of an environment for `meshdeploy status`, `history` and
+// `logs`: gathered from the state store and the host, formatted as text or
+// JSON. Takes no lock and changes nothing.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config/config.h"
+#include "deploy/seams.h"
+#include "state/state.h"
+
+namespace md::deploy {
+
+struct EnvironmentStatus {
+  std::string environment;
+  std::optional<HostView> host;               // nullopt when the agent is unreachable
+  std::string host_error;                     // why ("" when reachable)
+  std::optional<state::Deployment> running;   // a deploy in progress (or left by a dead controller)
+  std::string running_step;                   // its last journaled step
+  std::optional<state::LockInfo> lock;
+  std::optional<state::Deployment> last_done; // the newest finished deployment
+  std::vector<state::Release> releases;       // the store's view of release states
+};
+
+// Gathers the status. Errors only from the store; an unreachable host is
+// reported in the result.
+Result<EnvironmentStatus> environment_status(state::Store& store, Host& host,
+                                             const std::string& environment);
+
+std::string format_status(const EnvironmentStatus& s, SysTime now);
+nlohmann::json status_json(const EnvironmentStatus& s);
+
+// A table, newest first: id, kind, version, from, strategy, status, start, duration, actor.
+std::string format_history(const std::vector<state::Deployment>& ds);
+nlohmann::json history_json(const std::vector<state::Deployment>& ds);
+nlohmann::json deployment_json(const state::Deployment& d);
+
+// One deployment's journal: a line per record (time, step, phase/outcome,
+// detail), and as JSON {"deployment": ..., "complete": bool, "journal": [...]}.
+std::string format_journal(const state::Deployment& d, const std::vector<state::JournalEntry>& j);
+nlohmann::json journal_json(const state::Deployment& d, const std::vector<state::JournalEntry>& j);
+
+// Prints a release's process log lines (redacted by the agent) through
+// `sink` until it returns false; `follow` keeps polling for new lines.
+// `version` "" = the live release; `process` "" = all, merged by time.
+Status stream_logs(const config::Environment& env, const std::string& version,
+                   const std::string& process, int tail, bool follow,
+                   const std::function<bool(const std::string& line)>& sink);
+
+}  // namespace md::deploy

@@ -1,0 +1,59 @@
+// Everything one controller command opens for an environment, wired
+// together: the state store, the host agent, the migration engine, the hook
+// runner and the notification dispatcher. What cli/ (and server/) call
+// before making a Deployer.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "config/config.h"
+#include "deploy/deploy.h"
+#include "notify/notify.h"
+
+namespace md::deploy {
+
+// The state store URL of `env`: a postgres:// URL as is, else a SQLite path
+// made absolute against meshdeploy.yml's folder ("sqlite:" prefix allowed).
+std::string state_url(const config::Environment& env);
+
+struct SessionOptions {
+  bool migrations = true;      // open the migration engine (deploy), or not (rollback, status)
+  bool notifications = true;   // run a Dispatcher for the environment's channels
+  std::function<void(std::string_view)> hook_line;  // each line of hook output
+  Millis agent_patience{30000};  // agent calls are retried this long while it is unreachable
+  std::function<void(const std::string&)> on_retry;  // told when an agent call is retried
+};
+
+// Owns what it opens; destroy it after the Deployer. Not thread-safe.
+class Session {
+ public:
+  static Result<std::unique_ptr<Session>> open(const config::Environment& env,
+                                               secrets::SecretMap secrets, const std::string& actor,
+                                               SessionOptions options);
+  ~Session();
+
+  state::Store& store() { return *store_; }
+  Host& host() { return *host_; }
+  // The seams for a Deployer; `observer` must outlive it.
+  Seams seams(Observer& observer, Clock& clock = real_clock());
+  // Starts delivering notifications in the background (no-op without channels).
+  void start_notifications();
+  // Delivers what is due within `max_wait`, then stops. Returns a warning
+  // ("" = all delivered).
+  std::string finish_notifications(Millis max_wait);
+
+ private:
+  Session() = default;
+  std::unique_ptr<state::Store> store_;
+  std::unique_ptr<Host> host_;
+  std::unique_ptr<Migrator> migrator_;
+  std::string why_no_migrator_;
+  std::unique_ptr<HookRunner> hooks_;
+  std::unique_ptr<notify::Transport> transport_;
+  std::unique_ptr<notify::Dispatcher> dispatcher_;
+};
+
+}  // namespace md::deploy

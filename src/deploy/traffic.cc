@@ -1,0 +1,141 @@
+// Moving traffic: the blue-green switch, the canary's weighted steps with
+// their analysis windows and approval gates, and the watch window at 100 %.
+#include <fmt/format.h>
+
+#include "deploy/executor.h"
+
+namespace md::deploy {
+
+Result<Snapshot> Deployer::Impl::snapshot() {
+  auto m = MD_TRY_CTX(s.host.metrics(), "proxy metrics");
+  Snapshot snap;
+  if (auto it = m.find(new_version()); it != m.end()) snap.canary = it->second;
+  if (auto it = m.find(old_version()); it != m.end()) snap.live = it->second;
+  return snap;
+}
+
+Result<std::string> Deployer::Impl::analyse(int weight, Millis pause, bool approval,
+                                            bool final_watch) {
+  const config::Analysis& a = env.strategy.analysis;
+  const Millis interval = a.interval.count() > 0 ? a.interval : Millis(1000);
+  const Snapshot before = MD_TRY(snapshot());
+  const MonoTime start = s.clock.mono();
+  const MonoTime pause_end = start + pause;
+  MonoTime next_check = std::min(start + interval, pause_end);
+  bool promoted = false, awaiting_approval = false, judged_at_end = false;
+  std::optional<Verdict> last;
+  for (;;) {
+    promoted = MD_TRY(poll_controls()) || promoted;
+    const MonoTime now = s.clock.mono();
+    const bool pause_over = now >= pause_end || promoted;
+    // Judge every interval, and once more the moment the pause ends.
+    if (now >= next_check || (pause_over && !judged_at_end)) {
+      judged_at_end = pause_over;
+      const Snapshot after = MD_TRY(snapshot());
+      Verdict v = judge(a, before, after);
+      if (!last || v.kind != last->kind || v.kind == VerdictKind::kBreach)
+        progress(ProgressKind::kNote, final_watch ? Step::kWatch : Step::kShiftTraffic,
+                 fmt::format("{}% {}: {}", weight, verdict_name(v.kind), v.reason), "", Millis(0), weight);
+      if (v.kind == VerdictKind::kBreach)
+        return fail(Errc::kFailedPrecondition, fmt::format("{} at {}%: {}", final_watch ? "watch" : "canary",
+                                                           weight, v.reason));
+      last = std::move(v);
+      next_check = now + interval;
+    }
+    if (pause_over && approval && !promoted && !awaiting_approval) {
+      awaiting_approval = true;
+      state::Batch b;
+      b.outbox = fan_out(notify::EventType::kApprovalNeeded, weight);
+      MD_TRY_STATUS(journal("approval", "intent", "", json{{"weight", weight}}, std::move(b)));
+      progress(ProgressKind::kNote, Step::kShiftTraffic,
+               fmt::format("waiting at {}% for approval: run `meshdeploy promote --env {}`", weight,
+                           env.name),
+               "", Millis(0), weight);
+    }
+    if (pause_over && (!approval || promoted)) {
+      if (awaiting_approval)
+        MD_TRY_STATUS(journal("approval", "outcome", "ok", json{{"weight", weight}}));
+      if (last && last->kind == VerdictKind::kPass) return last->reason;
+      // Too little traffic is never a pass. At 100 % there is nothing left to
+      // compare with and waiting does not help: the watch ends with a warning.
+      if (promoted) return "promoted by an operator: " + (last ? last->reason : std::string("no verdict"));
+      if (final_watch) {
+        progress(ProgressKind::kWarning, Step::kWatch,
+                 "watch window ended inconclusive: " + (last ? last->reason : std::string("no data")));
+        return "inconclusive: " + (last ? last->reason : std::string("no data"));
+      }
+      if (a.on_inconclusive == config::Inconclusive::kFail)
+        return fail(Errc::kFailedPrecondition,
+                    fmt::format("canary at {}% inconclusive ({}) and analysis.on_inconclusive is fail",
+                                weight, last ? last->reason : "no data"));
+      if (now - pause_end >= a.max_inconclusive)
+        return fail(Errc::kTimeout, fmt::format("canary at {}% still inconclusive after waiting {}s: {}",
+                                                weight, a.max_inconclusive.count() / 1000,
+                                                last ? last->reason : "no data"));
+    }
+    s.clock.sleep_for(o.poll);
+  }
+}
+
+Result<StepDone> Deployer::Impl::shift_traffic() {
+  for (const Weight& w : plan.weights) {
+    if (w.percent <= weight_done) continue;
+    state::Batch b;
+    const bool canary = plan.weights.size() > 1;
+    if (canary) b.outbox = fan_out(notify::EventType::kCanaryStep, w.percent);
+    MD_TRY_STATUS(journal("shift_traffic", "intent", "", json{{"weight", w.percent}}, std::move(b)));
+    traffic_moved = true;
+    auto fail_here = [&](Error e) -> Result<StepDone> {
+      Status js = journal("shift_traffic", "outcome", "failed",
+                          json{{"weight", w.percent}, {"error", e.what()}});
+      if (!js) return tl::unexpected(js.error());
+      return tl::unexpected(std::move(e));
+    };
+    std::map<std::string, int> weights{{new_version(), w.percent}};
+    if (w.percent < 100 && !old_version().empty()) weights[old_version()] = 100 - w.percent;
+    const MonoTime t = s.clock.mono();
+    if (Status st = s.host.route(weights); !st) return fail_here(st.error());
+    const Millis took = std::chrono::duration_cast<Millis>(s.clock.mono() - t);
+    if (w.percent == 100) switch_time = took;
+    progress(ProgressKind::kNote, Step::kShiftTraffic,
+             fmt::format("{}% of traffic on {} (switch {} ms)", w.percent, new_version(), took.count()),
+             "", Millis(0), w.percent);
+    std::string verdict;
+    if (canary && (w.percent < 100 || w.pause.count() > 0 || w.approval)) {
+      auto v = analyse(w.percent, w.pause, w.approval, false);
+      if (!v) {
+        if (fault_hit) return tl::unexpected(v.error());
+        return fail_here(v.error());
+      }
+      verdict = *v;
+    }
+    json detail{{"weight", w.percent}, {"switch_ms", took.count()}};
+    if (!verdict.empty()) detail["verdict"] = verdict;
+    state::Batch rb;
+    if (w.percent == 100) {
+      for (const std::string& v : {new_version(), old_version()}) {
+        if (v.empty()) continue;
+        state::Release rel;
+        rel.environment = env.name;
+        rel.version = v;
+        rel.state = v == new_version() ? "live" : "warm";
+        if (v == new_version()) rel.artifact_sha256 = req.sha256;
+        rb.upsert_releases.push_back(rel);
+      }
+    }
+    MD_TRY_STATUS(journal("shift_traffic", "outcome", "ok", detail, std::move(rb)));
+    weight_done = w.percent;
+  }
+  StepDone d;
+  d.note = fmt::format("100% of traffic on {}", new_version());
+  return d;
+}
+
+Result<StepDone> Deployer::Impl::watch() {
+  const std::string v = MD_TRY(analyse(100, env.strategy.watch_window, false, true));
+  StepDone d;
+  d.note = v;
+  return d;
+}
+
+}  // namespace md::deploy

@@ -1,0 +1,152 @@
+// Going back: the failure path's steps (traffic and workers back to the old
+// release, the new one stopped) and `meshdeploy rollback`, which is a
+// deployment of kind rollback run through the same state machine.
+#include <fmt/format.h>
+
+#include "deploy/executor.h"
+
+namespace md::deploy {
+
+Result<StepDone> Deployer::Impl::rollback_traffic() {
+  HostView hv = MD_TRY(view_host());
+  const ReleaseView* old = hv.find(old_version());
+  if (!old) return fail(Errc::kNotFound, fmt::format("{} is no longer on the host", old_version()));
+  std::string started;
+  if (old->web_healthy() < web_count()) {
+    MD_TRY_STATUS(s.host.start(old_version(), Role::kWeb, launch));
+    MD_TRY(wait_ready(old_version(), max_start_timeout()));
+    started = " (started again from disk)";
+  }
+  const MonoTime t = s.clock.mono();
+  MD_TRY_STATUS(s.host.route({{old_version(), 100}}));
+  switch_time = std::chrono::duration_cast<Millis>(s.clock.mono() - t);
+  rolled_back = true;
+  progress(ProgressKind::kNote, Step::kRollbackTraffic,
+           fmt::format("100% of traffic back on {} (switch {} ms){}", old_version(),
+                       switch_time->count(), started));
+  hv = MD_TRY(view_host());
+  old = hv.find(old_version());
+  if (worker_count() > 0 && old && old->workers_running() < worker_count())
+    MD_TRY_STATUS(s.host.start(old_version(), Role::kWorkers, launch));
+  StepDone d;
+  d.note = fmt::format("traffic back on {} in {} ms{}", old_version(), switch_time->count(), started);
+  d.detail["switch_ms"] = switch_time->count();
+  state::Release rel;
+  rel.environment = env.name;
+  rel.version = old_version();
+  rel.state = "live";
+  d.releases.push_back(rel);
+  return d;
+}
+
+Result<StepDone> Deployer::Impl::stop_new() {
+  MD_TRY_STATUS(s.host.stop(new_version(), Role::kAll));
+  StepDone d;
+  d.note = fmt::format("{} stopped", new_version());
+  state::Release rel;
+  rel.environment = env.name;
+  rel.version = new_version();
+  rel.state = "failed";
+  d.releases.push_back(rel);
+  return d;
+}
+
+namespace {
+
+// The release live before `current`: the previous version of the newest
+// successful deploy (not rollback) that made `current` live.
+std::string previous_of(const std::vector<state::Deployment>& history, const std::string& current) {
+  for (const state::Deployment& d : history)
+    if (d.kind == "deploy" && d.version == current && d.status == state::DeployStatus::kSucceeded)
+      return d.previous_version;
+  return "";
+}
+
+}  // namespace
+
+Result<Outcome> Deployer::Impl::rollback(const std::string& to) {
+  const std::string id = new_deployment_id(s.clock.now());
+  // A deploy in progress (e.g. keeping the old release warm) is aborted: its
+  // failure path puts traffic back on the release it replaced.
+  if (auto lock = MD_TRY(s.store.lock_info(env.name)); lock) {
+    if (auto running = MD_TRY(s.store.running(env.name)); running && running->id == lock->deployment_id) {
+      MD_TRY(request_control(s.store, env.name, ControlCommand::kAbort, o.actor,
+                             to.empty() ? "rollback requested" : "rollback to " + to + " requested"));
+      t0 = s.clock.mono();
+      progress(ProgressKind::kNote, Step::kPreflight,
+               fmt::format("asked the running deploy {} ({}) to abort and roll back", running->id,
+                           running->version));
+      for (;;) {
+        auto st = MD_TRY(s.store.deployment(running->id));
+        if (st.status != state::DeployStatus::kRunning) {
+          if (to.empty() || to == st.previous_version) {
+            Outcome out;
+            out.deployment = st;
+            out.via_abort = true;
+            for (const state::JournalEntry& e : MD_TRY(s.store.journal(st.id))) {
+              if (e.step != "rollback_traffic" || e.phase != "outcome" || e.outcome != "ok") continue;
+              json x = json::parse(e.detail, nullptr, false);
+              if (x.is_object() && x.contains("switch_ms")) out.switch_time = Millis(x["switch_ms"].get<int64_t>());
+            }
+            return out;
+          }
+          break;
+        }
+        if (!MD_TRY(s.store.lock_info(env.name))) break;  // its controller died: settle it below
+        s.clock.sleep_for(o.poll);
+      }
+    }
+  }
+  MD_TRY_STATUS(take_lock(id));
+  if (auto dead = MD_TRY(s.store.running(env.name))) {
+    Result<Outcome> settled = fail(Errc::kInternal, "");
+    MD_TRY_STATUS(recover(*dead, ResumeMode::kRollBack, &settled));
+    if (!settled) return settled;
+    MD_TRY_STATUS(take_lock(id));
+  }
+  reset_run();
+  const HostView hv = MD_TRY(view_host());
+  const std::string current = hv.live();
+  if (current.empty())
+    return fail(Errc::kFailedPrecondition, fmt::format("nothing is live in {}: deploy a release first", env.name));
+  std::string target = to;
+  if (target.empty()) {
+    target = previous_of(MD_TRY(s.store.deployments(env.name, 500)), current);
+    if (target.empty())
+      return fail(Errc::kNotFound, fmt::format("no release before {} is recorded in {}; name one with --to",
+                                               current, env.name));
+  }
+  if (target == current)
+    return fail(Errc::kAlreadyExists, fmt::format("{} is already live in {}", target, env.name));
+  const ReleaseView* r = hv.find(target);
+  if (!r)
+    return fail(Errc::kNotFound,
+                fmt::format("release {} is not on host {} (pruned or never deployed); deploy it again "
+                            "with `meshdeploy deploy --version {}`",
+                            target, s.host.name(), target));
+  req = DeployRequest{};
+  req.version = target;
+  req.sha256 = r->sha256;
+  dep.id = id;
+  dep.environment = env.name;
+  dep.kind = "rollback";
+  dep.version = target;
+  dep.previous_version = current;
+  dep.strategy = "blue_green";
+  dep.actor = o.actor;
+  dep.trigger = o.trigger;
+  dep.status = state::DeployStatus::kRunning;
+  dep.started_at = s.clock.now();
+  PlanInput in;
+  in.kind = Kind::kRollback;
+  in.has_live = true;
+  for (const config::Service& sv : env.services)
+    if (sv.kind == config::ServiceKind::kWorker) in.has_workers = true;
+  in.hooks = env.hooks;
+  plan = plan_steps(in);
+  build_launch();
+  MD_TRY_STATUS(start_record("rollback.start"));
+  return run_from(Step::kPreflight);
+}
+
+}  // namespace md::deploy
