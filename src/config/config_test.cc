@@ -321,5 +321,14 @@ environments: {production: {}}
   EXPECT_NE(json.find("\"kind\": \"canary\""), std::string::npos) << json;
 }
 
+// Found by config_yaml_fuzzer: render_json threw on a value that is not UTF-8.
+TEST(Render, JsonOfInvalidUtf8DoesNotThrow) {
+  Config c = load_ok("app: shop\ndefaults: {services: {web: {command: \"a\xff\x9b\"}}}\nenvironments: {p: {}}\n");
+  auto env = resolve(c, "p");
+  ASSERT_TRUE(env);
+  std::string json = render_json(*env);
+  EXPECT_NE(json.find("\"command\": \"a\xef\xbf\xbd\xef\xbf\xbd\""), std::string::npos) << json;
+}
+
 }  // namespace
 }  // namespace md::config

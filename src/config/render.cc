@@ -187,7 +187,9 @@ void emit_yaml(YAML::Emitter& out, const Json& j) {
 }  // namespace
 
 std::string render_json(const Environment& env, std::span<const std::string> secret_names) {
-  return environment_json(env, secret_names).dump(2) + "\n";
+  // WHY replace: values come from the user's file and environment and need
+  // not be UTF-8; JSON output must stay valid (and dump must not throw).
+  return environment_json(env, secret_names).dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
 std::string render_yaml(const Environment& env, std::span<const std::string> secret_names) {
