@@ -6,8 +6,10 @@
 #include <functional>
 #include <iosfwd>
 #include <span>
+#include <string>
 #include <string_view>
 
+#include "config/config.h"
 #include "core/error.h"
 
 namespace CLI {
@@ -59,5 +61,18 @@ int run(int argc, const char* const* argv, Io& io);
 
 // Prints an error as "meshdeploy: <what>" and returns its exit code.
 Exit report(Io& io, const Error& e);
+
+// ---- shared by the command groups (config_cmd.cc) --------------------------
+
+// Adds `-c,--config FILE` (default: ./meshdeploy.yml) bound to `path`.
+void add_config_option(CLI::App& cmd, std::string& path);
+// Adds `-e,--env ENV` bound to `env`; required unless `required` is false.
+void add_env_option(CLI::App& cmd, std::string& env, bool required = true);
+// Locates and loads meshdeploy.yml (`path` "" = ./meshdeploy.yml). On any
+// problem prints every diagnostic to io.err, one per line, and returns
+// kInvalidArgument ("<file>: N problems") so the command exits 2.
+Result<config::Config> load_config(Io& io, const std::string& path);
+// load_config + resolve(env). kNotFound for an unknown environment.
+Result<config::Environment> load_environment(Io& io, const std::string& path, const std::string& env);
 
 }  // namespace md::cli

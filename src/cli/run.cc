@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "core/log.h"
 
 #ifndef MESHDEPLOY_VERSION
 #define MESHDEPLOY_VERSION "0.0.0"
@@ -76,6 +77,10 @@ int run(int argc, const char* const* argv, Io& io) {
   app.set_help_flag("-h,--help", "show help");
   bool version = false;
   app.add_flag("--version", version, "print the version");
+  std::string log_level, log_format;
+  app.add_option("--log-level", log_level, "debug, info (default), warn or error")->type_name("LEVEL");
+  app.add_option("--log-format", log_format, "text (default) or json log lines on stderr")
+      ->type_name("FORMAT");
   app.require_subcommand(0, 1);
 
   std::map<CLI::App*, Action> actions;
@@ -125,6 +130,16 @@ int run(int argc, const char* const* argv, Io& io) {
   if (version) {
     io.out << "meshdeploy " MESHDEPLOY_VERSION "\n";
     return static_cast<int>(Exit::kOk);
+  }
+  if (!log_level.empty()) {
+    auto l = log::parse_level(log_level);
+    if (!l) return static_cast<int>(report(io, l.error()));
+    log::set_level(*l);
+  }
+  if (!log_format.empty()) {
+    auto f = log::parse_format(log_format);
+    if (!f) return static_cast<int>(report(io, f.error()));
+    log::set_sinks({std::make_shared<log::FdSink>(2, *f)});
   }
   CLI::App* cmd = chosen(app);
   if (cmd == help) {
