@@ -115,6 +115,7 @@ class Analyzer {
     else if (c_.accept("update")) { c_.accept("only"); dml("UPDATE"); }
     else if (c_.accept_all({"delete", "from"})) { c_.accept("only"); dml("DELETE FROM"); }
     else if (c_.accept_all({"comment", "on"})) comment();
+    else if (c_.accept("do")) do_block();
     else if (c_.is("grant") || c_.is("revoke")) grant();
     else if (c_.is("begin") || c_.is("commit") || c_.is("rollback") || c_.is("end") ||
              c_.is("savepoint") || c_.is("release") || c_.is("abort") ||
@@ -613,6 +614,33 @@ class Analyzer {
       }
       std::string n = o.name();
       if (!n.empty()) f_.summary += " ON " + rel(n);
+    }
+  }
+
+  // Roles and schemas a DO block creates (`create role x`, `create schema
+  // [if not exists] x` in its body), so preflight does not call them missing.
+  void do_block() {
+    f_.summary = "DO";
+    for (const Token& tok : t_) {
+      if (tok.kind != TokKind::kString || tok.text.empty() || tok.text[0] != '$') continue;
+      size_t open = tok.text.find('$', 1);
+      if (open == std::string::npos) continue;
+      std::string tag = tok.text.substr(0, open + 1);
+      if (tok.text.size() < 2 * tag.size()) continue;
+      LexResult body = lex(std::string_view(tok.text).substr(tag.size(), tok.text.size() - 2 * tag.size()));
+      const auto& b = body.tokens;
+      for (size_t k = 0; k + 2 < b.size(); ++k) {
+        if (b[k].kind != TokKind::kWord || b[k].text != "create") continue;
+        Cursor c(b, k + 1);
+        if (c.accept("role") || c.accept("user") || c.accept("group")) {
+          std::string n = c.name();
+          if (!n.empty()) f_.created_roles.push_back(n);
+        } else if (c.accept("schema")) {
+          c.accept_all({"if", "not", "exists"});
+          std::string n = c.name();
+          if (!n.empty()) f_.created_schemas.push_back(n);
+        }
+      }
     }
   }
 

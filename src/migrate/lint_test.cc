@@ -131,6 +131,17 @@ TEST(Analyze, LocksPhasesAndTransactionality) {
   EXPECT_EQ(parsed->roles.size(), 1u);
 }
 
+TEST(Analyze, RolesAndSchemasCreatedInDoBlocks) {
+  AnalysisContext ctx;
+  auto p = parse_file(FileRef{"1", "t", "1_t.sql", {}},
+                      "do $do$ begin if not exists (select 1 from pg_roles where rolname = 'authenticated') then "
+                      "create role authenticated nologin; end if; create schema if not exists private; end $do$;",
+                      ctx);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->created_roles, std::vector<std::string>{"authenticated"});
+  EXPECT_EQ(p->created_schemas, std::vector<std::string>{"private"});
+}
+
 TEST(Analyze, DeclaredPhaseWinsAndBadDirectivesFail) {
   AnalysisContext ctx;
   auto p = parse_file(FileRef{"1", "t", "1_t.sql", {}}, "-- meshdeploy:phase expand\ndrop function if exists f();", ctx);
