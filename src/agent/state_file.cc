@@ -22,7 +22,8 @@ json process_json(const SavedProcess& p) {
           {"start_time", p.ref.start_time},
           {"log_pid", p.ref.log_pid},
           {"log_start_time", p.ref.log_start_time},
-          {"ready", p.ready},
+          {"state", p.state},
+          {"error", p.error},
           {"restarts", p.restarts}};
 }
 
@@ -36,7 +37,8 @@ SavedProcess process_from(const json& j) {
   p.ref.log_pid = j.at("log_pid").get<int>();
   p.ref.log_start_time = j.at("log_start_time").get<uint64_t>();
   p.ref.child = false;  // whoever reads this file is not its parent
-  p.ready = j.at("ready").get<bool>();
+  p.state = j.at("state").get<std::string>();
+  p.error = j.at("error").get<std::string>();
   p.restarts = j.at("restarts").get<int>();
   return p;
 }

@@ -27,7 +27,8 @@ struct SavedProcess {
   int index = 1;
   int port = 0;
   supervisor::ProcRef ref;  // pid -1 when not running (backoff, failed)
-  bool ready = false;       // was kRunning: re-adopt as ready
+  std::string state;        // supervisor state name when saved ("running", "failed", ...)
+  std::string error;        // why it failed, "" if it did not
   int restarts = 0;
   bool operator==(const SavedProcess&) const = default;
 };

@@ -39,7 +39,7 @@ AgentState sample() {
   p.index = 1;
   p.port = 31001;
   p.ref = {4242, 123456, 4243, 123450, false};
-  p.ready = true;
+  p.state = "running";
   p.restarts = 3;
   r.processes = {p};
   s.releases["v2"] = r;

@@ -46,6 +46,9 @@ MD_CMD(setup_history)
 MD_CMD(setup_logs)
 // agent_cmd.cc
 MD_CMD(setup_agent_run)
+MD_CMD(setup_agent_status)
+MD_CMD(setup_agent_stop)
+MD_CMD(setup_agent_log_writer)
 // notify_cmd.cc
 MD_CMD(setup_notify_test)
 MD_CMD(setup_notify_status)

@@ -1,0 +1,464 @@
+// The agent's lifecycle: open the root, restore from the state file, run the
+// supervisor's threads, serve, stop. Plus the status views.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "agent/agent_impl.h"
+#include "core/fs.h"
+#include "core/process.h"
+#include "supervisor/log_writer.h"
+#include "supervisor/proc_scan.h"
+
+namespace md::agent {
+
+namespace stdfs = std::filesystem;
+using namespace std::chrono_literals;
+
+http::Router make_router(Agent::Impl& a);  // server.cc
+
+bool in_role(Role role, const config::Service& svc) {
+  switch (role) {
+    case Role::kAll: return true;
+    case Role::kWeb: return svc.kind == config::ServiceKind::kWeb;
+    case Role::kWorkers: return svc.kind == config::ServiceKind::kWorker;
+  }
+  return true;
+}
+
+const config::Service* find_service(const SavedRelease& rel, const std::string& name) {
+  for (const auto& s : rel.services)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+// ---- helpers ---------------------------------------------------------------------
+
+stdfs::path Agent::Impl::secrets_path(const std::string& version) const {
+  return run_dir / (version + ".secrets");
+}
+
+supervisor::ProcessSpec Agent::Impl::process_spec(const SavedRelease& rel, const config::Service& svc,
+                                                  int index, const secrets::SecretMap& secrets) const {
+  supervisor::ProcessSpec p;
+  p.release = rel.version;
+  p.service = svc.name;
+  p.index = index;
+  p.kind = svc.kind;
+  p.command = svc.command;
+  p.cwd = store->release_dir(rel.version);
+  // A clean environment: the basics of the agent's own, then the release's.
+  for (const char* name : {"PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR"})
+    if (const char* v = std::getenv(name)) p.env[name] = v;
+  for (const auto& [k, v] : rel.env) p.env[k] = v;
+  for (const auto& [k, v] : svc.env) p.env[k] = v;
+  std::string name = svc.name + "." + std::to_string(index);
+  p.env["MESHDEPLOY_VERSION"] = rel.version;
+  p.env["MESHDEPLOY_ENV"] = rel.environment;
+  p.env["MESHDEPLOY_SERVICE"] = svc.name;
+  p.env["MESHDEPLOY_PROCESS"] = name;
+  p.env["MESHDEPLOY_RELEASE_DIR"] = p.cwd.string();
+  if (!rel.deployment_id.empty()) p.env["MESHDEPLOY_DEPLOYMENT_ID"] = rel.deployment_id;
+  // WHY: marks every process of this root, so a restarted agent can find
+  // one it started but never recorded (crash between spawn and save).
+  p.env["MESHDEPLOY_AGENT_ROOT"] = root.string();
+  for (const auto& n : rel.secret_names)
+    if (auto it = secrets.find(n); it != secrets.end()) p.secret_env.emplace(n, it->second);
+  p.health = svc.health;
+  p.stop_grace = svc.stop_grace;
+  p.log_file = logs_dir / rel.version / (name + ".log");
+  p.secrets_file = secrets_path(rel.version);
+  return p;
+}
+
+proxy::ServiceSpec Agent::Impl::proxy_spec(const SavedRelease& rel, const config::Service& svc) const {
+  proxy::ServiceSpec s;
+  s.name = svc.name;
+  s.host = svc.host;
+  s.path_prefix = svc.path_prefix.empty() ? "/" : svc.path_prefix;
+  s.health.path = svc.health.path;
+  s.health.interval = svc.health.interval;
+  // WHY min: the proxy wants timeout <= interval; the config's defaults
+  // (1 s interval, 2 s timeout) are about the supervisor's start-up probes.
+  s.health.timeout = std::min(svc.health.timeout, svc.health.interval);
+  s.health.healthy_threshold = std::max(1, svc.health.healthy_threshold);
+  s.health.unhealthy_threshold = std::max(1, svc.health.unhealthy_threshold);
+  s.sticky_cookie = rel.sticky_cookie;
+  s.sticky_header = rel.sticky_header;
+  s.drain_deadline = Millis(rel.drain_deadline_ms);
+  return s;
+}
+
+std::vector<proxy::Endpoint> Agent::Impl::targets(const std::string& version,
+                                                  const std::string& service) const {
+  std::vector<proxy::Endpoint> out;
+  for (const auto& p : sup->status()) {
+    if (p.release != version || p.service != service || p.port <= 0) continue;
+    if (p.state == supervisor::State::kStopped || p.state == supervisor::State::kStopping ||
+        p.state == supervisor::State::kFailed)
+      continue;
+    out.push_back({"127.0.0.1", static_cast<uint16_t>(p.port)});
+  }
+  return out;
+}
+
+Status Agent::Impl::persist() {
+  std::lock_guard lock(mu);
+  saved_generation = sup->generation();
+  auto procs = sup->status();
+  for (auto& [v, rel] : state.releases) rel.processes.clear();
+  for (const auto& p : procs) {
+    auto it = state.releases.find(p.release);
+    if (it == state.releases.end()) continue;
+    it->second.processes.push_back({p.service, p.index, p.port, p.ref,
+                                    std::string(supervisor::state_name(p.state)), p.error, p.restarts});
+    if (p.port > 0) port_version[p.port] = p.release;
+  }
+  auto st = save_state(state_file, state);
+  if (!st) kLog.error("cannot save the state file: {}", st.error().what());
+  return st;
+}
+
+// ---- views -------------------------------------------------------------------------
+
+namespace {
+
+ProcessInfo process_info(const supervisor::ProcessStatus& p) {
+  ProcessInfo i;
+  i.name = p.service + "." + std::to_string(p.index);
+  i.service = p.service;
+  i.index = p.index;
+  i.web = p.kind == config::ServiceKind::kWeb;
+  i.state = std::string(supervisor::state_name(p.state));
+  i.healthy = p.healthy;
+  i.port = p.port;
+  i.pid = p.ref.pid;
+  i.log_pid = p.ref.log_pid;
+  i.restarts = p.restarts;
+  i.last_exit = p.last_exit;
+  i.error = p.error;
+  if (p.started_at != SysTime{}) i.started_at = format_time(p.started_at);
+  i.adopted = p.adopted;
+  return i;
+}
+
+}  // namespace
+
+Result<ReleaseInfo> Agent::Impl::release_info(const std::string& version) const {
+  AgentStatus st = status();
+  for (auto& r : st.releases)
+    if (r.version == version) return r;
+  return fail(Errc::kNotFound, "no release " + version + " on this host");
+}
+
+AgentStatus Agent::Impl::status() const {
+  AgentStatus st;
+  st.agent_version = opts.agent_version;
+  st.pid = ::getpid();
+  st.root = root.string();
+  for (const auto& e : proxy->listening()) st.listen.push_back(e.str());
+  st.started_at = format_time(started_at);
+  struct statvfs vfs;
+  if (::statvfs(root.c_str(), &vfs) == 0) st.disk_free_bytes = uint64_t(vfs.f_bavail) * vfs.f_frsize;
+  st.adopted = adopted;
+
+  std::map<std::string, ReleaseInfo> by_version;
+  if (auto stored = store->list())
+    for (const auto& s : *stored)
+      by_version[s.version] = ReleaseInfo{s.version, s.sha256, s.unpacked_at_ms, true, "", 0, {}};
+  std::map<std::string, ServiceRoute> routes;
+  {
+    std::lock_guard lock(mu);
+    for (const auto& [v, a] : state.artifacts) {
+      auto& r = by_version[v];
+      r.version = v;
+      if (r.sha256.empty()) r.sha256 = a.sha256;
+    }
+    for (const auto& [v, rel] : state.releases) {
+      auto& r = by_version[v];
+      r.version = v;
+      if (r.sha256.empty()) r.sha256 = rel.sha256;
+    }
+    for (const auto& [s, r] : state.routes) {
+      routes[s] = ServiceRoute{r.live, r.canary, r.canary_weight};
+      st.routes.push_back(RouteInfo{s, "", "/", r.live, r.canary, r.canary_weight, 0, 0, r.maintenance});
+    }
+  }
+  for (const auto& p : sup->status()) {
+    auto& r = by_version[p.release];
+    r.version = p.release;
+    r.processes.push_back(process_info(p));
+  }
+  st.weights = weights_of(routes);
+  for (auto& [v, r] : by_version) {
+    auto w = st.weights.find(v);
+    r.weight = w == st.weights.end() ? 0 : w->second;
+    for (const auto& [s, route] : routes) {
+      if (route.live == v) r.traffic = "live";
+      else if (route.canary == v && r.traffic.empty()) r.traffic = "canary";
+    }
+  }
+  for (auto& ri : st.routes) {
+    if (auto s = proxy->status(ri.service)) {
+      ri.host = s->spec.host;
+      ri.path_prefix = s->spec.path_prefix;
+      if (s->live) ri.live_set = s->live->id;
+      if (s->canary) ri.canary_set = s->canary->id;
+    }
+  }
+  for (auto& [v, r] : by_version) st.releases.push_back(std::move(r));
+  std::stable_sort(st.releases.begin(), st.releases.end(), [](const ReleaseInfo& a, const ReleaseInfo& b) {
+    return a.unpacked_at_ms < b.unpacked_at_ms;
+  });
+  return st;
+}
+
+// ---- lifecycle -----------------------------------------------------------------------
+
+Status Agent::Impl::open() {
+  if (opts.root.empty()) return fail(Errc::kInvalidArgument, "agent: --root is required");
+  if (opts.log_writer_argv.empty()) return fail(Errc::kInvalidArgument, "agent: no log writer command");
+  MD_TRY_STATUS(fs::ensure_dir(opts.root, 0700));
+  std::error_code ec;
+  root = stdfs::canonical(opts.root, ec);
+  if (ec) return fail(Errc::kIo, "agent root " + opts.root.string() + ": " + ec.message());
+  socket = opts.socket.empty() ? root / "agent.sock" : opts.socket;
+  state_file = root / "agent.state";
+  logs_dir = root / "logs";
+  run_dir = root / "run";
+  MD_TRY_STATUS(fs::ensure_dir(logs_dir, 0700));
+  MD_TRY_STATUS(fs::ensure_dir(run_dir, 0700));
+
+  stdfs::path lock_path = root / "agent.lock";
+  lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0) return fail(Errc::kIo, "open " + lock_path.string() + ": " + std::strerror(errno));
+  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    std::string holder = fs::read_file(lock_path).value_or("");
+    while (!holder.empty() && holder.back() == '\n') holder.pop_back();
+    return fail(Errc::kConflict, "another agent runs on " + root.string() +
+                                     (holder.empty() ? "" : " (pid " + holder + ")"));
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(lock_fd, 0) != 0 || ::pwrite(lock_fd, pid.data(), pid.size(), 0) < 0)
+    kLog.warn("cannot write the agent pid into {}", lock_path.string());
+
+  auto loaded = load_state(state_file);
+  if (loaded) state = std::move(*loaded);
+  else if (loaded.error().code() != Errc::kNotFound)
+    return fail(std::move(loaded.error()).with_context(
+        "agent: refusing to start (processes it lists would be orphaned); move the file away to "
+        "start empty"));
+  store.emplace(MD_TRY(ReleaseStore::open(root)));
+  launcher = std::make_unique<supervisor::RealLauncher>(
+      supervisor::LauncherOptions{opts.log_writer_argv, logs_dir / "log-writer.err"});
+  sup = std::make_unique<supervisor::Supervisor>(*launcher, prober, real_clock(), opts.restart);
+  return ok();
+}
+
+Status Agent::Impl::restore() {
+  // 1. The proxy, serving the saved live routes from its first accept().
+  proxy::Options po;
+  for (const auto& addr : opts.listen)
+    po.listeners.push_back({addr, opts.tls_cert, opts.tls_key});
+  po.threads = opts.proxy_threads;
+  for (const auto& [service, route] : state.routes) {
+    auto rel = state.releases.find(route.live);
+    if (route.live.empty() || rel == state.releases.end()) continue;
+    const config::Service* svc = find_service(rel->second, service);
+    if (!svc) continue;
+    proxy::StaticRoute sr;
+    sr.spec = proxy_spec(rel->second, *svc);
+    for (const auto& p : rel->second.processes)
+      if (p.service == service && p.port > 0 && p.state != "stopped" && p.state != "failed")
+        sr.targets.push_back({"127.0.0.1", static_cast<uint16_t>(p.port)});
+    if (!sr.targets.empty()) po.routes.push_back(std::move(sr));
+  }
+  proxy = MD_TRY_CTX(proxy::Proxy::start(std::move(po)), "agent: start the proxy");
+
+  // 2. The processes of the previous agent.
+  for (const auto& [v, rel] : state.releases) {
+    if (rel.processes.empty()) continue;
+    auto secrets = supervisor::read_secrets_file(secrets_path(v));
+    if (!secrets && !rel.secret_names.empty())
+      kLog.warn("release {}: {}; restarted processes will lack their secrets", v,
+                secrets.error().what());
+    for (const auto& p : rel.processes) {
+      const config::Service* svc = find_service(rel, p.service);
+      if (!svc) continue;
+      auto saved = supervisor::parse_state(p.state).value_or(supervisor::State::kStarting);
+      sup->adopt(process_spec(rel, *svc, p.index, secrets.value_or(secrets::SecretMap{})), p.ref,
+                 p.port, saved, p.restarts, p.error);
+      if (p.port > 0) port_version[p.port] = v;
+      auto now = sup->status(v + "/" + p.service + "." + std::to_string(p.index));
+      if (now && now->ref.pid > 0 && now->adopted) ++adopted;
+    }
+  }
+  kill_orphans();
+
+  // 3. Canaries and maintenance on top of the live routes.
+  for (auto& [service, route] : state.routes) {
+    if (!route.canary.empty() && route.canary_weight > 0) {
+      auto t = targets(route.canary, service);
+      auto r = t.empty() ? Result<proxy::SwitchResult>(fail(Errc::kNotFound, "no targets"))
+                         : proxy->set_canary(service, t, route.canary_weight,
+                                             proxy::DeployOptions{10000ms, 50ms, false});
+      if (!r) {
+        kLog.error("{}: cannot restore the canary {} at {}%: {}; all traffic to {}", service,
+                   route.canary, route.canary_weight, r.error().what(), route.live);
+        route.canary.clear();
+        route.canary_weight = 0;
+      }
+    }
+    if (route.maintenance)
+      if (auto st = proxy->set_maintenance(service, true); !st)
+        kLog.error("{}: cannot restore maintenance: {}", service, st.error().what());
+  }
+  if (!state.releases.empty())
+    kLog.info("restored {} release(s), {} route(s); re-adopted {} running process(es)",
+              state.releases.size(), state.routes.size(), adopted);
+  return persist();
+}
+
+void Agent::Impl::kill_orphans() {
+  std::set<pid_t> known;
+  for (const auto& p : sup->status())
+    if (p.ref.pid > 0) known.insert(p.ref.pid);
+  std::vector<pid_t> orphans;
+  for (pid_t pid : supervisor::marked_session_leaders("MESHDEPLOY_AGENT_ROOT=" + root.string()))
+    if (!known.count(pid)) orphans.push_back(pid);
+  if (orphans.empty()) return;
+  for (pid_t pid : orphans) {
+    kLog.warn("pid {} belongs to this root but to no release the state knows: stopping it", pid);
+    (void)proc::signal_group(pid, SIGTERM);
+  }
+  MonoTime deadline = real_clock().mono() + 5s;
+  for (pid_t pid : orphans) {
+    while (!supervisor::group_members(pid).empty() && real_clock().mono() < deadline)
+      std::this_thread::sleep_for(20ms);
+    (void)proc::signal_group(pid, SIGKILL);
+  }
+}
+
+// Keeps the proxy's live and canary sets in line with the processes (a web
+// process restarted on another port because its own was taken).
+void Agent::Impl::reconcile_targets() {
+  std::unique_lock op(op_mu, std::try_to_lock);
+  if (!op.owns_lock()) return;
+  for (const auto& [service, route] : current_routes()) {
+    auto st = proxy->status(service);
+    if (!st) continue;
+    auto endpoints = [](const std::optional<proxy::SetStatus>& set) {
+      std::vector<proxy::Endpoint> e;
+      if (set)
+        for (const auto& t : set->targets) e.push_back(t.endpoint);
+      std::sort(e.begin(), e.end());
+      return e;
+    };
+    auto want_live = targets(route.live, service);
+    std::sort(want_live.begin(), want_live.end());
+    if (!route.live.empty() && !want_live.empty() && want_live != endpoints(st->live)) {
+      kLog.info("{}: targets of {} changed; updating the live set", service, route.live);
+      if (auto r = proxy->deploy(service, want_live, proxy::DeployOptions{30000ms, 100ms, false}); !r)
+        kLog.warn("{}: cannot update the live set: {}", service, r.error().what());
+    }
+    auto want_canary = targets(route.canary, service);
+    std::sort(want_canary.begin(), want_canary.end());
+    if (!route.canary.empty() && !want_canary.empty() && want_canary != endpoints(st->canary)) {
+      kLog.info("{}: targets of {} changed; updating the canary set", service, route.canary);
+      if (auto r = proxy->set_canary(service, want_canary, route.weight,
+                                     proxy::DeployOptions{30000ms, 100ms, false});
+          !r)
+        kLog.warn("{}: cannot update the canary set: {}", service, r.error().what());
+    }
+  }
+}
+
+void Agent::Impl::start_threads() {
+  threads.emplace_back([this] {
+    while (!quitting) {
+      sup->tick();
+      if (sup->generation() != saved_generation) (void)persist();
+      std::this_thread::sleep_for(20ms);
+    }
+  });
+  threads.emplace_back([this] {
+    while (!quitting) {
+      sup->health_round();
+      std::this_thread::sleep_for(50ms);
+    }
+  });
+  threads.emplace_back([this] {
+    while (!quitting) {
+      for (int i = 0; i < 25 && !quitting; ++i) std::this_thread::sleep_for(20ms);
+      if (!quitting) reconcile_targets();
+    }
+  });
+}
+
+// ---- Agent -------------------------------------------------------------------------
+
+Agent::Agent(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<Agent>> Agent::start(Options options) {
+  auto impl = std::make_unique<Impl>();
+  impl->opts = std::move(options);
+  impl->started_at = real_clock().now();
+  MD_TRY_STATUS(impl->open());
+  MD_TRY_STATUS(impl->restore());
+  impl->start_threads();
+  std::unique_ptr<Agent> agent(new Agent(std::move(impl)));
+  http::ServerOptions so;
+  so.socket_path = agent->impl_->socket;
+  so.socket_mode = 0600;
+  so.handler_threads = 8;
+  so.max_body_bytes = 9 << 20;  // an upload chunk (4 MiB) and then some
+  auto server = http::UnixServer::start(so, make_router(*agent->impl_));
+  if (!server) {
+    agent->stop(false);
+    return fail(std::move(server.error()).with_context("agent: control socket"));
+  }
+  agent->impl_->server = std::move(*server);
+  kLog.info("agent on {} (pid {}), control socket {}", agent->impl_->root.string(), ::getpid(),
+            agent->impl_->socket.string());
+  return agent;
+}
+
+bool Agent::wait() {
+  std::unique_lock lock(impl_->wake_mu);
+  impl_->wake_cv.wait(lock, [&] { return impl_->stop_requested; });
+  return impl_->stop_all;
+}
+
+void Agent::request_stop(bool all) {
+  std::lock_guard lock(impl_->wake_mu);
+  impl_->stop_requested = true;
+  impl_->stop_all = impl_->stop_all || all;
+  impl_->wake_cv.notify_all();
+}
+
+void Agent::stop(bool all, Millis grace) {
+  Impl& a = *impl_;
+  if (a.stopped) return;
+  a.stopped = true;
+  if (a.server) a.server->stop();
+  if (all && a.sup) (void)a.stop_everything();
+  a.quitting = true;
+  for (auto& t : a.threads) t.join();
+  a.threads.clear();
+  if (a.sup) (void)a.persist();
+  if (a.proxy) a.proxy->stop(grace);
+  if (a.lock_fd >= 0) ::close(a.lock_fd);
+  a.lock_fd = -1;
+  kLog.info(all ? "agent stopped with every release" : "agent stopped; release processes keep running");
+}
+
+Agent::~Agent() { stop(false, Millis(0)); }
+
+AgentStatus Agent::status() const { return impl_->status(); }
+const stdfs::path& Agent::socket_path() const { return impl_->socket; }
+
+}  // namespace md::agent

@@ -1,0 +1,71 @@
+// The host agent (`meshdeploy agent run`): owns a root directory, the
+// release store under it, the supervisor of the release processes, the
+// embedded proxy, and the control API on a unix socket (api.h).
+//
+// Lifecycle: start() takes the root's lock, loads the state file, starts the
+// proxy with the saved routes, re-adopts the saved processes (killing any
+// process of this root the state does not know: an orphan), restores
+// canaries and maintenance, then serves the API. stop() leaves every release
+// process running (they live in sessions of their own) unless asked to stop
+// them all; a restarted agent picks them up again.
+//
+// Concurrency: mutating operations are serialised (one at a time, in the
+// order they arrive); status reads do not wait for them. The supervisor
+// runs on two threads of the agent (ticks every 20 ms, health rounds every
+// 50 ms); a third keeps the proxy's targets in line with restarted processes
+// and persists changes.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/api.h"
+#include "core/error.h"
+#include "supervisor/supervisor.h"
+
+namespace md::agent {
+
+struct Options {
+  std::filesystem::path root;              // required; created if missing
+  std::filesystem::path socket;            // "" = <root>/agent.sock
+  std::vector<std::string> listen{"127.0.0.1:8080"};  // the proxy's public listeners
+  std::filesystem::path tls_cert, tls_key; // PEM; both set = HTTPS on every listener
+  int proxy_threads = 0;                   // 0 = number of cores
+  // The log writer command (see supervisor/log_writer.h), normally
+  // {"<this binary>", "agent", "log-writer"}. Required.
+  std::vector<std::string> log_writer_argv;
+  supervisor::RestartPolicy restart;
+  std::string agent_version;               // reported in status
+};
+
+class Agent {
+ public:
+  // Everything in the lifecycle above. Errors: kConflict (another agent owns
+  // the root), kCorruption (state file damaged: nothing is touched),
+  // kUnavailable (a listener's port is taken), kInvalidArgument (options).
+  static Result<std::unique_ptr<Agent>> start(Options options);
+  ~Agent();  // stop(false)
+
+  // Blocks until a shutdown was asked (API `shutdown`, or request_stop()).
+  // Returns true if it asked to stop every release too.
+  bool wait();
+  // Wakes wait(). Thread-safe; not async-signal-safe.
+  void request_stop(bool all = false);
+  // Stops the API server, the agent's threads and the proxy (in-flight
+  // requests get `grace`). With `all`, every release process is stopped
+  // first (SIGTERM, its grace period, SIGKILL). Idempotent.
+  void stop(bool all, Millis grace = Millis(5000));
+
+  AgentStatus status() const;
+  const std::filesystem::path& socket_path() const;
+
+  struct Impl;
+
+ private:
+  explicit Agent(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace md::agent

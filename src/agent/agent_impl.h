@@ -1,0 +1,109 @@
+// The agent's insides, shared by agent.cc (lifecycle), operations.cc
+// (releases), traffic_ops.cc (routes) and server.cc (HTTP). Not a contract.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/agent.h"
+#include "agent/release_store.h"
+#include "agent/state_file.h"
+#include "agent/traffic.h"
+#include "core/log.h"
+#include "http/http.h"
+#include "proxy/proxy.h"
+#include "supervisor/launcher.h"
+#include "supervisor/supervisor.h"
+
+namespace md::agent {
+
+inline const log::Logger kLog("agent");
+
+struct Agent::Impl {
+  Options opts;
+  std::filesystem::path root;  // canonical
+  std::filesystem::path socket, state_file, logs_dir, run_dir;
+  int lock_fd = -1;
+  SysTime started_at{};
+  int adopted = 0;
+
+  std::optional<ReleaseStore> store;
+  std::unique_ptr<supervisor::RealLauncher> launcher;
+  supervisor::HttpProber prober;
+  std::unique_ptr<supervisor::Supervisor> sup;
+  std::unique_ptr<proxy::Proxy> proxy;
+  std::unique_ptr<http::UnixServer> server;
+
+  // Mutating operations run one at a time, in arrival order.
+  std::mutex op_mu;
+  // Guards `state`, `port_version` and writes of the state file.
+  mutable std::mutex mu;
+  AgentState state;
+  std::map<int, std::string> port_version;  // every port a version's process had (metrics)
+  uint64_t saved_generation = ~0ull;
+
+  std::mutex wake_mu;
+  std::condition_variable wake_cv;
+  bool stop_requested = false;  // GUARDED_BY(wake_mu)
+  bool stop_all = false;        // GUARDED_BY(wake_mu)
+  std::atomic<bool> quitting{false};
+  bool stopped = false;
+  std::vector<std::thread> threads;
+
+  // ---- lifecycle (agent.cc)
+  Status open();
+  Status restore();
+  void kill_orphans();
+  void start_threads();
+  void reconcile_targets();
+
+  // ---- releases (operations.cc)
+  Result<ReleaseInfo> register_artifact(const RegisterArtifact& r);
+  Status upload_chunk(const std::string& version, uint64_t offset, std::string_view data);
+  Result<ReleaseInfo> commit_upload(const std::string& version, const std::string& sha256);
+  Result<ReleaseInfo> unpack(const Unpack& r);
+  Result<ReleaseInfo> start_release(const Start& r);
+  Result<ReleaseInfo> wait_ready(const WaitReady& r);
+  Result<ReleaseInfo> stop_release(const Stop& r);
+  Result<std::vector<std::string>> prune(const Prune& r);
+  Result<LogsResult> logs(const Logs& r);
+  Status stop_everything();
+
+  // ---- traffic (traffic_ops.cc)
+  Result<AgentStatus> route(const Route& r);
+  Result<AgentStatus> set_canary(const std::string& version, int weight);
+  Result<AgentStatus> promote(const std::string& version);
+  Result<AgentStatus> abort_canary(const std::string& version);
+  Result<AgentStatus> maintenance(const Maintenance& r);
+  Status drain(const Drain& r);
+  VersionMetrics metrics() const;
+  Status apply(const TrafficOp& op, Millis health_timeout);  // op_mu held
+  std::map<std::string, ServiceRoute> current_routes() const;
+  std::map<std::string, std::set<std::string>> routable_web_services() const;
+  bool takes_traffic(const std::string& version) const;
+
+  // ---- views and helpers (agent.cc)
+  AgentStatus status() const;
+  Result<ReleaseInfo> release_info(const std::string& version) const;
+  supervisor::ProcessSpec process_spec(const SavedRelease& rel, const config::Service& svc, int index,
+                                       const secrets::SecretMap& secrets) const;
+  // The proxy service for a release's web service.
+  proxy::ServiceSpec proxy_spec(const SavedRelease& rel, const config::Service& svc) const;
+  // 127.0.0.1:<port> of every process of `service` in `version` that runs or will.
+  std::vector<proxy::Endpoint> targets(const std::string& version, const std::string& service) const;
+  std::filesystem::path secrets_path(const std::string& version) const;
+  // Copies the supervisor's view into `state` and writes the state file.
+  Status persist();
+};
+
+bool in_role(Role role, const config::Service& svc);
+const config::Service* find_service(const SavedRelease& rel, const std::string& name);
+
+}  // namespace md::agent
