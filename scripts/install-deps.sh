@@ -14,7 +14,7 @@ pkgs=(
   libbenchmark-dev
   # test and bench peers: a real Postgres, load generator, proxies, receivers
   postgresql-15 postgresql-client-15 wrk nginx haproxy socat curl openssl procps util-linux iproute2
-  python3 python3-aiosmtpd zstd sqlite3 hyperfine
+  python3 python3-aiosmtpd zstd sqlite3 hyperfine jq
 )
 # Node for the example app and the Supabase CLI / dbmate test peers. A machine
 # that already has node and npm (e.g. from another repository) keeps them.
