@@ -122,6 +122,30 @@ TYPED_TEST(LockProcessTest, ExactlyOneOfManyRacingProcessesWins) {
   EXPECT_EQ(losers, kProcs - 1);
 }
 
+TYPED_TEST(LockProcessTest, ProcessesOpeningANewStoreAtOnceCreateItOnce) {
+  constexpr int kProcs = 4;
+  Channel ch;
+  std::string url = this->backend_.fresh_url();
+  std::vector<pid_t> kids;
+  for (int i = 0; i < kProcs; ++i) {
+    kids.push_back(this->spawn([&, i] {
+      Channel::send(ch.to_parent[1], 'o');
+      Channel::recv(ch.to_child[0]);  // start together
+      auto s = open_store(url);
+      if (!s) return 10;
+      AuditEntry e{0, {}, "p" + std::to_string(i), "test.open", "production", "", ""};
+      return (*s)->commit({.audit = {e}}) ? 0 : 11;
+    }));
+  }
+  for (int i = 0; i < kProcs; ++i) ASSERT_EQ(Channel::recv(ch.to_parent[0]), 'o');
+  for (int i = 0; i < kProcs; ++i) Channel::send(ch.to_child[1], 'g');
+  for (pid_t k : kids) EXPECT_EQ(this->wait_exit(k), 0);
+  auto s = open_store(url);
+  ASSERT_TRUE(s) << s.error().what();
+  EXPECT_EQ((*s)->schema_version(), latest_schema_version());
+  EXPECT_EQ((*s)->audit("", 0)->size(), static_cast<size_t>(kProcs));
+}
+
 TYPED_TEST(LockProcessTest, LeaseOfAKilledHolderExpiresAndIsTakenOver) {
   Channel ch;
   std::string url = this->backend_.url();

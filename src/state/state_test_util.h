@@ -34,6 +34,8 @@ class SqliteBackend {
   }
   void tear_down() { std::filesystem::remove_all(dir_); }
   std::string url() const { return "sqlite:" + path_; }
+  // A second store nobody has opened yet.
+  std::string fresh_url() const { return "sqlite:" + (dir_ / "fresh" / "state.db").string(); }
   Result<std::unique_ptr<Store>> open(Clock& clock, std::span<const internal::SchemaStep> steps) {
     return internal::open_sqlite(path_, clock, steps);
   }
@@ -79,11 +81,12 @@ class PostgresBackend {
   void tear_down() {
     if (base_.empty()) return;
     auto c = pg::Connection::connect(base_);
-    if (c) (void)c->exec("DROP SCHEMA IF EXISTS " + schema_ + " CASCADE");
+    if (c) (void)c->exec("DROP SCHEMA IF EXISTS " + schema_ + ", " + schema_ + "_fresh CASCADE");
   }
   std::string url() const {
     return base_ + (base_.find('?') == std::string::npos ? "?" : "&") + "schema=" + schema_;
   }
+  std::string fresh_url() const { return url() + "_fresh"; }
   Result<std::unique_ptr<Store>> open(Clock& clock, std::span<const internal::SchemaStep> steps) {
     return internal::open_postgres(url(), clock, steps);
   }
