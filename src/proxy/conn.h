@@ -3,12 +3,21 @@
 #pragma once
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <memory>
 
 #include "proxy/worker.h"
 
 namespace md::proxy {
+
+// writev that never raises SIGPIPE (the peer may have gone).
+inline ssize_t send_iov(int fd, const iovec* iov, int cnt) {
+  msghdr m{};
+  m.msg_iov = const_cast<iovec*>(iov);
+  m.msg_iovlen = static_cast<size_t>(cnt);
+  return ::sendmsg(fd, &m, MSG_NOSIGNAL);
+}
 
 // Why an upstream exchange failed; decides retry and the status answered.
 enum class UpFail {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <future>
 #include <map>
 
 #include "core/log.h"
@@ -131,8 +132,12 @@ void HealthChecker::run() {
       for (Entry* e : due) items.push_back(e->item);
       changed_ = false;
       lock.unlock();
+      // Probes run in parallel: one slow target must not delay the others.
+      std::vector<std::future<Status>> pending;
+      for (const Item& it : items)
+        pending.push_back(std::async(std::launch::async, [&it] { return probe(*it.target, it.check, it.host); }));
       std::vector<Status> results;
-      for (const Item& it : items) results.push_back(probe(*it.target, it.check, it.host));
+      for (auto& f : pending) results.push_back(f.get());
       lock.lock();
       if (stop_) break;
       if (changed_) continue;  // entries were replaced meanwhile: probe again with the new list

@@ -473,7 +473,10 @@ Result<std::unique_ptr<Proxy>> Proxy::start(Options o) {
   if (!o.admin_socket.empty()) {
     http::Router router;
     add_admin_routes(router, *proxy);
-    auto srv = http::UnixServer::start({.socket_path = o.admin_socket}, std::move(router));
+    // WHY 8 handler threads: deploys of different services block one each
+    // while they wait for health; status and metrics must still answer.
+    auto srv = http::UnixServer::start({.socket_path = o.admin_socket, .handler_threads = 8},
+                                       std::move(router));
     if (!srv) {
       proxy->stop(Millis(0));
       Error e = srv.error();
