@@ -445,6 +445,12 @@ void Agent::stop(bool all, Millis grace) {
   if (a.stopped) return;
   a.stopped = true;
   if (a.server) a.server->stop();
+  {
+    std::unique_lock lock(a.wake_mu);
+    std::thread waker = std::move(a.waker);
+    lock.unlock();
+    if (waker.joinable()) waker.join();
+  }
   if (all && a.sup) (void)a.stop_everything();
   a.quitting = true;
   for (auto& t : a.threads) t.join();

@@ -53,6 +53,7 @@ struct Agent::Impl {
   std::condition_variable wake_cv;
   bool stop_requested = false;  // GUARDED_BY(wake_mu)
   bool stop_all = false;        // GUARDED_BY(wake_mu)
+  std::thread waker;            // GUARDED_BY(wake_mu): wakes wait() after a shutdown answer
   std::atomic<bool> quitting{false};
   bool stopped = false;
   std::vector<std::thread> threads;

@@ -168,8 +168,15 @@ Result<std::vector<std::string>> Client::prune(const Prune& r) {
 
 Status Client::shutdown(bool all) {
   json body = {{"all", all}};
-  MD_TRY(call("POST", "/v1/agent/shutdown", &body, all ? Millis(120000) : timeout_));
-  return ok();
+  auto r = call("POST", "/v1/agent/shutdown", &body, all ? Millis(600000) : timeout_);
+  if (r || r.error().code() != Errc::kIo) return r ? ok() : fail(std::move(r.error()));
+  // The connection broke: fine if the agent is on its way out.
+  for (int i = 0; i < 100; ++i) {
+    auto st = status();
+    if (!st && st.error().code() == Errc::kUnavailable) return ok();
+    std::this_thread::sleep_for(Millis(50));
+  }
+  return fail(std::move(r.error()));
 }
 
 }  // namespace md::agent

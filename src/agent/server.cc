@@ -1,6 +1,7 @@
 // The control API's routes (paths in docs/agent.md): JSON in, an operation,
 // JSON or a typed error out.
 #include <charconv>
+#include <thread>
 
 #include "agent/agent_impl.h"
 
@@ -109,12 +110,17 @@ http::Router make_router(Agent::Impl& a) {
     auto body = q.json();
     bool all = body && body->is_object() && body->value("all", false);
     if (all) (void)a.stop_everything();
-    {
-      std::lock_guard lock(a.wake_mu);
-      a.stop_requested = true;
-      a.stop_all = a.stop_all || all;
-    }
-    a.wake_cv.notify_all();
+    // WHY a delay: stopping the server closes its connections, this answer's
+    // too; give the I/O thread time to send it first.
+    std::lock_guard lock(a.wake_mu);
+    if (!a.waker.joinable())
+      a.waker = std::thread([&a, all] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        std::lock_guard lock(a.wake_mu);
+        a.stop_requested = true;
+        a.stop_all = a.stop_all || all;
+        a.wake_cv.notify_all();
+      });
     return Response::json(200, json{{"stopping", true}, {"all", all}});
   });
   return r;
