@@ -96,9 +96,17 @@ TEST_F(LauncherTest, EachProcessLeadsItsOwnSessionAndSurvivesWithoutUs) {
   EXPECT_EQ(::getsid(r.log_pid), r.log_pid);  // the log writer too, apart from the group
   EXPECT_NE(::getpgid(r.log_pid), r.pid);
   EXPECT_EQ(r.start_time, *proc::start_time(r.pid));
-  auto members = session_members(r.pid);  // sh, and sleep unless sh exec'd it
+  // sh, and sleep unless sh exec'd it. The shell may fork between two reads
+  // of /proc, so compare the two views once they agree on a settled group.
+  std::vector<pid_t> members, group;
+  for (int i = 0; i < 100; ++i) {
+    members = session_members(r.pid);
+    group = group_members(r.pid);
+    if (members == group && members == session_members(r.pid)) break;
+    std::this_thread::sleep_for(10ms);
+  }
   EXPECT_NE(std::find(members.begin(), members.end(), r.pid), members.end());
-  EXPECT_EQ(group_members(r.pid), members);
+  EXPECT_EQ(group, members);
   EXPECT_FALSE(launcher_.poll(r));
   EXPECT_TRUE(launcher_.group_alive(r));
 }
