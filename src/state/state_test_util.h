@@ -75,6 +75,9 @@ class PostgresBackend {
   static constexpr const char* kName = "postgres";
   void set_up() {
     base_ = pg_test_url();
+    // Without a cluster the test has already failed; point at a closed port so
+    // the store cannot fall back to a file named "?schema=..." in the cwd.
+    if (base_.empty()) base_ = "postgresql://127.0.0.1:1/no-test-cluster";
     std::random_device rd;
     schema_ = "st_" + std::to_string(::getpid()) + "_" + std::to_string(rd() % 1000000);
   }
