@@ -64,6 +64,7 @@ Verdict judge(const config::Analysis& a, const Snapshot& before, const Snapshot&
   if (went_backwards(before.canary, after.canary) || went_backwards(before.live, after.live)) {
     v.kind = VerdictKind::kInconclusive;
     v.reason = "metrics went backwards (the proxy restarted?): analysis starts over";
+    v.restart = true;
     return v;
   }
   v.canary_requests = after.canary.requests - before.canary.requests;

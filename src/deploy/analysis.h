@@ -39,6 +39,7 @@ struct Verdict {
   uint64_t live_errors = 0;
   std::optional<double> canary_p99_ms;  // nullopt: no request in the window
   std::optional<double> live_p99_ms;    // +inf when p99 fell in the open bucket
+  bool restart = false;                 // counters went backwards: take a new baseline
   bool operator==(const Verdict&) const = default;
 };
 

@@ -253,6 +253,20 @@ TEST_F(ExecutorTest, CanaryBreachRollsBackAutomatically) {
   EXPECT_TRUE(r->switch_time.has_value());
 }
 
+TEST_F(ExecutorTest, AProxyRestartMidStepStartsTheAnalysisOver) {
+  ok_deploy("v1");
+  env_.strategy.kind = config::StrategyKind::kCanary;
+  env_.strategy.steps = {{50, Millis(3000), false}, {100, Millis(0), false}};
+  env_.strategy.analysis.max_inconclusive = Millis(5000);
+  // The agent restarts after the second poll: its counters start from zero.
+  host_.on_metrics = [&](int call) {
+    if (call == 2) host_.counters.clear();
+  };
+  const state::Deployment d = ok_deploy("v2");
+  EXPECT_EQ(d.status, state::DeployStatus::kSucceeded) << d.reason;
+  EXPECT_EQ(host_.running(), (std::vector<std::string>{"v2"}));
+}
+
 TEST_F(ExecutorTest, InconclusiveCanaryFailsOrWaits) {
   ok_deploy("v1");
   env_.strategy.kind = config::StrategyKind::kCanary;

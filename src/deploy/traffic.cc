@@ -18,7 +18,7 @@ Result<std::string> Deployer::Impl::analyse(int weight, Millis pause, bool appro
                                             bool final_watch) {
   const config::Analysis& a = env.strategy.analysis;
   const Millis interval = a.interval.count() > 0 ? a.interval : Millis(1000);
-  const Snapshot before = MD_TRY(snapshot());
+  Snapshot before = MD_TRY(snapshot());
   const MonoTime start = s.clock.mono();
   const MonoTime pause_end = start + pause;
   MonoTime next_check = std::min(start + interval, pause_end);
@@ -33,6 +33,9 @@ Result<std::string> Deployer::Impl::analyse(int weight, Millis pause, bool appro
       judged_at_end = pause_over;
       const Snapshot after = MD_TRY(snapshot());
       Verdict v = judge(a, before, after);
+      // A restarted proxy counts from zero: judge the next windows against
+      // its counters, not against the dead instance's.
+      if (v.restart) before = after;
       if (!last || v.kind != last->kind || v.kind == VerdictKind::kBreach)
         progress(ProgressKind::kNote, final_watch ? Step::kWatch : Step::kShiftTraffic,
                  fmt::format("{}% {}: {}", weight, verdict_name(v.kind), v.reason), "", Millis(0), weight);
