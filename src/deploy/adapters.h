@@ -44,10 +44,11 @@ std::unique_ptr<HookRunner> make_shell_hooks(std::filesystem::path cwd,
 
 namespace md::deploy {
 
-// Wraps `inner` so that calls failing with a retryable error (the agent is
-// restarting: kUnavailable) are repeated with backoff until `patience` has
-// passed. Safe because every Host call is idempotent. `on_retry` hears about
-// the first retry of each call.
+// Wraps `inner` so that, once the agent has answered, calls failing with a
+// retryable error (the agent is restarting: kUnavailable) are repeated with
+// backoff until `patience` has passed. Safe because every Host call is
+// idempotent. An agent that never answered fails at once. `on_retry` hears
+// about the first retry of each call.
 std::unique_ptr<Host> with_retries(std::unique_ptr<Host> inner, Clock& clock, Millis patience,
                                    std::function<void(const std::string&)> on_retry = {});
 

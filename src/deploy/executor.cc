@@ -252,19 +252,23 @@ Status Deployer::Impl::journal(std::string_view step, std::string_view phase,
 Result<bool> Deployer::Impl::poll_controls() {
   if (lease && lease->lost())
     return fail(Errc::kConflict, fmt::format("lost the lock of {}: stopping at once", env.name));
-  if (o.interrupted && o.interrupted->load())
+  // A signal aborts once: the failure path it starts must run to its end.
+  if (o.interrupted && o.interrupted->load() && !interrupt_taken && !failing) {
+    interrupt_taken = true;
     return fail(Errc::kCancelled, "interrupted by a signal");
+  }
   auto j = MD_TRY(s.store.journal(dep.id));
   bool promoted = false;
   for (const PendingControl& c : pending_controls(j)) {
     const bool abort = c.command == ControlCommand::kAbort;
-    MD_TRY_STATUS(journal("control", "outcome", "ok",
-                          json::parse(control_outcome_detail(c.seq, abort ? "aborting" : "promoted"))));
-    if (abort) {
+    const char* note = abort ? (failing ? "already rolling back" : "aborting") : "promoted";
+    MD_TRY_STATUS(journal("control", "outcome", "ok", json::parse(control_outcome_detail(c.seq, note))));
+    if (abort && !failing) {
       return fail(Errc::kCancelled,
                   fmt::format("aborted by {}{}", c.actor.empty() ? "an operator" : c.actor,
                               c.reason.empty() ? "" : ": " + c.reason));
     }
+    if (abort) continue;
     progress(ProgressKind::kNote, Step::kDone, fmt::format("promoted by {}", c.actor));
     promoted = true;
   }

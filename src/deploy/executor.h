@@ -60,6 +60,7 @@ struct Deployer::Impl {
   bool rolled_back = false;         // traffic went back to the old release
   std::string failure;              // first fatal failure, "step: error"
   bool fault_hit = false;
+  bool interrupt_taken = false;     // a signal already aborted this run
   std::map<std::string, int> fault_counts;  // "step:phase" -> records written
   std::vector<StepTiming> timings;
   std::optional<Millis> switch_time;

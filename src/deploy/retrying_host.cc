@@ -44,7 +44,10 @@ class RetryingHost : public Host {
     bool told = false;
     for (;;) {
       auto r = f();
-      if (r || !r.error().retryable() || clock_.mono() + delay >= end) return r;
+      if (r) reached_ = true;
+      // WHY only once reached: an agent that was never up is a setup
+      // problem to report at once, not a restart to wait out.
+      if (r || !reached_ || !r.error().retryable() || clock_.mono() + delay >= end) return r;
       if (!told && on_retry_) {
         on_retry_(fmt::format("agent call {} failed ({}); retrying for up to {}s", what,
                               r.error().what(), patience_.count() / 1000));
@@ -59,6 +62,7 @@ class RetryingHost : public Host {
   Clock& clock_;
   Millis patience_;
   std::function<void(const std::string&)> on_retry_;
+  bool reached_ = false;  // some call succeeded
 };
 
 }  // namespace

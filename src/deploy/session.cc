@@ -6,14 +6,6 @@
 
 namespace md::deploy {
 
-std::string state_url(const config::Environment& env) {
-  const std::string& s = env.state;
-  if (s.rfind("postgres://", 0) == 0 || s.rfind("postgresql://", 0) == 0) return s;
-  std::filesystem::path p = s.rfind("sqlite:", 0) == 0 ? s.substr(7) : s;
-  if (p.is_relative()) p = env.base_dir / p;
-  return p.string();
-}
-
 Session::~Session() {
   if (dispatcher_) dispatcher_->stop();
 }
@@ -22,7 +14,7 @@ Result<std::unique_ptr<Session>> Session::open(const config::Environment& env,
                                                secrets::SecretMap secrets, const std::string& actor,
                                                SessionOptions options) {
   std::unique_ptr<Session> s(new Session());
-  s->store_ = MD_TRY_CTX(state::open_store(state_url(env)), "state store");
+  s->store_ = MD_TRY_CTX(state::open_store(state::store_url(env)), "state store");
   // WHY retries: the agent may restart mid-deploy (upgrade, crash); its
   // calls are idempotent and a restarted agent re-adopts everything.
   s->host_ = with_retries(MD_TRY(make_agent_host(env)), real_clock(), options.agent_patience,

@@ -15,10 +15,6 @@
 
 namespace md::deploy {
 
-// The state store URL of `env`: a postgres:// URL as is, else a SQLite path
-// made absolute against meshdeploy.yml's folder ("sqlite:" prefix allowed).
-std::string state_url(const config::Environment& env);
-
 struct SessionOptions {
   bool migrations = true;      // open the migration engine (deploy), or not (rollback, status)
   bool notifications = true;   // run a Dispatcher for the environment's channels
