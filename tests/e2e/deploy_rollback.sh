@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Manual rollback under continuous load, both ways:
+#  1. warm: v2 deployed, v1 still warm in the rollback window -> `rollback`
+#     aborts the deploy and moves traffic back at once;
+#  2. from disk: v2 deployed with no window (v1 stopped) -> `rollback` starts
+#     v1 from its release directory, health-checks it, switches.
+# Expect: 0 failed requests, v1 alone after each, a rollback record, on_rollback.
+. "$(dirname "$0")/lib.sh"
+e2e_init
+PROXY_PORT=$(free_port)
+hooks="    on_rollback: echo \"\$MESHDEPLOY_KIND \$MESHDEPLOY_VERSION\" >> $T/on_rollback.out"
+HOOKS=$hooks WINDOW=30s write_config
+build_app v1
+build_app v2
+start_agent
+mdt deploy --version v1 >"$T/deploy-v1.out" 2>&1 || { cat "$T/deploy-v1.out"; die "deploy v1 failed"; }
+
+log "1. warm rollback while v2's deploy keeps v1 warm"
+wrk_start warm "http://127.0.0.1:$PROXY_PORT/"
+mdt deploy --version v2 >"$T/deploy-v2.out" 2>&1 &
+deploy_pid=$!
+wait_for 30 "v2's deploy to reach keep_warm" bash -c "grep -q 'stays warm' '$T/deploy-v2.out'"
+expect_eq "$(proxy_version)" v2 "version before the rollback"
+t0=$(date +%s%N)
+mdt rollback >"$T/rollback-warm.out" 2>&1 || { cat "$T/rollback-warm.out"; die "warm rollback failed"; }
+t1=$(date +%s%N)
+rc=0
+wait "$deploy_pid" || rc=$?
+expect_eq "$rc" 4 "exit code of the deploy rolled back by hand"
+sleep 0.3
+wrk_expect_clean warm
+warm_ms=$(( (t1 - t0) / 1000000 ))
+switch=$(sed -n 's/.*traffic switch \([0-9]*\) ms.*/\1/p' "$T/rollback-warm.out")
+log "warm rollback: command took ${warm_ms} ms, traffic switch ${switch} ms"
+[ -n "$switch" ] && [ "$switch" -lt 100 ] || die "warm switch took '${switch}' ms: $(cat "$T/rollback-warm.out")"
+expect_only v1
+
+log "2. rollback from disk"
+HOOKS=$hooks WINDOW=0s write_config
+wrk_start disk "http://127.0.0.1:$PROXY_PORT/"
+mdt deploy --version v2 >"$T/deploy-v2b.out" 2>&1 || { cat "$T/deploy-v2b.out"; die "second deploy v2 failed"; }
+expect_only v2
+mdt rollback >"$T/rollback-disk.out" 2>&1 || { cat "$T/rollback-disk.out"; die "rollback from disk failed"; }
+sleep 0.3
+wrk_expect_clean disk
+expect_only v1
+mdt history --json -n 1 >"$T/last.json"
+grep -q '"kind": "rollback"' "$T/last.json" || die "not recorded as a rollback: $(cat "$T/last.json")"
+grep -q '"previous_version": "v2"' "$T/last.json" || die "rollback from the wrong release"
+grep -q '^rollback v1$' "$T/on_rollback.out" || die "on_rollback did not run for the manual rollback: $(cat "$T/on_rollback.out")"
+expect_journal_complete "$(last_deployment)"
+
+rc=0
+mdt rollback --to v9 >"$T/rollback-v9.out" 2>&1 || rc=$?
+expect_eq "$rc" 5 "exit code of a rollback to an unknown release"
