@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
+#include "core/clock.h"
+#include "secrets/secrets.h"
 
 namespace md::cli {
 namespace {
@@ -96,6 +98,129 @@ TEST_F(MigrateCmd, RestoreNeedsAFile) {
   Ran missing = run_args({"migrate", "restore", "--database-url", "postgresql://x@127.0.0.1:1/x",
                           (dir_ / "nope.dump").string()});
   EXPECT_EQ(missing.code, 5) << missing.err;
+}
+
+
+// --env: the URL comes from the environment's vault unless a flag or the
+// variable names one. No server is needed to tell which URL was used: the
+// connect error names it (password masked), so each source points at a
+// closed port with its own database name.
+class MigrateEnvCmd : public MigrateCmd {
+ protected:
+  void SetUp() override {
+    MigrateCmd::SetUp();
+    ::setenv("MESHDEPLOY_KEY_STAGING", key_.reveal_text().c_str(), 1);
+    write_config("");
+  }
+  void TearDown() override {
+    ::unsetenv("MESHDEPLOY_KEY_STAGING");
+    MigrateCmd::TearDown();
+  }
+  void write_config(const std::string& migrations) {
+    write("meshdeploy.yml", "app: meshhook\n"
+                            "defaults:\n"
+                            "  services:\n"
+                            "    web: {command: node build/index.js}\n" +
+                                migrations +
+                                "environments:\n"
+                                "  staging: {}\n");
+  }
+  void vault_with(const std::string& name, const std::string& value) {
+    auto v = secrets::Vault::create(vault_path(), "staging", secrets::MasterKey::parse(key_.reveal_text()).value());
+    ASSERT_TRUE(v.set(name, secrets::Secret(value), SysTime{}));
+    ASSERT_TRUE(v.save());
+  }
+  std::filesystem::path vault_path() { return dir_ / ".meshdeploy" / "secrets" / "staging.vault"; }
+  Ran migrate(const std::string& verb, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"migrate", verb, "--env", "staging", "-c", (dir_ / "meshdeploy.yml").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_args(args);
+  }
+  static std::string url(const std::string& password, const std::string& db) {
+    return "postgresql://app:" + password + "@127.0.0.1:1/" + db + "?connect_timeout=1";
+  }
+  secrets::MasterKey key_ = secrets::MasterKey::generate();
+};
+
+TEST_F(MigrateEnvCmd, ReadsTheDatabaseUrlFromTheVault) {
+  vault_with("DATABASE_URL", url("vault-pass-4f9e2", "vaultdb"));
+  Ran r = migrate("status");
+  EXPECT_EQ(r.code, 1) << r.err;  // the server is down: reached the connect step
+  EXPECT_NE(r.err.find("app:***@127.0.0.1:1/vaultdb"), std::string::npos) << r.err;
+  EXPECT_EQ((r.out + r.err).find("vault-pass-4f9e2"), std::string::npos) << r.err;
+}
+
+TEST_F(MigrateEnvCmd, FlagBeatsVariableBeatsVault) {
+  vault_with("DATABASE_URL", url("vault-pass-4f9e2", "vaultdb"));
+  ::setenv("MESHDEPLOY_DATABASE_URL", url("env-pass-77a1c", "envdb").c_str(), 1);
+  Ran env = migrate("status");
+  EXPECT_NE(env.err.find("/envdb"), std::string::npos) << env.err;
+  Ran flag = migrate("status", {"--database-url", url("flag-pass-0b3d8", "flagdb")});
+  EXPECT_NE(flag.err.find("/flagdb"), std::string::npos) << flag.err;
+  ::unsetenv("MESHDEPLOY_DATABASE_URL");
+  for (const Ran& r : {env, flag}) {
+    EXPECT_EQ(r.code, 1);
+    for (const char* pw : {"vault-pass-4f9e2", "env-pass-77a1c", "flag-pass-0b3d8"})
+      EXPECT_EQ((r.out + r.err).find(pw), std::string::npos) << r.err;
+  }
+}
+
+TEST_F(MigrateEnvCmd, SecretNamedByTheConfigIsUsed) {
+  write_config("  migrations: {database_url_secret: APP_PG_URL}\n");
+  vault_with("APP_PG_URL", url("vault-pass-4f9e2", "appdb"));
+  Ran r = migrate("plan");
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("/appdb"), std::string::npos) << r.err;
+}
+
+TEST_F(MigrateEnvCmd, MissingSecretNamesTheSecretAndTheVault) {
+  vault_with("OTHER_SECRET", "some-other-value-123");
+  for (const char* verb : {"status", "plan", "up", "baseline"}) {
+    Ran r = migrate(verb);
+    EXPECT_EQ(r.code, 5) << verb << ": " << r.err;
+    EXPECT_NE(r.err.find("no secret DATABASE_URL (migrations.database_url_secret) in the staging vault " +
+                         vault_path().string()),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("meshdeploy secrets set --env staging DATABASE_URL"), std::string::npos) << r.err;
+  }
+  Ran restore = migrate("restore", {(dir_ / "some.dump").string()});
+  EXPECT_EQ(restore.code, 5) << restore.err;
+  EXPECT_NE(restore.err.find("no secret DATABASE_URL"), std::string::npos) << restore.err;
+}
+
+TEST_F(MigrateEnvCmd, NoVaultFileIsAMissingSecret) {
+  Ran r = migrate("status");
+  EXPECT_EQ(r.code, 5) << r.err;
+  EXPECT_NE(r.err.find("no secret DATABASE_URL"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(vault_path().string()), std::string::npos) << r.err;
+}
+
+TEST_F(MigrateEnvCmd, NoKeySaysWhichVariable) {
+  vault_with("DATABASE_URL", url("vault-pass-4f9e2", "vaultdb"));
+  ::unsetenv("MESHDEPLOY_KEY_STAGING");
+  Ran r = migrate("status");
+  EXPECT_EQ(r.code, 5) << r.err;
+  EXPECT_NE(r.err.find("MESHDEPLOY_KEY_STAGING"), std::string::npos) << r.err;
+}
+
+TEST_F(MigrateEnvCmd, UnknownEnvironmentAndBadConfigAreReported) {
+  Ran unknown = run_args({"migrate", "status", "--env", "prod", "-c", (dir_ / "meshdeploy.yml").string()});
+  EXPECT_EQ(unknown.code, 5) << unknown.err;
+  EXPECT_NE(unknown.err.find("prod"), std::string::npos) << unknown.err;
+  write("meshdeploy.yml", "app: [\n");
+  Ran bad = migrate("status");
+  EXPECT_EQ(bad.code, 2) << bad.err;
+  EXPECT_NE(bad.err.find("meshdeploy.yml:"), std::string::npos) << bad.err;
+}
+
+TEST_F(MigrateEnvCmd, LintWithoutTheKeyLintsEveryFileAndSaysSo) {
+  std::filesystem::create_directories(dir_ / "supabase" / "migrations");
+  write("supabase/migrations/1_init.sql", "create table t (id bigint primary key);\n");
+  ::unsetenv("MESHDEPLOY_KEY_STAGING");
+  Ran r = migrate("lint");
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("linting every file without a database"), std::string::npos) << r.err;
 }
 
 }  // namespace

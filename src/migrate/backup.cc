@@ -1,85 +1,118 @@
 // pg_dump -Fc before a production run, and pg_restore of such a dump. The
-// password reaches the child through PGPASSWORD (pg::env_for), never argv.
-#include <spawn.h>
-#include <sys/wait.h>
+// password reaches the child through PGPASSWORD (pg::env_for), never argv,
+// and is cut out of anything the child prints before it reaches a message.
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 
 #include "core/fs.h"
+#include "core/process.h"
 #include "migrate/migrate.h"
 #include "pg/pg.h"
-
-extern char** environ;
 
 namespace md::migrate {
 namespace {
 
-// Runs argv with the current environment plus `extra`; returns the exit
-// status, or kNotFound when the program is missing.
-Result<int> run(const std::vector<std::string>& argv, const std::vector<std::pair<std::string, std::string>>& extra) {
-  std::vector<std::string> env_store;
-  for (char** e = environ; *e; ++e) {
-    std::string kv(*e);
-    bool overridden = false;
-    for (const auto& [k, v] : extra)
-      if (kv.rfind(k + "=", 0) == 0) overridden = true;
-    if (!overridden) env_store.push_back(std::move(kv));
+// Runs a libpq client program (pg_dump, pg_restore) against the request's
+// database. A non-zero exit is kFailedPrecondition with the last lines of
+// its stderr, the password removed.
+Status run_client(const Request& req, std::vector<std::string> argv, const std::string& outcome) {
+  auto vars = MD_TRY(pg::env_for(req.database_url.reveal()));
+  proc::RunOptions opts;
+  std::string password;
+  for (auto& [k, v] : vars) {
+    if (k == "PGPASSWORD") password = v;
+    opts.env.set[k] = v;
   }
-  for (const auto& [k, v] : extra) env_store.push_back(k + "=" + v);
-  std::vector<char*> envp, args;
-  for (auto& s : env_store) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> argv_store = argv;
-  for (auto& s : argv_store) args.push_back(s.data());
-  args.push_back(nullptr);
-  pid_t pid;
-  int rc = posix_spawnp(&pid, args[0], nullptr, nullptr, args.data(), envp.data());
-  if (rc != 0) return fail(rc == ENOENT ? Errc::kNotFound : Errc::kIo, argv[0] + ": " + std::strerror(rc));
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  // WHY: a PGSERVICE/PGPASSFILE of the caller must not point the child elsewhere
+  opts.env.unset = {"PGSERVICE", "PGSERVICEFILE"};
+  std::string program = argv[0];
+  proc::RunResult r = MD_TRY_CTX(proc::run(proc::Command::args(std::move(argv)), opts), program);
+  if (r.ok()) return ok();
+  std::string err = r.err;
+  if (!password.empty())
+    for (size_t at; (at = err.find(password)) != std::string::npos;) err.replace(at, password.size(), "***");
+  while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
+  if (err.size() > 2000) err = "..." + err.substr(err.size() - 2000);
+  return fail(Errc::kFailedPrecondition,
+              program + " " + r.describe() + " (" + outcome + ")" + (err.empty() ? "" : ": " + err));
+}
+
+// Creates `path` empty with mode 0600 (the umask only removes bits), replacing a
+// leftover, so that the dump written into it is never readable by others.
+Status create_private(const std::filesystem::path& path) {
+  std::error_code ec;
+  std::filesystem::remove(path, ec);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return fail(Errc::kIo, "create " + path.string() + ": " + std::strerror(errno));
+  ::close(fd);
+  return ok();
+}
+
+// fsync of a file or directory, so that a backup reported as written survives
+// a crash of the host.
+Status sync_path(const std::filesystem::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(Errc::kIo, "open " + path.string() + ": " + std::strerror(errno));
+  int rc = ::fsync(fd);
+  int e = errno;
+  ::close(fd);
+  if (rc != 0) return fail(Errc::kIo, "fsync " + path.string() + ": " + std::strerror(e));
+  return ok();
 }
 
 }  // namespace
 
 Result<std::filesystem::path> backup(const Request& req) {
-  auto env = MD_TRY(pg::env_for(req.database_url.reveal()));
   std::filesystem::path dir = req.settings.backup_dir;
   MD_TRY_STATUS(fs::ensure_dir(dir, 0700));
-  std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  // UTC time to the millisecond; never replaces an earlier dump (two runs in
+  // one millisecond get -2, -3...). Runs are serialised by the runner lock.
+  auto now = std::chrono::system_clock::now();
+  std::time_t secs = std::chrono::system_clock::to_time_t(now);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", std::gmtime(&now));
-  std::string name = std::string("pre-migrate-") + stamp + (req.deployment_id.empty() ? "" : "-" + req.deployment_id) + ".dump";
+  std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", std::gmtime(&secs));
+  std::string stem = std::string("pre-migrate-") + stamp + "." + std::to_string(1000 + ms).substr(1) + "Z" +
+                     (req.deployment_id.empty() ? "" : "-" + req.deployment_id);
+  std::string name = stem + ".dump";
+  for (int n = 2; std::filesystem::exists(dir / name); ++n) name = stem + "-" + std::to_string(n) + ".dump";
   std::filesystem::path out = dir / name;
   std::filesystem::path tmp = dir / (name + ".partial");
-  int rc = MD_TRY_CTX(run({"pg_dump", "-Fc", "--no-password", "-f", tmp.string()}, env), "pg_dump");
-  if (rc != 0) {
-    std::filesystem::remove(tmp);
-    return fail(Errc::kFailedPrecondition, "pg_dump exited with status " + std::to_string(rc) + " (no backup written)");
-  }
+  MD_TRY_STATUS(create_private(tmp));
+  // pg_dump -f opens the existing file for writing: it keeps mode 0600.
+  auto st = run_client(req, {"pg_dump", "-Fc", "--no-password", "-f", tmp.string()}, "no backup written");
+  if (st) st = sync_path(tmp);
   std::error_code ec;
-  std::filesystem::rename(tmp, out, ec);
-  if (ec) return fail(Errc::kIo, "rename " + tmp.string() + ": " + ec.message());
+  if (st) {
+    std::filesystem::rename(tmp, out, ec);
+    if (ec) st = fail(Errc::kIo, "rename " + tmp.string() + ": " + ec.message());
+  }
+  if (!st) {
+    std::filesystem::remove(tmp, ec);
+    return fail(std::move(st.error()));
+  }
+  MD_TRY_STATUS(sync_path(dir));
   return out;
 }
 
 Status restore(const Request& req, const std::filesystem::path& dump) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(dump, ec)) return fail(Errc::kNotFound, "no backup file " + dump.string());
-  auto env = MD_TRY(pg::env_for(req.database_url.reveal()));
-  std::string db;
-  for (const auto& [k, v] : env)
-    if (k == "PGDATABASE") db = v;
+  auto vars = MD_TRY(pg::env_for(req.database_url.reveal()));
   std::vector<std::string> argv = {"pg_restore", "--clean", "--if-exists", "--no-owner", "--no-password",
                                    "--single-transaction", "--exit-on-error"};
-  if (!db.empty()) argv.push_back("--dbname=" + db);
+  // WHY --dbname: without it pg_restore prints SQL instead of connecting; the
+  // other connection settings (and the password) come from the environment.
+  for (const auto& [k, v] : vars)
+    if (k == "PGDATABASE") argv.push_back("--dbname=" + v);
   argv.push_back(dump.string());
-  int rc = MD_TRY_CTX(run(argv, env), "pg_restore");
-  if (rc != 0) return fail(Errc::kFailedPrecondition, "pg_restore exited with status " + std::to_string(rc) + "; the restore was rolled back");
-  return ok();
+  return run_client(req, std::move(argv), "nothing restored: the restore ran in one transaction");
 }
 
 }  // namespace md::migrate

@@ -97,6 +97,31 @@ supabase_in() {
   (cd "$proj" && "$NPM_BIN/supabase" --workdir "$proj" "$@")
 }
 
+# Writes $T/app/meshdeploy.yml with environment ENV whose migrations come
+# from $T/app/migrations, gives ENV a fresh key (exported) and stores URL as
+# its DATABASE_URL secret through the real `secrets set`. EXTRA: yaml lines
+# added under the environment's `migrations:` (indented 6).
+# Usage: vault_app ENV URL [EXTRA]
+vault_app() {
+  local env=$1 url=$2 extra=${3-}
+  local var="MESHDEPLOY_KEY_$(tr 'a-z-.' 'A-Z__' <<<"$env")"
+  mkdir -p "$T/app/migrations"
+  cat >"$T/app/meshdeploy.yml" <<YAML
+app: meshhook
+defaults:
+  services:
+    web: {command: node build/index.js}
+environments:
+  $env:
+    migrations:
+      dir: migrations
+$extra
+YAML
+  export "$var=$("$MESHDEPLOY_BIN" secrets keygen --env "$env" 2>/dev/null)"
+  printf '%s' "$url" | "$MESHDEPLOY_BIN" secrets set --env "$env" -c "$T/app/meshdeploy.yml" DATABASE_URL \
+    || die "secrets set DATABASE_URL"
+}
+
 [ "${BASH_SOURCE[0]}" = "$0" ] || return 0
 
 . "$(dirname "$0")/lib.sh"
