@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <pwd.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <iostream>
@@ -165,9 +166,23 @@ Action setup_secrets_set(CLI::App& cmd, Io& io) {
     if (auto st = secrets::check_secret_name(a->name); !st) return report(io, st.error());
     auto t = target(io, *a);  // before reading stdin: a missing key is told at once
     if (!t) return report(io, t.error());
-    if (&io.in == &std::cin && ::isatty(0))
-      io.err << "reading the value of " << a->name << " from standard input (end with Ctrl-D)\n";
-    std::string value = read_all(io.in);
+    std::string value;
+    if (&io.in == &std::cin && ::isatty(0)) {
+      // WHY no echo: a value typed at a terminal must not stay on the screen.
+      io.err << "value of " << a->name << " (not echoed; end with Ctrl-D): " << std::flush;
+      termios saved{};
+      bool restore = ::tcgetattr(0, &saved) == 0;
+      if (restore) {
+        termios quiet = saved;
+        quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+        ::tcsetattr(0, TCSANOW, &quiet);
+      }
+      value = read_all(io.in);
+      if (restore) ::tcsetattr(0, TCSANOW, &saved);
+      io.err << "\n";
+    } else {
+      value = read_all(io.in);
+    }
     strip_one_newline(value);
     if (auto st = secrets::check_secret_value(a->name, value); !st) return report(io, st.error());
     auto o = open_vault(std::move(*t), Mode::kCreate);
