@@ -92,6 +92,14 @@ class ClientConn final : public Handler {
   // A pause held this request longer than allowed.
   void held_expired();
 
+  // Batched writes (Worker::flush_writes): the queued write was handed to
+  // the kernel; then its result (bytes or -errno; `want` bytes were
+  // offered), or: it was not sent after all.
+  static constexpr uint8_t kToUpstream = 0, kToClient = 1;
+  void write_submitted() { pend_ = kPendInFlight; }
+  void write_done(uint8_t dir, int res, size_t want);
+  void write_unsent();
+
   bool has_exchange() const { return ex_ != nullptr; }
   const Exchange* exchange() const { return ex_; }
 
@@ -126,6 +134,10 @@ class ClientConn final : public Handler {
   void count_local(int status);
 
   // I/O.
+  // Queues `q` for the worker's batched send; false if writes are not batched.
+  bool queue_write(int fd, OutQueue& q, uint8_t dir);
+  void cancel_write();
+  void after_client_write();
   ssize_t read_some();
   ssize_t write_out(OutQueue& q);
   void release_buffer_if_empty();
@@ -156,6 +168,8 @@ class ClientConn final : public Handler {
   bool ws_closing_ = false;  // drained WebSocket: close frames sent, input discarded
   uint32_t requests_ = 0;
   bool counted_held_ = false;
+  static constexpr int kPendNone = -1, kPendInFlight = -2;
+  int pend_ = kPendNone;  // a queued write's handle, or one of the above
 };
 
 }  // namespace md::proxy

@@ -101,6 +101,7 @@ bool ClientConn::step_proxy() {
   // ---- client -> upstream
   if (u && !u->connecting) {
     if (!x->up_out.empty() && u->writable) {
+      if (queue_write(u->fd, x->up_out, kToUpstream)) return progress;  // resumed by write_done()
       size_t want = x->up_out.bytes();
       int cnt = static_cast<int>(x->up_out.v.size() - x->up_out.i);
       if (cnt > IOV_MAX) cnt = IOV_MAX;
@@ -152,26 +153,28 @@ bool ClientConn::step_proxy() {
 
   // ---- upstream -> client
   if (!x->client_out.empty()) {
+    if (!ssl_ && writable_ && queue_write(fd_, x->client_out, kToClient)) return progress;
     ssize_t n = write_out(x->client_out);
     if (n == -2) {
       close();
       return false;
     }
     if (n > 0) progress = true;
-    if (x->client_out.empty()) {
-      x->client_out.clear();
-      if (u && u->in.data) {
-        u->in.start += x->client_pending_consume;
-        if (u->in.start == u->in.end) u->in.start = u->in.end = u->scan = 0;
-      }
-      x->client_pending_consume = 0;
-      if (writable_) disarm(this);
-      if (x->tunnel) {
-        state_ = State::kTunnel;
-        if (u) disarm(u);  // the tunnel's own idle timer governs from now on
-        w_->t_tunnel.arm(this, w_->loop().now_ms());
-        return true;
-      }
+  }
+  // Everything queued for the client was written (here or in a batch).
+  if (!x->client_out.v.empty() && x->client_out.empty()) {
+    x->client_out.clear();
+    if (u && u->in.data) {
+      u->in.start += x->client_pending_consume;
+      if (u->in.start == u->in.end) u->in.start = u->in.end = u->scan = 0;
+    }
+    x->client_pending_consume = 0;
+    if (writable_) disarm(this);
+    if (x->tunnel) {
+      state_ = State::kTunnel;
+      if (u) disarm(u);  // the tunnel's own idle timer governs from now on
+      w_->t_tunnel.arm(this, w_->loop().now_ms());
+      return true;
     }
   }
   if (x->client_out.empty() && !x->resp_done && u && !u->connecting) {
@@ -352,6 +355,64 @@ bool ClientConn::response_bytes() {
   return true;
 }
 
+// ---------------------------------------------------------------- batched writes
+
+bool ClientConn::queue_write(int fd, OutQueue& q, uint8_t dir) {
+  if (!w_->batching()) return false;
+  pend_ = w_->queue_write(this, fd, &q, dir);
+  return true;
+}
+
+void ClientConn::cancel_write() {
+  // A write in flight cannot be taken back; write_done() then finds the new state.
+  if (pend_ >= 0) w_->cancel_write(pend_);
+  if (pend_ != kPendInFlight) pend_ = kPendNone;
+}
+
+// Applies a batched write's result as step_proxy() applies sendmsg's, then
+// continues.
+void ClientConn::write_done(uint8_t dir, int res, size_t want) {
+  pend_ = kPendNone;
+  if (state_ == State::kClosed) return;
+  Exchange* x = ex_;
+  if (state_ != State::kProxy || !x) {
+    drive();
+    return;
+  }
+  if (dir == kToUpstream) {
+    if (!up_) {
+      drive();
+      return;
+    }
+    if (res >= 0) {
+      if (static_cast<size_t>(res) < want) up_->writable = false;
+      x->up_out.consume(static_cast<size_t>(res));
+      x->req_head_sent = true;
+    } else if (res == -EAGAIN) {
+      up_->writable = false;
+    } else if (res != -EINTR) {
+      upstream_failed(x->resp_started ? UpFail::kBroken : UpFail::kReset, -res);
+    }
+  } else {
+    if (res >= 0) {
+      if (static_cast<size_t>(res) < want) writable_ = false;
+      x->client_out.consume(static_cast<size_t>(res));
+    } else if (res == -EAGAIN) {
+      writable_ = false;
+    } else if (res != -EINTR) {
+      close();
+      return;
+    }
+    if (!x->client_out.empty() && !writable_) w_->t_send.arm(this, w_->loop().now_ms());
+  }
+  drive();
+}
+
+void ClientConn::write_unsent() {
+  pend_ = kPendNone;
+  if (state_ != State::kClosed) drive();
+}
+
 void ClientConn::finish_exchange() {
   Exchange* x = ex_;
   UpstreamConn* u = up_;
@@ -390,6 +451,7 @@ void ClientConn::finish_exchange() {
 }
 
 void ClientConn::upstream_failed(UpFail why, int err) {
+  cancel_write();
   Exchange* x = ex_;
   if (!x || state_ != State::kProxy) return;
   const char* what = why == UpFail::kConnect          ? "connect failed"

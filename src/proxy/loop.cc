@@ -98,6 +98,7 @@ void Loop::run_posted() {
 }
 
 int Loop::next_timeout_ms() const {
+  if (flush_left_ || !deferred_.empty()) return 0;
   int64_t next = INT64_MAX;
   for (const TimeoutList* l : lists_)
     if (Handler* h = l->front(); h && h->deadline_ms < next) next = h->deadline_ms;
@@ -140,10 +141,18 @@ void Loop::run() {
       h->on_io(events[i].events);
     }
     expire();
-    while (!deferred_.empty()) {
-      std::vector<std::function<void()>> d;
-      d.swap(deferred_);
-      for (auto& fn : d) fn();
+    // WHY a bound: a fast stream would otherwise keep flushing and starve
+    // the other connections' events.
+    constexpr int kFlushRounds = 8;
+    flush_left_ = false;
+    for (int round = 0; round < kFlushRounds; ++round) {
+      while (!deferred_.empty()) {
+        std::vector<std::function<void()>> d;
+        d.swap(deferred_);
+        for (auto& fn : d) fn();
+      }
+      flush_left_ = flush_ && flush_();
+      if (!flush_left_ && deferred_.empty()) break;
     }
     for (Handler* h : graveyard_) delete h;
     graveyard_.clear();

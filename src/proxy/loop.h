@@ -114,6 +114,11 @@ class Loop {
   // Runs `fn` at loop time `at_ms` (one-shot; rare events only).
   void at(int64_t at_ms, std::function<void()> fn);
 
+  // Runs `fn` after each event batch (and its deferred work) until it
+  // returns false (nothing left to flush), at most a few rounds per
+  // iteration; while it has work left, the next wait does not block.
+  void set_flush(std::function<bool()> fn) { flush_ = std::move(fn); }
+
   void add_list(TimeoutList* l) { lists_.push_back(l); }
   // Monotonic milliseconds, refreshed once per iteration.
   int64_t now_ms() const { return now_ms_; }
@@ -131,6 +136,8 @@ class Loop {
   std::vector<TimeoutList*> lists_;
   std::vector<std::function<void()>> deferred_;
   std::vector<Handler*> graveyard_;
+  std::function<bool()> flush_;
+  bool flush_left_ = false;
   struct Timer {
     int64_t at;
     uint64_t seq;

@@ -367,6 +367,7 @@ Result<std::unique_ptr<Proxy>> Proxy::start(Options o) {
   p.shared.timeouts = o.timeouts;
   p.shared.limits = o.limits;
   p.shared.workers = threads;
+  p.shared.batch_writes = o.batch_writes;
   p.shared.buffer_size = std::max<size_t>(16 * 1024, o.limits.max_head_bytes);
 
   // State first: a bad state file starts nothing.

@@ -249,6 +249,9 @@ struct Options {
   std::vector<StaticRoute> routes;      // services the state file does not already have
   Timeouts timeouts;
   Limits limits;
+  // Data-path writes of one event batch go to the kernel in one io_uring
+  // call (falls back to one sendmsg per write where io_uring is refused).
+  bool batch_writes = true;
 };
 
 class Proxy {

@@ -168,6 +168,52 @@ TEST_F(ProxyTest, LargeUploadStreams) {
   EXPECT_EQ(r.body, std::to_string(total));
 }
 
+// The write paths: a large response to a client that stops reading for a
+// while (short writes, EAGAIN, resumed on EPOLLOUT), a large upload, and
+// pipelined requests answered in order on one connection.
+void exercise_writes(uint16_t port) {
+  Client c(port);
+  ASSERT_TRUE(c.send(get_req("/chunked?n=200000")));
+  std::this_thread::sleep_for(Millis(300));  // the socket buffers fill up meanwhile
+  Reply r = c.read_reply("GET", 20000);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("chunk-199999\n"), std::string::npos);
+  EXPECT_FALSE(r.closed);
+  ASSERT_TRUE(c.send(get_req("/") + get_req("/echo?n=1") + get_req("/")));
+  for (int i = 0; i < 3; ++i) {
+    Reply p = c.read_reply();
+    ASSERT_EQ(p.status, 200) << i;
+    if (i == 1) {
+      EXPECT_NE(p.body.find("/echo?n=1"), std::string::npos) << p.body;
+    } else {
+      EXPECT_EQ(p.body, "blue") << i;
+    }
+  }
+  const size_t total = 4u << 20;
+  ASSERT_TRUE(c.send("POST /count HTTP/1.1\r\nHost: a\r\nContent-Length: " + std::to_string(total) + "\r\n\r\n"));
+  std::string chunk(1 << 16, 'x');
+  for (size_t sent = 0; sent < total; sent += chunk.size()) ASSERT_TRUE(c.send(chunk));
+  r = c.read_reply("POST", 20000);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, std::to_string(total));
+}
+
+TEST_F(ProxyTest, BatchedWritesSlowReaderPipelineUpload) {
+  Upstream blue("blue");
+  start(options());
+  serve({&blue});
+  exercise_writes(port_);
+}
+
+TEST_F(ProxyTest, UnbatchedWritesSlowReaderPipelineUpload) {
+  Upstream blue("blue");
+  Options o = options();
+  o.batch_writes = false;
+  start(std::move(o));
+  serve({&blue});
+  exercise_writes(port_);
+}
+
 TEST_F(ProxyTest, ServerSentEventsAreNotBuffered) {
   Upstream blue("blue");
   start(options());

@@ -76,6 +76,7 @@ void ClientConn::on_io(uint32_t ev) {
 
 void ClientConn::drive() {
   for (int i = 0; i < kDriveGuard; ++i) {
+    if (pend_ != kPendNone) return;  // a batched write is queued: write_done() resumes
     bool progress = false;
     switch (state_) {
       case State::kHandshake: progress = step_handshake(); break;
@@ -426,6 +427,7 @@ void ClientConn::local_error(int status, bool close) {
 }
 
 void ClientConn::local_raw(std::string_view bytes, bool close, std::shared_ptr<const RouteTable> keep) {
+  cancel_write();
   if (up_) {
     up_->owner = nullptr;
     up_->close();
@@ -506,6 +508,7 @@ bool ClientConn::step_linger() {
 
 void ClientConn::close() {
   if (state_ == State::kClosed) return;
+  cancel_write();
   state_ = State::kClosed;
   disarm(this);
   link.unlink();
@@ -545,6 +548,7 @@ bool ClientConn::idle() const {
 }
 
 void ClientConn::on_timeout() {
+  cancel_write();
   switch (state_) {
     case State::kHead:
       if (in_.size() > 0 || (requests_ == 0 && head_timer_)) {

@@ -175,6 +175,7 @@ void ClientConn::table_changed() {
 }
 
 void ClientConn::drain_now() {
+  cancel_write();
   Exchange* x = ex_;
   if (!x) return;
   if (x->set) x->set->drain_closed.fetch_add(1, std::memory_order_relaxed);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 
 #include "core/log.h"
@@ -181,6 +182,9 @@ Status Worker::init(std::vector<ListenSocket> listeners) {
 
 void Worker::start() {
   thread_ = std::thread([this] {
+    // WHY on the worker thread: the ring accepts submissions from the thread
+    // that set it up only (IORING_SETUP_SINGLE_ISSUER).
+    if (shared_->batch_writes && batch_.init()) loop_.set_flush([this] { return flush_writes(); });
     loop_.at(loop_.now_ms() + kTickMs, [this] { check_stop(); });
     loop_.run();
   });
@@ -258,6 +262,61 @@ void Worker::put_pooled(UpstreamConn* u) {
   slot.count++;
   idle_ups.push_back(&u->idle_link);
   t_pool.arm(u, loop_.now_ms());
+}
+
+int Worker::queue_write(ClientConn* c, int fd, OutQueue* q, uint8_t dir) {
+  pending_.push_back(PendingWrite{c, fd, q, dir});
+  return static_cast<int>(pending_.size() - 1);
+}
+
+void Worker::cancel_write(int handle) {
+  if (handle >= 0 && static_cast<size_t>(handle) < pending_.size()) pending_[static_cast<size_t>(handle)].c = nullptr;
+}
+
+bool Worker::flush_writes() {
+  if (pending_.empty()) return false;
+  inflight_.clear();
+  inflight_.swap(pending_);
+  batch_fds_.clear();
+  batch_msgs_.clear();
+  batch_want_.clear();
+  size_t live = 0;
+  for (PendingWrite& p : inflight_) {
+    if (!p.c) continue;
+    p.c->write_submitted();
+    OutQueue& q = *p.q;
+    size_t cnt = q.v.size() - q.i;
+    if (cnt > IOV_MAX) cnt = IOV_MAX;
+    msghdr m{};
+    m.msg_iov = &q.v[q.i];
+    m.msg_iovlen = cnt;
+    size_t want = 0;
+    for (size_t k = 0; k < cnt; ++k) want += q.v[q.i + k].iov_len;
+    batch_fds_.push_back(p.fd);
+    batch_msgs_.push_back(m);
+    batch_want_.push_back(want);
+    inflight_[live++] = p;
+  }
+  inflight_.resize(live);
+  batch_results_.assign(live, 0);
+  if (live > 0)
+    batch_.send_all(batch_fds_.data(), batch_msgs_.data(), static_cast<int>(live), batch_results_.data());
+  // Every send has completed: resume the connections (which may queue more).
+  for (size_t k = 0; k < live; ++k)
+    inflight_[k].c->write_done(inflight_[k].dir, batch_results_[k], batch_want_[k]);
+  inflight_.clear();
+  if (!batch_.ready()) {
+    // The ring failed: writes queued by the resumed connections go out one
+    // by one (batching() is false from now on, so drive() writes itself).
+    std::vector<PendingWrite> left;
+    left.swap(pending_);
+    for (PendingWrite& p : left) {
+      if (!p.c) continue;
+      p.c->write_submitted();
+      p.c->write_unsent();
+    }
+  }
+  return !pending_.empty();
 }
 
 char* Worker::get_buffer() {

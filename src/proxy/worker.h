@@ -20,6 +20,7 @@
 #include "http/parser.h"
 #include "proxy/loop.h"
 #include "proxy/routing.h"
+#include "proxy/send_batch.h"
 #include "proxy/tls.h"
 
 namespace md::proxy {
@@ -42,6 +43,7 @@ struct Shared {
   std::shared_ptr<const RouteTable> table;
   std::atomic<uint64_t> generation{0};
 
+  bool batch_writes = true;  // Options::batch_writes
   std::atomic<int64_t> client_connections{0};
   std::atomic<bool> draining{false};  // stopping: close keep-alive connections after their response
 };
@@ -187,6 +189,17 @@ class Worker {
   Link idle_ups;   // every pooled idle UpstreamConn
   bool stopping = false;
 
+  // Batched writes (send_batch.h). A ClientConn in the proxying state queues
+  // its next write and waits (drive() does nothing meanwhile); after the
+  // event batch, flush_writes() sends every queued write in one system call
+  // and hands each connection its result (ClientConn::write_done).
+  bool batching() const { return batch_.ready(); }
+  // Returns the handle for cancel_write().
+  int queue_write(ClientConn* c, int fd, OutQueue* q, uint8_t dir);
+  void cancel_write(int handle);
+  // One round; true if writes queued by the resumed connections are left.
+  bool flush_writes();
+
   // Idle upstream connection to `t`, or nullptr. Drops stale ones.
   UpstreamConn* take_pooled(TargetState* t);
   void put_pooled(UpstreamConn* u);
@@ -210,6 +223,17 @@ class Worker {
   std::unique_ptr<http::ResponseHead> resp_scratch_;
   uint64_t rng_;
   int64_t stop_deadline_ms_ = 0;
+  struct PendingWrite {
+    ClientConn* c;  // nullptr: cancelled
+    int fd;
+    OutQueue* q;
+    uint8_t dir;
+  };
+  SendBatch batch_;
+  std::vector<PendingWrite> pending_, inflight_;
+  std::vector<int> batch_fds_, batch_results_;
+  std::vector<msghdr> batch_msgs_;
+  std::vector<size_t> batch_want_;
   friend class UpstreamConn;
 };
 
