@@ -36,16 +36,18 @@ throughput() {
 }
 
 switch() {
-  # Each switch makes the other colour live (health-checked first), then,
-  # 0.4 s later, a canary of the same colour with a new weight: every change
-  # swaps the routing table, and no change mixes colours.
-  # WHY `&& { (...) & }`: only the canary step goes to the background; the
-  # switch command itself returns when the deploy is done, as the harness times it.
+  # Each switch makes the other colour live (health-checked first), then sets
+  # a canary of the same colour with a new weight: every step swaps the
+  # routing table, and no step mixes colours.
+  # WHY one command, not a canary in the background: under load a late
+  # background canary ran after the next switch (a canary of the old colour
+  # beside the new live set: interleaved colours), or collided with it
+  # ("another switch of service 'app' is running").
   export CUSTOM_SWITCH_CMD="$BIN proxy deploy app --target 127.0.0.1:@ACTIVE_PORT@ \
 --admin-socket @TMP@/md.sock --health-path / --health-timeout 5s && \
-{ ( sleep 0.4; $BIN proxy canary app --target 127.0.0.1:@ACTIVE_PORT@ --weight \$((RANDOM % 100)) \
---admin-socket @TMP@/md.sock >/dev/null ) & }"
-  echo "== switch: ${SWITCH_DURATION:-60} s, live set flips every second, canary weight changes in between"
+$BIN proxy canary app --target 127.0.0.1:@ACTIVE_PORT@ --weight \$((RANDOM % 100)) \
+--admin-socket @TMP@/md.sock >/dev/null"
+  echo "== switch: ${SWITCH_DURATION:-60} s, live set flips every second, canary weight changes in between (uptime: $(uptime | sed 's/.*load/load/'))"
   SWITCH_DURATION=${SWITCH_DURATION:-60} METHODS="${METHODS:-haproxy-api nginx-reload meshdeploy}" \
     "$HARNESS/run-switch.sh"
 }
