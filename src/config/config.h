@@ -158,6 +158,27 @@ struct AgentSettings {
   std::string socket;                      // default: <root>/agent.sock (filled in by resolve)
 };
 
+// Who may run an operation on an environment: `access.<operation>`.
+struct AccessRule {
+  // Glob patterns (`*` any run of characters, `?` one) matched against the
+  // whole actor (docs/deploy.md, "Access control"); empty = nobody.
+  std::vector<std::string> allow;
+  std::string where;  // "meshdeploy.yml:12": where the list is written (file as given to load)
+};
+
+// The operations `access:` names, in the order the file documents them.
+enum class Operation { kDeploy, kRollback, kPromote };
+std::string_view operation_name(Operation op);  // "deploy", "rollback", "promote"
+
+struct Access {
+  // nullopt (the key is absent) = everyone may. deploy: `deploy` and
+  // `deploy --resume`; rollback: `rollback`; promote: `promote` and `abort`.
+  std::optional<AccessRule> deploy;
+  std::optional<AccessRule> rollback;
+  std::optional<AccessRule> promote;
+  const std::optional<AccessRule>& rule(Operation op) const;
+};
+
 struct Environment {
   std::string name;                        // development | staging | production | ...
   std::string app;                         // top-level `app:`
@@ -178,7 +199,29 @@ struct Environment {
   std::string vault;                       // default .meshdeploy/secrets/<env>.vault (filled in by resolve)
   std::string key_file;                    // default: none (MESHDEPLOY_KEY_<ENV>)
   std::string state;                       // state store URL or path; default .meshdeploy/state.db (filled in)
+  Access access;                           // default: every operation open to everyone
 };
+
+// ---- access control (access.cc) ----------------------------------------------
+
+// True when `pattern` matches all of `text`: `*` matches any run of
+// characters (also none), `?` exactly one, everything else itself
+// (case-sensitive). Pure; linear in practice, never exponential.
+bool glob_match(std::string_view pattern, std::string_view text);
+
+struct AccessDecision {
+  bool allowed = true;
+  std::string rule;     // "access.deploy"; "" when the operation is open to everyone
+  std::string where;    // the rule's place, "meshdeploy.yml:12" ("" when none)
+  std::string message;  // refused only: "user X may not deploy to production
+                        // (access.deploy in meshdeploy.yml:12 allows: alice, team-*)"
+};
+// Whether `actor` may run `op` on `env`: allowed when access.<op> is absent
+// or one of its patterns matches; refused when the list is empty or none
+// matches. `action` words the refusal ("deploy to production"); "" uses
+// "<operation> <environment>". An empty actor is refused by every rule. Pure.
+AccessDecision check_access(const Environment& env, Operation op, std::string_view actor,
+                            std::string_view action = {});
 
 // Names used in the file ("web", "canary", "slack", "wait", ...).
 std::string_view service_kind_name(ServiceKind k);

@@ -144,6 +144,14 @@ Json environment_json(const Environment& e, std::span<const std::string> secret_
   j["vault"] = e.vault;
   j["key_file"] = e.key_file;
   j["state"] = e.state;
+  // WHY null for an absent rule: it means "everyone", which is not the same
+  // as a list (an empty list means nobody); null also reads back as absent.
+  Json access = Json::object();
+  for (Operation op : {Operation::kDeploy, Operation::kRollback, Operation::kPromote}) {
+    const auto& rule = e.access.rule(op);
+    access[std::string(operation_name(op))] = rule ? strings(rule->allow) : Json(nullptr);
+  }
+  j["access"] = access;
   return j;
 }
 

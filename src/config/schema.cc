@@ -396,6 +396,31 @@ void read_agent(Reader& r, AgentSettings& a) {
   r.str("socket", a.socket, nullptr, "`<root>/agent.sock`");
 }
 
+std::optional<Problem> check_actor_pattern(const std::string& v) {
+  if (v.empty()) return Problem{"an actor pattern must not be empty", "e.g. alice, \"team-*\" or \"github:*\""};
+  for (char c : v) {
+    if (std::isspace(static_cast<unsigned char>(c)) || static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      return Problem{"actor pattern '" + v.substr(0, 64) + "' contains white space or a control character",
+                     "actors are user names like alice or github:octocat; `*` and `?` are the wildcards"};
+  }
+  if (v.size() > 256) return Problem{"actor pattern '" + v.substr(0, 64) + "...' is longer than 256 characters", ""};
+  return std::nullopt;
+}
+
+// `access.<operation>`: absent = everyone; present = these patterns only.
+void read_access(Reader& r, Access& a) {
+  for (Operation op : {Operation::kDeploy, Operation::kRollback, Operation::kPromote}) {
+    const std::string key(operation_name(op));
+    std::vector<std::string> allow;
+    if (!r.strings(key, allow, check_actor_pattern, "absent (everyone; `[]` = nobody)")) continue;
+    Mark m = r.mark_of(key);
+    std::optional<AccessRule>& rule = op == Operation::kDeploy     ? a.deploy
+                                      : op == Operation::kRollback ? a.rollback
+                                                                   : a.promote;
+    rule = AccessRule{std::move(allow), r.diags().file + ":" + std::to_string(m.line)};
+  }
+}
+
 }  // namespace
 
 std::optional<Problem> check_name(const std::string& v) {
@@ -446,6 +471,7 @@ void read_environment(Reader& r, Environment& env, const EnvContext& ctx) {
   r.str("vault", env.vault, check_nonempty, "`.meshdeploy/secrets/<env>.vault`");
   r.str("key_file", env.key_file, nullptr, "`\"\"` (use `MESHDEPLOY_KEY_<ENV>`)");
   r.str("state", env.state, check_nonempty, "`.meshdeploy/state.db`");
+  r.object("access", [&](Reader& a) { read_access(a, env.access); });
   if (recording) return;
 
   if (!have_services || env.services.empty())
