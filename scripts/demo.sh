@@ -138,6 +138,20 @@ record_switches() {
 : >"$T/switches"; : >"$T/phases"
 # Appends a line to the summary: label, requests, failed, note.
 phase() { echo "$1|$2|$3|$4" >>"$T/phases"; }
+# Runs `meshdeploy ARGS...` (deploy_step NAME) while wrk loads the proxy,
+# expects exit code RC and records its traffic switches under LABEL; leaves
+# wrk's figures in WRK_*. Usage: under_load NAME LABEL RC ARGS...
+under_load() {
+  local name=$1 label=$2 want=$3; shift 3
+  local load=${name//-/_}   # wrk_start names a variable after it
+  wrk_start "$load" "http://127.0.0.1:$PROXY_PORT/"
+  sleep 0.5
+  deploy_step "$name" "$@"
+  sleep 0.3
+  wrk_stop "$load"
+  expect_eq "$RC" "$want" "exit code of meshdeploy $*"
+  record_switches "$name" "$label"
+}
 
 deploy_step deploy-v1 deploy --version v1
 expect_eq "$RC" 0 "exit code of deploy v1"
@@ -151,13 +165,7 @@ phase "deploy v1 (first deploy)" - - "2 migrations applied; v1 alone serves"
 step "2. Deploy v2 blue-green while wrk loads the proxy"
 mv "$T"/later/*.sql supabase/migrations/
 echo "v2 brings an expand migration (index) and a contract one (drop column)"
-wrk_start bluegreen "http://127.0.0.1:$PROXY_PORT/"
-sleep 0.5
-deploy_step deploy-v2 deploy --version v2 --strategy blue_green
-sleep 0.3
-wrk_stop bluegreen
-expect_eq "$RC" 0 "exit code of deploy v2"
-record_switches deploy-v2 "blue-green v1 -> v2"
+under_load deploy-v2 "blue-green v1 -> v2" 0 deploy --version v2 --strategy blue_green
 phase "blue-green v1 -> v2" "$WRK_REQUESTS" "$WRK_FAILED" "served by $WRK_VERSIONS; expand migration before the switch, contract after v1 stopped"
 [ "$WRK_REQUESTS" -gt 0 ] || die "wrk sent no request during the blue-green deploy"
 [ "$WRK_FAILED" -eq 0 ] || die "$WRK_FAILED of $WRK_REQUESTS requests failed during the blue-green deploy"
@@ -169,13 +177,7 @@ expect_only v2
 expect_journal_complete "$(last_deployment)"
 
 step "3. Deploy v3 as a canary (it answers 5xx) under load: rolled back automatically"
-wrk_start canary "http://127.0.0.1:$PROXY_PORT/"
-sleep 0.5
-deploy_step deploy-v3 deploy --version v3
-sleep 0.3
-wrk_stop canary
-expect_eq "$RC" 4 "exit code of the canary deploy v3 (4 = rolled back)"
-record_switches deploy-v3 "canary v3, rolled back"
+under_load deploy-v3 "canary v3, rolled back" 4 deploy --version v3   # 4: rolled back
 grep -q "breach: canary 5xx ratio" "$T/deploy-v3.out" || die "the canary analysis reported no 5xx breach"
 canary_5xx=$(wrk_errors_from v3)
 other=$(( WRK_FAILED - canary_5xx ))
@@ -187,13 +189,7 @@ expect_only v2
 expect_journal_complete "$(last_deployment)"
 
 step "4. Roll back to v1 by hand, under load"
-wrk_start rollback "http://127.0.0.1:$PROXY_PORT/"
-sleep 0.5
-deploy_step rollback-v1 rollback --to v1
-sleep 0.3
-wrk_stop rollback
-expect_eq "$RC" 0 "exit code of rollback --to v1"
-record_switches rollback-v1 "rollback v2 -> v1 (from disk)"
+under_load rollback-v1 "rollback v2 -> v1 (from disk)" 0 rollback --to v1
 phase "manual rollback v2 -> v1" "$WRK_REQUESTS" "$WRK_FAILED" "served by $WRK_VERSIONS"
 [ "$WRK_REQUESTS" -gt 0 ] || die "wrk sent no request during the rollback"
 [ "$WRK_FAILED" -eq 0 ] || die "$WRK_FAILED of $WRK_REQUESTS requests failed during the rollback"
