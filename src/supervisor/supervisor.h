@@ -109,6 +109,7 @@ struct ProcRef {
   pid_t log_pid = -1;          // its log writer (own session), or -1
   uint64_t log_start_time = 0;
   bool child = true;           // we are its parent; false once re-adopted
+  bool operator==(const ProcRef&) const = default;
 };
 
 // How a process ended. `known` is false for a re-adopted process (not our
