@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "deploy/access.h"
 #include "deploy/artifact.h"
 #include "deploy/deploy.h"
 #include "deploy/inspect.h"
@@ -55,13 +56,10 @@ std::string getenv_or(const char* name, std::string fallback = "") {
 
 bool in_ci() { return getenv_or("CI") == "true" || getenv_or("GITHUB_ACTIONS") == "true"; }
 
-// Who runs this, for the records: MESHDEPLOY_ACTOR, GITHUB_ACTOR, else user@host.
-std::string actor() {
-  std::string a = getenv_or("MESHDEPLOY_ACTOR", getenv_or("GITHUB_ACTOR"));
-  if (!a.empty()) return a;
-  const std::string h = deploy::default_holder();
-  return h.substr(0, h.find(' '));
-}
+// Who runs this, for the records: the identity access rules check (the OS
+// user, or github:<login> on GitHub Actions), behind $MESHDEPLOY_ACTOR as a
+// label when set (deploy/access.h).
+std::string actor() { return deploy::current_identity().display(); }
 
 deploy::OutputMode output_mode(Io& io, bool json) {
   const bool tty = &io.out == &std::cout && isatty(STDOUT_FILENO) && getenv_or("TERM") != "dumb";
@@ -94,10 +92,22 @@ struct Opened {
   std::unique_ptr<deploy::Session> session;
 };
 
+// The access rule a changing command must pass (docs/deploy.md, "Access
+// control"), checked before secrets are read or anything is touched.
+struct Guard {
+  deploy::Guarded command;
+  std::string target;          // for the audit row: the version asked for
+  bool audit_allowed = false;  // resume: the library does not audit it itself
+};
+
 Result<Opened> open_env(Io& io, const std::string& config_path, const std::string& env_name,
-                        deploy::SessionOptions so, bool need_secrets) {
+                        deploy::SessionOptions so, bool need_secrets,
+                        std::optional<Guard> guard = std::nullopt) {
   Opened o;
   o.env = MD_TRY(load_environment(io, config_path, env_name));
+  if (guard)
+    MD_TRY_STATUS(deploy::authorize(o.env, guard->command, deploy::current_identity(), guard->target,
+                                    guard->audit_allowed));
   if (need_secrets) {
     o.secrets = MD_TRY_CTX(secrets::load_secrets(o.env), "secrets of " + env_name);
     secrets::install_log_redactor(std::make_shared<const secrets::Redactor>(o.secrets));
@@ -138,7 +148,7 @@ void print_outcome(Io& io, bool json, const deploy::Outcome& r, const std::strin
 // renderer and notifications, then report.
 template <class Body>
 Exit run_controller(Io& io, const std::string& config_path, const std::string& env_name, bool json,
-                    bool migrations, Body body) {
+                    bool migrations, Guard access, Body body) {
   auto opts = controller_options();
   if (!opts) return report(io, opts.error());
   deploy::Renderer renderer(io.out, output_mode(io, json));
@@ -146,7 +156,7 @@ Exit run_controller(Io& io, const std::string& config_path, const std::string& e
   so.migrations = migrations;
   so.hook_line = [&renderer](std::string_view l) { renderer.line(l); };
   so.on_retry = [&renderer](const std::string& m) { renderer.line("warning: " + m); };
-  auto opened = open_env(io, config_path, env_name, std::move(so), true);
+  auto opened = open_env(io, config_path, env_name, std::move(so), true, std::move(access));
   if (!opened) return report(io, opened.error());
   opts->secrets = opened->secrets;
   InterruptGuard guard;
@@ -169,7 +179,9 @@ struct DeployArgs {
 Exit run_deploy(const DeployArgs& a, Io& io) {
   if (!a.resume && a.artifact.empty() && a.version.empty())
     return report(io, Error(Errc::kInvalidArgument, "deploy needs --artifact PATH or --version V (or --resume)"));
-  return run_controller(io, a.config, a.env, a.json, true,
+  Guard guard{a.resume ? deploy::Guarded::kResume : deploy::Guarded::kDeploy,
+              a.version.empty() ? a.artifact : a.version, a.resume};
+  return run_controller(io, a.config, a.env, a.json, true, std::move(guard),
                         [&](deploy::Deployer& d, const config::Environment& env) -> Result<deploy::Outcome> {
                           if (a.resume) return d.resume();
                           deploy::DeployRequest req;
@@ -209,7 +221,9 @@ Exit run_control(const ControlArgs& a, Io& io, deploy::ControlCommand c) {
   so.migrations = false;
   so.notifications = false;
   so.agent_patience = Millis(0);
-  auto opened = open_env(io, a.config, a.env, std::move(so), false);
+  const deploy::Guarded g =
+      c == deploy::ControlCommand::kPromote ? deploy::Guarded::kPromote : deploy::Guarded::kAbort;
+  auto opened = open_env(io, a.config, a.env, std::move(so), false, Guard{g, ""});
   if (!opened) return report(io, opened.error());
   auto t = deploy::request_control(opened->session->store(), a.env, c, actor(), a.reason);
   if (!t) return report(io, t.error());
@@ -280,7 +294,7 @@ Action setup_rollback(CLI::App& cmd, Io& io) {
       ->type_name("V");
   cmd.add_flag("--json", a->json, "JSON lines on stdout, for machines");
   return [a, &io] {
-    return run_controller(io, a->config, a->env, a->json, false,
+    return run_controller(io, a->config, a->env, a->json, false, Guard{deploy::Guarded::kRollback, a->to},
                           [&](deploy::Deployer& d, const config::Environment&) { return d.rollback(a->to); });
   };
 }
