@@ -62,10 +62,6 @@ cat >>"$cfg" <<YAML
       analysis: { max_error_ratio: 0.05, max_p99_ratio: 0, min_requests: 50, interval: 250ms, max_inconclusive: 15s }
       watch_window: 0s
     rollback_window: 0s
-    migrations:
-      # WHY: as the example's development environment: the contract file
-      # drops a column and carries no meshdeploy:allow acknowledgement.
-      require_lint_clean: false
     services:
       web:
         health: { interval: 100ms, timeout: 1s, healthy_threshold: 1, start_timeout: 15s }
