@@ -37,6 +37,9 @@ class UpstreamConn final : public Handler {
 
   void on_io(uint32_t events) override;
   void on_timeout() override;
+  // Batched reads: only a response awaited with an empty buffer.
+  int prefetch_read(iovec* into) override;
+  void prefetched(int res) override;
 
   void attach(ClientConn* c, bool reused);
   // Closes the socket and retires the object; its buffer is returned.
@@ -57,6 +60,7 @@ class UpstreamConn final : public Handler {
   bool failed = false;  // socket error reported by epoll
   bool dead = false;
   bool reused = false;
+  bool was_prefetched = false;  // this event's input was read by prefetched()
   int err = 0;
   IoBuf in;
   size_t scan = 0;       // head search position within `in`
@@ -76,6 +80,11 @@ class ClientConn final : public Handler {
 
   void on_io(uint32_t events) override;
   void on_timeout() override;
+  // Batched reads: only the next request head of an idle plain connection.
+  int prefetch_read(iovec* into) override;
+  void prefetched(int res) override;
+  // The upstream may read into its buffer now (nothing refers to it).
+  bool upstream_read_ok() const;
 
   // Makes all the progress the sockets allow.
   void drive();
@@ -170,6 +179,8 @@ class ClientConn final : public Handler {
   bool counted_held_ = false;
   static constexpr int kPendNone = -1, kPendInFlight = -2;
   int pend_ = kPendNone;  // a queued write's handle, or one of the above
+  bool was_prefetched_ = false;  // this event's input was read by prefetched()
+  bool drain_after_write_ = false;  // drain_now() came while a write was queued
 };
 
 }  // namespace md::proxy

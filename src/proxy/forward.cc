@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <utility>
 
 #include "proxy/conn.h"
 
@@ -404,6 +405,10 @@ void ClientConn::write_done(uint8_t dir, int res, size_t want) {
       return;
     }
     if (!x->client_out.empty() && !writable_) w_->t_send.arm(this, w_->loop().now_ms());
+  }
+  if (std::exchange(drain_after_write_, false) && state_ != State::kClosed) {
+    drain_now();
+    return;
   }
   drive();
 }

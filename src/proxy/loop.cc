@@ -131,6 +131,7 @@ void Loop::run() {
     int n = ::epoll_wait(epfd_, events, kMaxEvents, next_timeout_ms());
     refresh_now();
     if (n < 0 && errno != EINTR) break;
+    if (n > 0 && prefetch_) prefetch_(events, n);
     for (int i = 0; i < n; ++i) {
       auto* h = static_cast<Handler*>(events[i].data.ptr);
       if (h == wake_handler_) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <sys/epoll.h>
+#include <sys/uio.h>
 
 #include <cstdint>
 #include <functional>
@@ -58,6 +59,11 @@ class Handler {
   virtual void on_io(uint32_t events) = 0;
   // The timeout list this handler was in expired.
   virtual void on_timeout() {}
+  // Batched reads (Loop::set_prefetch): if this handler would read its fd
+  // now, it names the buffer (and returns the fd), else -1. prefetched()
+  // gets the recv result before on_io() runs for the same event.
+  virtual int prefetch_read(iovec* /*into*/) { return -1; }
+  virtual void prefetched(int /*res*/) {}
 
   Link timer_link;           // in one TimeoutList at a time
   int64_t deadline_ms = 0;   // when the current timeout fires
@@ -118,6 +124,8 @@ class Loop {
   // returns false (nothing left to flush), at most a few rounds per
   // iteration; while it has work left, the next wait does not block.
   void set_flush(std::function<bool()> fn) { flush_ = std::move(fn); }
+  // Runs `fn` on each event batch before the handlers see it.
+  void set_prefetch(std::function<void(epoll_event*, int)> fn) { prefetch_ = std::move(fn); }
 
   void add_list(TimeoutList* l) { lists_.push_back(l); }
   // Monotonic milliseconds, refreshed once per iteration.
@@ -137,6 +145,7 @@ class Loop {
   std::vector<std::function<void()>> deferred_;
   std::vector<Handler*> graveyard_;
   std::function<bool()> flush_;
+  std::function<void(epoll_event*, int)> prefetch_;
   bool flush_left_ = false;
   struct Timer {
     int64_t at;

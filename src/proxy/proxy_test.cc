@@ -590,6 +590,7 @@ TEST_F(ProxyTest, AdminApiOverSocket) {
   ASSERT_TRUE(status);
   ASSERT_EQ(status->size(), 1u);
   EXPECT_EQ((*status)[0].live->id, r->set_id);
+  wait_counted(1);
   auto m = c.metrics();
   ASSERT_TRUE(m) << m.error().what();
   EXPECT_EQ(m->services[0].sets[0].counters.by_class[1], 1u);

@@ -1,4 +1,4 @@
-// SendBatch: a minimal io_uring for batched sendmsg (see send_batch.h).
+// SendBatch: a minimal io_uring for batched sendmsg and recv (see send_batch.h).
 #include "proxy/send_batch.h"
 
 #include <linux/io_uring.h>
@@ -85,6 +85,24 @@ bool SendBatch::init(unsigned entries) {
 }
 
 bool SendBatch::send_all(const int* fds, msghdr* msgs, int n, int* results) {
+  addrs_.resize(static_cast<size_t>(n));
+  lens_.assign(static_cast<size_t>(n), 1);
+  for (int i = 0; i < n; ++i) addrs_[static_cast<size_t>(i)] = &msgs[i];
+  return run(IORING_OP_SENDMSG, fds, addrs_.data(), lens_.data(), n, results);
+}
+
+bool SendBatch::recv_all(const int* fds, const iovec* bufs, int n, int* results) {
+  addrs_.resize(static_cast<size_t>(n));
+  lens_.resize(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    addrs_[static_cast<size_t>(i)] = bufs[i].iov_base;
+    lens_[static_cast<size_t>(i)] = static_cast<uint32_t>(bufs[i].iov_len);
+  }
+  return run(IORING_OP_RECV, fds, addrs_.data(), lens_.data(), n, results);
+}
+
+bool SendBatch::run(uint8_t opcode, const int* fds, const void* const* addrs, const uint32_t* lens, int n,
+                    int* results) {
   auto* sqes = static_cast<io_uring_sqe*>(sqes_);
   auto* cqes = static_cast<io_uring_cqe*>(cqes_);
   int done = 0;
@@ -97,11 +115,12 @@ bool SendBatch::send_all(const int* fds, msghdr* msgs, int n, int* results) {
       unsigned idx = tail & sq_mask_;
       io_uring_sqe* s = &sqes[idx];
       std::memset(s, 0, sizeof *s);
-      s->opcode = IORING_OP_SENDMSG;
-      s->fd = fds[done + static_cast<int>(k)];
-      s->addr = reinterpret_cast<uint64_t>(&msgs[done + static_cast<int>(k)]);
-      s->len = 1;
-      s->msg_flags = MSG_NOSIGNAL | MSG_DONTWAIT;
+      int j = done + static_cast<int>(k);
+      s->opcode = opcode;
+      s->fd = fds[j];
+      s->addr = reinterpret_cast<uint64_t>(addrs[j]);
+      s->len = lens[j];
+      s->msg_flags = opcode == IORING_OP_SENDMSG ? MSG_NOSIGNAL | MSG_DONTWAIT : MSG_DONTWAIT;
       s->user_data = static_cast<uint64_t>(done) + k;
       sq_array_[idx] = idx;
       ++tail;

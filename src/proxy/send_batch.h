@@ -1,4 +1,4 @@
-// SendBatch: many sendmsg calls on different sockets in one system call, via
+// SendBatch: many sendmsg (or recv) calls on different sockets in one system call, via
 // a minimal io_uring (no liburing: Debian 12 has none in the project's
 // dependency set, and only one opcode is needed). Internal to src/proxy.
 //
@@ -16,6 +16,7 @@
 #pragma once
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <cstdint>
 #include <vector>
@@ -41,8 +42,15 @@ class SendBatch {
   // false from then on) and each send whose outcome is unknown reports -EIO,
   // so none is ever sent twice.
   bool send_all(const int* fds, msghdr* msgs, int n, int* results);
+  // The same for non-blocking recv into bufs[i] (results: bytes, 0 at EOF,
+  // or -errno). For sockets epoll reported readable: none waits.
+  bool recv_all(const int* fds, const iovec* bufs, int n, int* results);
 
  private:
+  bool run(uint8_t opcode, const int* fds, const void* const* addrs, const uint32_t* lens, int n, int* results);
+  std::vector<const void*> addrs_;
+  std::vector<uint32_t> lens_;
+
   int ring_fd_ = -1;
   void* sq_ptr_ = nullptr;
   size_t sq_len_ = 0;

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <utility>
 
 #include "proxy/conn.h"
 #include "proxy/local_responses.h"
@@ -65,7 +66,9 @@ void ClientConn::on_io(uint32_t ev) {
     close();
     return;
   }
-  if (ev & EPOLLIN) readable_ = true;
+  // WHY the exchange: prefetched() already read what this edge announced
+  // and set readable_ from the result.
+  if ((ev & EPOLLIN) && !std::exchange(was_prefetched_, false)) readable_ = true;
   if (ev & EPOLLRDHUP) {
     readable_ = true;  // the read returns 0: end of stream
     rdhup_ = true;
@@ -95,6 +98,33 @@ void ClientConn::drive() {
 }
 
 // ---------------------------------------------------------------- I/O
+
+int ClientConn::prefetch_read(iovec* into) {
+  if (state_ != State::kHead || ssl_ || ex_ || peer_eof_ || rdhup_ || pend_ != kPendNone || in_.size() != 0 ||
+      w_->stopping)
+    return -1;
+  if (!in_.data) in_.data = w_->get_buffer();
+  in_.start = in_.end = 0;
+  scan_ = 0;
+  *into = iovec{in_.data, w_->shared().buffer_size};
+  return fd_;
+}
+
+void ClientConn::prefetched(int res) {
+  // As read_some() would have left it; EOF and errors are left to the
+  // plain read (which sees them again).
+  was_prefetched_ = true;
+  if (res > 0) {
+    in_.end = static_cast<size_t>(res);
+    readable_ = static_cast<size_t>(res) == w_->shared().buffer_size;
+  } else {
+    readable_ = res != -EAGAIN;
+  }
+}
+
+bool ClientConn::upstream_read_ok() const {
+  return state_ == State::kProxy && ex_ && ex_->client_out.empty() && !ex_->resp_done && pend_ == kPendNone;
+}
 
 ssize_t ClientConn::read_some() {
   if (!in_.data) {

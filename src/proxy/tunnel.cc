@@ -175,7 +175,12 @@ void ClientConn::table_changed() {
 }
 
 void ClientConn::drain_now() {
-  cancel_write();
+  if (pend_ == kPendInFlight || pend_ >= 0) {
+    // A batched write is queued: drain once it is done, as if it had been
+    // written before the deadline (write_done() calls back).
+    drain_after_write_ = true;
+    return;
+  }
   Exchange* x = ex_;
   if (!x) return;
   if (x->set) x->set->drain_closed.fetch_add(1, std::memory_order_relaxed);

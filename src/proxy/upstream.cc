@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "proxy/conn.h"
 
@@ -62,7 +63,8 @@ void UpstreamConn::on_io(uint32_t ev) {
     socklen_t len = sizeof err;
     ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
   }
-  if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) readable = true;
+  if (ev & (EPOLLRDHUP | EPOLLHUP)) readable = true;
+  if ((ev & EPOLLIN) && !std::exchange(was_prefetched, false)) readable = true;
   if (ev & (EPOLLRDHUP | EPOLLHUP)) rdhup = true;
   if (ev & EPOLLOUT) writable = true;
   if (connecting) {
@@ -115,6 +117,30 @@ void UpstreamConn::on_timeout() {
   ClientConn* c = owner;
   c->upstream_failed(connecting ? UpFail::kConnectTimeout : UpFail::kTimeout, ETIMEDOUT);
   c->drive();
+}
+
+int UpstreamConn::prefetch_read(iovec* into) {
+  if (dead || connecting || rdhup || eof || failed || !owner || (in.data && in.size() != 0) ||
+      !owner->upstream_read_ok())
+    return -1;
+  if (!in.data) in.data = w->get_buffer();
+  in.start = in.end = 0;
+  scan = 0;
+  *into = iovec{in.data, w->shared().buffer_size};
+  return fd;
+}
+
+void UpstreamConn::prefetched(int res) {
+  // As read_some() and step_proxy() would have left it; EOF and errors are
+  // left to the plain read (which sees them again).
+  was_prefetched = true;
+  if (res > 0) {
+    in.end = static_cast<size_t>(res);
+    readable = static_cast<size_t>(res) == w->shared().buffer_size;
+    w->t_response.arm(this, w->loop().now_ms());
+  } else {
+    readable = res != -EAGAIN;
+  }
 }
 
 ssize_t UpstreamConn::read_some() {

@@ -199,6 +199,9 @@ class Worker {
   void cancel_write(int handle);
   // One round; true if writes queued by the resumed connections are left.
   bool flush_writes();
+  // Batched reads: every connection of the event batch that is about to
+  // read (Handler::prefetch_read) gets its recv in one system call.
+  void prefetch_reads(epoll_event* events, int n);
 
   // Idle upstream connection to `t`, or nullptr. Drops stale ones.
   UpstreamConn* take_pooled(TargetState* t);
@@ -234,6 +237,8 @@ class Worker {
   std::vector<int> batch_fds_, batch_results_;
   std::vector<msghdr> batch_msgs_;
   std::vector<size_t> batch_want_;
+  std::vector<Handler*> rd_handlers_;
+  std::vector<iovec> rd_bufs_;
   friend class UpstreamConn;
 };
 
