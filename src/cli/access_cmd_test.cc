@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
+#include "cli/test_util.h"
 #include "deploy/access.h"
 #include "state/state.h"
 
@@ -20,16 +21,14 @@ namespace {
 
 namespace sfs = std::filesystem;
 
-struct Ran {
-  int code;
-  std::string out, err;
-};
+using testing::make_temp_dir;
+using testing::Ran;
+using testing::run_cli;
 
 class AccessCmd : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = std::string(sfs::is_directory("/dev/shm") ? "/dev/shm" : "/tmp") + "/md-access-cmd-XXXXXX";
-    dir_ = mkdtemp(tmpl.data());
+    dir_ = make_temp_dir("access-cmd");
     cfg_ = (dir_ / "meshdeploy.yml").string();
     me_ = deploy::current_identity().actor;
   }
@@ -55,13 +54,7 @@ class AccessCmd : public ::testing::Test {
   Ran cli(std::vector<std::string> args) {
     args.push_back("-c");
     args.push_back(cfg_);
-    std::vector<const char*> argv = {"meshdeploy"};
-    for (const std::string& a : args) argv.push_back(a.c_str());
-    std::istringstream in;
-    std::ostringstream out, err;
-    Io io{in, out, err};
-    const int code = run(static_cast<int>(argv.size()), argv.data(), io);
-    return {code, out.str(), err.str()};
+    return run_cli(args);
   }
   std::vector<state::AuditEntry> audit() {
     auto s = state::open_store((dir_ / ".meshdeploy/state.db").string());
