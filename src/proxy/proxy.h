@@ -249,8 +249,9 @@ struct Options {
   std::vector<StaticRoute> routes;      // services the state file does not already have
   Timeouts timeouts;
   Limits limits;
-  // Data-path writes of one event batch go to the kernel in one io_uring
-  // call (falls back to one sendmsg per write where io_uring is refused).
+  // The data path's reads and writes of one event batch go to the kernel in
+  // one io_uring call each (falls back to one read/sendmsg per socket where
+  // io_uring is refused). false: always the plain calls.
   bool batch_writes = true;
 };
 
