@@ -267,6 +267,21 @@ TEST_F(ExecutorTest, AProxyRestartMidStepStartsTheAnalysisOver) {
   EXPECT_EQ(host_.running(), (std::vector<std::string>{"v2"}));
 }
 
+TEST_F(ExecutorTest, CanaryOverAStoppedReleaseGoesStraightTo100) {
+  ok_deploy("v1");
+  // Everything of v1 was stopped (agent stop --all, host reboot).
+  host_.rel["v1"].web = false;
+  host_.rel["v1"].workers = false;
+  host_.weights.clear();
+  env_.strategy.kind = config::StrategyKind::kCanary;
+  env_.strategy.steps = {{25, Millis(3000), false}, {100, Millis(0), false}};
+  const state::Deployment d = ok_deploy("v2");
+  EXPECT_EQ(d.status, state::DeployStatus::kSucceeded) << d.reason;
+  EXPECT_EQ(std::count(host_.calls.begin(), host_.calls.end(), "route v2=25,v1=75"), 0);
+  EXPECT_EQ(std::count(host_.calls.begin(), host_.calls.end(), "route v2=100"), 1);
+  EXPECT_EQ(host_.running(), (std::vector<std::string>{"v2"}));
+}
+
 TEST_F(ExecutorTest, InconclusiveCanaryFailsOrWaits) {
   ok_deploy("v1");
   env_.strategy.kind = config::StrategyKind::kCanary;

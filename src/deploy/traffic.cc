@@ -81,8 +81,22 @@ Result<std::string> Deployer::Impl::analyse(int weight, Millis pause, bool appro
 }
 
 Result<StepDone> Deployer::Impl::shift_traffic() {
+  // A canary shares traffic with the previous release. When that release
+  // serves nothing (its processes were stopped, the host restarted), there
+  // is nobody to protect and nothing to compare with: go to 100 % at once.
+  bool old_serves = true;
+  if (plan.weights.size() > 1 && !old_version().empty()) {
+    const HostView hv = MD_TRY_CTX(s.host.view(), "host view");
+    const ReleaseView* old = hv.find(old_version());
+    old_serves = old && old->web_running() > 0;
+    if (!old_serves)
+      progress(ProgressKind::kWarning, Step::kShiftTraffic,
+               fmt::format("previous release {} runs no web process: no canary, 100% at once",
+                           old_version()));
+  }
   for (const Weight& w : plan.weights) {
     if (w.percent <= weight_done) continue;
+    if (!old_serves && w.percent < 100) continue;
     state::Batch b;
     const bool canary = plan.weights.size() > 1;
     if (canary) b.outbox = fan_out(notify::EventType::kCanaryStep, w.percent);
