@@ -73,7 +73,7 @@ Result<nlohmann::json> Request::json() const {
   if (body.find_first_not_of(" \t\r\n") == std::string::npos) return nlohmann::json::object();
   try {
     return nlohmann::json::parse(body);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for 1e99999
     return fail(Errc::kInvalidArgument, std::string("request body is not valid JSON: ") + e.what());
   }
 }
@@ -165,7 +165,7 @@ Result<nlohmann::json> ClientResponse::json() const {
   if (body.find_first_not_of(" \t\r\n") == std::string::npos) return nlohmann::json::object();
   try {
     return nlohmann::json::parse(body);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for 1e99999
     return fail(Errc::kInternal, std::string("answer is not valid JSON: ") + e.what());
   }
 }

@@ -91,6 +91,12 @@ TEST_F(HttpTest, ErrorsCarryCodeAndMessage) {
   ASSERT_TRUE(raw);
   EXPECT_EQ(raw->status, 400);
   EXPECT_NE(raw->body.find("not valid JSON"), std::string::npos);
+  // A number past double's range is a parse failure too (nlohmann throws
+  // out_of_range, not parse_error): 400, not a 500 from the handler guard.
+  raw = c.request("POST", "/v1/items/x", "{\"n\": 1e99999}");
+  ASSERT_TRUE(raw);
+  EXPECT_EQ(raw->status, 400);
+  EXPECT_NE(raw->body.find("not valid JSON"), std::string::npos);
   raw = c.request("GET", "/v1/throw");
   ASSERT_TRUE(raw);
   EXPECT_EQ(raw->status, 500);

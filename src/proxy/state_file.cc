@@ -55,7 +55,7 @@ Result<StateRecord> decode_state(std::string_view data, const std::string& where
   json doc;
   try {
     doc = json::parse(data);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for 1e99999
     return fail(Errc::kCorruption, where + ": not valid JSON (" + e.what() + ")");
   }
   try {
