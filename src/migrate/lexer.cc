@@ -232,8 +232,10 @@ SplitResult split(std::string_view sql, bool standard_conforming_strings) {
       const Token& last = toks[tok_end - 1];
       p.code_end = last.offset + (last.kind == TokKind::kIdent ? 0 : last.text.size());
       if (last.kind == TokKind::kIdent) {
-        // quoted identifiers lost their quotes in `text`: find the closing quote
-        size_t k = last.offset + 1;
+        // quoted identifiers lost their quotes in `text`: find the closing
+        // quote, scanning from after the opening one (U&"..." starts 2 earlier)
+        size_t k = sql.find('"', last.offset);
+        k = (k == std::string_view::npos ? last.offset : k) + 1;
         while (k < sql.size()) {
           if (sql[k] == '"') {
             if (k + 1 < sql.size() && sql[k + 1] == '"') {

@@ -85,6 +85,15 @@ TEST(Splitter, ParenthesesHoldSemicolons) {
   EXPECT_EQ(s.size(), 2u);
 }
 
+TEST(Splitter, UnicodeQuotedIdentifierEndsAtItsOwnQuote) {
+  // Found by migrate_splitter_fuzzer: the code of a statement ending in
+  // U&"..." ran past its ';' into the next statement.
+  EXPECT_EQ(stmts("select U&\"a\"\"b\"; select 2"),
+            (std::vector<std::string>{"select U&\"a\"\"b\"", "select 2"}));
+  EXPECT_EQ(stmts("select u&\"\"\"\"; select \"x\""),
+            (std::vector<std::string>{"select u&\"\"\"\"", "select \"x\""}));
+}
+
 TEST(Splitter, PiecesCoverTheInputExactly) {
   std::string sql = "  -- c\nselect 1;;\n\nselect $$a;$$ ; /* x */";
   SplitResult s = split(sql);
