@@ -208,7 +208,8 @@ class PgStore final : public Store {
                  "updated_at) VALUES ($1, $2, $3, $4, " +
                      ts(5) + ", " + ts(6) +
                      ") ON CONFLICT (environment, version) DO UPDATE SET artifact_sha256 = "
-                     "excluded.artifact_sha256, state = excluded.state, updated_at = "
+                     "CASE excluded.artifact_sha256 WHEN '' THEN releases.artifact_sha256 ELSE "
+                     "excluded.artifact_sha256 END, state = excluded.state, updated_at = "
                      "excluded.updated_at",
                  {r.environment, r.version, r.artifact_sha256, r.state, num(r.created_at),
                   num(r.updated_at)}));

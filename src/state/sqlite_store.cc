@@ -224,7 +224,8 @@ class SqliteStore final : public Store {
         Stmt s(db_,
                "INSERT INTO releases (environment, version, artifact_sha256, state, created_at, "
                "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (environment, version) "
-               "DO UPDATE SET artifact_sha256 = excluded.artifact_sha256, state = "
+               "DO UPDATE SET artifact_sha256 = CASE excluded.artifact_sha256 WHEN '' THEN "
+               "releases.artifact_sha256 ELSE excluded.artifact_sha256 END, state = "
                "excluded.state, updated_at = excluded.updated_at",
                path_);
         s.bind(1, r.environment).bind(2, r.version).bind(3, r.artifact_sha256).bind(4, r.state);

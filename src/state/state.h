@@ -54,7 +54,7 @@ struct JournalEntry {
 struct Release {
   std::string environment{};
   std::string version{};
-  std::string artifact_sha256{};
+  std::string artifact_sha256{};    // "" in an upsert: keep the one recorded
   std::string state{};              // "live" | "warm" | "stopped" | "pruned" | "failed"
   SysTime created_at{};
   SysTime updated_at{};

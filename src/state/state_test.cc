@@ -192,6 +192,12 @@ TYPED_TEST(StoreTest, ReleasesUpsertKeepsCreationTime) {
   EXPECT_EQ((*r)[1].created_at, t0);
   EXPECT_EQ((*r)[1].updated_at, this->clock_.now());
   EXPECT_EQ((*r)[1].artifact_sha256, "aa");
+  // A state change that does not know the artifact keeps the recorded one.
+  this->commit({.upsert_releases = {{"production", "v1", "", "stopped", {}, {}}}});
+  r = this->store_->releases("production");
+  ASSERT_TRUE(r) << r.error().what();
+  EXPECT_EQ((*r)[1].state, "stopped");
+  EXPECT_EQ((*r)[1].artifact_sha256, "aa");
 }
 
 TYPED_TEST(StoreTest, AuditIsAppendOnly) {
