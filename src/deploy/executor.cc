@@ -428,6 +428,26 @@ Status Deployer::Impl::take_lock(const std::string& deployment_id) {
   return ok();
 }
 
+Status Deployer::Impl::take_lock_settling(const std::string& deployment_id) {
+  MD_TRY_STATUS(take_lock(deployment_id));
+  if (auto dead = MD_TRY(s.store.running(env.name))) {
+    Result<Outcome> settled = fail(Errc::kInternal, "");
+    MD_TRY_STATUS(recover(*dead, ResumeMode::kRollBack, &settled));
+    if (!settled) return tl::unexpected(settled.error());
+    MD_TRY_STATUS(take_lock(deployment_id));
+  }
+  return ok();
+}
+
+state::Release Deployer::Impl::release_row(const std::string& version, std::string state) const {
+  state::Release rel;
+  rel.environment = env.name;
+  rel.version = version;
+  rel.state = std::move(state);
+  if (version == new_version()) rel.artifact_sha256 = req.sha256;
+  return rel;
+}
+
 Status Deployer::Impl::start_record(const std::string& audit_action) {
   state::Batch b;
   b.upsert_deployment = dep;
@@ -535,13 +555,7 @@ Result<Outcome> Deployer::Impl::deploy(const DeployRequest& r) {
                             "behind its proxy",
                             env.name));
   const std::string id = new_deployment_id(s.clock.now());
-  MD_TRY_STATUS(take_lock(id));
-  if (auto dead = MD_TRY(s.store.running(env.name))) {
-    Result<Outcome> settled = fail(Errc::kInternal, "");
-    MD_TRY_STATUS(recover(*dead, ResumeMode::kRollBack, &settled));
-    if (!settled) return settled;
-    MD_TRY_STATUS(take_lock(id));
-  }
+  MD_TRY_STATUS(take_lock_settling(id));
   reset_run();
   req = r;
   auto hv = view_host();

@@ -78,6 +78,9 @@ struct Deployer::Impl {
 
   // ---- the engine (executor.cc) ------------------------------------------
   Status take_lock(const std::string& deployment_id);
+  // take_lock, then settles a deploy a dead controller left running by
+  // rolling it back (a new deploy or a rollback supersedes it).
+  Status take_lock_settling(const std::string& deployment_id);
   // Settles a deploy a dead controller left running (mode kRollBack:
   // supersede it). Runs it to its end with this Impl's state, then resets.
   Status recover(const state::Deployment& dead, ResumeMode mode, Result<Outcome>* out);
@@ -102,6 +105,9 @@ struct Deployer::Impl {
                                           std::string key = "") const;
   std::map<std::string, std::string> hook_vars() const;
   Result<HostView> view_host();
+  // The release row of `version` in this environment, in `state` ("live",
+  // "warm", "stopped", ...); the new version's carries the artifact's sha256.
+  state::Release release_row(const std::string& version, std::string state) const;
   void build_launch();
   void reset_run();
 

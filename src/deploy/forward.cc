@@ -254,22 +254,13 @@ Result<StepDone> Deployer::Impl::stop_old() {
   MD_TRY_STATUS(s.host.stop(old_version(), Role::kAll));
   StepDone d;
   d.note = fmt::format("{} stopped", old_version());
-  state::Release rel;
-  rel.environment = env.name;
-  rel.version = old_version();
-  rel.state = "stopped";
-  d.releases.push_back(rel);
+  d.releases.push_back(release_row(old_version(), "stopped"));
   return d;
 }
 
 Result<StepDone> Deployer::Impl::record_success() {
   StepDone d;
-  state::Release rel;
-  rel.environment = env.name;
-  rel.version = new_version();
-  rel.artifact_sha256 = req.sha256;
-  rel.state = "live";
-  d.releases.push_back(rel);
+  d.releases.push_back(release_row(new_version(), "live"));
   d.note = fmt::format("{} is live in {}", new_version(), env.name);
   return d;
 }
@@ -280,11 +271,7 @@ Result<StepDone> Deployer::Impl::prune() {
   const std::vector<std::string> gone = MD_TRY(s.host.prune(env.keep_releases, protect));
   StepDone d;
   for (const std::string& v : gone) {
-    state::Release rel;
-    rel.environment = env.name;
-    rel.version = v;
-    rel.state = "pruned";
-    d.releases.push_back(rel);
+    d.releases.push_back(release_row(v, "pruned"));
   }
   d.note = gone.empty() ? fmt::format("nothing to prune (keep {})", env.keep_releases)
                         : "pruned " + join(gone, ", ");

@@ -132,12 +132,7 @@ Result<StepDone> Deployer::Impl::shift_traffic() {
     if (w.percent == 100) {
       for (const std::string& v : {new_version(), old_version()}) {
         if (v.empty()) continue;
-        state::Release rel;
-        rel.environment = env.name;
-        rel.version = v;
-        rel.state = v == new_version() ? "live" : "warm";
-        if (v == new_version()) rel.artifact_sha256 = req.sha256;
-        rb.upsert_releases.push_back(rel);
+        rb.upsert_releases.push_back(release_row(v, v == new_version() ? "live" : "warm"));
       }
     }
     MD_TRY_STATUS(journal("shift_traffic", "outcome", "ok", detail, std::move(rb)));

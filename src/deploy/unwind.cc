@@ -31,11 +31,7 @@ Result<StepDone> Deployer::Impl::rollback_traffic() {
   StepDone d;
   d.note = fmt::format("traffic back on {} in {} ms{}", old_version(), switch_time->count(), started);
   d.detail["switch_ms"] = switch_time->count();
-  state::Release rel;
-  rel.environment = env.name;
-  rel.version = old_version();
-  rel.state = "live";
-  d.releases.push_back(rel);
+  d.releases.push_back(release_row(old_version(), "live"));
   return d;
 }
 
@@ -43,11 +39,7 @@ Result<StepDone> Deployer::Impl::stop_new() {
   MD_TRY_STATUS(s.host.stop(new_version(), Role::kAll));
   StepDone d;
   d.note = fmt::format("{} stopped", new_version());
-  state::Release rel;
-  rel.environment = env.name;
-  rel.version = new_version();
-  rel.state = "failed";
-  d.releases.push_back(rel);
+  d.releases.push_back(release_row(new_version(), "failed"));
   return d;
 }
 
@@ -97,13 +89,7 @@ Result<Outcome> Deployer::Impl::rollback(const std::string& to) {
       }
     }
   }
-  MD_TRY_STATUS(take_lock(id));
-  if (auto dead = MD_TRY(s.store.running(env.name))) {
-    Result<Outcome> settled = fail(Errc::kInternal, "");
-    MD_TRY_STATUS(recover(*dead, ResumeMode::kRollBack, &settled));
-    if (!settled) return settled;
-    MD_TRY_STATUS(take_lock(id));
-  }
+  MD_TRY_STATUS(take_lock_settling(id));
   reset_run();
   const HostView hv = MD_TRY(view_host());
   const std::string current = hv.live();
