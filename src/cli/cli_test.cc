@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
+#include "cli/test_util.h"
 #include "core/clock.h"
 #include "core/fs.h"
 #include "secrets/secrets.h"
@@ -25,27 +26,13 @@ sfs::path source_dir() {
   return sfs::path(__FILE__).parent_path().parent_path().parent_path();
 }
 
-struct Ran {
-  int code;
-  std::string out, err;
-};
-
-Ran run_cli(std::vector<std::string> args, std::string input = "") {
-  std::vector<const char*> argv = {"meshdeploy"};
-  for (const std::string& a : args) argv.push_back(a.c_str());
-  std::istringstream in(input);
-  std::ostringstream out, err;
-  Io io{in, out, err};
-  int code = run(static_cast<int>(argv.size()), argv.data(), io);
-  return {code, out.str(), err.str()};
-}
+using testing::make_temp_dir;
+using testing::Ran;
+using testing::run_cli;
 
 class CliTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/md-cli-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-  }
+  void SetUp() override { dir_ = make_temp_dir("cli"); }
   void TearDown() override { sfs::remove_all(dir_); }
   std::string write(const std::string& name, const std::string& text) {
     EXPECT_TRUE(fs::atomic_write(dir_ / name, text));

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
+#include "cli/test_util.h"
 #include "state/state.h"
 
 namespace md::cli {
@@ -18,26 +19,14 @@ namespace {
 
 namespace sfs = std::filesystem;
 
-struct Ran {
-  int code;
-  std::string out, err;
-};
-
-Ran run_cli(std::vector<std::string> args) {
-  std::vector<const char*> argv = {"meshdeploy"};
-  for (const std::string& a : args) argv.push_back(a.c_str());
-  std::istringstream in;
-  std::ostringstream out, err;
-  Io io{in, out, err};
-  const int code = run(static_cast<int>(argv.size()), argv.data(), io);
-  return {code, out.str(), err.str()};
-}
+using testing::make_temp_dir;
+using testing::Ran;
+using testing::run_cli;
 
 class DeployCmd : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = std::string(sfs::is_directory("/dev/shm") ? "/dev/shm" : "/tmp") + "/md-deploy-cmd-XXXXXX";
-    dir_ = mkdtemp(tmpl.data());
+    dir_ = make_temp_dir("deploy-cmd");
     cfg_ = (dir_ / "meshdeploy.yml").string();
     std::ofstream(cfg_) << "app: meshhook\n"
                            "defaults:\n"

@@ -9,35 +9,20 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
+#include "cli/test_util.h"
 #include "core/clock.h"
 #include "secrets/secrets.h"
 
 namespace md::cli {
 namespace {
 
-struct Ran {
-  int code;
-  std::string out, err;
-};
-
-Ran run_args(std::vector<std::string> args) {
-  args.insert(args.begin(), "meshdeploy");
-  std::vector<const char*> argv;
-  for (auto& a : args) argv.push_back(a.c_str());
-  std::istringstream in;
-  std::ostringstream out, err;
-  Io io{in, out, err};
-  int code = run(static_cast<int>(argv.size()), argv.data(), io);
-  return Ran{code, out.str(), err.str()};
-}
+using testing::Ran;
+Ran run_args(const std::vector<std::string>& args) { return testing::run_cli(args); }
 
 class MigrateCmd : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("md_migrate_cmd_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::create_directories(dir_);
+    dir_ = testing::make_temp_dir("migrate-cmd");
     unsetenv("MESHDEPLOY_DATABASE_URL");
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
+#include "cli/test_util.h"
 #include "core/fs.h"
 #include "secrets/secrets.h"
 
@@ -19,10 +20,8 @@ namespace {
 
 namespace sfs = std::filesystem;
 
-struct Ran {
-  int code;
-  std::string out, err;
-};
+using testing::make_temp_dir;
+using testing::Ran;
 
 // A loopback port nobody listens on (bound, then closed).
 int closed_port() {
@@ -40,8 +39,7 @@ int closed_port() {
 class NotifyCmdTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/md-notify-cli-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
+    dir_ = make_temp_dir("notify-cli");
     url_ = "http://127.0.0.1:" + std::to_string(closed_port()) + "/hook/s3cret-path-token";
     std::string yml = "app: shop\n"
                       "defaults:\n"
@@ -70,16 +68,11 @@ class NotifyCmdTest : public ::testing::Test {
     ::unsetenv("MESHDEPLOY_KEY_STAGING");
     ::unsetenv("MESHDEPLOY_KEY_PRODUCTION");
   }
+  // `meshdeploy <args...> -c <this test's meshdeploy.yml>`
   Ran run_cli(std::vector<std::string> args) {
     args.push_back("-c");
     args.push_back((dir_ / "meshdeploy.yml").string());
-    std::vector<const char*> argv = {"meshdeploy"};
-    for (const std::string& a : args) argv.push_back(a.c_str());
-    std::istringstream in;
-    std::ostringstream out, err;
-    Io io{in, out, err};
-    int code = run(static_cast<int>(argv.size()), argv.data(), io);
-    return {code, out.str(), err.str()};
+    return testing::run_cli(args);
   }
 
   sfs::path dir_;

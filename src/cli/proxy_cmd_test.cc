@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
+#include "cli/test_util.h"
 #include "proxy/proxy.h"
 #include "proxy/test_support.h"
 
@@ -18,27 +19,15 @@ namespace {
 
 namespace sfs = std::filesystem;
 
-struct Out {
-  int code;
-  std::string out, err;
-};
-
-Out cli(std::vector<std::string> args) {
-  std::vector<const char*> argv = {"meshdeploy"};
-  for (const std::string& a : args) argv.push_back(a.c_str());
-  std::istringstream in;
-  std::ostringstream out, err;
-  Io io{in, out, err};
-  int code = run(static_cast<int>(argv.size()), argv.data(), io);
-  return {code, out.str(), err.str()};
-}
+using testing::make_temp_dir;
+using Out = testing::Ran;
+Out cli(const std::vector<std::string>& args) { return testing::run_cli(args); }
 
 class ProxyCmd : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/md-proxycmd-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    dir_ = make_temp_dir("proxycmd");
+    ASSERT_FALSE(dir_.empty());
     sock_ = (dir_ / "admin.sock").string();
     proxy::Options o;
     o.listeners.push_back({"127.0.0.1:0", {}, {}});

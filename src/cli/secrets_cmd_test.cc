@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "cli/cli.h"
+#include "cli/test_util.h"
 #include "core/fs.h"
 #include "secrets/secrets.h"
 #include "state/state.h"
@@ -18,16 +19,14 @@ namespace {
 
 namespace sfs = std::filesystem;
 
-struct Ran {
-  int code;
-  std::string out, err;
-};
+using testing::make_temp_dir;
+using testing::Ran;
+using testing::run_cli;
 
 class SecretsCmdTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/md-secrets-cli-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
+    dir_ = make_temp_dir("secrets-cli");
     config_ = (dir_ / "meshdeploy.yml").string();
     ASSERT_TRUE(fs::atomic_write(config_, R"(app: meshhook
 defaults:
@@ -45,15 +44,6 @@ environments:
     sfs::remove_all(dir_);
   }
 
-  Ran run_cli(std::vector<std::string> args, const std::string& input = "") {
-    std::vector<const char*> argv = {"meshdeploy"};
-    for (const std::string& a : args) argv.push_back(a.c_str());
-    std::istringstream in(input);
-    std::ostringstream out, err;
-    Io io{in, out, err};
-    int code = run(static_cast<int>(argv.size()), argv.data(), io);
-    return {code, out.str(), err.str()};
-  }
   // `secrets <verb> --env production -c <config> extra...`
   Ran secrets(const std::string& verb, std::vector<std::string> extra = {},
               const std::string& input = "") {

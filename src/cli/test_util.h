@@ -1,6 +1,5 @@
 // Test helpers for cli/: run the command line with string streams, and a
-// fresh temp dir per test. (Older cli tests carry their own copies; new
-// ones use these.)
+// fresh temp dir per test.
 #pragma once
 
 #include <stdlib.h>
@@ -19,11 +18,11 @@ struct Ran {
   std::string out, err;
 };
 
-// Runs `meshdeploy <args...>` in-process through run().
-inline Ran run_cli(const std::vector<std::string>& args) {
+// Runs `meshdeploy <args...>` in-process through run(), `input` as stdin.
+inline Ran run_cli(const std::vector<std::string>& args, const std::string& input = "") {
   std::vector<const char*> argv = {"meshdeploy"};
   for (const std::string& a : args) argv.push_back(a.c_str());
-  std::istringstream in;
+  std::istringstream in(input);
   std::ostringstream out, err;
   Io io{in, out, err};
   const int code = run(static_cast<int>(argv.size()), argv.data(), io);
