@@ -135,6 +135,14 @@ agent_leftovers() {
   done
   pgrep -f "log-writer --out $ROOT/" || true
 }
+no_leftovers() { [ -z "$(agent_leftovers)" ]; }
+# `agent stop --all`: the agent exits and no process of $ROOT is left.
+expect_stop_all_leaves_nothing() {
+  log "agent stop --all leaves nothing running"
+  "$MESHDEPLOY_BIN" agent stop --all --root "$ROOT" >/dev/null
+  wait_for 30 "the agent to exit" sh -c "! kill -0 $AGENT_PID 2>/dev/null"
+  wait_for 10 "no process of the root" no_leftovers
+}
 
 [ "${AGENT_E2E_LIB_ONLY:-0}" = 1 ] && return 0
 
@@ -253,9 +261,5 @@ out=$(api_ok POST /v1/agent/prune '{"keep":1}')
 expect_eq "$(jq -c .removed <<<"$out")" '["v1"]' "pruned releases"
 [ ! -e "$ROOT/releases/v1" ] && [ -d "$ROOT/releases/v2" ] || die "prune removed the wrong releases"
 
-log "agent stop --all leaves nothing running"
-"$MESHDEPLOY_BIN" agent stop --all --root "$ROOT" >/dev/null
-wait_for 30 "the agent to exit" sh -c "! kill -0 $AGENT_PID 2>/dev/null"
-no_leftovers() { [ -z "$(agent_leftovers)" ]; }
-wait_for 10 "no process of the root" no_leftovers
+expect_stop_all_leaves_nothing
 log "ok"

@@ -77,9 +77,5 @@ wait_for 15 "the interrupted stop to finish" sh -c "! kill -0 $w3 2>/dev/null"
 wait_for 5 "v3 worker stopped" sh -c "[ \"\$(curl -s --unix-socket $SOCK http://agent/v1/agent/status | jq -r '[.releases[] | select(.version==\"v3\") | .processes[] | .state] | join(\",\")')\" = stopped ]"
 expect_eq "$(versions_seen 40)" "v1 v2 " "versions after the second restart"
 
-log "agent stop --all leaves nothing running"
-"$MESHDEPLOY_BIN" agent stop --all --root "$ROOT" >/dev/null
-wait_for 30 "the agent to exit" sh -c "! kill -0 $AGENT_PID 2>/dev/null"
-no_leftovers() { [ -z "$(agent_leftovers)" ]; }
-wait_for 10 "no process of the root" no_leftovers
+expect_stop_all_leaves_nothing
 log "ok"
