@@ -86,7 +86,7 @@ Result<StepDone> Deployer::Impl::shift_traffic() {
   // is nobody to protect and nothing to compare with: go to 100 % at once.
   bool old_serves = true;
   if (plan.weights.size() > 1 && !old_version().empty()) {
-    const HostView hv = MD_TRY_CTX(s.host.view(), "host view");
+    const HostView hv = MD_TRY(view_host());
     const ReleaseView* old = hv.find(old_version());
     old_serves = old && old->web_running() > 0;
     if (!old_serves)
