@@ -141,16 +141,20 @@ Action setup_migrate_up(CLI::App& cmd, Io& io) {
   return [a, &io] {
     auto req = request_for(io, *a, Db::kRequired);
     if (!req) return report(io, req.error());
-    if (!a->skip_lint && req->settings.require_lint_clean) {
-      auto p = migrate::plan(*req);
-      if (!p) return report(io, p.error());
-      auto findings = migrate::blocking_findings(*p, migrate::Scope::kPending);
-      if (!findings.empty()) {
-        std::string msg = "nothing applied: unacknowledged lint findings (acknowledge with "
-                          "'-- meshdeploy:allow <rule> <reason>' or pass --skip-lint):";
-        for (const auto& f : findings) msg += "\n  " + f.format();
-        return report(io, Error(Errc::kFailedPrecondition, msg));
-      }
+    // WHY plan first: every blocker (preflight and lint) is listed at once;
+    // apply() re-checks the preflight under the runner lock.
+    auto p = migrate::plan(*req);
+    if (!p) return report(io, p.error());
+    bool lint = !a->skip_lint && req->settings.require_lint_clean;
+    auto blockers = migrate::blockers(*p, migrate::Selection::kAll, lint);
+    if (!blockers.empty()) {
+      std::string msg = "nothing applied: " + std::to_string(blockers.size()) + " blocker(s)" +
+                        (lint ? " (acknowledge a lint finding with '-- meshdeploy:allow <rule> <reason>' "
+                                "or pass --skip-lint)"
+                              : "") +
+                        ":";
+      for (const auto& b : blockers) msg += "\n  " + b;
+      return report(io, Error(Errc::kFailedPrecondition, msg));
     }
     migrate::ApplyReport r = migrate::apply(*req, migrate::Selection::kAll);
     print(io, a->json ? migrate::apply_json(r) : migrate::apply_text(r));

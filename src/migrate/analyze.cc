@@ -1,129 +1,218 @@
+// Facts of one statement from its parse tree. Lock modes follow Postgres 15's
+// tablecmds.c (AlterTableGetLockLevel) and the "Table-Level Locks" page.
 #include "migrate/analyze.h"
 
 #include <algorithm>
-#include <initializer_list>
 
 namespace md::migrate {
 namespace {
 
-// A read position in a statement's tokens.
-class Cursor {
- public:
-  explicit Cursor(const std::vector<Token>& t, size_t i = 0) : t_(t), i_(i) {}
-  bool done() const { return i_ >= t_.size(); }
-  size_t pos() const { return i_; }
-  void seek(size_t i) { i_ = i; }
-  const Token* peek(size_t ahead = 0) const { return i_ + ahead < t_.size() ? &t_[i_ + ahead] : nullptr; }
-  bool is(std::string_view w, size_t ahead = 0) const {
-    const Token* t = peek(ahead);
-    return t && t->kind == TokKind::kWord && t->text == w;
-  }
-  bool is_punct(std::string_view p) const {
-    const Token* t = peek();
-    return t && t->kind == TokKind::kPunct && t->text == p;
-  }
-  bool accept(std::string_view w) {
-    if (!is(w)) return false;
-    ++i_;
-    return true;
-  }
-  bool accept_all(std::initializer_list<std::string_view> ws) {
-    size_t k = 0;
-    for (std::string_view w : ws)
-      if (!is(w, k++)) return false;
-    i_ += ws.size();
-    return true;
-  }
-  bool accept_punct(std::string_view p) {
-    if (!is_punct(p)) return false;
-    ++i_;
-    return true;
-  }
-  // A possibly qualified name: a.b.c (words or quoted identifiers). "" if none.
-  std::string name() {
-    std::string out;
-    for (;;) {
-      const Token* t = peek();
-      if (!t || (t->kind != TokKind::kWord && t->kind != TokKind::kIdent)) break;
-      out += t->text;
-      ++i_;
-      if (is_punct(".") && peek(1) && (peek(1)->kind == TokKind::kWord || peek(1)->kind == TokKind::kIdent)) {
-        out += '.';
-        ++i_;
-        continue;
-      }
-      break;
-    }
-    return out;
-  }
-  void skip() { ++i_; }
-  // Skips to the matching ')' when at '('.
-  void skip_parens() {
-    if (!is_punct("(")) return;
-    int depth = 0;
-    while (!done()) {
-      if (is_punct("(")) ++depth;
-      if (is_punct(")") && --depth == 0) {
-        ++i_;
-        return;
-      }
-      ++i_;
-    }
-  }
-  // Finds word `w` at paren depth 0 from here; npos if none.
-  size_t find(std::string_view w) const {
-    int depth = 0;
-    for (size_t k = i_; k < t_.size(); ++k) {
-      if (t_[k].kind == TokKind::kPunct && t_[k].text == "(") ++depth;
-      if (t_[k].kind == TokKind::kPunct && t_[k].text == ")") --depth;
-      if (depth == 0 && t_[k].kind == TokKind::kWord && t_[k].text == w) return k;
-    }
-    return std::string::npos;
-  }
+using pgquery::Tree;
 
- private:
-  const std::vector<Token>& t_;
-  size_t i_;
-};
+const Tree kNull;
+
+// j[key], or null when absent / j is not an object.
+const Tree& at(const Tree& j, const char* key) {
+  if (!j.is_object()) return kNull;
+  auto it = j.find(key);
+  return it == j.end() ? kNull : *it;
+}
+std::string str(const Tree& j, const char* key) {
+  const Tree& v = at(j, key);
+  return v.is_string() ? v.get<std::string>() : "";
+}
+bool flag(const Tree& j, const char* key) {
+  const Tree& v = at(j, key);
+  return v.is_boolean() && v.get<bool>();
+}
+// {"X": {...}} -> {...} when the node is an X (lists hold wrapped nodes,
+// typed fields hold bare ones).
+const Tree& unwrap(const Tree& j, const char* type) {
+  const Tree& inner = at(j, type);
+  return inner.is_null() ? j : inner;
+}
+// [{"String": {"sval": "s"}}, {"String": {"sval": "x"}}] -> "s.x"
+std::string dotted(const Tree& list) {
+  std::string out;
+  const Tree& items = list.is_object() ? at(unwrap(list, "List"), "items") : list;
+  if (!items.is_array()) return out;
+  for (const Tree& n : items) {
+    std::string s = str(at(n, "String"), "sval");
+    if (s.empty()) continue;
+    out += (out.empty() ? "" : ".") + s;
+  }
+  return out;
+}
 
 std::string upper(std::string s) {
   for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return s;
 }
 
-bool is_pseudo_role(const std::string& r) {
-  return r == "public" || r == "current_user" || r == "session_user" || r == "current_role";
+// Every FuncCall under `j`, in source order.
+void func_calls(const Tree& j, std::vector<std::string>& out) {
+  if (j.is_array()) {
+    for (const Tree& e : j) func_calls(e, out);
+  } else if (j.is_object()) {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (it.key() == "FuncCall") out.push_back(qualify(dotted(at(it.value(), "funcname"))));
+      func_calls(it.value(), out);
+    }
+  }
+}
+
+// Relations read under `j` (RangeVars), minus CTE names.
+void range_vars(const Tree& j, std::vector<std::string>& out, std::set<std::string>& ctes) {
+  if (j.is_array()) {
+    for (const Tree& e : j) range_vars(e, out, ctes);
+    return;
+  }
+  if (!j.is_object()) return;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (it.key() == "CommonTableExpr") ctes.insert(str(it.value(), "ctename"));
+    if (it.key() == "RangeVar") {
+      const Tree& rv = it.value();
+      std::string n = str(rv, "relname");
+      if (!ctes.count(n) || !str(rv, "schemaname").empty())
+        out.push_back(qualify(str(rv, "schemaname").empty() ? n : str(rv, "schemaname") + "." + n));
+    }
+    range_vars(it.value(), out, ctes);
+  }
+}
+
+// Roles named under `j` (RoleSpec of a plain name; PUBLIC, CURRENT_USER... are not roles).
+void role_specs(const Tree& j, std::vector<std::string>& out) {
+  if (j.is_array()) {
+    for (const Tree& e : j) role_specs(e, out);
+  } else if (j.is_object()) {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (it.key() == "RoleSpec" && str(it.value(), "roletype") == "ROLESPEC_CSTRING")
+        out.push_back(str(it.value(), "rolename"));
+      else role_specs(it.value(), out);
+    }
+  }
+}
+
+bool has_defelem(const Tree& list, const char* name) {
+  if (!list.is_array()) return false;
+  for (const Tree& d : list)
+    if (str(at(d, "DefElem"), "defname") == name) return true;
+  return false;
+}
+std::string defelem_string(const Tree& list, const char* name) {
+  if (!list.is_array()) return "";
+  for (const Tree& d : list) {
+    const Tree& de = at(d, "DefElem");
+    if (str(de, "defname") != name) continue;
+    const Tree& arg = at(de, "arg");
+    if (arg.contains("String")) return str(at(arg, "String"), "sval");
+    if (arg.contains("List")) return str(at(at(at(arg, "List"), "items")[0], "String"), "sval");
+  }
+  return "";
+}
+
+// The ALTER TABLE subcommand name as written, e.g. AT_AddColumn -> "ADD COLUMN".
+std::string action_name(const std::string& subtype, const Tree& cmd) {
+  if (subtype == "AT_AddColumn") return "ADD COLUMN";
+  if (subtype == "AT_AddConstraint") {
+    std::string ct = str(at(at(cmd, "def"), "Constraint"), "contype");
+    if (ct == "CONSTR_FOREIGN") return "ADD FOREIGN KEY";
+    if (ct == "CONSTR_CHECK") return "ADD CHECK";
+    if (ct == "CONSTR_UNIQUE") return "ADD UNIQUE";
+    if (ct == "CONSTR_PRIMARY") return "ADD PRIMARY KEY";
+    if (ct == "CONSTR_EXCLUSION") return "ADD EXCLUDE";
+    return "ADD";
+  }
+  if (subtype == "AT_ValidateConstraint") return "VALIDATE CONSTRAINT";
+  if (subtype == "AT_DropColumn") return "DROP COLUMN";
+  if (subtype == "AT_DropConstraint") return "DROP CONSTRAINT";
+  if (subtype == "AT_AlterColumnType") return "ALTER COLUMN TYPE";
+  if (subtype.rfind("AT_SetNotNull", 0) == 0 || subtype == "AT_DropNotNull" || subtype == "AT_ColumnDefault" ||
+      subtype == "AT_SetStatistics" || subtype == "AT_SetOptions" || subtype == "AT_ResetOptions" ||
+      subtype == "AT_AddIdentity" || subtype == "AT_SetIdentity" || subtype == "AT_DropIdentity" ||
+      subtype == "AT_DropExpression" || subtype == "AT_SetStorage" || subtype == "AT_SetCompression")
+    return "ALTER COLUMN";
+  if (subtype == "AT_SetRelOptions" || subtype == "AT_ResetRelOptions") return "SET (storage parameters)";
+  if (subtype == "AT_ClusterOn" || subtype == "AT_DropCluster") return "CLUSTER ON";
+  if (subtype.find("RowSecurity") != std::string::npos) return "ROW LEVEL SECURITY";
+  if (subtype.find("Trig") != std::string::npos) return "TRIGGER";
+  if (subtype == "AT_AttachPartition") return "ATTACH PARTITION";
+  if (subtype == "AT_DetachPartition" || subtype == "AT_DetachPartitionFinalize") return "DETACH PARTITION";
+  if (subtype == "AT_ChangeOwner") return "OWNER TO";
+  std::string s = subtype.substr(3);  // AT_SetLogged -> SETLOGGED: good enough for a summary
+  return upper(s);
+}
+
+// Lock level of one ALTER TABLE subcommand (Postgres 15 AlterTableGetLockLevel).
+LockMode alter_lock(const std::string& subtype, const Tree& cmd) {
+  if (subtype == "AT_SetStatistics" || subtype == "AT_ClusterOn" || subtype == "AT_DropCluster" ||
+      subtype == "AT_SetRelOptions" || subtype == "AT_ResetRelOptions" || subtype == "AT_ReplaceRelOptions" ||
+      subtype == "AT_SetOptions" || subtype == "AT_ResetOptions" || subtype == "AT_ValidateConstraint" ||
+      subtype == "AT_AttachPartition" || subtype == "AT_DetachPartitionFinalize")
+    return LockMode::kShareUpdateExclusive;
+  if (subtype == "AT_DetachPartition")
+    return flag(at(at(cmd, "def"), "PartitionCmd"), "concurrent") ? LockMode::kShareUpdateExclusive
+                                                                  : LockMode::kAccessExclusive;
+  if (subtype.rfind("AT_EnableTrig", 0) == 0 || subtype.rfind("AT_EnableAlwaysTrig", 0) == 0 ||
+      subtype.rfind("AT_EnableReplicaTrig", 0) == 0 || subtype.rfind("AT_DisableTrig", 0) == 0)
+    return LockMode::kShareRowExclusive;
+  if (subtype == "AT_AddConstraint" && str(at(at(cmd, "def"), "Constraint"), "contype") == "CONSTR_FOREIGN")
+    return LockMode::kShareRowExclusive;
+  return LockMode::kAccessExclusive;
 }
 
 class Analyzer {
  public:
-  Analyzer(const std::vector<Token>& t, const AnalysisContext& ctx) : t_(t), c_(t), ctx_(ctx) {}
+  Analyzer(const std::vector<Token>& t, const AnalysisContext& ctx) : t_(t), ctx_(ctx) {}
 
-  StatementFacts run() {
+  StatementFacts run(const Tree& stmt) {
     for (const Token& tok : t_) f_.words.push_back(tok.text);
-    if (c_.done()) return f_;
-    if (c_.accept("create")) create();
-    else if (c_.accept("alter")) alter();
-    else if (c_.accept("drop")) drop();
-    else if (c_.is("vacuum")) vacuum();
-    else if (c_.is("reindex")) reindex();
-    else if (c_.accept("cluster")) cluster();
-    else if (c_.accept_all({"refresh", "materialized", "view"})) refresh();
-    else if (c_.accept("truncate")) truncate();
-    else if (c_.accept("lock")) lock_stmt();
-    else if (c_.accept_all({"insert", "into"})) dml("INSERT INTO");
-    else if (c_.accept("update")) { c_.accept("only"); dml("UPDATE"); }
-    else if (c_.accept_all({"delete", "from"})) { c_.accept("only"); dml("DELETE FROM"); }
-    else if (c_.accept_all({"comment", "on"})) comment();
-    else if (c_.accept("do")) do_block();
-    else if (c_.is("grant") || c_.is("revoke")) grant();
-    else if (c_.is("begin") || c_.is("commit") || c_.is("rollback") || c_.is("end") ||
-             c_.is("savepoint") || c_.is("release") || c_.is("abort") ||
-             (c_.is("start") && c_.is("transaction", 1))) {
-      f_.explicit_transaction = true;
-      f_.summary = upper(t_[0].text);
-    }
-    if (f_.summary.empty()) f_.summary = head(2);
+    if (!stmt.is_object() || stmt.empty()) return f_;
+    f_.node = stmt.begin().key();
+    const Tree& n = stmt.begin().value();
+    const std::string& k = f_.node;
+    if (k == "CreateStmt") create_table(n);
+    else if (k == "CreateTableAsStmt") create_table_as(n);
+    else if (k == "IndexStmt") create_index(n);
+    else if (k == "ViewStmt") created(rv(at(n, "view")), "CREATE VIEW ", true), f_.created_view = f_.target;
+    else if (k == "CreateSeqStmt") created(rv(at(n, "sequence")), "CREATE SEQUENCE ", true);
+    else if (k == "CreateTrigStmt") trigger(n);
+    else if (k == "CreatePolicyStmt") policy(n);
+    else if (k == "CreateExtensionStmt") extension(n);
+    else if (k == "CreateSchemaStmt") schema(n);
+    else if (k == "CreateRoleStmt") f_.created_roles.push_back(str(n, "role")), f_.summary = "CREATE ROLE " + str(n, "role");
+    else if (k == "CreatedbStmt" || k == "CreateTableSpaceStmt" || k == "CreateSubscriptionStmt")
+      f_.transactional = false;
+    else if (k == "DropdbStmt" || k == "DropTableSpaceStmt" || k == "DropSubscriptionStmt")
+      f_.transactional = false, f_.destructive = true;
+    else if (k == "CreateFunctionStmt") function(n);
+    else if (k == "AlterTableStmt") alter_table(n);
+    else if (k == "RenameStmt") rename(n);
+    else if (k == "AlterObjectSchemaStmt") set_schema(n);
+    else if (k == "AlterEnumStmt") alter_enum(n);
+    else if (k == "AlterSystemStmt") f_.transactional = false, f_.summary = "ALTER SYSTEM";
+    else if (k == "AlterDatabaseStmt" && has_defelem(at(n, "options"), "tablespace")) f_.transactional = false;
+    else if (k == "AlterSeqStmt") lock(LockMode::kAccessExclusive, f_.target = rel(rv(at(n, "sequence"))));
+    else if (k == "DropStmt") drop(n);
+    else if (k == "VacuumStmt") vacuum(n);
+    else if (k == "ReindexStmt") reindex(n);
+    else if (k == "ClusterStmt") cluster(n);
+    else if (k == "RefreshMatViewStmt") refresh(n);
+    else if (k == "TruncateStmt") truncate(n);
+    else if (k == "LockStmt") lock_stmt(n);
+    else if (k == "InsertStmt") dml(n, "INSERT INTO "), copy_sources(at(n, "selectStmt"));
+    else if (k == "UpdateStmt") dml(n, "UPDATE ");
+    else if (k == "DeleteStmt") dml(n, "DELETE FROM ");
+    else if (k == "CommentStmt") comment(n);
+    else if (k == "GrantStmt") grant(n);
+    else if (k == "DoStmt") f_.do_block = true, f_.summary = "DO";
+    else if (k == "TransactionStmt") f_.explicit_transaction = true, f_.summary = head(1);
+    else if (k == "VariableSetStmt") f_.sets_lock_timeout = str(n, "name") == "lock_timeout";
+    if (k == "SelectStmt" || k == "CallStmt" || k == "InsertStmt" || k == "UpdateStmt" || k == "DeleteStmt" ||
+        k == "CreateTableAsStmt")
+      func_calls(n, f_.calls);
+    if (k != "DropRoleStmt") role_specs(n, f_.roles);
+    if (f_.summary.empty()) f_.summary = head(k == "DropStmt" || k.rfind("Alter", 0) == 0 ? 3 : 2);
     return f_;
   }
 
@@ -136,6 +225,13 @@ class Analyzer {
     }
     return s;
   }
+  // A RangeVar (wrapped or bare) -> "s.x" as written.
+  static std::string rv(const Tree& j) {
+    const Tree& r = unwrap(j, "RangeVar");
+    std::string s = str(r, "schemaname");
+    return s.empty() ? str(r, "relname") : s + "." + str(r, "relname");
+  }
+  // Qualifies and records the schema of a written name.
   std::string rel(const std::string& n) {
     std::string q = qualify(n);
     size_t dot = q.find('.');
@@ -144,508 +240,286 @@ class Analyzer {
   }
   void lock(LockMode m, const std::string& target) {
     if (target.empty()) return;
-    bool fresh = ctx_.new_relations.count(target) > 0;
     for (Lock& l : f_.locks) {
       if (l.target == target) {
         l.mode = std::max(l.mode, m);
         return;
       }
     }
-    f_.locks.push_back(Lock{m, target, fresh});
+    f_.locks.push_back(Lock{m, target, ctx_.new_relations.count(target) > 0});
   }
-  void roles_after(std::string_view kw) {
-    size_t k = c_.find(kw);
-    if (k == std::string::npos) return;
-    Cursor r(t_, k + 1);
-    for (;;) {
-      r.accept("group");
-      std::string n = r.name();
-      if (n.empty()) break;
-      if (!is_pseudo_role(n)) f_.roles.push_back(n);
-      if (!r.accept_punct(",")) break;
-    }
+  void created(const std::string& name, const char* what, bool relation) {
+    f_.target = rel(name);
+    f_.creates_relation = relation;
+    f_.summary = what + f_.target;
   }
-  void references() {
-    for (size_t k = 0; k + 1 < t_.size(); ++k) {
-      if (t_[k].kind == TokKind::kWord && t_[k].text == "references") {
-        Cursor r(t_, k + 1);
-        std::string n = r.name();
-        if (!n.empty()) lock(LockMode::kShareRowExclusive, rel(n));
-      }
-    }
+  // Tables a copy reads in full (INSERT ... SELECT, CREATE TABLE ... AS).
+  void copy_sources(const Tree& query) {
+    if (query.is_null()) return;
+    std::vector<std::string> rels;
+    std::set<std::string> ctes;
+    range_vars(query, rels, ctes);
+    for (const std::string& r : rels)
+      if (r != f_.target) lock(LockMode::kAccessShare, r);
   }
-
-  void create() {
-    bool unique = false;
-    c_.accept_all({"or", "replace"});
-    while (c_.accept("temp") || c_.accept("temporary") || c_.accept("unlogged") || c_.accept("global") ||
-           c_.accept("local")) {
-    }
-    if (c_.accept("unique")) unique = true;
-    if (c_.accept("table")) {
-      c_.accept_all({"if", "not", "exists"});
-      f_.target = rel(c_.name());
-      f_.creates_relation = true;
-      f_.summary = "CREATE TABLE " + f_.target;
-      size_t part = c_.find("partition");
-      if (part != std::string::npos && c_.is("of", part - c_.pos() + 1)) {
-        Cursor p(t_, part + 2);
-        lock(LockMode::kAccessExclusive, rel(p.name()));
-      }
-      references();
-      return;
-    }
-    if (c_.accept("index")) {
-      bool conc = c_.accept("concurrently");
-      c_.accept_all({"if", "not", "exists"});
-      if (!c_.is("on")) c_.name();
-      c_.accept("on");
-      c_.accept("only");
-      f_.target = rel(c_.name());
-      f_.summary = std::string("CREATE ") + (unique ? "UNIQUE " : "") + "INDEX" +
-                   (conc ? " CONCURRENTLY" : "") + " ON " + f_.target;
-      if (conc) f_.transactional = false;
-      lock(conc ? LockMode::kShareUpdateExclusive : LockMode::kShare, f_.target);
-      return;
-    }
-    if (c_.accept_all({"materialized", "view"})) {
-      c_.accept_all({"if", "not", "exists"});
-      f_.target = rel(c_.name());
-      f_.creates_relation = true;
-      f_.summary = "CREATE MATERIALIZED VIEW " + f_.target;
-      return;
-    }
-    if (c_.accept("recursive") || c_.is("view")) {
-      c_.accept("view");
-      f_.target = rel(c_.name());
-      f_.creates_relation = true;
-      f_.summary = "CREATE VIEW " + f_.target;
-      return;
-    }
-    if (c_.accept("constraint") || c_.is("trigger")) {
-      c_.accept("trigger");
-      std::string n = c_.name();
-      size_t on = c_.find("on");
-      if (on != std::string::npos) {
-        Cursor t(t_, on + 1);
-        f_.target = rel(t.name());
-        lock(LockMode::kShareRowExclusive, f_.target);
-      }
-      f_.summary = "CREATE TRIGGER " + n + " ON " + f_.target;
-      return;
-    }
-    if (c_.accept("policy")) {
-      std::string n = c_.name();
-      c_.accept("on");
-      f_.target = rel(c_.name());
-      lock(LockMode::kAccessExclusive, f_.target);
-      roles_after("to");
-      f_.summary = "CREATE POLICY " + n + " ON " + f_.target;
-      return;
-    }
-    if (c_.accept("extension")) {
-      c_.accept_all({"if", "not", "exists"});
-      std::string n = c_.name();
-      f_.extensions.push_back(n);
-      size_t sch = c_.find("schema");
-      if (sch != std::string::npos) {
-        Cursor s(t_, sch + 1);
-        std::string schema = s.name();
-        if (!schema.empty()) f_.schemas.push_back(schema);
-      }
-      f_.summary = "CREATE EXTENSION " + n;
-      return;
-    }
-    if (c_.accept("schema")) {
-      c_.accept_all({"if", "not", "exists"});
-      std::string n = c_.is("authorization") ? "" : c_.name();
-      if (!n.empty()) f_.created_schemas.push_back(n);
-      roles_after("authorization");
-      f_.summary = "CREATE SCHEMA " + n;
-      return;
-    }
-    if (c_.accept("role") || c_.accept("user") || c_.accept("group")) {
-      c_.accept_all({"if", "not", "exists"});
-      f_.created_roles.push_back(c_.name());
-      f_.summary = "CREATE ROLE " + f_.created_roles.back();
-      return;
-    }
-    if (c_.accept("database") || c_.accept("tablespace") || c_.accept("subscription")) {
-      f_.transactional = false;
-      f_.summary = head(2);
-      return;
-    }
-    if (c_.accept("sequence")) {
-      c_.accept_all({"if", "not", "exists"});
-      f_.target = rel(c_.name());
-      f_.creates_relation = true;
-      f_.summary = "CREATE SEQUENCE " + f_.target;
-      return;
-    }
-    if (c_.accept("function") || c_.accept("procedure") || c_.accept("type") || c_.accept("domain")) {
-      std::string n = c_.name();
-      rel(n);
-      f_.summary = head(c_.pos() > 4 ? 4 : c_.pos()) + " " + n;
-      return;
+  void references(const Tree& constraints) {
+    if (!constraints.is_array()) return;
+    for (const Tree& c : constraints) {
+      const Tree& con = at(c, "Constraint");
+      if (str(con, "contype") == "CONSTR_FOREIGN") lock(LockMode::kShareRowExclusive, rel(rv(at(con, "pktable"))));
     }
   }
 
-  // ALTER TABLE: the strongest lock over its comma-separated actions.
-  void alter_table() {
-    c_.accept_all({"if", "exists"});
-    c_.accept("only");
-    f_.target = rel(c_.name());
-    c_.accept("*");
+  void create_table(const Tree& n) {
+    created(rv(at(n, "relation")), "CREATE TABLE ", true);
+    if (!at(n, "partbound").is_null())
+      for (const Tree& p : at(n, "inhRelations")) lock(LockMode::kAccessExclusive, rel(rv(p)));
+    const Tree& elts = at(n, "tableElts");
+    if (!elts.is_array()) return;
+    for (const Tree& e : elts) {
+      references(at(at(e, "ColumnDef"), "constraints"));
+      if (e.contains("Constraint")) references(Tree::array({e}));
+    }
+  }
+  void create_table_as(const Tree& n) {
+    bool mat = str(n, "objtype") == "OBJECT_MATVIEW";
+    created(rv(at(unwrap(at(n, "into"), "IntoClause"), "rel")), mat ? "CREATE MATERIALIZED VIEW " : "CREATE TABLE ",
+            true);
+    if (!mat) f_.summary += " AS";
+    copy_sources(at(n, "query"));
+  }
+  void create_index(const Tree& n) {
+    bool conc = flag(n, "concurrent");
+    f_.target = rel(rv(at(n, "relation")));
+    f_.summary = std::string("CREATE ") + (flag(n, "unique") ? "UNIQUE " : "") + "INDEX" +
+                 (conc ? " CONCURRENTLY" : "") + " ON " + f_.target;
+    if (conc) f_.transactional = false;
+    lock(conc ? LockMode::kShareUpdateExclusive : LockMode::kShare, f_.target);
+  }
+  void trigger(const Tree& n) {
+    f_.target = rel(rv(at(n, "relation")));
+    lock(LockMode::kShareRowExclusive, f_.target);
+    f_.summary = "CREATE TRIGGER " + str(n, "trigname") + " ON " + f_.target;
+  }
+  void policy(const Tree& n) {
+    f_.target = rel(rv(at(n, "table")));
+    lock(LockMode::kAccessExclusive, f_.target);
+    f_.summary = "CREATE POLICY " + str(n, "policy_name") + " ON " + f_.target;
+  }
+  void extension(const Tree& n) {
+    std::string name = str(n, "extname");
+    f_.extensions.push_back(name);
+    std::string schema = defelem_string(at(n, "options"), "schema");
+    if (!schema.empty()) f_.schemas.push_back(schema);
+    f_.summary = "CREATE EXTENSION " + name;
+  }
+  void schema(const Tree& n) {
+    std::string name = str(n, "schemaname");
+    if (!name.empty()) f_.created_schemas.push_back(name);
+    f_.summary = "CREATE SCHEMA " + name;
+  }
+  void function(const Tree& n) {
+    FunctionDef d;
+    d.name = qualify(dotted(at(n, "funcname")));
+    rel(d.name);
+    d.language = defelem_string(at(n, "options"), "language");
+    for (char& c : d.language) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    d.body = defelem_string(at(n, "options"), "as");
+    f_.summary = std::string(flag(n, "is_procedure") ? "CREATE PROCEDURE " : "CREATE FUNCTION ") + d.name;
+    f_.defines = std::move(d);
+  }
+
+  void alter_table(const Tree& n) {
+    std::string objtype = str(n, "objtype");
+    f_.target = rel(rv(at(n, "relation")));
+    if (objtype != "OBJECT_TABLE" && objtype != "OBJECT_FOREIGN_TABLE") {
+      std::string kind = objtype == "OBJECT_MATVIEW" ? "MATERIALIZED VIEW" : upper(objtype.substr(7));
+      f_.summary = "ALTER " + kind + " " + f_.target;
+      bool weak = true;
+      for (const Tree& c : at(n, "cmds")) weak &= alter_lock(str(at(c, "AlterTableCmd"), "subtype"), at(c, "AlterTableCmd")) == LockMode::kShareUpdateExclusive;
+      lock(weak && objtype == "OBJECT_INDEX" ? LockMode::kShareUpdateExclusive : LockMode::kAccessExclusive, f_.target);
+      return;
+    }
     LockMode strongest = LockMode::kNone;
-    std::string first_action;
-    while (!c_.done()) {
-      size_t start = c_.pos();
-      LockMode m = LockMode::kAccessExclusive;
-      std::string action;
-      if (c_.accept("add")) {
-        action = "ADD";
-        bool constraint = c_.accept("constraint");
-        if (constraint) c_.name();
-        if (c_.is("foreign")) {
-          m = LockMode::kShareRowExclusive;
-          action = "ADD FOREIGN KEY";
-        } else if (c_.is("check")) {
-          action = "ADD CHECK";
-        } else if (c_.is("unique")) {
-          action = "ADD UNIQUE";
-        } else if (c_.is("primary")) {
-          action = "ADD PRIMARY KEY";
-        } else if (c_.is("exclude")) {
-          action = "ADD EXCLUDE";
-        } else {
-          c_.accept("column");
-          action = "ADD COLUMN";
-        }
-      } else if (c_.accept_all({"validate", "constraint"})) {
-        m = LockMode::kShareUpdateExclusive;
-        action = "VALIDATE CONSTRAINT";
-      } else if (c_.accept("drop")) {
-        action = "DROP";
-        if (c_.accept("constraint")) action = "DROP CONSTRAINT";
-        else {
-          c_.accept("column");
-          action = "DROP COLUMN";
-          f_.destructive = true;
-        }
-      } else if (c_.accept("rename")) {
-        action = "RENAME";
-        f_.destructive = true;
-      } else if (c_.accept_all({"set", "schema"})) {
-        action = "SET SCHEMA";
-        f_.destructive = true;
-      } else if (c_.accept("alter")) {
-        c_.accept("column");
-        c_.name();
-        action = "ALTER COLUMN";
-        if (c_.is("set") && c_.is("statistics", 1)) m = LockMode::kShareUpdateExclusive;
-        if (c_.is("set") && c_.peek(1) && c_.peek(1)->text == "(") m = LockMode::kShareUpdateExclusive;
-        if (c_.is("drop") && c_.is("default", 1)) f_.destructive = true;
-        if (c_.is("type") || (c_.is("set") && c_.is("data", 1))) action = "ALTER COLUMN TYPE";
-      } else if (c_.is("set") && c_.peek(1) && c_.peek(1)->text == "(") {
-        m = LockMode::kShareUpdateExclusive;
-        action = "SET (storage parameters)";
-      } else if (c_.accept("cluster") || c_.accept_all({"set", "without", "cluster"})) {
-        m = LockMode::kShareUpdateExclusive;
-        action = "CLUSTER ON";
-      } else if (c_.is("enable") || c_.is("disable")) {
-        bool trig = c_.is("trigger", 1) || (c_.is("replica", 1) || c_.is("always", 1));
-        action = c_.is("row", 1) ? "ROW LEVEL SECURITY" : "TRIGGER";
-        if (trig) m = LockMode::kShareRowExclusive;
-      } else if (c_.accept_all({"attach", "partition"})) {
-        m = LockMode::kShareUpdateExclusive;
-        action = "ATTACH PARTITION";
-        lock(LockMode::kAccessExclusive, rel(c_.name()));
-      } else if (c_.accept_all({"detach", "partition"})) {
-        action = "DETACH PARTITION";
-        c_.name();
-        if (c_.accept("concurrently")) {
-          f_.transactional = false;
-          m = LockMode::kShareUpdateExclusive;
-        }
-        f_.destructive = true;
-      } else if (c_.accept_all({"owner", "to"})) {
-        action = "OWNER TO";
-        std::string r = c_.name();
-        if (!is_pseudo_role(r)) f_.roles.push_back(r);
+    std::string first;
+    for (const Tree& c : at(n, "cmds")) {
+      const Tree& cmd = at(c, "AlterTableCmd");
+      std::string st = str(cmd, "subtype");
+      if (first.empty()) first = action_name(st, cmd);
+      strongest = std::max(strongest, alter_lock(st, cmd));
+      const Tree& def = at(cmd, "def");
+      if (st == "AT_AddColumn") {
+        const Tree& col = at(def, "ColumnDef");
+        references(at(col, "constraints"));
+        for (const Tree& con : at(col, "constraints"))
+          if (str(at(con, "Constraint"), "contype") == "CONSTR_CHECK") f_.inline_checks.push_back(str(col, "colname"));
       }
-      if (action.empty()) action = c_.peek() ? upper(c_.peek()->text) : "";
-      if (first_action.empty()) first_action = action;
-      strongest = std::max(strongest, m);
-      if (m == LockMode::kShareRowExclusive && action == "ADD FOREIGN KEY") references();
-      // to the next top-level comma
-      int depth = 0;
-      while (!c_.done()) {
-        if (c_.is_punct("(")) ++depth;
-        if (c_.is_punct(")")) --depth;
-        if (depth == 0 && c_.is_punct(",")) break;
-        c_.skip();
-      }
-      if (!c_.accept_punct(",")) break;
-      if (c_.pos() == start) c_.skip();
+      if (st == "AT_AddConstraint") references(Tree::array({def}));
+      if (st == "AT_ValidateConstraint") f_.validates_constraint = true;
+      if (st == "AT_DropColumn" || (st == "AT_ColumnDefault" && def.is_null()) || st == "AT_DetachPartition")
+        f_.destructive = true;
+      if (st == "AT_AttachPartition") lock(LockMode::kAccessExclusive, rel(rv(at(at(def, "PartitionCmd"), "name"))));
+      if (st == "AT_DetachPartition" && flag(at(def, "PartitionCmd"), "concurrent")) f_.transactional = false;
     }
-    // ADD COLUMN ... REFERENCES x also locks x.
-    if (first_action == "ADD COLUMN") references();
     lock(strongest == LockMode::kNone ? LockMode::kAccessExclusive : strongest, f_.target);
-    f_.summary = "ALTER TABLE " + f_.target + (first_action.empty() ? "" : " " + first_action);
+    f_.summary = "ALTER TABLE " + f_.target + (first.empty() ? "" : " " + first);
   }
 
-  void alter() {
-    if (c_.accept("table")) return alter_table();
-    if (c_.accept("system")) {
-      f_.transactional = false;
-      f_.summary = "ALTER SYSTEM";
-      return;
-    }
-    if (c_.accept("type")) {
-      std::string n = rel(c_.name());
-      f_.summary = "ALTER TYPE " + n;
-      if (c_.accept_all({"add", "value"})) {
-        // WHY: before 12, ALTER TYPE ... ADD VALUE cannot run in a transaction block.
-        if (ctx_.server_version < 120000) f_.transactional = false;
-        f_.summary += " ADD VALUE";
-      } else if (c_.find("rename") != std::string::npos || c_.find("drop") != std::string::npos) {
-        f_.destructive = true;
-      }
-      return;
-    }
-    if (c_.accept("index")) {
-      c_.accept_all({"if", "exists"});
-      std::string n = rel(c_.name());
-      f_.summary = "ALTER INDEX " + n;
-      if (c_.is("rename")) f_.destructive = true;
-      lock(c_.is("set") ? LockMode::kShareUpdateExclusive : LockMode::kAccessExclusive, n);
-      return;
-    }
-    for (const char* kind : {"view", "sequence", "function", "procedure", "schema", "domain"}) {
-      if (c_.accept(kind)) {
-        c_.accept_all({"if", "exists"});
-        std::string n = c_.name();
-        f_.summary = "ALTER " + upper(kind) + " " + n;
-        if (c_.find("rename") != std::string::npos || c_.find("schema") != std::string::npos)
-          f_.destructive = std::string(kind) != "schema" || c_.find("rename") != std::string::npos;
-        roles_after("to");
-        if (std::string(kind) == "view" || std::string(kind) == "sequence") lock(LockMode::kAccessExclusive, rel(n));
-        return;
-      }
-    }
-    if (c_.accept_all({"materialized", "view"})) {
-      c_.accept_all({"if", "exists"});
-      std::string n = rel(c_.name());
-      f_.summary = "ALTER MATERIALIZED VIEW " + n;
-      if (c_.find("rename") != std::string::npos) f_.destructive = true;
-      lock(LockMode::kAccessExclusive, n);
-      return;
-    }
-    if (c_.accept_all({"default", "privileges"})) {
-      f_.summary = "ALTER DEFAULT PRIVILEGES";
-      roles_after("role");
-      roles_after("to");
-      return;
-    }
-    if (c_.accept("database") && c_.find("tablespace") != std::string::npos) f_.transactional = false;
-  }
-
-  void drop() {
+  void rename(const Tree& n) {
     f_.destructive = true;
-    if (c_.accept("table")) {
-      c_.accept_all({"if", "exists"});
-      f_.target = rel(c_.name());
+    std::string rt = str(n, "renameType");
+    const Tree& relation = at(n, "relation");
+    if (!relation.is_null()) {
+      f_.target = rel(rv(relation));
       lock(LockMode::kAccessExclusive, f_.target);
-      while (c_.accept_punct(",")) lock(LockMode::kAccessExclusive, rel(c_.name()));
-      f_.summary = "DROP TABLE " + f_.target;
-      return;
+      std::string kind = str(n, "relationType");
+      kind = kind.empty() || rt == "OBJECT_TABLE" || rt == "OBJECT_COLUMN" || rt == "OBJECT_TABCONSTRAINT"
+                 ? "TABLE"
+                 : (kind == "OBJECT_MATVIEW" ? "MATERIALIZED VIEW" : upper(kind.substr(7)));
+      if (rt == "OBJECT_INDEX" || rt == "OBJECT_VIEW" || rt == "OBJECT_SEQUENCE") kind = upper(rt.substr(7));
+      f_.summary = "ALTER " + kind + " " + f_.target + " RENAME";
+    } else if (rt == "OBJECT_SCHEMA") {
+      f_.summary = "ALTER SCHEMA " + str(n, "subname") + " RENAME";
     }
-    if (c_.accept("index")) {
-      bool conc = c_.accept("concurrently");
-      c_.accept_all({"if", "exists"});
-      f_.target = rel(c_.name());
+  }
+  void set_schema(const Tree& n) {
+    f_.destructive = true;
+    const Tree& relation = at(n, "relation");
+    if (!relation.is_null()) {
+      f_.target = rel(rv(relation));
+      lock(LockMode::kAccessExclusive, f_.target);
+      f_.summary = "ALTER TABLE " + f_.target + " SET SCHEMA";
+    }
+  }
+  void alter_enum(const Tree& n) {
+    std::string name = rel(dotted(at(n, "typeName")));
+    f_.summary = "ALTER TYPE " + name;
+    if (!str(n, "oldVal").empty()) {
+      f_.destructive = true;
+      f_.summary += " RENAME VALUE";
+    } else {
+      // WHY: before 12, ALTER TYPE ... ADD VALUE cannot run in a transaction block.
+      if (ctx_.server_version < 120000) f_.transactional = false;
+      f_.summary += " ADD VALUE";
+    }
+  }
+
+  void drop(const Tree& n) {
+    f_.destructive = true;
+    std::string type = str(n, "removeType");
+    bool conc = flag(n, "concurrent");
+    f_.drop_cascade = str(n, "behavior") == "DROP_CASCADE";
+    const Tree& objs = at(n, "objects");
+    std::vector<std::string> names;
+    if (objs.is_array())
+      for (const Tree& o : objs) names.push_back(dotted(o));
+    auto relations = [&](const char* what, LockMode m) {
+      for (const std::string& nm : names) lock(m, rel(nm));
+      if (!names.empty()) f_.target = qualify(names.front());
+      f_.summary = std::string("DROP ") + what + f_.target;
+    };
+    if (type == "OBJECT_TABLE") relations("TABLE ", LockMode::kAccessExclusive);
+    else if (type == "OBJECT_INDEX") {
       if (conc) f_.transactional = false;
-      lock(conc ? LockMode::kShareUpdateExclusive : LockMode::kAccessExclusive, f_.target);
-      f_.summary = std::string("DROP INDEX") + (conc ? " CONCURRENTLY " : " ") + f_.target;
-      return;
-    }
-    if (c_.accept("trigger") || c_.accept("policy") || c_.accept("rule")) {
-      std::string kind = upper(t_[1].text);
-      c_.accept_all({"if", "exists"});
-      std::string n = c_.name();
-      c_.accept("on");
-      f_.target = rel(c_.name());
+      relations(conc ? "INDEX CONCURRENTLY " : "INDEX ", conc ? LockMode::kShareUpdateExclusive : LockMode::kAccessExclusive);
+    } else if (type == "OBJECT_VIEW" || type == "OBJECT_MATVIEW") {
+      relations(type == "OBJECT_VIEW" ? "VIEW " : "MATERIALIZED VIEW ", LockMode::kAccessExclusive);
+      for (const std::string& nm : names) f_.dropped_views.push_back(qualify(nm));
+    } else if (type == "OBJECT_SEQUENCE") relations("SEQUENCE ", LockMode::kAccessExclusive);
+    else if (type == "OBJECT_TRIGGER" || type == "OBJECT_POLICY" || type == "OBJECT_RULE") {
+      // objects: [[schema.]table.name]
+      std::string full = names.empty() ? "" : names.front();
+      size_t dot = full.rfind('.');
+      std::string object = dot == std::string::npos ? full : full.substr(dot + 1);
+      f_.target = dot == std::string::npos ? "" : rel(full.substr(0, dot));
       lock(LockMode::kAccessExclusive, f_.target);
-      f_.summary = "DROP " + kind + " " + n + " ON " + f_.target;
-      return;
-    }
-    if (c_.accept("database") || c_.accept("tablespace") || c_.accept("subscription")) {
-      f_.transactional = false;
-      f_.summary = head(2);
-      return;
-    }
-    bool mat = c_.accept("materialized");
-    if (c_.accept("view") || c_.accept("sequence")) {
-      c_.accept_all({"if", "exists"});
-      f_.target = rel(c_.name());
-      lock(LockMode::kAccessExclusive, f_.target);
-      f_.summary = std::string("DROP ") + (mat ? "MATERIALIZED VIEW " : upper(t_[1].text) + " ") + f_.target;
-      return;
-    }
-    f_.summary = head(2);
-  }
-
-  void vacuum() {
-    c_.skip();
-    f_.transactional = false;
-    bool full = false;
-    if (c_.is_punct("(")) {
-      size_t k = c_.pos();
-      while (k < t_.size() && t_[k].text != ")") {
-        if (t_[k].text == "full") full = true;
-        ++k;
-      }
-      c_.seek(k + 1);
-    }
-    while (c_.accept("full") || c_.accept("freeze") || c_.accept("verbose") || c_.accept("analyze") ||
-           c_.accept("analyse")) {
-      if (t_[c_.pos() - 1].text == "full") full = true;
-    }
-    f_.summary = full ? "VACUUM FULL" : "VACUUM";
-    for (;;) {
-      std::string n = c_.name();
-      if (n.empty()) break;
-      lock(full ? LockMode::kAccessExclusive : LockMode::kShareUpdateExclusive, rel(n));
-      c_.skip_parens();
-      if (!c_.accept_punct(",")) break;
+      f_.summary = "DROP " + upper(type.substr(7)) + " " + object + " ON " + f_.target;
     }
   }
 
-  void reindex() {
-    c_.skip();
-    if (c_.is_punct("(")) c_.skip_parens();
-    std::string kind = c_.peek() ? c_.peek()->text : "";
-    c_.skip();
-    bool conc = c_.accept("concurrently");
-    std::string n = c_.name();
-    f_.summary = "REINDEX " + upper(kind) + (conc ? " CONCURRENTLY " : " ") + n;
-    if (conc || kind == "schema" || kind == "database" || kind == "system") f_.transactional = false;
-    if (kind == "table") lock(conc ? LockMode::kShareUpdateExclusive : LockMode::kShare, rel(n));
-    if (kind == "index") lock(conc ? LockMode::kShareUpdateExclusive : LockMode::kAccessExclusive, rel(n));
+  void vacuum(const Tree& n) {
+    bool vac = flag(n, "is_vacuumcmd");
+    bool full = has_defelem(at(n, "options"), "full");
+    if (vac) f_.transactional = false;
+    f_.summary = vac ? (full ? "VACUUM FULL" : "VACUUM") : "ANALYZE";
+    for (const Tree& r : at(n, "rels"))
+      lock(full ? LockMode::kAccessExclusive : LockMode::kShareUpdateExclusive,
+           rel(rv(at(at(r, "VacuumRelation"), "relation"))));
   }
-
-  void cluster() {
-    c_.accept("verbose");
-    std::string n = c_.name();
-    f_.summary = "CLUSTER " + n;
-    if (n.empty()) f_.transactional = false;
-    else lock(LockMode::kAccessExclusive, rel(n));
+  void reindex(const Tree& n) {
+    std::string kind = str(n, "kind");  // REINDEX_OBJECT_INDEX ...
+    kind = kind.size() > 15 ? kind.substr(15) : kind;
+    bool conc = has_defelem(at(n, "params"), "concurrently");
+    std::string name = at(n, "relation").is_null() ? str(n, "name") : rv(at(n, "relation"));
+    f_.summary = "REINDEX " + kind + (conc ? " CONCURRENTLY " : " ") + name;
+    if (conc || kind == "SCHEMA" || kind == "DATABASE" || kind == "SYSTEM") f_.transactional = false;
+    if (kind == "TABLE") lock(conc ? LockMode::kShareUpdateExclusive : LockMode::kShare, rel(name));
+    if (kind == "INDEX") lock(conc ? LockMode::kShareUpdateExclusive : LockMode::kAccessExclusive, rel(name));
   }
-
-  void refresh() {
-    bool conc = c_.accept("concurrently");
-    f_.target = rel(c_.name());
+  void cluster(const Tree& n) {
+    std::string name = at(n, "relation").is_null() ? "" : rv(at(n, "relation"));
+    f_.summary = "CLUSTER " + name;
+    if (name.empty()) f_.transactional = false;
+    else lock(LockMode::kAccessExclusive, f_.target = rel(name));
+  }
+  void refresh(const Tree& n) {
+    bool conc = flag(n, "concurrent");
+    f_.target = rel(rv(at(n, "relation")));
     lock(conc ? LockMode::kExclusive : LockMode::kAccessExclusive, f_.target);
     f_.summary = std::string("REFRESH MATERIALIZED VIEW ") + (conc ? "CONCURRENTLY " : "") + f_.target;
   }
-
-  void truncate() {
+  void truncate(const Tree& n) {
     f_.destructive = true;
-    c_.accept("table");
-    c_.accept("only");
-    f_.target = rel(c_.name());
-    lock(LockMode::kAccessExclusive, f_.target);
-    while (c_.accept_punct(",")) lock(LockMode::kAccessExclusive, rel(c_.name()));
+    for (const Tree& r : at(n, "relations")) {
+      std::string q = rel(rv(r));
+      if (f_.target.empty()) f_.target = q;
+      lock(LockMode::kAccessExclusive, q);
+    }
     f_.summary = "TRUNCATE " + f_.target;
   }
-
-  void lock_stmt() {
-    c_.accept("table");
-    c_.accept("only");
-    std::vector<std::string> names{rel(c_.name())};
-    while (c_.accept_punct(",")) names.push_back(rel(c_.name()));
-    LockMode m = LockMode::kAccessExclusive;
-    if (c_.accept("in")) {
-      std::string mode;
-      while (!c_.done() && !c_.is("mode")) {
-        mode += (mode.empty() ? "" : " ") + c_.peek()->text;
-        c_.skip();
-      }
-      static const std::pair<const char*, LockMode> modes[] = {
-          {"access share", LockMode::kAccessShare}, {"row share", LockMode::kRowShare},
-          {"row exclusive", LockMode::kRowExclusive}, {"share update exclusive", LockMode::kShareUpdateExclusive},
-          {"share", LockMode::kShare}, {"share row exclusive", LockMode::kShareRowExclusive},
-          {"exclusive", LockMode::kExclusive}, {"access exclusive", LockMode::kAccessExclusive}};
-      for (auto& [name, lm] : modes)
-        if (mode == name) m = lm;
+  void lock_stmt(const Tree& n) {
+    static const LockMode modes[] = {LockMode::kNone,          LockMode::kAccessShare,
+                                     LockMode::kRowShare,      LockMode::kRowExclusive,
+                                     LockMode::kShareUpdateExclusive, LockMode::kShare,
+                                     LockMode::kShareRowExclusive,    LockMode::kExclusive,
+                                     LockMode::kAccessExclusive};
+    int mode = at(n, "mode").is_number_integer() ? at(n, "mode").get<int>() : 8;
+    LockMode m = mode >= 1 && mode <= 8 ? modes[mode] : LockMode::kAccessExclusive;
+    for (const Tree& r : at(n, "relations")) {
+      std::string q = rel(rv(r));
+      if (f_.target.empty()) f_.target = q;
+      lock(m, q);
     }
-    for (const auto& n : names) lock(m, n);
-    f_.target = names.front();
     f_.summary = "LOCK TABLE " + f_.target + " IN " + std::string(lock_mode_name(m)) + " MODE";
   }
-
-  void dml(const char* verb) {
-    f_.target = rel(c_.name());
+  void dml(const Tree& n, const char* verb) {
+    f_.target = rel(rv(at(n, "relation")));
     lock(LockMode::kRowExclusive, f_.target);
-    f_.summary = std::string(verb) + " " + f_.target;
+    f_.summary = verb + f_.target;
   }
-
-  void comment() {
-    if (c_.accept("table") || c_.accept("column")) {
-      std::string n = c_.name();
-      if (t_[2].text == "column" && n.rfind('.') != std::string::npos) n = n.substr(0, n.rfind('.'));
-      f_.target = rel(n);
+  void comment(const Tree& n) {
+    std::string type = str(n, "objtype");
+    if (type == "OBJECT_TABLE" || type == "OBJECT_COLUMN") {
+      std::string name = dotted(at(n, "object"));
+      if (type == "OBJECT_COLUMN" && name.rfind('.') != std::string::npos) name = name.substr(0, name.rfind('.'));
+      f_.target = rel(name);
       lock(LockMode::kShareUpdateExclusive, f_.target);
     }
-    f_.summary = "COMMENT ON " + (t_.size() > 2 ? upper(t_[2].text) : std::string());
+    f_.summary = head(3);
   }
-
-  void grant() {
-    bool revoke = c_.is("revoke");
-    f_.summary = revoke ? "REVOKE" : "GRANT";
-    roles_after(revoke ? "from" : "to");
-    size_t on = c_.find("on");
-    if (on != std::string::npos) {
-      Cursor o(t_, on + 1);
-      o.accept("table");
-      if (o.accept("all") || o.accept("schema") || o.accept("function") || o.accept("sequence")) {
-        if (t_[o.pos() - 1].text == "schema") f_.schemas.push_back(o.name());
-        return;
-      }
-      std::string n = o.name();
-      if (!n.empty()) f_.summary += " ON " + rel(n);
-    }
-  }
-
-  // Roles and schemas a DO block creates (`create role x`, `create schema
-  // [if not exists] x` in its body), so preflight does not call them missing.
-  void do_block() {
-    f_.summary = "DO";
-    for (const Token& tok : t_) {
-      if (tok.kind != TokKind::kString || tok.text.empty() || tok.text[0] != '$') continue;
-      size_t open = tok.text.find('$', 1);
-      if (open == std::string::npos) continue;
-      std::string tag = tok.text.substr(0, open + 1);
-      if (tok.text.size() < 2 * tag.size()) continue;
-      LexResult body = lex(std::string_view(tok.text).substr(tag.size(), tok.text.size() - 2 * tag.size()));
-      const auto& b = body.tokens;
-      for (size_t k = 0; k + 2 < b.size(); ++k) {
-        if (b[k].kind != TokKind::kWord || b[k].text != "create") continue;
-        Cursor c(b, k + 1);
-        if (c.accept("role") || c.accept("user") || c.accept("group")) {
-          std::string n = c.name();
-          if (!n.empty()) f_.created_roles.push_back(n);
-        } else if (c.accept("schema")) {
-          c.accept_all({"if", "not", "exists"});
-          std::string n = c.name();
-          if (!n.empty()) f_.created_schemas.push_back(n);
-        }
-      }
+  void grant(const Tree& n) {
+    f_.summary = flag(n, "is_grant") ? "GRANT" : "REVOKE";
+    std::string type = str(n, "objtype");
+    const Tree& objs = at(n, "objects");
+    if (str(n, "targtype") != "ACL_TARGET_OBJECT" || !objs.is_array()) return;
+    if (type == "OBJECT_SCHEMA") {
+      for (const Tree& o : objs) f_.schemas.push_back(str(at(o, "String"), "sval"));
+    } else if (type == "OBJECT_TABLE" && !objs.empty()) {
+      f_.summary += " ON " + rel(rv(objs[0]));
     }
   }
 
   const std::vector<Token>& t_;
-  Cursor c_;
   const AnalysisContext& ctx_;
   StatementFacts f_;
 };
@@ -657,8 +531,17 @@ std::string qualify(const std::string& name) {
   return "public." + name;
 }
 
-StatementFacts analyze(const std::vector<Token>& tokens, const AnalysisContext& ctx) {
-  return Analyzer(tokens, ctx).run();
+StatementFacts analyze(const pgquery::Tree& stmt, const std::vector<Token>& tokens, const AnalysisContext& ctx) {
+  return Analyzer(tokens, ctx).run(stmt);
+}
+
+StatementFacts unparsed(const std::vector<Token>& tokens, std::string error) {
+  StatementFacts f = Analyzer(tokens, AnalysisContext{}).run(pgquery::Tree());
+  for (size_t k = 0; k < tokens.size() && k < 2 && tokens[k].kind == TokKind::kWord; ++k)
+    f.summary += (k ? " " : "") + upper(tokens[k].text);
+  f.explicit_transaction = !tokens.empty() && (tokens[0].text == "begin" || tokens[0].text == "commit");
+  f.parse_error = std::move(error);
+  return f;
 }
 
 }  // namespace md::migrate

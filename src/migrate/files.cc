@@ -6,6 +6,7 @@
 
 #include "core/hash.h"
 #include "migrate/lint.h"
+#include "migrate/statement.h"
 
 namespace md::migrate {
 namespace {
@@ -105,18 +106,18 @@ Result<ParsedFile> parse_file(const FileRef& ref, std::string_view content, Anal
   ctx.file_sets_lock_timeout = false;
   ctx.warned_lock_timeout = false;
   ctx.ddl_tables.clear();
-  bool any_contract = false;
   int prev_end_line = 0;
+  std::vector<StatementFacts> all_facts;
   for (const Piece& p : sr.pieces) {
     if (!p.has_code) continue;
-    std::vector<Token> toks(sr.lex.tokens.begin() + static_cast<long>(p.first_token),
-                            sr.lex.tokens.begin() + static_cast<long>(p.last_token));
-    if (toks[0].kind == TokKind::kPunct && toks[0].text == "\\")
+    const Token& first = sr.lex.tokens[p.first_token];
+    if (first.kind == TokKind::kPunct && first.text == "\\")
       return fail(Errc::kInvalidArgument, ref.file + ":" + std::to_string(p.line) +
                                               ": psql meta-command; migrations must be plain SQL");
     std::string text(content.substr(p.code_begin, p.code_end - p.code_begin));
     int end_line = p.line + count_lines(text);
-    StatementFacts facts = analyze(toks, ctx);
+    AnalysedStatement as = analyze_statement(text, ref.file, p.line, ctx);
+    StatementFacts& facts = as.facts;
     PlannedStatement ps;
     ps.line = p.line;
     ps.text = text;
@@ -124,38 +125,44 @@ Result<ParsedFile> parse_file(const FileRef& ref, std::string_view content, Anal
     ps.transactional = facts.transactional;
     ps.locks = facts.locks;
     ps.phase = facts.destructive ? Phase::kContract : Phase::kExpand;
-    ps.findings = lint_statement(toks, facts, ctx, ref.file, p.line);
+    ps.findings = std::move(as.findings);
+    ps.blind_spots = std::move(as.blind_spots);
     for (Finding& f : ps.findings) {
       for (const Allow& a : allows) {
-        bool covers = (a.line >= p.line && a.line <= end_line) || (a.line > prev_end_line && a.line < p.line);
+        bool outside = f.line < p.line || f.line > end_line;  // in a function body defined elsewhere
+        bool covers = (a.line >= p.line && a.line <= end_line) || (a.line > prev_end_line && a.line < p.line) ||
+                      (outside && (a.line == f.line || a.line == f.line - 1));
         if (covers && a.rule == f.rule && !a.reason.empty()) {
           f.acknowledged = true;
           f.ack_reason = a.reason;
         }
       }
-      if (f.rule == "missing-lock-timeout") ctx.warned_lock_timeout = true;
     }
-    // context for later statements
-    if (facts.creates_relation && !facts.target.empty()) ctx.new_relations.insert(facts.target);
-    if (facts.words.size() >= 2 && facts.words[0] == "set" &&
-        (facts.words[1] == "lock_timeout" || (facts.words[1] == "local" && facts.words.size() > 2 &&
-                                              facts.words[2] == "lock_timeout")))
-      ctx.file_sets_lock_timeout = true;
-    for (const Lock& l : facts.locks)
-      if (l.mode == LockMode::kAccessExclusive) ctx.ddl_tables.insert(l.target);
-    for (size_t k = 0; k + 1 < facts.words.size(); ++k)
-      if (facts.words[k] == "validate" && facts.words[k + 1] == "constraint") ctx.validated_tables.insert(facts.target);
     if (!facts.transactional) pf.transactional = false;
-    if (ps.phase == Phase::kContract) any_contract = true;
-    for (auto& e : facts.extensions) out.extensions.push_back(e);
+    for (auto& e : facts.extensions) out.extensions.emplace_back(e, p.line);
     for (auto& s : facts.schemas) out.schemas.emplace_back(s, p.line);
     for (auto& r : facts.roles) out.roles.emplace_back(r, p.line);
     for (auto& s : facts.created_schemas) out.created_schemas.push_back(s);
     for (auto& r : facts.created_roles) out.created_roles.push_back(r);
     out.statements.push_back(std::move(text));
     pf.statements.push_back(std::move(ps));
+    all_facts.push_back(std::move(facts));
     prev_end_line = end_line;
   }
+  // DROP VIEW v then CREATE [OR REPLACE] VIEW v in one transaction: the old
+  // release never sees v missing, so the pair is not a contract change.
+  // WHY not with CASCADE: the views that depended on v are gone for good.
+  for (size_t i = 0; i < all_facts.size() && pf.transactional; ++i) {
+    const StatementFacts& d = all_facts[i];
+    if (d.node != "DropStmt" || d.dropped_views.empty() || d.drop_cascade) continue;
+    bool all_recreated = std::all_of(d.dropped_views.begin(), d.dropped_views.end(), [&](const std::string& v) {
+      return std::any_of(all_facts.begin() + static_cast<long>(i) + 1, all_facts.end(),
+                         [&](const StatementFacts& c) { return c.created_view == v; });
+    });
+    if (all_recreated) pf.statements[i].phase = Phase::kExpand;
+  }
+  bool any_contract = std::any_of(pf.statements.begin(), pf.statements.end(),
+                                  [](const PlannedStatement& s) { return s.phase == Phase::kContract; });
   if (!pf.phase_declared) pf.phase = any_contract ? Phase::kContract : Phase::kExpand;
   return out;
 }

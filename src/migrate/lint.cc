@@ -135,6 +135,12 @@ const std::vector<RuleDoc> kRules = {
      "an int/serial key runs out at 2^31; changing it later rewrites the table",
      "bigint / bigserial / bigint generated always as identity"},
     {"ban-char-field", S::kWarning, "char(n) pads with spaces and is no faster than text", "text"},
+    {"unanalysed-sql", S::kWarning,
+     "meshdeploy reads every statement with Postgres's own parser, with the PL/pgSQL of DO blocks and of "
+     "the functions the run calls; SQL built at run time (EXECUTE) or rejected by the Postgres 15 grammar "
+     "cannot be read, so what it locks, rewrites or drops is unknown",
+     "write the statements out (or EXECUTE a constant string); otherwise check by hand what it locks and "
+     "acknowledge with -- meshdeploy:allow unanalysed-sql <reason>"},
 };
 
 bool has(const std::vector<Token>& t, std::string_view w, size_t from = 0) {
@@ -172,6 +178,11 @@ class Linter {
     bool existing = !f_.target.empty() && !ctx_.new_relations.count(f_.target);
     if (f_.explicit_transaction) add("transaction-nesting", "explicit " + f_.summary + " in a migration file");
     if (w0 == "alter" && t_.size() > 1 && t_[1].text == "table" && existing) alter_table();
+    if (existing)
+      for (const std::string& col : f_.inline_checks)
+        add("constraint-missing-not-valid", "inline CHECK on new column " + f_.target + "." + col +
+                                                " validates every row under ACCESS EXCLUSIVE (a column "
+                                                "constraint cannot be NOT VALID)");
     if (w0 == "alter" && t_.size() > 1 && t_[1].text == "table") column_types(true);
     if (w0 == "create" && has(t_, "table") && !has(t_, "index")) column_types(false);
     if (w0 == "create" && f_.summary.find("INDEX") != std::string::npos && existing &&

@@ -111,24 +111,19 @@ ApplyReport apply(const Request& req, Selection sel) {
   if (!p) return stop(p.error());
 
   // Refuse before touching anything.
-  std::string blockers;
-  for (const Problem& pr : p->problems) {
-    if (!pr.blocking) {
-      rep.problems.push_back(pr);
-      continue;
-    }
-    if (pr.code == "phase-order" && sel == Selection::kAll) continue;
-    blockers += "\n  " + pr.code + ": " + pr.message + (pr.fix.empty() ? "" : " (fix: " + pr.fix + ")");
-  }
+  for (const Problem& pr : p->problems)
+    if (!pr.blocking) rep.problems.push_back(pr);
+  std::string blockers_text;
+  for (const std::string& b : blockers(*p, sel, false)) blockers_text += "\n  " + b;
   std::vector<const PlannedFile*> todo;
   for (const PlannedFile* f : p->pending()) {
     if (sel == Selection::kContract && f->phase == Phase::kExpand)
-      blockers += "\n  phase-order: expand file " + f->file + " is still pending; run the expand phase first";
+      blockers_text += "\n  phase-order: expand file " + f->file + " is still pending; run the expand phase first";
     if (sel == Selection::kExpand && f->phase == Phase::kContract) continue;
     todo.push_back(f);
   }
-  if (!blockers.empty())
-    return stop(Error(Errc::kFailedPrecondition, "nothing applied:" + blockers));
+  if (!blockers_text.empty())
+    return stop(Error(Errc::kFailedPrecondition, "nothing applied:" + blockers_text));
 
   if (req.settings.backup && req.production && !todo.empty()) {
     auto path = backup(req);

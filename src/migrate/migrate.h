@@ -16,8 +16,9 @@
 // (in version order) cannot be split into "expand now, contract later"
 // without reordering, so plan() refuses it (reason "contract file X precedes
 // expand file Y") and apply(kExpand / kContract) fail with
-// kFailedPrecondition before touching anything. The fix is to ship the
-// contract file in a later deploy (or renumber it after the expand files).
+// kFailedPrecondition before touching anything. The fix is to declare X
+// `-- meshdeploy:phase expand` when it is safe beside the old release, or to
+// ship it in a later deploy (never renumber a file applied elsewhere).
 // `migrate up` (Selection::kAll) has no release switch and applies every
 // pending file in order regardless of phase.
 //
@@ -95,7 +96,10 @@ struct PlannedStatement {
   bool transactional = true;  // false: cannot run inside a transaction block
   std::vector<Lock> locks;    // what it locks on existing relations (may be empty)
   Phase phase = Phase::kExpand;  // phase this statement alone would need
-  std::vector<Finding> findings;
+  std::vector<Finding> findings;  // its own and those of the PL/pgSQL bodies it runs
+  // What the analysis could not see, e.g. "line 12: EXECUTE of SQL built at
+  // run time: ..."; when not empty, `locks` may be incomplete.
+  std::vector<std::string> blind_spots;
 };
 
 enum class FileState {
@@ -134,6 +138,7 @@ struct Problem {
   std::string message;  // names the thing, e.g. "extension \"pg_cron\" is not available"
   std::string fix;      // a command or step that fixes it ("" = none)
   bool blocking = true; // false: reported only (e.g. an invalid index no pending file touches)
+  std::string where() const;  // "file:line: ", "file: " or ""
 };
 
 struct Verdict {
@@ -231,6 +236,12 @@ Result<Plan> plan(const Request& req);
 // files stay applied. Lint findings do not stop apply (the CLI's `up` and the
 // deploy check plan().verdict first). Never throws.
 ApplyReport apply(const Request& req, Selection sel);
+
+// Every reason `sel` may not run `p`, one line each, "code: file:line: message":
+// the blocking preflight problems (phase order only for kExpand/kContract)
+// and, with `lint`, every unacknowledged lint error of a pending file. Empty:
+// nothing blocks. Pure; `migrate up` prints them all at once.
+std::vector<std::string> blockers(const Plan& p, Selection sel, bool lint);
 
 // Records every file as applied without running it (adopting an existing
 // database). Files already recorded are left alone. Returns the versions added.

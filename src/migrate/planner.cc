@@ -84,9 +84,9 @@ Result<Plan> make_plan(const PlanInput& in) {
     pf.resume_at = resume[i];
     const std::string& f = pf.file;
     if (obs && is_pending(states[i])) {
-      for (const auto& ext : parsed->extensions)
+      for (const auto& [ext, line] : parsed->extensions)
         if (!obs->available_extensions.count(ext))
-          add_problem(plan, "missing-extension", f, 0,
+          add_problem(plan, "missing-extension", f, line,
                       "extension \"" + ext + "\" is not available on the server (pg_available_extensions)",
                       "install the extension's package on the server, or remove CREATE EXTENSION " + ext);
       for (const auto& s : parsed->created_schemas) run_ctx.new_relations.insert("schema:" + s);
@@ -146,20 +146,28 @@ Result<Plan> make_plan(const PlanInput& in) {
   }
 
   // 4. Expand/contract order: a pending contract file before a pending expand file.
+  //    WHY the hint is not "renumber": the file may already be applied in
+  //    another environment, where a new version would run it a second time.
   const PlannedFile* first_contract = nullptr;
   for (const PlannedFile& pf : plan.files) {
     if (!is_pending(pf.state)) continue;
     if (pf.phase == Phase::kContract && !first_contract) first_contract = &pf;
-    if (pf.phase == Phase::kExpand && first_contract)
-      add_problem(plan, "phase-order", pf.file, 0,
+    if (pf.phase == Phase::kExpand && first_contract) {
+      int line = 0;
+      for (const PlannedStatement& st : first_contract->statements)
+        if (st.phase == Phase::kContract && !line) line = st.line;
+      add_problem(plan, "phase-order", first_contract->file, line,
                   "contract file " + first_contract->file + " precedes expand file " + pf.file +
                       ": a deploy runs expand files before the switch and contract files after it",
-                  "ship " + first_contract->file + " in a later deploy, or give it a version after " + pf.version);
+                  "if " + first_contract->file + " is safe while the old release still runs, put "
+                  "'-- meshdeploy:phase expand' at its top; otherwise deploy it after " + pf.file +
+                      " is applied (do not renumber a migration already applied elsewhere)");
+    }
   }
 
   // 5. Verdict.
   for (const Problem& p : plan.problems)
-    if (p.blocking) plan.verdict.reasons.push_back(p.code + ": " + p.message);
+    if (p.blocking) plan.verdict.reasons.push_back(p.code + ": " + p.where() + p.message);
   if (in.settings.require_lint_clean) {
     for (const PlannedFile& pf : plan.files) {
       if (!is_pending(pf.state)) continue;
@@ -170,6 +178,19 @@ Result<Plan> make_plan(const PlanInput& in) {
   }
   plan.verdict.ok = plan.verdict.reasons.empty();
   return plan;
+}
+
+std::vector<std::string> blockers(const Plan& p, Selection sel, bool lint) {
+  std::vector<std::string> out;
+  for (const Problem& pr : p.problems) {
+    if (!pr.blocking || (pr.code == "phase-order" && sel == Selection::kAll)) continue;
+    out.push_back(pr.code + ": " + pr.where() + pr.message + (pr.fix.empty() ? "" : " (fix: " + pr.fix + ")"));
+  }
+  if (!lint) return out;
+  for (const PlannedFile* f : p.pending())
+    for (const Finding& fd : f->findings())
+      if (!fd.acknowledged && fd.severity == Severity::kError) out.push_back("lint: " + fd.format());
+  return out;
 }
 
 }  // namespace md::migrate

@@ -12,7 +12,14 @@ bool in_scope(const PlannedFile& f, Scope s) {
   return f.state == FileState::kPending || f.state == FileState::kOutOfOrder || f.state == FileState::kPartial;
 }
 
-std::string locks_text(const std::vector<Lock>& locks) {
+// WHY the blind spots: a statement whose SQL could not all be read must never
+// read as "no lock".
+std::string locks_text(const std::vector<Lock>& locks, const std::vector<std::string>& blind) {
+  if (!blind.empty()) {
+    std::string s = "locks UNKNOWN (" + std::to_string(blind.size()) + " part(s) not analysed)";
+    for (const Lock& l : locks) s += ", at least " + std::string(lock_mode_name(l.mode)) + " on " + l.target;
+    return s;
+  }
   if (locks.empty()) return "no lock on existing tables";
   std::string s;
   for (const Lock& l : locks) {
@@ -85,7 +92,7 @@ std::string plan_text(const Plan& p) {
          (f->state == FileState::kPartial ? ", resumes at statement " + std::to_string(f->resume_at + 1) : "") + "\n";
     for (const PlannedStatement& st : f->statements) {
       s += "  line " + std::to_string(st.line) + ": " + st.summary + "\n      " +
-           (st.transactional ? "transactional" : "NOT transactional") + "; " + locks_text(st.locks) + "; " +
+           (st.transactional ? "transactional" : "NOT transactional") + "; " + locks_text(st.locks, st.blind_spots) + "; " +
            std::string(phase_name(st.phase)) + "\n";
       for (const Finding& fd : st.findings) {
         std::string t = finding_text(fd);
@@ -158,7 +165,8 @@ std::string plan_json(const Plan& p, Scope scope) {
       json fs = json::array();
       for (const Finding& fd : st.findings) fs.push_back(finding_json(fd));
       sts.push_back({{"line", st.line}, {"summary", st.summary}, {"transactional", st.transactional},
-                     {"phase", std::string(phase_name(st.phase))}, {"locks", locks}, {"findings", fs}});
+                     {"phase", std::string(phase_name(st.phase))}, {"locks", locks}, {"findings", fs},
+                     {"blind_spots", st.blind_spots}});
     }
     files.push_back({{"version", f.version}, {"name", f.name}, {"file", f.file}, {"sha256", f.sha256},
                      {"state", std::string(file_state_name(f.state))}, {"phase", std::string(phase_name(f.phase))},

@@ -40,6 +40,11 @@ std::string Finding::format() const {
   return s;
 }
 
+std::string Problem::where() const {
+  if (file.empty()) return "";
+  return file + (line > 0 ? ":" + std::to_string(line) : std::string()) + ": ";
+}
+
 std::vector<Finding> PlannedFile::findings() const {
   std::vector<Finding> out;
   for (const PlannedStatement& s : statements) out.insert(out.end(), s.findings.begin(), s.findings.end());
