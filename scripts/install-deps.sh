@@ -11,7 +11,7 @@ pkgs=(
   libboost-dev libboost-system-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
   libfmt-dev libspdlog-dev libpq-dev libsqlite3-dev libsodium-dev libcurl4-openssl-dev
   libssl-dev libarchive-dev libzstd-dev libexpected-dev libgtest-dev libgmock-dev googletest
-  libbenchmark-dev
+  libbenchmark-dev libpg-query-dev
   # test and bench peers: a real Postgres, load generator, proxies, receivers
   postgresql-15 postgresql-client-15 wrk nginx haproxy socat curl openssl procps util-linux iproute2
   python3 python3-aiosmtpd zstd sqlite3 hyperfine jq

@@ -148,11 +148,12 @@ Action setup_migrate_up(CLI::App& cmd, Io& io) {
     bool lint = !a->skip_lint && req->settings.require_lint_clean;
     auto blockers = migrate::blockers(*p, migrate::Selection::kAll, lint);
     if (!blockers.empty()) {
-      std::string msg = "nothing applied: " + std::to_string(blockers.size()) + " blocker(s)" +
-                        (lint ? " (acknowledge a lint finding with '-- meshdeploy:allow <rule> <reason>' "
-                                "or pass --skip-lint)"
-                              : "") +
-                        ":";
+      std::string msg =
+          "nothing applied: " + std::to_string(blockers.size()) + " blocker(s)" +
+          (lint ? " (acknowledge a lint finding with '-- meshdeploy:allow <rule> <reason>' "
+                  "or pass --skip-lint)"
+                : "") +
+          ":";
       for (const auto& b : blockers) msg += "\n  " + b;
       return report(io, Error(Errc::kFailedPrecondition, msg));
     }

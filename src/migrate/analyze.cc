@@ -88,7 +88,8 @@ void role_specs(const Tree& j, std::vector<std::string>& out) {
     for (auto it = j.begin(); it != j.end(); ++it) {
       if (it.key() == "RoleSpec" && str(it.value(), "roletype") == "ROLESPEC_CSTRING")
         out.push_back(str(it.value(), "rolename"));
-      else role_specs(it.value(), out);
+      else
+        role_specs(it.value(), out);
     }
   }
 }
@@ -127,17 +128,21 @@ std::string action_name(const std::string& subtype, const Tree& cmd) {
   if (subtype == "AT_DropColumn") return "DROP COLUMN";
   if (subtype == "AT_DropConstraint") return "DROP CONSTRAINT";
   if (subtype == "AT_AlterColumnType") return "ALTER COLUMN TYPE";
-  if (subtype.rfind("AT_SetNotNull", 0) == 0 || subtype == "AT_DropNotNull" || subtype == "AT_ColumnDefault" ||
-      subtype == "AT_SetStatistics" || subtype == "AT_SetOptions" || subtype == "AT_ResetOptions" ||
-      subtype == "AT_AddIdentity" || subtype == "AT_SetIdentity" || subtype == "AT_DropIdentity" ||
-      subtype == "AT_DropExpression" || subtype == "AT_SetStorage" || subtype == "AT_SetCompression")
+  if (subtype.rfind("AT_SetNotNull", 0) == 0 || subtype == "AT_DropNotNull" ||
+      subtype == "AT_ColumnDefault" || subtype == "AT_SetStatistics" ||
+      subtype == "AT_SetOptions" || subtype == "AT_ResetOptions" || subtype == "AT_AddIdentity" ||
+      subtype == "AT_SetIdentity" || subtype == "AT_DropIdentity" ||
+      subtype == "AT_DropExpression" || subtype == "AT_SetStorage" ||
+      subtype == "AT_SetCompression")
     return "ALTER COLUMN";
-  if (subtype == "AT_SetRelOptions" || subtype == "AT_ResetRelOptions") return "SET (storage parameters)";
+  if (subtype == "AT_SetRelOptions" || subtype == "AT_ResetRelOptions")
+    return "SET (storage parameters)";
   if (subtype == "AT_ClusterOn" || subtype == "AT_DropCluster") return "CLUSTER ON";
   if (subtype.find("RowSecurity") != std::string::npos) return "ROW LEVEL SECURITY";
   if (subtype.find("Trig") != std::string::npos) return "TRIGGER";
   if (subtype == "AT_AttachPartition") return "ATTACH PARTITION";
-  if (subtype == "AT_DetachPartition" || subtype == "AT_DetachPartitionFinalize") return "DETACH PARTITION";
+  if (subtype == "AT_DetachPartition" || subtype == "AT_DetachPartitionFinalize")
+    return "DETACH PARTITION";
   if (subtype == "AT_ChangeOwner") return "OWNER TO";
   std::string s = subtype.substr(3);  // AT_SetLogged -> SETLOGGED: good enough for a summary
   return upper(s);
@@ -146,8 +151,9 @@ std::string action_name(const std::string& subtype, const Tree& cmd) {
 // Lock level of one ALTER TABLE subcommand (Postgres 15 AlterTableGetLockLevel).
 LockMode alter_lock(const std::string& subtype, const Tree& cmd) {
   if (subtype == "AT_SetStatistics" || subtype == "AT_ClusterOn" || subtype == "AT_DropCluster" ||
-      subtype == "AT_SetRelOptions" || subtype == "AT_ResetRelOptions" || subtype == "AT_ReplaceRelOptions" ||
-      subtype == "AT_SetOptions" || subtype == "AT_ResetOptions" || subtype == "AT_ValidateConstraint" ||
+      subtype == "AT_SetRelOptions" || subtype == "AT_ResetRelOptions" ||
+      subtype == "AT_ReplaceRelOptions" || subtype == "AT_SetOptions" ||
+      subtype == "AT_ResetOptions" || subtype == "AT_ValidateConstraint" ||
       subtype == "AT_AttachPartition" || subtype == "AT_DetachPartitionFinalize")
     return LockMode::kShareUpdateExclusive;
   if (subtype == "AT_DetachPartition")
@@ -156,7 +162,8 @@ LockMode alter_lock(const std::string& subtype, const Tree& cmd) {
   if (subtype.rfind("AT_EnableTrig", 0) == 0 || subtype.rfind("AT_EnableAlwaysTrig", 0) == 0 ||
       subtype.rfind("AT_EnableReplicaTrig", 0) == 0 || subtype.rfind("AT_DisableTrig", 0) == 0)
     return LockMode::kShareRowExclusive;
-  if (subtype == "AT_AddConstraint" && str(at(at(cmd, "def"), "Constraint"), "contype") == "CONSTR_FOREIGN")
+  if (subtype == "AT_AddConstraint" &&
+      str(at(at(cmd, "def"), "Constraint"), "contype") == "CONSTR_FOREIGN")
     return LockMode::kShareRowExclusive;
   return LockMode::kAccessExclusive;
 }
@@ -171,48 +178,82 @@ class Analyzer {
     f_.node = stmt.begin().key();
     const Tree& n = stmt.begin().value();
     const std::string& k = f_.node;
-    if (k == "CreateStmt") create_table(n);
-    else if (k == "CreateTableAsStmt") create_table_as(n);
-    else if (k == "IndexStmt") create_index(n);
-    else if (k == "ViewStmt") created(rv(at(n, "view")), "CREATE VIEW ", true), f_.created_view = f_.target;
-    else if (k == "CreateSeqStmt") created(rv(at(n, "sequence")), "CREATE SEQUENCE ", true);
-    else if (k == "CreateTrigStmt") trigger(n);
-    else if (k == "CreatePolicyStmt") policy(n);
-    else if (k == "CreateExtensionStmt") extension(n);
-    else if (k == "CreateSchemaStmt") schema(n);
-    else if (k == "CreateRoleStmt") f_.created_roles.push_back(str(n, "role")), f_.summary = "CREATE ROLE " + str(n, "role");
+    if (k == "CreateStmt")
+      create_table(n);
+    else if (k == "CreateTableAsStmt")
+      create_table_as(n);
+    else if (k == "IndexStmt")
+      create_index(n);
+    else if (k == "ViewStmt")
+      created(rv(at(n, "view")), "CREATE VIEW ", true), f_.created_view = f_.target;
+    else if (k == "CreateSeqStmt")
+      created(rv(at(n, "sequence")), "CREATE SEQUENCE ", true);
+    else if (k == "CreateTrigStmt")
+      trigger(n);
+    else if (k == "CreatePolicyStmt")
+      policy(n);
+    else if (k == "CreateExtensionStmt")
+      extension(n);
+    else if (k == "CreateSchemaStmt")
+      schema(n);
+    else if (k == "CreateRoleStmt")
+      f_.created_roles.push_back(str(n, "role")), f_.summary = "CREATE ROLE " + str(n, "role");
     else if (k == "CreatedbStmt" || k == "CreateTableSpaceStmt" || k == "CreateSubscriptionStmt")
       f_.transactional = false;
     else if (k == "DropdbStmt" || k == "DropTableSpaceStmt" || k == "DropSubscriptionStmt")
       f_.transactional = false, f_.destructive = true;
-    else if (k == "CreateFunctionStmt") function(n);
-    else if (k == "AlterTableStmt") alter_table(n);
-    else if (k == "RenameStmt") rename(n);
-    else if (k == "AlterObjectSchemaStmt") set_schema(n);
-    else if (k == "AlterEnumStmt") alter_enum(n);
-    else if (k == "AlterSystemStmt") f_.transactional = false, f_.summary = "ALTER SYSTEM";
-    else if (k == "AlterDatabaseStmt" && has_defelem(at(n, "options"), "tablespace")) f_.transactional = false;
-    else if (k == "AlterSeqStmt") lock(LockMode::kAccessExclusive, f_.target = rel(rv(at(n, "sequence"))));
-    else if (k == "DropStmt") drop(n);
-    else if (k == "VacuumStmt") vacuum(n);
-    else if (k == "ReindexStmt") reindex(n);
-    else if (k == "ClusterStmt") cluster(n);
-    else if (k == "RefreshMatViewStmt") refresh(n);
-    else if (k == "TruncateStmt") truncate(n);
-    else if (k == "LockStmt") lock_stmt(n);
-    else if (k == "InsertStmt") dml(n, "INSERT INTO "), copy_sources(at(n, "selectStmt"));
-    else if (k == "UpdateStmt") dml(n, "UPDATE ");
-    else if (k == "DeleteStmt") dml(n, "DELETE FROM ");
-    else if (k == "CommentStmt") comment(n);
-    else if (k == "GrantStmt") grant(n);
-    else if (k == "DoStmt") f_.do_block = true, f_.summary = "DO";
-    else if (k == "TransactionStmt") f_.explicit_transaction = true, f_.summary = head(1);
-    else if (k == "VariableSetStmt") f_.sets_lock_timeout = str(n, "name") == "lock_timeout";
-    if (k == "SelectStmt" || k == "CallStmt" || k == "InsertStmt" || k == "UpdateStmt" || k == "DeleteStmt" ||
-        k == "CreateTableAsStmt")
+    else if (k == "CreateFunctionStmt")
+      function(n);
+    else if (k == "AlterTableStmt")
+      alter_table(n);
+    else if (k == "RenameStmt")
+      rename(n);
+    else if (k == "AlterObjectSchemaStmt")
+      set_schema(n);
+    else if (k == "AlterEnumStmt")
+      alter_enum(n);
+    else if (k == "AlterSystemStmt")
+      f_.transactional = false, f_.summary = "ALTER SYSTEM";
+    else if (k == "AlterDatabaseStmt" && has_defelem(at(n, "options"), "tablespace"))
+      f_.transactional = false;
+    else if (k == "AlterSeqStmt")
+      lock(LockMode::kAccessExclusive, f_.target = rel(rv(at(n, "sequence")))),
+          f_.summary = "ALTER SEQUENCE " + f_.target;
+    else if (k == "DropStmt")
+      drop(n);
+    else if (k == "VacuumStmt")
+      vacuum(n);
+    else if (k == "ReindexStmt")
+      reindex(n);
+    else if (k == "ClusterStmt")
+      cluster(n);
+    else if (k == "RefreshMatViewStmt")
+      refresh(n);
+    else if (k == "TruncateStmt")
+      truncate(n);
+    else if (k == "LockStmt")
+      lock_stmt(n);
+    else if (k == "InsertStmt")
+      dml(n, "INSERT INTO "), copy_sources(at(n, "selectStmt"));
+    else if (k == "UpdateStmt")
+      dml(n, "UPDATE ");
+    else if (k == "DeleteStmt")
+      dml(n, "DELETE FROM ");
+    else if (k == "CommentStmt")
+      comment(n);
+    else if (k == "GrantStmt")
+      grant(n);
+    else if (k == "DoStmt")
+      f_.do_block = true, f_.summary = "DO";
+    else if (k == "TransactionStmt")
+      f_.explicit_transaction = true, f_.summary = head(1);
+    else if (k == "VariableSetStmt")
+      f_.sets_lock_timeout = str(n, "name") == "lock_timeout";
+    if (k == "SelectStmt" || k == "CallStmt" || k == "InsertStmt" || k == "UpdateStmt" ||
+        k == "DeleteStmt" || k == "CreateTableAsStmt")
       func_calls(n, f_.calls);
     if (k != "DropRoleStmt") role_specs(n, f_.roles);
-    if (f_.summary.empty()) f_.summary = head(k == "DropStmt" || k.rfind("Alter", 0) == 0 ? 3 : 2);
+    if (f_.summary.empty()) f_.summary = head(2);
     return f_;
   }
 
@@ -235,7 +276,8 @@ class Analyzer {
   std::string rel(const std::string& n) {
     std::string q = qualify(n);
     size_t dot = q.find('.');
-    if (dot != std::string::npos && std::count(q.begin(), q.end(), '.') == 1) f_.schemas.push_back(q.substr(0, dot));
+    if (dot != std::string::npos && std::count(q.begin(), q.end(), '.') == 1)
+      f_.schemas.push_back(q.substr(0, dot));
     return q;
   }
   void lock(LockMode m, const std::string& target) {
@@ -266,7 +308,8 @@ class Analyzer {
     if (!constraints.is_array()) return;
     for (const Tree& c : constraints) {
       const Tree& con = at(c, "Constraint");
-      if (str(con, "contype") == "CONSTR_FOREIGN") lock(LockMode::kShareRowExclusive, rel(rv(at(con, "pktable"))));
+      if (str(con, "contype") == "CONSTR_FOREIGN")
+        lock(LockMode::kShareRowExclusive, rel(rv(at(con, "pktable"))));
     }
   }
 
@@ -283,8 +326,8 @@ class Analyzer {
   }
   void create_table_as(const Tree& n) {
     bool mat = str(n, "objtype") == "OBJECT_MATVIEW";
-    created(rv(at(unwrap(at(n, "into"), "IntoClause"), "rel")), mat ? "CREATE MATERIALIZED VIEW " : "CREATE TABLE ",
-            true);
+    created(rv(at(unwrap(at(n, "into"), "IntoClause"), "rel")),
+            mat ? "CREATE MATERIALIZED VIEW " : "CREATE TABLE ", true);
     if (!mat) f_.summary += " AS";
     copy_sources(at(n, "query"));
   }
@@ -325,7 +368,8 @@ class Analyzer {
     d.language = defelem_string(at(n, "options"), "language");
     for (char& c : d.language) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     d.body = defelem_string(at(n, "options"), "as");
-    f_.summary = std::string(flag(n, "is_procedure") ? "CREATE PROCEDURE " : "CREATE FUNCTION ") + d.name;
+    f_.summary =
+        std::string(flag(n, "is_procedure") ? "CREATE PROCEDURE " : "CREATE FUNCTION ") + d.name;
     f_.defines = std::move(d);
   }
 
@@ -333,11 +377,16 @@ class Analyzer {
     std::string objtype = str(n, "objtype");
     f_.target = rel(rv(at(n, "relation")));
     if (objtype != "OBJECT_TABLE" && objtype != "OBJECT_FOREIGN_TABLE") {
-      std::string kind = objtype == "OBJECT_MATVIEW" ? "MATERIALIZED VIEW" : upper(objtype.substr(7));
+      std::string kind =
+          objtype == "OBJECT_MATVIEW" ? "MATERIALIZED VIEW" : upper(objtype.substr(7));
       f_.summary = "ALTER " + kind + " " + f_.target;
       bool weak = true;
-      for (const Tree& c : at(n, "cmds")) weak &= alter_lock(str(at(c, "AlterTableCmd"), "subtype"), at(c, "AlterTableCmd")) == LockMode::kShareUpdateExclusive;
-      lock(weak && objtype == "OBJECT_INDEX" ? LockMode::kShareUpdateExclusive : LockMode::kAccessExclusive, f_.target);
+      for (const Tree& c : at(n, "cmds"))
+        weak &= alter_lock(str(at(c, "AlterTableCmd"), "subtype"), at(c, "AlterTableCmd")) ==
+                LockMode::kShareUpdateExclusive;
+      lock(weak && objtype == "OBJECT_INDEX" ? LockMode::kShareUpdateExclusive
+                                             : LockMode::kAccessExclusive,
+           f_.target);
       return;
     }
     LockMode strongest = LockMode::kNone;
@@ -352,14 +401,18 @@ class Analyzer {
         const Tree& col = at(def, "ColumnDef");
         references(at(col, "constraints"));
         for (const Tree& con : at(col, "constraints"))
-          if (str(at(con, "Constraint"), "contype") == "CONSTR_CHECK") f_.inline_checks.push_back(str(col, "colname"));
+          if (str(at(con, "Constraint"), "contype") == "CONSTR_CHECK")
+            f_.inline_checks.push_back(str(col, "colname"));
       }
       if (st == "AT_AddConstraint") references(Tree::array({def}));
       if (st == "AT_ValidateConstraint") f_.validates_constraint = true;
-      if (st == "AT_DropColumn" || (st == "AT_ColumnDefault" && def.is_null()) || st == "AT_DetachPartition")
+      if (st == "AT_DropColumn" || (st == "AT_ColumnDefault" && def.is_null()) ||
+          st == "AT_DetachPartition")
         f_.destructive = true;
-      if (st == "AT_AttachPartition") lock(LockMode::kAccessExclusive, rel(rv(at(at(def, "PartitionCmd"), "name"))));
-      if (st == "AT_DetachPartition" && flag(at(def, "PartitionCmd"), "concurrent")) f_.transactional = false;
+      if (st == "AT_AttachPartition")
+        lock(LockMode::kAccessExclusive, rel(rv(at(at(def, "PartitionCmd"), "name"))));
+      if (st == "AT_DetachPartition" && flag(at(def, "PartitionCmd"), "concurrent"))
+        f_.transactional = false;
     }
     lock(strongest == LockMode::kNone ? LockMode::kAccessExclusive : strongest, f_.target);
     f_.summary = "ALTER TABLE " + f_.target + (first.empty() ? "" : " " + first);
@@ -373,10 +426,12 @@ class Analyzer {
       f_.target = rel(rv(relation));
       lock(LockMode::kAccessExclusive, f_.target);
       std::string kind = str(n, "relationType");
-      kind = kind.empty() || rt == "OBJECT_TABLE" || rt == "OBJECT_COLUMN" || rt == "OBJECT_TABCONSTRAINT"
+      kind = kind.empty() || rt == "OBJECT_TABLE" || rt == "OBJECT_COLUMN" ||
+                     rt == "OBJECT_TABCONSTRAINT"
                  ? "TABLE"
                  : (kind == "OBJECT_MATVIEW" ? "MATERIALIZED VIEW" : upper(kind.substr(7)));
-      if (rt == "OBJECT_INDEX" || rt == "OBJECT_VIEW" || rt == "OBJECT_SEQUENCE") kind = upper(rt.substr(7));
+      if (rt == "OBJECT_INDEX" || rt == "OBJECT_VIEW" || rt == "OBJECT_SEQUENCE")
+        kind = upper(rt.substr(7));
       f_.summary = "ALTER " + kind + " " + f_.target + " RENAME";
     } else if (rt == "OBJECT_SCHEMA") {
       f_.summary = "ALTER SCHEMA " + str(n, "subname") + " RENAME";
@@ -418,14 +473,17 @@ class Analyzer {
       if (!names.empty()) f_.target = qualify(names.front());
       f_.summary = std::string("DROP ") + what + f_.target;
     };
-    if (type == "OBJECT_TABLE") relations("TABLE ", LockMode::kAccessExclusive);
+    if (type == "OBJECT_TABLE")
+      relations("TABLE ", LockMode::kAccessExclusive);
     else if (type == "OBJECT_INDEX") {
       if (conc) f_.transactional = false;
-      relations(conc ? "INDEX CONCURRENTLY " : "INDEX ", conc ? LockMode::kShareUpdateExclusive : LockMode::kAccessExclusive);
+      relations(conc ? "INDEX CONCURRENTLY " : "INDEX ",
+                conc ? LockMode::kShareUpdateExclusive : LockMode::kAccessExclusive);
     } else if (type == "OBJECT_VIEW" || type == "OBJECT_MATVIEW") {
       relations(type == "OBJECT_VIEW" ? "VIEW " : "MATERIALIZED VIEW ", LockMode::kAccessExclusive);
       for (const std::string& nm : names) f_.dropped_views.push_back(qualify(nm));
-    } else if (type == "OBJECT_SEQUENCE") relations("SEQUENCE ", LockMode::kAccessExclusive);
+    } else if (type == "OBJECT_SEQUENCE")
+      relations("SEQUENCE ", LockMode::kAccessExclusive);
     else if (type == "OBJECT_TRIGGER" || type == "OBJECT_POLICY" || type == "OBJECT_RULE") {
       // objects: [[schema.]table.name]
       std::string full = names.empty() ? "" : names.front();
@@ -452,21 +510,26 @@ class Analyzer {
     bool conc = has_defelem(at(n, "params"), "concurrently");
     std::string name = at(n, "relation").is_null() ? str(n, "name") : rv(at(n, "relation"));
     f_.summary = "REINDEX " + kind + (conc ? " CONCURRENTLY " : " ") + name;
-    if (conc || kind == "SCHEMA" || kind == "DATABASE" || kind == "SYSTEM") f_.transactional = false;
+    if (conc || kind == "SCHEMA" || kind == "DATABASE" || kind == "SYSTEM")
+      f_.transactional = false;
     if (kind == "TABLE") lock(conc ? LockMode::kShareUpdateExclusive : LockMode::kShare, rel(name));
-    if (kind == "INDEX") lock(conc ? LockMode::kShareUpdateExclusive : LockMode::kAccessExclusive, rel(name));
+    if (kind == "INDEX")
+      lock(conc ? LockMode::kShareUpdateExclusive : LockMode::kAccessExclusive, rel(name));
   }
   void cluster(const Tree& n) {
     std::string name = at(n, "relation").is_null() ? "" : rv(at(n, "relation"));
     f_.summary = "CLUSTER " + name;
-    if (name.empty()) f_.transactional = false;
-    else lock(LockMode::kAccessExclusive, f_.target = rel(name));
+    if (name.empty())
+      f_.transactional = false;
+    else
+      lock(LockMode::kAccessExclusive, f_.target = rel(name));
   }
   void refresh(const Tree& n) {
     bool conc = flag(n, "concurrent");
     f_.target = rel(rv(at(n, "relation")));
     lock(conc ? LockMode::kExclusive : LockMode::kAccessExclusive, f_.target);
-    f_.summary = std::string("REFRESH MATERIALIZED VIEW ") + (conc ? "CONCURRENTLY " : "") + f_.target;
+    f_.summary =
+        std::string("REFRESH MATERIALIZED VIEW ") + (conc ? "CONCURRENTLY " : "") + f_.target;
   }
   void truncate(const Tree& n) {
     f_.destructive = true;
@@ -478,10 +541,14 @@ class Analyzer {
     f_.summary = "TRUNCATE " + f_.target;
   }
   void lock_stmt(const Tree& n) {
-    static const LockMode modes[] = {LockMode::kNone,          LockMode::kAccessShare,
-                                     LockMode::kRowShare,      LockMode::kRowExclusive,
-                                     LockMode::kShareUpdateExclusive, LockMode::kShare,
-                                     LockMode::kShareRowExclusive,    LockMode::kExclusive,
+    static const LockMode modes[] = {LockMode::kNone,
+                                     LockMode::kAccessShare,
+                                     LockMode::kRowShare,
+                                     LockMode::kRowExclusive,
+                                     LockMode::kShareUpdateExclusive,
+                                     LockMode::kShare,
+                                     LockMode::kShareRowExclusive,
+                                     LockMode::kExclusive,
                                      LockMode::kAccessExclusive};
     int mode = at(n, "mode").is_number_integer() ? at(n, "mode").get<int>() : 8;
     LockMode m = mode >= 1 && mode <= 8 ? modes[mode] : LockMode::kAccessExclusive;
@@ -501,7 +568,8 @@ class Analyzer {
     std::string type = str(n, "objtype");
     if (type == "OBJECT_TABLE" || type == "OBJECT_COLUMN") {
       std::string name = dotted(at(n, "object"));
-      if (type == "OBJECT_COLUMN" && name.rfind('.') != std::string::npos) name = name.substr(0, name.rfind('.'));
+      if (type == "OBJECT_COLUMN" && name.rfind('.') != std::string::npos)
+        name = name.substr(0, name.rfind('.'));
       f_.target = rel(name);
       lock(LockMode::kShareUpdateExclusive, f_.target);
     }
@@ -511,8 +579,8 @@ class Analyzer {
     f_.summary = flag(n, "is_grant") ? "GRANT" : "REVOKE";
     std::string type = str(n, "objtype");
     const Tree& objs = at(n, "objects");
-    if (str(n, "targtype") != "ACL_TARGET_OBJECT" || !objs.is_array()) return;
-    if (type == "OBJECT_SCHEMA") {
+    if (!objs.is_array()) return;
+    if (type == "OBJECT_SCHEMA" || str(n, "targtype") == "ACL_TARGET_ALL_IN_SCHEMA") {
       for (const Tree& o : objs) f_.schemas.push_back(str(at(o, "String"), "sval"));
     } else if (type == "OBJECT_TABLE" && !objs.empty()) {
       f_.summary += " ON " + rel(rv(objs[0]));
@@ -531,7 +599,8 @@ std::string qualify(const std::string& name) {
   return "public." + name;
 }
 
-StatementFacts analyze(const pgquery::Tree& stmt, const std::vector<Token>& tokens, const AnalysisContext& ctx) {
+StatementFacts analyze(const pgquery::Tree& stmt, const std::vector<Token>& tokens,
+                       const AnalysisContext& ctx) {
   return Analyzer(tokens, ctx).run(stmt);
 }
 
@@ -539,7 +608,8 @@ StatementFacts unparsed(const std::vector<Token>& tokens, std::string error) {
   StatementFacts f = Analyzer(tokens, AnalysisContext{}).run(pgquery::Tree());
   for (size_t k = 0; k < tokens.size() && k < 2 && tokens[k].kind == TokKind::kWord; ++k)
     f.summary += (k ? " " : "") + upper(tokens[k].text);
-  f.explicit_transaction = !tokens.empty() && (tokens[0].text == "begin" || tokens[0].text == "commit");
+  f.explicit_transaction =
+      !tokens.empty() && (tokens[0].text == "begin" || tokens[0].text == "commit");
   f.parse_error = std::move(error);
   return f;
 }

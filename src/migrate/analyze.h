@@ -31,7 +31,7 @@ struct FunctionDef {
 // file made itself. Grows as statements are analysed in order.
 struct AnalysisContext {
   int server_version = 150000;
-  std::set<std::string> new_relations;  // created earlier in this run: nobody else waits on them
+  std::set<std::string> new_relations;     // created earlier in this run: nobody else waits on them
   std::set<std::string> validated_tables;  // VALIDATE CONSTRAINT ran on them earlier in the run
   std::map<std::string, FunctionDef> functions;  // created earlier in this run, by qualified name
   // Per file (reset by the planner at each file):
@@ -45,9 +45,10 @@ struct StatementFacts {
   std::string node;                // parse-tree node, e.g. "AlterTableStmt" ("" if unparsed)
   std::string summary;             // e.g. "ALTER TABLE public.workflows ADD COLUMN"
   std::string target;              // main relation ("" if none), schema-qualified
-  bool creates_relation = false;   // CREATE TABLE / MATERIALIZED VIEW / VIEW / SEQUENCE: target is new
+  bool creates_relation =
+      false;  // CREATE TABLE / MATERIALIZED VIEW / VIEW / SEQUENCE: target is new
   bool transactional = true;
-  bool destructive = false;        // drop / rename / truncate: contract phase
+  bool destructive = false;           // drop / rename / truncate: contract phase
   bool explicit_transaction = false;  // BEGIN / COMMIT / ROLLBACK / START TRANSACTION
   bool sets_lock_timeout = false;     // SET [LOCAL] lock_timeout
   bool validates_constraint = false;  // ALTER TABLE ... VALIDATE CONSTRAINT
@@ -55,7 +56,7 @@ struct StatementFacts {
   std::vector<std::string> extensions;  // CREATE EXTENSION names
   std::vector<std::string> schemas;     // schemas referenced by qualified names
   std::vector<std::string> created_schemas;
-  std::vector<std::string> roles;       // roles referenced (GRANT ... TO, POLICY ... TO, OWNER TO)
+  std::vector<std::string> roles;  // roles referenced (GRANT ... TO, POLICY ... TO, OWNER TO)
   std::vector<std::string> created_roles;
   std::vector<std::string> inline_checks;  // ADD COLUMN c ... CHECK (...): the columns
   std::vector<std::string> dropped_views;  // DROP [MATERIALIZED] VIEW names

@@ -129,8 +129,10 @@ Result<ParsedFile> parse_file(const FileRef& ref, std::string_view content, Anal
     ps.blind_spots = std::move(as.blind_spots);
     for (Finding& f : ps.findings) {
       for (const Allow& a : allows) {
-        bool outside = f.line < p.line || f.line > end_line;  // in a function body defined elsewhere
-        bool covers = (a.line >= p.line && a.line <= end_line) || (a.line > prev_end_line && a.line < p.line) ||
+        bool outside =
+            f.line < p.line || f.line > end_line;  // in a function body defined elsewhere
+        bool covers = (a.line >= p.line && a.line <= end_line) ||
+                      (a.line > prev_end_line && a.line < p.line) ||
                       (outside && (a.line == f.line || a.line == f.line - 1));
         if (covers && a.rule == f.rule && !a.reason.empty()) {
           f.acknowledged = true;
@@ -155,14 +157,16 @@ Result<ParsedFile> parse_file(const FileRef& ref, std::string_view content, Anal
   for (size_t i = 0; i < all_facts.size() && pf.transactional; ++i) {
     const StatementFacts& d = all_facts[i];
     if (d.node != "DropStmt" || d.dropped_views.empty() || d.drop_cascade) continue;
-    bool all_recreated = std::all_of(d.dropped_views.begin(), d.dropped_views.end(), [&](const std::string& v) {
-      return std::any_of(all_facts.begin() + static_cast<long>(i) + 1, all_facts.end(),
-                         [&](const StatementFacts& c) { return c.created_view == v; });
-    });
+    bool all_recreated =
+        std::all_of(d.dropped_views.begin(), d.dropped_views.end(), [&](const std::string& v) {
+          return std::any_of(all_facts.begin() + static_cast<long>(i) + 1, all_facts.end(),
+                             [&](const StatementFacts& c) { return c.created_view == v; });
+        });
     if (all_recreated) pf.statements[i].phase = Phase::kExpand;
   }
-  bool any_contract = std::any_of(pf.statements.begin(), pf.statements.end(),
-                                  [](const PlannedStatement& s) { return s.phase == Phase::kContract; });
+  bool any_contract =
+      std::any_of(pf.statements.begin(), pf.statements.end(),
+                  [](const PlannedStatement& s) { return s.phase == Phase::kContract; });
   if (!pf.phase_declared) pf.phase = any_contract ? Phase::kContract : Phase::kExpand;
   return out;
 }

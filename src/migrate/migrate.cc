@@ -118,7 +118,8 @@ ApplyReport apply(const Request& req, Selection sel) {
   std::vector<const PlannedFile*> todo;
   for (const PlannedFile* f : p->pending()) {
     if (sel == Selection::kContract && f->phase == Phase::kExpand)
-      blockers_text += "\n  phase-order: expand file " + f->file + " is still pending; run the expand phase first";
+      blockers_text += "\n  phase-order: expand file " + f->file +
+                       " is still pending; run the expand phase first";
     if (sel == Selection::kExpand && f->phase == Phase::kContract) continue;
     todo.push_back(f);
   }

@@ -233,8 +233,8 @@ Result<Plan> plan(const Request& req);
 // transactional file commits with its history rows; a non-transactional one
 // records progress after each statement. A failing file is rolled back (or,
 // non-transactional, stops at the failing statement, resumable); earlier
-// files stay applied. Lint findings do not stop apply (the CLI's `up` and the
-// deploy check plan().verdict first). Never throws.
+// files stay applied. Lint findings do not stop apply (the CLI's `up` checks
+// blockers(plan, kAll, true) first, the deploy plan().verdict). Never throws.
 ApplyReport apply(const Request& req, Selection sel);
 
 // Every reason `sel` may not run `p`, one line each, "code: file:line: message":

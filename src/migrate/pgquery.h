@@ -4,10 +4,9 @@
 // Thread-safe (libpg_query keeps its memory per thread); blocks only on CPU.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 namespace md::migrate::pgquery {
 

@@ -86,9 +86,10 @@ Result<Plan> make_plan(const PlanInput& in) {
     if (obs && is_pending(states[i])) {
       for (const auto& [ext, line] : parsed->extensions)
         if (!obs->available_extensions.count(ext))
-          add_problem(plan, "missing-extension", f, line,
-                      "extension \"" + ext + "\" is not available on the server (pg_available_extensions)",
-                      "install the extension's package on the server, or remove CREATE EXTENSION " + ext);
+          add_problem(
+              plan, "missing-extension", f, line,
+              "extension \"" + ext + "\" is not available on the server (pg_available_extensions)",
+              "install the extension's package on the server, or remove CREATE EXTENSION " + ext);
       for (const auto& s : parsed->created_schemas) run_ctx.new_relations.insert("schema:" + s);
       for (const auto& r : parsed->created_roles) run_ctx.new_relations.insert("role:" + r);
       for (const auto& [s, line] : parsed->schemas)
@@ -159,8 +160,10 @@ Result<Plan> make_plan(const PlanInput& in) {
       add_problem(plan, "phase-order", first_contract->file, line,
                   "contract file " + first_contract->file + " precedes expand file " + pf.file +
                       ": a deploy runs expand files before the switch and contract files after it",
-                  "if " + first_contract->file + " is safe while the old release still runs, put "
-                  "'-- meshdeploy:phase expand' at its top; otherwise deploy it after " + pf.file +
+                  "if " + first_contract->file +
+                      " is safe while the old release still runs, put "
+                      "'-- meshdeploy:phase expand' at its top; otherwise deploy it after " +
+                      pf.file +
                       " is applied (do not renumber a migration already applied elsewhere)");
     }
   }
@@ -184,12 +187,14 @@ std::vector<std::string> blockers(const Plan& p, Selection sel, bool lint) {
   std::vector<std::string> out;
   for (const Problem& pr : p.problems) {
     if (!pr.blocking || (pr.code == "phase-order" && sel == Selection::kAll)) continue;
-    out.push_back(pr.code + ": " + pr.where() + pr.message + (pr.fix.empty() ? "" : " (fix: " + pr.fix + ")"));
+    out.push_back(pr.code + ": " + pr.where() + pr.message +
+                  (pr.fix.empty() ? "" : " (fix: " + pr.fix + ")"));
   }
   if (!lint) return out;
   for (const PlannedFile* f : p.pending())
     for (const Finding& fd : f->findings())
-      if (!fd.acknowledged && fd.severity == Severity::kError) out.push_back("lint: " + fd.format());
+      if (!fd.acknowledged && fd.severity == Severity::kError)
+        out.push_back("lint: " + fd.format());
   return out;
 }
 

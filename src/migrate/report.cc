@@ -17,7 +17,8 @@ bool in_scope(const PlannedFile& f, Scope s) {
 std::string locks_text(const std::vector<Lock>& locks, const std::vector<std::string>& blind) {
   if (!blind.empty()) {
     std::string s = "locks UNKNOWN (" + std::to_string(blind.size()) + " part(s) not analysed)";
-    for (const Lock& l : locks) s += ", at least " + std::string(lock_mode_name(l.mode)) + " on " + l.target;
+    for (const Lock& l : locks)
+      s += ", at least " + std::string(lock_mode_name(l.mode)) + " on " + l.target;
     return s;
   }
   if (locks.empty()) return "no lock on existing tables";
@@ -92,8 +93,8 @@ std::string plan_text(const Plan& p) {
          (f->state == FileState::kPartial ? ", resumes at statement " + std::to_string(f->resume_at + 1) : "") + "\n";
     for (const PlannedStatement& st : f->statements) {
       s += "  line " + std::to_string(st.line) + ": " + st.summary + "\n      " +
-           (st.transactional ? "transactional" : "NOT transactional") + "; " + locks_text(st.locks, st.blind_spots) + "; " +
-           std::string(phase_name(st.phase)) + "\n";
+           (st.transactional ? "transactional" : "NOT transactional") + "; " +
+           locks_text(st.locks, st.blind_spots) + "; " + std::string(phase_name(st.phase)) + "\n";
       for (const Finding& fd : st.findings) {
         std::string t = finding_text(fd);
         std::string indented;
@@ -164,8 +165,12 @@ std::string plan_json(const Plan& p, Scope scope) {
         locks.push_back({{"mode", std::string(lock_mode_name(l.mode))}, {"target", l.target}, {"new", l.new_object}});
       json fs = json::array();
       for (const Finding& fd : st.findings) fs.push_back(finding_json(fd));
-      sts.push_back({{"line", st.line}, {"summary", st.summary}, {"transactional", st.transactional},
-                     {"phase", std::string(phase_name(st.phase))}, {"locks", locks}, {"findings", fs},
+      sts.push_back({{"line", st.line},
+                     {"summary", st.summary},
+                     {"transactional", st.transactional},
+                     {"phase", std::string(phase_name(st.phase))},
+                     {"locks", locks},
+                     {"findings", fs},
                      {"blind_spots", st.blind_spots}});
     }
     files.push_back({{"version", f.version}, {"name", f.name}, {"file", f.file}, {"sha256", f.sha256},

@@ -47,14 +47,16 @@ class Walker {
 
   // Analyses one statement; appends its findings and blind spots to out_ and
   // returns its facts with those of the bodies it runs merged in.
-  StatementFacts statement(std::string_view sql, int line, int depth, const std::string& via, bool quiet = false) {
+  StatementFacts statement(std::string_view sql, int line, int depth, const std::string& via,
+                           bool quiet = false) {
     LexResult lx = lex(sql);
     pgquery::Parsed p = pgquery::parse_sql(sql);
     if (!p.ok() || !p.tree.contains("stmts") || p.tree["stmts"].empty()) {
       StatementFacts f = unparsed(lx.tokens, p.error);
       if (quiet) return f;
       if (!p.ok()) {
-        blind(line, via + f.summary + " is not valid Postgres 15 SQL (" + p.error + "): its locks are unknown");
+        blind(line, via + f.summary + " is not valid Postgres 15 SQL (" + p.error +
+                        "): its locks are unknown");
         lint(lx.tokens, f, line, via);
       }
       return f;
@@ -63,8 +65,10 @@ class Walker {
     bool first = true;
     for (const Tree& s : p.tree["stmts"]) {
       StatementFacts one = analyze(s["stmt"], lx.tokens, ctx_);
-      if (first) f = std::move(one);
-      else merge(f, one);
+      if (first)
+        f = std::move(one);
+      else
+        merge(f, one);
       first = false;
     }
     if (!quiet) lint(lx.tokens, f, line, via);
@@ -72,7 +76,8 @@ class Walker {
       pgquery::Parsed body = pgquery::parse_plpgsql(sql);
       int body_line = line + body_line_of(lx.tokens, false) - 1;
       if (!body.ok() || !body.tree.is_array() || body.tree.empty())
-        blind(body_line, via + "DO block not parsed as PL/pgSQL (" + body.error + "): its locks are unknown");
+        blind(body_line,
+              via + "DO block not parsed as PL/pgSQL (" + body.error + "): its locks are unknown");
       else
         function_body(body.tree[0], body_line, depth, via, f);
     }
@@ -96,7 +101,8 @@ class Walker {
     out_.findings.push_back(std::move(fd));
   }
 
-  void lint(const std::vector<Token>& tokens, const StatementFacts& f, int line, const std::string& via) {
+  void lint(const std::vector<Token>& tokens, const StatementFacts& f, int line,
+            const std::string& via) {
     for (Finding& fd : lint_statement(tokens, f, ctx_, file_, line)) {
       if (fd.rule == "missing-lock-timeout") ctx_.warned_lock_timeout = true;
       fd.message = via + fd.message;
@@ -114,7 +120,8 @@ class Walker {
   }
 
   // Effects of a statement on the ones after it.
-  void note(const StatementFacts& f, std::string_view sql, const std::vector<Token>& tokens, int line) {
+  void note(const StatementFacts& f, std::string_view sql, const std::vector<Token>& tokens,
+            int line) {
     if (f.creates_relation && !f.target.empty()) ctx_.new_relations.insert(f.target);
     if (f.sets_lock_timeout) ctx_.file_sets_lock_timeout = true;
     for (const Lock& l : f.locks)
@@ -129,12 +136,16 @@ class Walker {
     }
   }
 
-  void call(const std::string& name, int line, int depth, const std::string& via, StatementFacts& f) {
+  void call(const std::string& name, int line, int depth, const std::string& via,
+            StatementFacts& f) {
     auto it = ctx_.functions.find(name);
-    if (it == ctx_.functions.end()) return;  // not created by this run: a built-in or extension function
-    const FunctionDef def = it->second;       // copy: the body may redefine it
-    if (std::find(stack_.begin(), stack_.end(), name) != stack_.end()) return;  // recursion: seen already
-    std::string where = via + "in " + name + "() called at " + file_ + ":" + std::to_string(line) + ": ";
+    if (it == ctx_.functions.end())
+      return;  // not created by this run: a built-in or extension function
+    const FunctionDef def = it->second;  // copy: the body may redefine it
+    if (std::find(stack_.begin(), stack_.end(), name) != stack_.end())
+      return;  // recursion: seen already
+    std::string where =
+        via + "in " + name + "() called at " + file_ + ":" + std::to_string(line) + ": ";
     if (depth >= kMaxDepth) {
       blind(line, where + "calls nested too deep to follow: locks unknown");
       return;
@@ -145,26 +156,29 @@ class Walker {
     if (def.language == "plpgsql") {
       pgquery::Parsed body = pgquery::parse_plpgsql(def.sql);
       if (!body.ok() || !body.tree.is_array() || body.tree.empty())
-        blind(def.body_line, where + "body not parsed as PL/pgSQL (" + body.error + "): its locks are unknown");
+        blind(def.body_line,
+              where + "body not parsed as PL/pgSQL (" + body.error + "): its locks are unknown");
       else
         function_body(body.tree[0], def.body_line, depth + 1, where, f);
     } else if (def.language == "sql" && !def.body.empty()) {
       SplitResult sr = split(def.body);
       for (const Piece& p : sr.pieces) {
         if (!p.has_code) continue;
-        std::string_view text = std::string_view(def.body).substr(p.code_begin, p.code_end - p.code_begin);
+        std::string_view text =
+            std::string_view(def.body).substr(p.code_begin, p.code_end - p.code_begin);
         merge(f, statement(text, def.body_line + p.line - 1, depth + 1, where));
       }
     } else {
       blind(def.body_line, where + "a " + (def.language.empty() ? "SQL-standard" : def.language) +
-                      " body is not analysed: its locks are unknown");
+                               " body is not analysed: its locks are unknown");
     }
     file_ = std::move(caller_file);
     stack_.pop_back();
   }
 
   // Walks a PLpgSQL_function tree in source order.
-  void function_body(const Tree& fn, int body_line, int depth, const std::string& via, StatementFacts& f) {
+  void function_body(const Tree& fn, int body_line, int depth, const std::string& via,
+                     StatementFacts& f) {
     Body b{body_line, depth, via, f};
     visit(fn, 1, b);
   }
@@ -184,9 +198,12 @@ class Walker {
     if (!j.is_object()) return;
     for (auto it = j.begin(); it != j.end(); ++it) {
       const std::string& k = it.key();
-      if (k.rfind("PLpgSQL_stmt_", 0) == 0 && it.value().is_object()) stmt(k, it.value(), lineno, b);
-      else if (k == "PLpgSQL_expr") expression(query_of(j), lineno, b);
-      else visit(it.value(), lineno, b);
+      if (k.rfind("PLpgSQL_stmt_", 0) == 0 && it.value().is_object())
+        stmt(k, it.value(), lineno, b);
+      else if (k == "PLpgSQL_expr")
+        expression(query_of(j), lineno, b);
+      else
+        visit(it.value(), lineno, b);
     }
   }
 
@@ -195,17 +212,23 @@ class Walker {
   void stmt(const std::string& kind, const Tree& v, int lineno, Body& b) {
     if (v.contains("lineno") && v["lineno"].is_number_integer()) lineno = v["lineno"].get<int>();
     std::string sql_key, dyn_key;
-    if (kind == "PLpgSQL_stmt_execsql") sql_key = "sqlstmt";
-    else if (kind == "PLpgSQL_stmt_perform" || kind == "PLpgSQL_stmt_call") sql_key = "expr";
-    else if (kind == "PLpgSQL_stmt_fors" || kind == "PLpgSQL_stmt_return_query" || kind == "PLpgSQL_stmt_open")
+    if (kind == "PLpgSQL_stmt_execsql")
+      sql_key = "sqlstmt";
+    else if (kind == "PLpgSQL_stmt_perform" || kind == "PLpgSQL_stmt_call")
+      sql_key = "expr";
+    else if (kind == "PLpgSQL_stmt_fors" || kind == "PLpgSQL_stmt_return_query" ||
+             kind == "PLpgSQL_stmt_open")
       sql_key = "query";
     if (kind == "PLpgSQL_stmt_dynexecute" || kind == "PLpgSQL_stmt_dynfors") dyn_key = "query";
     if (kind == "PLpgSQL_stmt_return_query" || kind == "PLpgSQL_stmt_open") dyn_key = "dynquery";
     int line = b.body_line + lineno - 1;
     for (auto it = v.begin(); it != v.end(); ++it) {
-      if (it.key() == sql_key) merge(b.facts, statement(query_of(it.value()), line, b.depth + 1, b.via));
-      else if (it.key() == dyn_key) dynamic(query_of(it.value()), line, b);
-      else visit(it.value(), lineno, b);
+      if (it.key() == sql_key)
+        merge(b.facts, statement(query_of(it.value()), line, b.depth + 1, b.via));
+      else if (it.key() == dyn_key)
+        dynamic(query_of(it.value()), line, b);
+      else
+        visit(it.value(), lineno, b);
     }
   }
 
@@ -236,7 +259,8 @@ class Walker {
     size_t assign = q.find(":=");
     if (assign != std::string::npos) q = q.substr(assign + 2);
     if (q.find_first_not_of(" \t\r\n") == std::string::npos) return;
-    merge(b.facts, statement("SELECT " + q, b.body_line + lineno - 1, b.depth + 1, b.via, /*quiet=*/true));
+    merge(b.facts,
+          statement("SELECT " + q, b.body_line + lineno - 1, b.depth + 1, b.via, /*quiet=*/true));
   }
 
   std::string file_;  // where findings point: the file of the body being read

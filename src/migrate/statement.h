@@ -14,8 +14,8 @@
 namespace md::migrate {
 
 struct AnalysedStatement {
-  StatementFacts facts;            // the statement's, with its bodies' locks and phase merged in
-  std::vector<Finding> findings;   // its own, then its bodies' (anchored at their file lines)
+  StatementFacts facts;           // the statement's, with its bodies' locks and phase merged in
+  std::vector<Finding> findings;  // its own, then its bodies' (anchored at their file lines)
   std::vector<std::string> blind_spots;  // what could not be analysed (dynamic SQL, parse errors)
 };
 

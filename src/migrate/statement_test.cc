@@ -23,7 +23,8 @@ ParsedFile parse(std::string_view sql, const char* name = "3_t.sql") {
 // "MODE on target" for each lock of a statement.
 V locks_of(const PlannedStatement& s) {
   V out;
-  for (const Lock& l : s.locks) out.push_back(std::string(lock_mode_name(l.mode)) + " on " + l.target);
+  for (const Lock& l : s.locks)
+    out.push_back(std::string(lock_mode_name(l.mode)) + " on " + l.target);
   return out;
 }
 
@@ -56,10 +57,12 @@ TEST(Bodies, DoBlocksThatCopyAndDropATableAreSeen) {
   ParsedFile p = parse(kMeshHook3);
   const auto& s = p.planned.statements;
   ASSERT_EQ(s.size(), 3u);
-  EXPECT_EQ(locks_of(s[1]), (V{"ACCESS SHARE on public.workflow_runs", "ROW EXCLUSIVE on public.workflow_runs_new"}));
+  EXPECT_EQ(locks_of(s[1]), (V{"ACCESS SHARE on public.workflow_runs",
+                               "ROW EXCLUSIVE on public.workflow_runs_new"}));
   EXPECT_TRUE(s[1].locks[1].new_object);
   EXPECT_EQ(s[1].phase, Phase::kExpand);
-  EXPECT_EQ(locks_of(s[2]), (V{"ACCESS EXCLUSIVE on public.workflow_runs", "ACCESS EXCLUSIVE on public.workflow_runs_new"}));
+  EXPECT_EQ(locks_of(s[2]), (V{"ACCESS EXCLUSIVE on public.workflow_runs",
+                               "ACCESS EXCLUSIVE on public.workflow_runs_new"}));
   EXPECT_EQ(s[2].phase, Phase::kContract);
   EXPECT_EQ(p.planned.phase, Phase::kContract);
   EXPECT_EQ(findings_of(p), V{"11:ban-drop-table"});
@@ -72,31 +75,36 @@ TEST(Bodies, PlanNoLongerSaysNoLockForDoBlocks) {
   auto plan = make_plan(in);
   ASSERT_TRUE(plan);
   std::string text = plan_text(*plan);
-  EXPECT_NE(text.find("line 9: DO\n      transactional; ACCESS EXCLUSIVE on public.workflow_runs"), std::string::npos)
+  EXPECT_NE(text.find("line 9: DO\n      transactional; ACCESS EXCLUSIVE on public.workflow_runs"),
+            std::string::npos)
       << text;
-  EXPECT_NE(text.find("3_copy.sql:11: error ban-drop-table: DROP TABLE public.workflow_runs"), std::string::npos)
+  EXPECT_NE(text.find("3_copy.sql:11: error ban-drop-table: DROP TABLE public.workflow_runs"),
+            std::string::npos)
       << text;
 }
 
 TEST(Bodies, AFunctionDefinedInTheFileIsAnalysedWhereItIsCalled) {
   ParsedFile p = parse(
-      "create function archive_runs() returns void language plpgsql as $$\n"  // 1
-      "begin\n"                                                               // 2
+      "create function archive_runs() returns void language plpgsql as $$\n"                 // 1
+      "begin\n"                                                                              // 2
       "  delete from public.workflow_runs where started_at < now() - interval '90 days';\n"  // 3
-      "  truncate public.webhooks;\n"                                          // 4
-      "end $$;\n"                                                              // 5
-      "select public.archive_runs();\n"                                       // 6
-      "do $$ begin perform archive_runs(); end $$;\n");                       // 7
+      "  truncate public.webhooks;\n"                                                        // 4
+      "end $$;\n"                                                                            // 5
+      "select public.archive_runs();\n"                                                      // 6
+      "do $$ begin perform archive_runs(); end $$;\n");                                      // 7
   const auto& s = p.planned.statements;
   ASSERT_EQ(s.size(), 3u);
   EXPECT_TRUE(s[0].locks.empty());  // defining it runs nothing
   EXPECT_EQ(s[0].phase, Phase::kExpand);
   for (size_t i : {1u, 2u}) {
-    EXPECT_EQ(locks_of(s[i]), (V{"ROW EXCLUSIVE on public.workflow_runs", "ACCESS EXCLUSIVE on public.webhooks"})) << i;
+    EXPECT_EQ(locks_of(s[i]),
+              (V{"ROW EXCLUSIVE on public.workflow_runs", "ACCESS EXCLUSIVE on public.webhooks"}))
+        << i;
     EXPECT_EQ(s[i].phase, Phase::kContract) << i;
   }
   ASSERT_EQ(findings_of(p), (V{"4:ban-truncate", "4:ban-truncate"}));
-  EXPECT_NE(s[1].findings[0].message.find("in public.archive_runs() called at 3_t.sql:6: TRUNCATE public.webhooks"),
+  EXPECT_NE(s[1].findings[0].message.find(
+                "in public.archive_runs() called at 3_t.sql:6: TRUNCATE public.webhooks"),
             std::string::npos)
       << s[1].findings[0].message;
 }
@@ -104,7 +112,8 @@ TEST(Bodies, AFunctionDefinedInTheFileIsAnalysedWhereItIsCalled) {
 TEST(Bodies, SqlFunctionsAndRecursionAreFollowedOnce) {
   ParsedFile p = parse(
       "create function f() returns void language sql as $$ delete from workflows; $$;\n"
-      "create function g() returns void language plpgsql as $$ begin perform f(); perform g(); end $$;\n"
+      "create function g() returns void language plpgsql as $$ begin perform f(); perform g(); end "
+      "$$;\n"
       "select g();\n");
   EXPECT_EQ(locks_of(p.planned.statements[2]), V{"ROW EXCLUSIVE on public.workflows"});
   EXPECT_TRUE(p.planned.statements[2].blind_spots.empty());
@@ -126,7 +135,8 @@ TEST(Bodies, DynamicSqlIsAWarningAndNeverNoLock) {
   EXPECT_NE(text.find("locks UNKNOWN"), std::string::npos) << text;
   EXPECT_NE(plan_json(*plan, Scope::kPending).find("\"blind_spots\""), std::string::npos);
   // a constant string is read like written SQL
-  EXPECT_EQ(findings_of(parse("do $$ begin execute 'drop table webhooks'; end $$;")), V{"1:ban-drop-table"});
+  EXPECT_EQ(findings_of(parse("do $$ begin execute 'drop table webhooks'; end $$;")),
+            V{"1:ban-drop-table"});
 }
 
 TEST(Bodies, UnparsableSqlIsABlindSpotNotAnError) {
@@ -140,22 +150,31 @@ TEST(Bodies, UnparsableSqlIsABlindSpotNotAnError) {
 TEST(Lint, InlineCheckOnAddColumnIsFlagged) {
   ParsedFile p = parse("alter table workflows add column retries int check (retries >= 0);");
   ASSERT_EQ(findings_of(p), V{"1:constraint-missing-not-valid"});
-  EXPECT_NE(p.planned.findings()[0].message.find("inline CHECK on new column public.workflows.retries"),
-            std::string::npos);
-  EXPECT_EQ(findings_of(parse("create table t (id bigint);\nalter table t add column n int check (n > 0);")), V{});
+  EXPECT_NE(
+      p.planned.findings()[0].message.find("inline CHECK on new column public.workflows.retries"),
+      std::string::npos);
+  EXPECT_EQ(findings_of(parse(
+                "create table t (id bigint);\nalter table t add column n int check (n > 0);")),
+            V{});
 }
 
 TEST(Phase, DropViewThenCreateViewInOneTransactionIsExpand) {
-  EXPECT_EQ(parse("drop view public.run_stats;\ncreate view public.run_stats as select 1 as n;").planned.phase,
+  EXPECT_EQ(parse("drop view public.run_stats;\ncreate view public.run_stats as select 1 as n;")
+                .planned.phase,
             Phase::kExpand);
-  EXPECT_EQ(parse("drop view if exists run_stats;\ncreate or replace view run_stats as select 1 as n;").planned.phase,
-            Phase::kExpand);
+  EXPECT_EQ(
+      parse("drop view if exists run_stats;\ncreate or replace view run_stats as select 1 as n;")
+          .planned.phase,
+      Phase::kExpand);
   EXPECT_EQ(parse("drop view run_stats;").planned.phase, Phase::kContract);
-  EXPECT_EQ(parse("drop view run_stats;\ncreate view other as select 1;").planned.phase, Phase::kContract);
+  EXPECT_EQ(parse("drop view run_stats;\ncreate view other as select 1;").planned.phase,
+            Phase::kContract);
   // CASCADE drops the views that depend on it for good
-  EXPECT_EQ(parse("drop view run_stats cascade;\ncreate view run_stats as select 1;").planned.phase, Phase::kContract);
+  EXPECT_EQ(parse("drop view run_stats cascade;\ncreate view run_stats as select 1;").planned.phase,
+            Phase::kContract);
   // outside a transaction the old release can see it missing
-  EXPECT_EQ(parse("drop view run_stats;\ncreate view run_stats as select 1;\nvacuum workflows;").planned.phase,
+  EXPECT_EQ(parse("drop view run_stats;\ncreate view run_stats as select 1;\nvacuum workflows;")
+                .planned.phase,
             Phase::kContract);
 }
 
@@ -170,11 +189,13 @@ Observed applied_up_to(const char* version) {
 
 TEST(Planner, PhaseOrderHintOffersTheDirectiveNotRenumbering) {
   PlanInput in;
-  in.files.push_back(LoadedFile{FileRef{"1", "init", "1_init.sql", {}}, "create table workflows (id bigint);"});
+  in.files.push_back(
+      LoadedFile{FileRef{"1", "init", "1_init.sql", {}}, "create table workflows (id bigint);"});
   in.files.push_back(LoadedFile{FileRef{"2", "drop", "2_drop.sql", {}},
                                 "-- meshdeploy:allow ban-drop-column unused since v3\n"
                                 "alter table workflows drop column legacy;"});
-  in.files.push_back(LoadedFile{FileRef{"3", "add", "3_add.sql", {}}, "alter table workflows add column note text;"});
+  in.files.push_back(LoadedFile{FileRef{"3", "add", "3_add.sql", {}},
+                                "alter table workflows add column note text;"});
   in.observed = applied_up_to("1");
   auto p = make_plan(in);
   ASSERT_TRUE(p);
@@ -189,7 +210,8 @@ TEST(Planner, PhaseOrderHintOffersTheDirectiveNotRenumbering) {
 
 TEST(Planner, BlockersListMissingExtensionsAndLintTogetherWithFileAndLine) {
   PlanInput in;
-  in.files.push_back(LoadedFile{FileRef{"1", "init", "1_init.sql", {}}, "create table workflows (id bigint, n text);"});
+  in.files.push_back(LoadedFile{FileRef{"1", "init", "1_init.sql", {}},
+                                "create table workflows (id bigint, n text);"});
   in.files.push_back(LoadedFile{FileRef{"2", "queue", "2_queue.sql", {}},
                                 "set lock_timeout = '3s';\ncreate extension if not exists pgmq;\n"
                                 "create index wf_n on workflows (n);\n"});
@@ -198,7 +220,9 @@ TEST(Planner, BlockersListMissingExtensionsAndLintTogetherWithFileAndLine) {
   ASSERT_TRUE(p);
   V b = blockers(*p, Selection::kAll, true);
   ASSERT_EQ(b.size(), 2u);
-  EXPECT_EQ(b[0].rfind("missing-extension: 2_queue.sql:2: extension \"pgmq\" is not available", 0), 0u) << b[0];
+  EXPECT_EQ(b[0].rfind("missing-extension: 2_queue.sql:2: extension \"pgmq\" is not available", 0),
+            0u)
+      << b[0];
   EXPECT_EQ(b[1].rfind("lint: 2_queue.sql:3: require-concurrent-index-creation", 0), 0u) << b[1];
   EXPECT_EQ(blockers(*p, Selection::kAll, false).size(), 1u);
 }
