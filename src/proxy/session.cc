@@ -261,10 +261,6 @@ bool ClientConn::step_head() {
     close();
     return false;
   }
-  if (w_->stopping && in_.size() == 0) {
-    close();
-    return false;
-  }
   if (!readable_) return false;
   ssize_t n = read_some();
   if (n == -2) {

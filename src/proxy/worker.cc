@@ -21,6 +21,7 @@ constexpr int kMaxPooledPerTarget = 512;
 constexpr size_t kMaxFreeBuffers = 1024;
 constexpr size_t kMaxFreeExchanges = 4096;
 constexpr int64_t kTickMs = 100;
+constexpr int64_t kStopIdleLingerMs = 500;  // stopping: idle keep-alive connections get this long
 
 class Acceptor : public Handler {
  public:
@@ -390,12 +391,12 @@ void Worker::begin_stop(int64_t grace_ms) {
   loop_.post([this, grace_ms] {
     stopping = true;
     stop_deadline_ms_ = loop_.now_ms() + grace_ms;
+    // WHY not close idle keep-alive connections at once: a client (wrk, a
+    // pooling HTTP client) may be sending its next request right now; closing
+    // under it fails that request. One still idle after the linger is closed;
+    // a request that arrives meanwhile is answered with `Connection: close`.
+    idle_close_at_ms_ = loop_.now_ms() + std::min<int64_t>(grace_ms, kStopIdleLingerMs);
     for (auto& a : acceptors_) static_cast<Acceptor*>(a.get())->close_socket();
-    for (Link* l = clients.next; l != &clients;) {
-      auto* c = owner_of<ClientConn>(l);
-      l = l->next;
-      if (c->idle()) c->close();
-    }
     while (!idle_ups.empty()) owner_of<UpstreamConn>(idle_ups.next)->close();
     check_stop();
   });
@@ -411,6 +412,12 @@ void Worker::check_stop() {
     if (e && e->svc && now - c->held_since_ms >= e->svc->pause.max_wait.count()) c->held_expired();
   }
   if (stopping) {
+    if (now >= idle_close_at_ms_)
+      for (Link* l = clients.next; l != &clients;) {
+        auto* c = owner_of<ClientConn>(l);
+        l = l->next;
+        if (c->idle()) c->close();
+      }
     if (clients.empty() || now >= stop_deadline_ms_) {
       while (!clients.empty()) owner_of<ClientConn>(clients.next)->close();
       while (!idle_ups.empty()) owner_of<UpstreamConn>(idle_ups.next)->close();

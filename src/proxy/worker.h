@@ -226,6 +226,7 @@ class Worker {
   std::unique_ptr<http::ResponseHead> resp_scratch_;
   uint64_t rng_;
   int64_t stop_deadline_ms_ = 0;
+  int64_t idle_close_at_ms_ = 0;  // stopping: idle client connections are closed from then on
   struct PendingWrite {
     ClientConn* c;  // nullptr: cancelled
     int fd;
