@@ -11,6 +11,7 @@
 #include "agent/agent_impl.h"
 #include "core/fs.h"
 #include "core/process.h"
+#include "core/systemd.h"
 #include "supervisor/log_writer.h"
 #include "supervisor/proc_scan.h"
 
@@ -262,8 +263,15 @@ Status Agent::Impl::open() {
 Status Agent::Impl::restore() {
   // 1. The proxy, serving the saved live routes from its first accept().
   proxy::Options po;
-  for (const auto& addr : opts.listen)
-    po.listeners.push_back({addr, opts.tls_cert, opts.tls_key});
+  for (const auto& addr : opts.listen) po.listeners.push_back({addr, opts.tls_cert, opts.tls_key, {}});
+  if (!opts.inherited_sockets.empty()) {
+    MD_TRY_STATUS(proxy::adopt_listen_sockets(po.listeners, std::move(opts.inherited_sockets)));
+    opts.inherited_sockets.clear();
+    for (auto& l : po.listeners) {
+      l.tls_cert_file = opts.tls_cert;
+      l.tls_key_file = opts.tls_key;
+    }
+  }
   po.threads = opts.proxy_threads;
   for (const auto& [service, route] : state.routes) {
     auto rel = state.releases.find(route.live);
@@ -380,6 +388,7 @@ void Agent::Impl::reconcile_targets() {
 void Agent::Impl::start_threads() {
   threads.emplace_back([this] {
     while (!quitting) {
+      last_tick_ms = real_clock().mono().time_since_epoch() / 1ms;
       sup->tick();
       if (sup->generation() != saved_generation) (void)persist();
       std::this_thread::sleep_for(20ms);
@@ -397,6 +406,22 @@ void Agent::Impl::start_threads() {
       if (!quitting) reconcile_targets();
     }
   });
+  // systemd's WatchdogSec=: ping at half the interval while the supervisor
+  // loop goes round; a stuck loop stops the pings and systemd restarts us.
+  if (Millis every = sd::watchdog_interval(); every > 0ms)
+    threads.emplace_back([this, every] {
+      MonoTime next = real_clock().mono();
+      while (!quitting) {
+        MonoTime now = real_clock().mono();
+        if (now >= next) {
+          int64_t age = now.time_since_epoch() / 1ms - last_tick_ms.load();
+          if (age < every.count()) sd::notify("WATCHDOG=1");
+          else kLog.warn("supervisor loop silent for {} ms: no watchdog ping", age);
+          next = now + every / 2;
+        }
+        std::this_thread::sleep_for(std::min<Millis>(every / 4, 50ms));
+      }
+    });
 }
 
 // ---- Agent -------------------------------------------------------------------------
@@ -424,6 +449,7 @@ Result<std::unique_ptr<Agent>> Agent::start(Options options) {
   agent->impl_->server = std::move(*server);
   kLog.info("agent on {} (pid {}), control socket {}", agent->impl_->root.string(), ::getpid(),
             agent->impl_->socket.string());
+  sd::notify("READY=1");
   return agent;
 }
 
@@ -440,10 +466,26 @@ void Agent::request_stop(bool all) {
   impl_->wake_cv.notify_all();
 }
 
+bool Agent::restart_requested() const {
+  std::lock_guard lock(impl_->wake_mu);
+  return impl_->restart;
+}
+
+std::vector<int> Agent::stop_for_restart(Millis grace) {
+  Impl& a = *impl_;
+  if (a.stopped || !a.proxy) return {};
+  sd::notify("RELOADING=1");
+  std::vector<int> fds = a.proxy->duplicate_listeners();
+  a.restarting = true;
+  stop(false, grace);
+  return fds;
+}
+
 void Agent::stop(bool all, Millis grace) {
   Impl& a = *impl_;
   if (a.stopped) return;
   a.stopped = true;
+  if (!a.restarting) sd::notify("STOPPING=1");
   if (a.server) a.server->stop();
   {
     std::unique_lock lock(a.wake_mu);

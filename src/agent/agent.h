@@ -31,6 +31,11 @@ struct Options {
   std::filesystem::path root;              // required; created if missing
   std::filesystem::path socket;            // "" = <root>/agent.sock
   std::vector<std::string> listen{"127.0.0.1:8080"};  // the proxy's public listeners
+  // Listening sockets handed to this process (systemd socket activation, or
+  // the previous agent across `agent restart`); the agent owns them. Each is
+  // used by the `listen` entry with its address; with `listen` empty they are
+  // the listeners. Default: none (every listener is bound).
+  std::vector<int> inherited_sockets;
   std::filesystem::path tls_cert, tls_key; // PEM; both set = HTTPS on every listener
   int proxy_threads = 0;                   // 0 = number of cores
   // The log writer command (see supervisor/log_writer.h), normally
@@ -53,6 +58,14 @@ class Agent {
   bool wait();
   // Wakes wait(). Thread-safe; not async-signal-safe.
   void request_stop(bool all = false);
+  // True when the shutdown wait() returned for was a restart (API `shutdown`
+  // with "restart": the caller runs stop_for_restart() and execs).
+  bool restart_requested() const;
+  // Like stop(false, grace), but first duplicates the public listening
+  // sockets: returned close-on-exec, owned by the caller, to be handed to the
+  // next agent (sd::exec_with_listen_fds). Connections arriving meanwhile wait
+  // in the sockets' backlog instead of being refused.
+  std::vector<int> stop_for_restart(Millis grace = Millis(5000));
   // Stops the API server, the agent's threads and the proxy (in-flight
   // requests get `grace`). With `all`, every release process is stopped
   // first (SIGTERM, its grace period, SIGKILL). Idempotent.

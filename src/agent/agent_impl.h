@@ -49,13 +49,16 @@ struct Agent::Impl {
   std::map<int, std::string> port_version;  // every port a version's process had (metrics)
   uint64_t saved_generation = ~0ull;
 
-  std::mutex wake_mu;
+  mutable std::mutex wake_mu;
   std::condition_variable wake_cv;
   bool stop_requested = false;  // GUARDED_BY(wake_mu)
   bool stop_all = false;        // GUARDED_BY(wake_mu)
+  bool restart = false;         // GUARDED_BY(wake_mu): the shutdown is `agent restart`
+  std::atomic<int64_t> last_tick_ms{0};  // the supervisor loop's last round (watchdog)
   std::thread waker;            // GUARDED_BY(wake_mu): wakes wait() after a shutdown answer
   std::atomic<bool> quitting{false};
   bool stopped = false;
+  bool restarting = false;  // stop_for_restart: the next agent takes over (no STOPPING=1)
   std::vector<std::thread> threads;
 
   // ---- lifecycle (agent.cc)

@@ -253,6 +253,11 @@ class Client {
   Result<std::vector<std::string>> prune(const Prune& r);
   // Asks the agent to exit. `all`: stop every release first (SIGTERM, grace).
   Status shutdown(bool all);
+  // Asks the agent to re-exec itself (the binary on disk now: an upgrade
+  // takes effect), handing its public listening sockets to the new image so
+  // no connection is refused; waits up to `wait` until the new one answers
+  // and returns its status. kTimeout if it did not come back.
+  Result<AgentStatus> restart(Millis wait = Millis(30000));
 
  private:
   Result<nlohmann::json> call(std::string_view method, std::string_view path,

@@ -179,4 +179,19 @@ Status Client::shutdown(bool all) {
   return fail(std::move(r.error()));
 }
 
+Result<AgentStatus> Client::restart(Millis wait) {
+  AgentStatus before = MD_TRY(status());
+  json body = {{"restart", true}};
+  auto r = call("POST", "/v1/agent/shutdown", &body, timeout_);
+  if (!r && r.error().code() != Errc::kIo) return fail(std::move(r.error()));
+  auto deadline = std::chrono::steady_clock::now() + wait;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(Millis(50));
+    auto st = status();
+    if (st && st->started_at != before.started_at) return st;
+  }
+  return fail(Errc::kTimeout, "the agent did not answer within " + std::to_string(wait.count() / 1000) +
+                                  " s of its restart (see its log)");
+}
+
 }  // namespace md::agent

@@ -109,19 +109,24 @@ http::Router make_router(Agent::Impl& a) {
   r.add("POST", "/v1/agent/shutdown", [&a](const Request& q) {
     auto body = q.json();
     bool all = body && body->is_object() && body->value("all", false);
+    bool restart = body && body->is_object() && body->value("restart", false);
+    if (all && restart)
+      return Response::json(400, json{{"error", {{"code", "invalid_argument"},
+                                                 {"message", "restart and all exclude each other"}}}});
     if (all) (void)a.stop_everything();
     // WHY a delay: stopping the server closes its connections, this answer's
     // too; give the I/O thread time to send it first.
     std::lock_guard lock(a.wake_mu);
     if (!a.waker.joinable())
-      a.waker = std::thread([&a, all] {
+      a.waker = std::thread([&a, all, restart] {
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
         std::lock_guard lock(a.wake_mu);
         a.stop_requested = true;
         a.stop_all = a.stop_all || all;
+        a.restart = restart && !a.stop_all;
         a.wake_cv.notify_all();
       });
-    return Response::json(200, json{{"stopping", true}, {"all", all}});
+    return Response::json(200, json{{"stopping", true}, {"all", all}, {"restart", restart}});
   });
   return r;
 }

@@ -11,6 +11,7 @@
 
 #include "agent/agent.h"
 #include "cli/commands.h"
+#include "core/systemd.h"
 #include "supervisor/log_writer.h"
 
 #ifndef MESHDEPLOY_VERSION
@@ -95,10 +96,16 @@ Action setup_agent_run(CLI::App& cmd, Io& io) {
       return report(io, Error(Errc::kInvalidArgument, "--tls-cert and --tls-key go together"));
     auto exe = self_exe();
     if (!exe) return report(io, exe.error());
+    // Sockets from systemd (meshdeploy-agent.socket) or from the agent this
+    // process replaced (`agent restart`): the port never closed.
+    auto inherited = sd::take_listen_fds();
+    if (!inherited) return report(io, inherited.error());
     agent::Options opts;
     opts.root = o->root;
     opts.socket = o->socket;
     if (!o->listen.empty()) opts.listen = o->listen;
+    else if (!inherited->empty()) opts.listen.clear();  // the handed sockets are the listeners
+    opts.inherited_sockets = *inherited;
     opts.tls_cert = o->tls_cert;
     opts.tls_key = o->tls_key;
     opts.proxy_threads = o->threads;
@@ -124,6 +131,17 @@ Action setup_agent_run(CLI::App& cmd, Io& io) {
     for (const auto& l : st.listen) io.out << " " << l;
     io.out << std::endl;
     bool all = ag.wait();
+    if (ag.restart_requested()) {
+      // The same command line, the binary now on disk (an upgrade takes
+      // effect), the public sockets kept open across the exec. The signal
+      // thread is left blocked in sigwait: exec ends it.
+      auto argv = sd::own_argv();
+      std::vector<int> fds = ag.stop_for_restart();
+      waiter.detach();
+      Status st = argv ? sd::exec_with_listen_fds(*exe, *argv, fds) : Status(fail(argv.error()));
+      io.err << "meshdeploy: agent restart: " << st.error().what() << "\n";
+      std::_Exit(static_cast<int>(Exit::kFailed));  // WHY _Exit: the waiter thread is still blocked
+    }
     ag.stop(all);
     // Wake the signal thread if a shutdown came through the API.
     ::kill(::getpid(), SIGTERM);
@@ -158,6 +176,22 @@ Action setup_agent_stop(CLI::App& cmd, Io& io) {
     if (!sock) return report(io, sock.error());
     if (auto st = agent::Client(*sock).shutdown(*all); !st) return report(io, st.error());
     io.out << (*all ? "agent stopping with every release\n" : "agent stopping; release processes keep running\n");
+    return Exit::kOk;
+  };
+}
+
+Action setup_agent_restart(CLI::App& cmd, Io& io) {
+  auto w = std::make_shared<Where>();
+  add_where(cmd, *w);
+  return [w, &io] {
+    auto sock = socket_of(*w);
+    if (!sock) return report(io, sock.error());
+    auto st = agent::Client(*sock).restart();
+    if (!st) return report(io, st.error());
+    io.out << "agent restarted (pid " << st->pid << ", meshdeploy " << st->agent_version
+           << "); listeners kept open:";
+    for (const auto& l : st->listen) io.out << " " << l;
+    io.out << "\n";
     return Exit::kOk;
   };
 }

@@ -48,6 +48,7 @@ MD_CMD(setup_logs)
 MD_CMD(setup_agent_run)
 MD_CMD(setup_agent_status)
 MD_CMD(setup_agent_stop)
+MD_CMD(setup_agent_restart)
 MD_CMD(setup_agent_log_writer)
 // notify_cmd.cc
 MD_CMD(setup_notify_test)

@@ -117,8 +117,8 @@ Exit run_proxy(const RunOpts& o, Io& io) {
   // With a certificate but no --tls-listen, the --listen addresses are HTTPS.
   if (have_tls && tls.empty()) tls.swap(plain);
   if (plain.empty() && tls.empty()) plain.push_back("127.0.0.1:8080");
-  for (const auto& a : plain) opts.listeners.push_back({a, {}, {}});
-  for (const auto& a : tls) opts.listeners.push_back({a, o.tls_cert, o.tls_key});
+  for (const auto& a : plain) opts.listeners.push_back({a, {}, {}, {}});
+  for (const auto& a : tls) opts.listeners.push_back({a, o.tls_cert, o.tls_key, {}});
   std::string sock = o.admin_socket;
   if (sock.empty())
     if (const char* env = std::getenv("MESHDEPLOY_PROXY_SOCKET"); env && *env) sock = env;

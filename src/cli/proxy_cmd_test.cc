@@ -30,7 +30,7 @@ class ProxyCmd : public ::testing::Test {
     ASSERT_FALSE(dir_.empty());
     sock_ = (dir_ / "admin.sock").string();
     proxy::Options o;
-    o.listeners.push_back({"127.0.0.1:0", {}, {}});
+    o.listeners.push_back({"127.0.0.1:0", {}, {}, {}});
     o.threads = 1;
     o.admin_socket = sock_;
     auto p = proxy::Proxy::start(o);

@@ -3,8 +3,10 @@
 // workers; waits for health before switching and for draining after.
 #include "proxy/proxy.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -67,6 +69,30 @@ Result<int> bind_listener(const Endpoint& ep, bool reuseport) {
   return fd;
 }
 
+// Inherited sockets of one listener spread over the workers: socket i goes
+// to worker i % threads; a worker left without one polls a duplicate (the
+// same socket: every worker's epoll sees it, the kernel hands each
+// connection to one accept). Non-blocking: the workers accept until EAGAIN.
+Result<std::vector<std::vector<int>>> share_sockets(const std::vector<int>& fds, int threads) {
+  std::vector<std::vector<int>> out(threads);
+  for (int fd : fds) {
+    int fl = ::fcntl(fd, F_GETFL);
+    if (fl < 0 || ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
+      return fail(Errc::kIo, std::string("inherited listening socket: ") + std::strerror(errno));
+  }
+  for (size_t i = 0; i < fds.size(); ++i) out[i % threads].push_back(fds[i]);
+  for (int w = static_cast<int>(fds.size()); w < threads; ++w) {
+    int d = ::fcntl(fds[w % fds.size()], F_DUPFD_CLOEXEC, 0);
+    if (d < 0) {
+      int e = errno;
+      for (int x = static_cast<int>(fds.size()); x < w; ++x) ::close(out[x][0]);
+      return fail(Errc::kIo, std::string("dup of an inherited listening socket: ") + std::strerror(e));
+    }
+    out[w].push_back(d);
+  }
+  return out;
+}
+
 uint16_t bound_port(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
@@ -82,6 +108,7 @@ struct Proxy::Impl {
   Shared shared;
   std::vector<std::unique_ptr<TlsContext>> tls;
   std::vector<Endpoint> bound;
+  std::vector<int> listen_fds;  // GUARDED_BY(mu); owned by the workers' acceptors; cleared by stop
   std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<HealthChecker> health;
   std::unique_ptr<http::UnixServer> admin;
@@ -333,6 +360,7 @@ struct Proxy::Impl {
       std::lock_guard lock(mu);
       if (stopped) return;
       stopped = true;
+      listen_fds.clear();
     }
     if (admin) admin->stop();
     for (auto& w : workers) w->begin_stop(grace.count());
@@ -346,6 +374,20 @@ Proxy::Proxy(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Proxy::~Proxy() { stop(Millis(0)); }
 void Proxy::stop(Millis grace) { impl_->stop(grace); }
 std::vector<Endpoint> Proxy::listening() const { return impl_->bound; }
+
+std::vector<int> Proxy::duplicate_listeners() const {
+  std::lock_guard lock(impl_->mu);
+  std::vector<int> out;
+  std::set<std::pair<dev_t, ino_t>> seen;  // a socket shared by workers is handed over once
+  for (int fd : impl_->listen_fds) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !seen.insert({st.st_dev, st.st_ino}).second) continue;
+    int d = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (d >= 0) out.push_back(d);
+    else plog.warn("cannot duplicate a listening socket", {{"error", std::strerror(errno)}});
+  }
+  return out;
+}
 
 Result<std::unique_ptr<Proxy>> Proxy::start(Options o) {
   if (o.listeners.empty()) return fail(Errc::kInvalidArgument, "no listener given");
@@ -375,10 +417,14 @@ Result<std::unique_ptr<Proxy>> Proxy::start(Options o) {
   if (!o.state_file.empty()) restored = MD_TRY(load_state(o.state_file));
 
   // Listeners: one socket per worker (SO_REUSEPORT), all on the same port.
+  // Inherited sockets (Listener::sockets) are shared by the workers instead.
   std::vector<std::vector<ListenSocket>> per_worker(threads);
+  size_t next_listener = 0;  // the inherited sockets of this one and later ones are still ours
   auto close_all = [&] {
     for (auto& v : per_worker)
       for (auto& ls : v) ::close(ls.fd);
+    for (size_t k = next_listener; k < o.listeners.size(); ++k)
+      for (int fd : o.listeners[k].sockets) ::close(fd);
   };
   for (const Listener& l : o.listeners) {
     auto ep = parse_endpoint(l.address);
@@ -401,6 +447,20 @@ Result<std::unique_ptr<Proxy>> Proxy::start(Options o) {
       p.tls.push_back(std::move(*c));
     }
     Endpoint bind_ep = *ep;
+    if (!l.sockets.empty()) {
+      auto shared = share_sockets(l.sockets, threads);
+      if (!shared) {
+        close_all();
+        return fail(shared.error());
+      }
+      ++next_listener;
+      for (int w = 0; w < threads; ++w)
+        for (int fd : (*shared)[w]) per_worker[w].push_back(ListenSocket{fd, ctx != nullptr, ctx});
+      bind_ep.port = bound_port(l.sockets[0]);
+      p.bound.push_back(bind_ep);
+      continue;
+    }
+    ++next_listener;
     for (int w = 0; w < threads; ++w) {
       auto fd = bind_listener(bind_ep, true);
       if (!fd) {
@@ -454,6 +514,8 @@ Result<std::unique_ptr<Proxy>> Proxy::start(Options o) {
     p.publish();  // no workers yet: installs the first table
   }
 
+  for (const auto& v : per_worker)
+    for (const auto& ls : v) p.listen_fds.push_back(ls.fd);
   for (int w = 0; w < threads; ++w) {
     auto wk = std::make_unique<Worker>(w, &p.shared);
     Status s = wk->init(std::move(per_worker[w]));

@@ -221,7 +221,21 @@ struct Listener {
   std::string address = "127.0.0.1:8080";  // HOST:PORT; port 0 picks a free port
   std::filesystem::path tls_cert_file;      // PEM chain; with tls_key_file: HTTPS
   std::filesystem::path tls_key_file;       // PEM private key
+  // Sockets already listening on `address`, handed to this process (socket
+  // activation, or the previous agent across an exec; see
+  // adopt_listen_sockets). The proxy owns them and binds nothing for this
+  // listener; empty = bind `address` (the default).
+  std::vector<int> sockets;
 };
+
+// Gives each listening socket in `fds` to the listener whose address it is
+// bound to (a listener with port 0 takes one of its host with any port). With
+// no `listeners`, one listener per distinct bound address is made. Takes
+// ownership of `fds`: on error every one is closed. kInvalidArgument names a
+// socket no listener asked for. Blocks only to resolve host names.
+Status adopt_listen_sockets(std::vector<Listener>& listeners, std::vector<int> fds);
+// "127.0.0.1:8080" / "[::]:80": the local address a socket is bound to.
+Result<Endpoint> socket_endpoint(int fd);
 
 // Defaults follow nginx/HAProxy practice; all are per connection.
 struct Timeouts {
@@ -273,6 +287,11 @@ class Proxy {
   // The bound listener addresses (actual ports when 0 was asked), in the
   // order of Options::listeners.
   std::vector<Endpoint> listening() const;
+  // New close-on-exec descriptors of every listening socket (one per socket,
+  // in the order of Options::listeners), for handing them to the next
+  // process before stop(): they keep the port open and its backlog queued
+  // while no process accepts. The caller owns them. Empty after stop().
+  std::vector<int> duplicate_listeners() const;
 
   // Creates or changes a service (its targets are kept). kInvalidArgument for
   // a bad spec; kConflict when another service has the same host and prefix.

@@ -34,7 +34,7 @@ class ProxyTest : public ::testing::Test {
 
   Options options() {
     Options o;
-    o.listeners.push_back({"127.0.0.1:0", {}, {}});
+    o.listeners.push_back({"127.0.0.1:0", {}, {}, {}});
     o.threads = 2;
     return o;
   }

@@ -151,7 +151,16 @@ std::optional<ExitInfo> RealLauncher::poll(const ProcRef& ref) {
     }
     // Not our child after all (reaped elsewhere): fall back to /proc.
   }
+  // WHY the reaps: after `agent restart` (an exec: same pid) a re-adopted
+  // process and its log writer are still our children; reap them as they end,
+  // or they stay zombies. For anyone else's child waitpid says ECHILD.
+  if (ref.log_pid > 0) {
+    std::lock_guard lock(mu_);
+    if (!log_writers_.count(ref.log_pid))
+      if (auto r = proc::reap(ref.log_pid, false); r && !*r) log_writers_.insert(ref.log_pid);
+  }
   if (proc::alive(ref.pid, ref.start_time)) return std::nullopt;
+  (void)proc::reap(ref.pid, false);
   return ExitInfo{};
 }
 
