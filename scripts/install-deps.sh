@@ -12,6 +12,8 @@ pkgs=(
   libfmt-dev libspdlog-dev libsystemd-dev libpq-dev libsqlite3-dev libsodium-dev libcurl4-openssl-dev
   libssl-dev libarchive-dev libzstd-dev libexpected-dev libgtest-dev libgmock-dev googletest
   libbenchmark-dev libpg-query-dev
+  # systemd-analyze (tests/systemd_units_test.sh verifies the units)
+  systemd
   # test and bench peers: a real Postgres, load generator, proxies, receivers
   postgresql-15 postgresql-client-15 wrk nginx haproxy socat curl openssl procps util-linux iproute2
   python3 python3-aiosmtpd zstd sqlite3 hyperfine jq
