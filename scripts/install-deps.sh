@@ -9,7 +9,7 @@ pkgs=(
   build-essential g++ cmake ninja-build pkg-config git clang clang-format clang-tidy libclang-rt-14-dev
   # libraries (see each src/*/README.md for why)
   libboost-dev libboost-system-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
-  libfmt-dev libspdlog-dev libsystemd-dev libpq-dev libsqlite3-dev libsodium-dev libcurl4-openssl-dev
+  libfmt-dev libsystemd-dev libpq-dev libsqlite3-dev libsodium-dev libcurl4-openssl-dev
   libssl-dev libarchive-dev libzstd-dev libexpected-dev libgtest-dev libgmock-dev googletest
   libbenchmark-dev libpg-query-dev
   # systemd-analyze (tests/systemd_units_test.sh verifies the units)
