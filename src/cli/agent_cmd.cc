@@ -11,12 +11,10 @@
 
 #include "agent/agent.h"
 #include "cli/commands.h"
+#include "cli/version.h"
 #include "core/systemd.h"
 #include "supervisor/log_writer.h"
 
-#ifndef MESHDEPLOY_VERSION
-#define MESHDEPLOY_VERSION "0.0.0"
-#endif
 
 namespace md::cli {
 namespace {
@@ -110,7 +108,7 @@ Action setup_agent_run(CLI::App& cmd, Io& io) {
     opts.tls_key = o->tls_key;
     opts.proxy_threads = o->threads;
     opts.log_writer_argv = {*exe, "agent", "log-writer"};
-    opts.agent_version = MESHDEPLOY_VERSION;
+    opts.agent_version = std::string(version());
     // Signals go to one waiting thread, never to the proxy's or supervisor's.
     sigset_t set;
     sigemptyset(&set);

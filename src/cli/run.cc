@@ -9,11 +9,9 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/version.h"
 #include "core/log.h"
 
-#ifndef MESHDEPLOY_VERSION
-#define MESHDEPLOY_VERSION "0.0.0"
-#endif
 
 namespace md::cli {
 namespace {
@@ -42,7 +40,7 @@ CLI::App* chosen(CLI::App& app) {
 }
 
 void print_overview(Io& io) {
-  io.out << "meshdeploy " MESHDEPLOY_VERSION " — zero-downtime deploys for HTTP services on Postgres\n\n"
+  io.out << "meshdeploy " << version() << " — zero-downtime deploys for HTTP services on Postgres\n\n"
          << "Usage: meshdeploy COMMAND [OPTIONS]\n\nCommands:\n";
   for (const CommandSpec& c : command_table()) {
     std::string name(c.path);
@@ -128,7 +126,7 @@ int run(int argc, const char* const* argv, Io& io) {
   }
 
   if (version) {
-    io.out << "meshdeploy " MESHDEPLOY_VERSION "\n";
+    io.out << "meshdeploy " << cli::version() << "\n";
     return static_cast<int>(Exit::kOk);
   }
   if (!log_level.empty()) {
