@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "config/config.h"
 #include "core/fs.h"
 #include "proxy/proxy.h"
 
@@ -22,20 +23,12 @@ namespace {
 
 using proxy::AdminClient;
 
-// "250ms", "30s", "2m", "1h" or a plain number of milliseconds.
+// The one duration grammar of meshdeploy.yml (config::parse_duration:
+// "500ms", "30s", "1h30m", "1.5s"), with the flag named in the error.
 Result<Millis> parse_duration(const std::string& s, std::string_view flag) {
-  size_t i = 0;
-  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
-  std::string unit = s.substr(i);
-  if (i == 0 || i > 12)
-    return fail(Errc::kInvalidArgument,
-                std::string(flag) + " '" + s + "': want a duration like 500ms, 30s, 2m");
-  int64_t v = std::stoll(s.substr(0, i));
-  if (unit.empty() || unit == "ms") return Millis(v);
-  if (unit == "s") return Millis(v * 1000);
-  if (unit == "m") return Millis(v * 60000);
-  if (unit == "h") return Millis(v * 3600000);
-  return fail(Errc::kInvalidArgument, std::string(flag) + " '" + s + "': unknown unit '" + unit + "'");
+  auto d = config::parse_duration(s);
+  if (!d) return fail(Errc::kInvalidArgument, std::string(flag) + ": " + d.error().what());
+  return *d;
 }
 
 // Where the admin socket is: --admin-socket, else $MESHDEPLOY_PROXY_SOCKET.

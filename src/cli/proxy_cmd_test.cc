@@ -51,7 +51,9 @@ class ProxyCmd : public ::testing::Test {
 
 TEST_F(ProxyCmd, DeployStatusMetricsCanary) {
   proxy::testing::Upstream blue("blue"), green("green");
-  Out r = cli({"proxy", "deploy", "web", "--target", blue.addr(), "--admin-socket", sock_});
+  // Durations use meshdeploy.yml's grammar (compound units too).
+  Out r = cli({"proxy", "deploy", "web", "--target", blue.addr(), "--health-timeout", "1m30s",
+               "--admin-socket", sock_});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("web: set 1 is live"), std::string::npos) << r.out;
   EXPECT_EQ(proxy::testing::fetch(port_, proxy::testing::get_req("/")).body, "blue");
@@ -95,6 +97,9 @@ TEST_F(ProxyCmd, BadInputExitCodes) {
   EXPECT_NE(r.err.find("no service named 'nosuch'"), std::string::npos) << r.err;
   r = cli({"proxy", "pause", "web", "--max-wait", "soon", "--admin-socket", sock_});
   EXPECT_EQ(r.code, 2);
+  r = cli({"proxy", "pause", "web", "--max-wait", "30", "--admin-socket", sock_});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--max-wait: '30' is not a duration: missing unit"), std::string::npos) << r.err;
   r = cli({"proxy", "maintenance", "web", "--page", (dir_ / "missing.html").string(), "--admin-socket", sock_});
   EXPECT_EQ(r.code, 5);
   r = cli({"proxy", "status", "--admin-socket", (dir_ / "none.sock").string()});
