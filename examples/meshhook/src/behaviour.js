@@ -10,6 +10,8 @@ const KNOBS = {
   MESHHOOK_HEALTH: 'ok',          // "fail": /healthz answers 503 forever
   MESHHOOK_ERROR_RATE: '0',       // 0..1: share of app requests answered 500 (deterministic)
   MESHHOOK_DELAY_MS: '0',         // every app request waits this long
+  MESHHOOK_COLD_REQUESTS: '0',    // the first N app requests of a process (a cold start) ...
+  MESHHOOK_COLD_DELAY_MS: '0',    // ... wait this long instead of MESHHOOK_DELAY_MS
   MESHHOOK_CRASH_AT_START: '0',   // "1": exit 1 before listening
   MESHHOOK_START_DELAY_MS: '0',   // wait this long before listening (slow boot)
   MESHHOOK_JOB_MS: '200',         // worker: how long one job takes
@@ -30,6 +32,8 @@ function load(buildDir) {
     failHealth: out.MESHHOOK_HEALTH === 'fail',
     errorRate: Math.min(1, Math.max(0, Number(out.MESHHOOK_ERROR_RATE) || 0)),
     delayMs: Math.max(0, Number(out.MESHHOOK_DELAY_MS) || 0),
+    coldRequests: Math.max(0, Number(out.MESHHOOK_COLD_REQUESTS) || 0),
+    coldDelayMs: Math.max(0, Number(out.MESHHOOK_COLD_DELAY_MS) || 0),
     crashAtStart: out.MESHHOOK_CRASH_AT_START === '1',
     startDelayMs: Math.max(0, Number(out.MESHHOOK_START_DELAY_MS) || 0),
     jobMs: Math.max(0, Number(out.MESHHOOK_JOB_MS) || 0),

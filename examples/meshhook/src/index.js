@@ -14,6 +14,7 @@ const behaviour = require('./behaviour.js');
 const b = behaviour.load(__dirname);
 const version = behaviour.version(__dirname);
 const fails = behaviour.errorGate(b.errorRate);
+let served = 0;  // app requests of this process (not /healthz): the cold start's count
 const log = (msg) => process.stdout.write(`${new Date().toISOString()} web ${version} ${msg}\n`);
 
 if (b.crashAtStart) {
@@ -59,7 +60,9 @@ const server = http.createServer((req, res) => {
       }
       return answer(res, 404, { error: 'not found' });
     };
-    if (b.delayMs > 0) setTimeout(respond, b.delayMs);
+    served += 1;
+    const delay = served <= b.coldRequests ? b.coldDelayMs : b.delayMs;
+    if (delay > 0) setTimeout(respond, delay);
     else respond();
   });
 });
