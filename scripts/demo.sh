@@ -59,7 +59,7 @@ cat >>"$cfg" <<YAML
       steps:
         - { weight: 30, pause: 5s }
         - { weight: 100 }
-      analysis: { max_error_ratio: 0.05, max_p99_ratio: 0, min_requests: 50, interval: 250ms, max_inconclusive: 15s }
+      analysis: { max_error_ratio: 0.05, max_p99_ratio: 0, min_requests: 50, interval: 250ms, warmup: 1s, max_inconclusive: 15s }
       watch_window: 0s
     rollback_window: 0s
     services:

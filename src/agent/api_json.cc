@@ -394,9 +394,9 @@ json to_json(const VersionMetrics& v) {
   for (const auto& [version, c] : v.by_version)
     by[version] = {{"requests", c.requests},         {"by_class", c.by_class},
                    {"aborted", c.aborted},           {"upstream_errors", c.upstream_errors},
-                   {"retries", c.retries},           {"latency", c.latency},
+                   {"retries", c.retries},           {"latency", proxy::latency_to_json(c.latency)},
                    {"latency_sum_us", c.latency_sum_us}, {"active", c.active}};
-  return {{"instance", v.instance}, {"latency_bounds_us", proxy::kLatencyBoundsUs}, {"by_version", by}};
+  return {{"instance", v.instance}, {"by_version", by}};
 }
 template <>
 Result<VersionMetrics> decode<VersionMetrics>(const json& j) {
@@ -410,7 +410,8 @@ Result<VersionMetrics> decode<VersionMetrics>(const json& j) {
     proxy::Counters c;
     Reader cr(cj, "metrics of " + version);
     cr.req("requests", c.requests).opt("by_class", c.by_class).opt("aborted", c.aborted);
-    cr.opt("upstream_errors", c.upstream_errors).opt("retries", c.retries).opt("latency", c.latency);
+    cr.opt("upstream_errors", c.upstream_errors).opt("retries", c.retries);
+    cr.nested("latency", c.latency, [](const json& l) { return proxy::latency_from_json(l, "latency"); });
     cr.opt("latency_sum_us", c.latency_sum_us).opt("active", c.active);
     MD_TRY_STATUS(cr.done());
     v.by_version[version] = c;

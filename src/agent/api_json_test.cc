@@ -71,7 +71,9 @@ TEST(ApiJson, AnswersRoundTrip) {
   m.by_version["v1"].requests = 10;
   m.by_version["v1"].by_class[4] = 2;
   m.by_version["v1"].latency[3] = 10;
+  m.by_version["v1"].latency[proxy::latency_bucket(250'000)] = 1;
   EXPECT_EQ(round_trip(m).by_version.at("v1").by_class[4], 2u);
+  EXPECT_EQ(round_trip(m).by_version.at("v1").latency, m.by_version["v1"].latency);
   round_trip(LogsResult{{{"web.1", "2026-01-01T00:00:00.000Z", "hi"}}, {{"web.1", 10}}});
 }
 

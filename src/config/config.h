@@ -72,10 +72,15 @@ struct CanaryStep {
 };
 
 struct Analysis {
-  double max_error_ratio = 0.01;   // canary 5xx / requests above this is a breach
+  double max_error_ratio = 0.01;   // canary 5xx / requests above this breaches a window
+  double severe_error_ratio = 0.1; // ... above this is a breach at once (>= max_error_ratio)
   double max_p99_ms = 0;           // absolute p99 ceiling in ms, 0 = off
-  double max_p99_ratio = 2.0;      // canary p99 / live p99 above this is a breach, 0 = off
-  uint64_t min_requests = 50;      // fewer canary requests in a window is inconclusive
+  double significance = 0.01;      // Mann-Whitney p below this: the canary is slower
+  double max_median_ratio = 1.5;   // ... and its median above this x live's breaches, 0 = off
+  double max_p99_ratio = 2.0;      // ... or its p99 above this x live's breaches, 0 = off
+  uint64_t min_requests = 50;      // fewer canary requests in a window: not judged
+  int consecutive_windows = 3;     // breaching windows in a row that make a breach
+  Millis warmup{10000};            // not judged after each weight change and canary restart
   Inconclusive on_inconclusive = Inconclusive::kWait;
   Millis interval{5000};           // one analysis window
   Millis max_inconclusive{300000}; // waiting for traffic longer than this fails the step

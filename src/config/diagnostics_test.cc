@@ -111,6 +111,30 @@ environments:
                "(use a number from 0 to 1)"}));
 }
 
+TEST(Diagnostics, CanaryAnalysisKeysAreChecked) {
+  EXPECT_EQ(load_errors(std::string(kHead) + R"(  strategy:
+    analysis:
+      max_error_ratio: 0.2
+      max_median_ratio: 0.5
+      consecutive_windows: 0
+      significance: 0.9
+      warmup: soon
+environments:
+  production: {}
+)"),
+            (V{"meshdeploy.yml:8:24: defaults.strategy.analysis.max_error_ratio: severe_error_ratio 0.1 is "
+               "below max_error_ratio 0.2 (a 5xx ratio above severe_error_ratio breaches at once; set it "
+               "at least max_error_ratio)",
+               "meshdeploy.yml:9:25: defaults.strategy.analysis.max_median_ratio: must be 0 (off) or at "
+               "least 1 (the canary's median / the live set's median above which it is slower, e.g. 1.5)",
+               "meshdeploy.yml:10:28: defaults.strategy.analysis.consecutive_windows: '0' is out of range "
+               "(use a whole number from 1 to 100)",
+               "meshdeploy.yml:11:21: defaults.strategy.analysis.significance: '0.9' is out of range (use "
+               "a number from 1e-09 to 0.5)",
+               "meshdeploy.yml:12:15: defaults.strategy.analysis.warmup: 'soon' is not a duration: "
+               "expected a number at 'soon' (write a number and a unit: 500ms, 30s, 5m, 1h, 1h30m)"}));
+}
+
 TEST(Diagnostics, BadEnumListsTheValidValues) {
   EXPECT_EQ(load_errors(std::string(kHead) + R"(  strategy:
     kind: bluegreen

@@ -55,9 +55,14 @@ Json strategy_json(const Strategy& s) {
   }
   const Analysis& a = s.analysis;
   j["analysis"] = {{"max_error_ratio", a.max_error_ratio},
+                   {"severe_error_ratio", a.severe_error_ratio},
                    {"max_p99_ms", a.max_p99_ms},
+                   {"significance", a.significance},
+                   {"max_median_ratio", a.max_median_ratio},
                    {"max_p99_ratio", a.max_p99_ratio},
                    {"min_requests", a.min_requests},
+                   {"consecutive_windows", a.consecutive_windows},
+                   {"warmup", format_duration(a.warmup)},
                    {"on_inconclusive", inconclusive_name(a.on_inconclusive)},
                    {"interval", format_duration(a.interval)},
                    {"max_inconclusive", format_duration(a.max_inconclusive)}};

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <set>
 
+#include <fmt/format.h>
+
 namespace md::config::detail {
 namespace {
 
@@ -211,11 +213,26 @@ void read_step(Reader& r, CanaryStep& s) {
 }
 
 void read_analysis(Reader& r, Analysis& a) {
-  r.number("max_error_ratio", a.max_error_ratio, 0, 1);
+  const bool max_set = r.number("max_error_ratio", a.max_error_ratio, 0, 1);
+  const bool severe_set = r.number("severe_error_ratio", a.severe_error_ratio, 0, 1);
   r.number("max_p99_ms", a.max_p99_ms, 0, 3.6e6);
+  r.number("significance", a.significance, 1e-9, 0.5);
+  if (r.number("max_median_ratio", a.max_median_ratio, 0, 1000) && a.max_median_ratio > 0 &&
+      a.max_median_ratio < 1)
+    r.error("max_median_ratio", "must be 0 (off) or at least 1",
+            "the canary's median / the live set's median above which it is slower, e.g. 1.5");
   r.number("max_p99_ratio", a.max_p99_ratio, 0, 1000);
   int64_t min_requests = static_cast<int64_t>(a.min_requests);
   if (r.integer("min_requests", min_requests, 0, 1'000'000'000)) a.min_requests = static_cast<uint64_t>(min_requests);
+  r.integer("consecutive_windows", a.consecutive_windows, 1, 100);
+  r.duration("warmup", a.warmup, 0ms, 24h);
+  // WHY here: an environment's analysis overrides its defaults' key by key,
+  // so the pair is checked on the values this layer ends with.
+  if ((max_set || severe_set) && a.severe_error_ratio < a.max_error_ratio)
+    r.error(severe_set ? "severe_error_ratio" : "max_error_ratio",
+            fmt::format("severe_error_ratio {:g} is below max_error_ratio {:g}", a.severe_error_ratio,
+                        a.max_error_ratio),
+            "a 5xx ratio above severe_error_ratio breaches at once; set it at least max_error_ratio");
   r.choice("on_inconclusive", a.on_inconclusive, {{"wait", Inconclusive::kWait}, {"fail", Inconclusive::kFail}});
   r.duration("interval", a.interval, 100ms);
   r.duration("max_inconclusive", a.max_inconclusive, 1ms);

@@ -1,6 +1,13 @@
-// Canary analysis: the verdict on a canary from two cumulative snapshots of
-// the proxy's metrics (the canary set and the live set). Pure: the caller
-// takes the snapshots; this only compares numbers.
+// Canary analysis: the verdict on a canary from the windows observed since
+// its last weight change (after the warm-up). Pure: config and observed
+// windows in, a verdict out; the caller takes the snapshots and keeps time.
+//
+// Latency is compared the way Kayenta does it: a one-sided Mann-Whitney U
+// test over both samples (computed exactly from the two bucketed latency
+// distributions, ties counted half), plus an effect size (the ratio of the
+// medians or of the p99s), so neither a tiny difference on a huge sample nor
+// one noisy quantile decides. A breach must hold in `consecutive_windows`
+// windows in a row, unless the 5xx ratio is above `severe_error_ratio`.
 #pragma once
 
 #include <cstdint>
@@ -12,54 +19,87 @@
 
 namespace md::deploy {
 
-// Cumulative counters of one target set, as the proxy reports them.
+// Requests that took between lo_ms (included) and hi_ms (excluded).
+struct LatencyBucket {
+  double lo_ms = 0;
+  double hi_ms = 0;
+  uint64_t count = 0;
+  bool operator==(const LatencyBucket&) const = default;
+};
+
+// Counters of one target set, as the proxy reports them (cumulative in a
+// snapshot, the difference of two snapshots in a window).
 struct SetMetrics {
-  uint64_t requests = 0;           // answered requests
-  uint64_t errors = 0;             // 5xx answers (including upstream failures)
-  std::vector<double> bounds_ms;   // latency bucket upper bounds, ascending
-  std::vector<uint64_t> buckets;   // requests per bucket (not cumulative);
-                                   // one more than bounds_ms: the last is +inf
+  uint64_t requests = 0;               // answered requests
+  uint64_t errors = 0;                 // 5xx answers (including upstream failures)
+  std::vector<LatencyBucket> latency;  // non-empty buckets, ascending by lo_ms
   bool operator==(const SetMetrics&) const = default;
 };
 
 struct Snapshot {
   SetMetrics canary;  // the new release's target set
   SetMetrics live;    // the release that held the traffic before
+  bool operator==(const Snapshot&) const = default;
 };
 
-enum class VerdictKind { kPass, kBreach, kInconclusive };
-std::string_view verdict_name(VerdictKind k);  // "pass" | "breach" | "inconclusive"
+// What each set answered between two snapshots of the same proxy.
+using Window = Snapshot;
+
+// The window between two cumulative snapshots; nullopt when a counter went
+// backwards (the proxy restarted: take `after` as the new baseline).
+std::optional<Window> window_between(const Snapshot& before, const Snapshot& after);
+
+// The q-quantile (0 < q <= 1) of a bucketed sample in ms, linear within its
+// bucket; 0 for an empty sample.
+double quantile_ms(const std::vector<LatencyBucket>& sample, double q);
+
+struct LatencyComparison {
+  double p_value = 1;  // one-sided Mann-Whitney U: P(a difference this big | canary not slower)
+  double canary_median_ms = 0, live_median_ms = 0;
+  double canary_p99_ms = 0, live_p99_ms = 0;
+  bool operator==(const LatencyComparison&) const = default;
+};
+
+// Compares two bucketed samples. U counts the (canary, live) pairs where the
+// canary request was slower, a pair in the same bucket counting one half;
+// p comes from U's normal approximation with the tie correction and a
+// continuity correction. p is 1 when either sample is empty or every request
+// of both fell in one bucket.
+LatencyComparison compare_latency(const std::vector<LatencyBucket>& canary,
+                                  const std::vector<LatencyBucket>& live);
+
+enum class VerdictKind { kPass, kBreach, kSuspect, kInconclusive };
+// "pass" | "breach" | "suspect" (a breach in fewer than consecutive_windows
+// windows in a row: never a pass, decided by the next windows) | "inconclusive"
+std::string_view verdict_name(VerdictKind k);
 
 struct Verdict {
   VerdictKind kind = VerdictKind::kInconclusive;
-  std::string reason;                 // one line, for output and the journal
-  uint64_t canary_requests = 0;       // in the window
+  std::string reason;          // one line, for output and the journal
+  int windows = 0;             // windows with enough canary traffic
+  int streak = 0;              // breaching windows in a row, up to the last
+  // Of the last window with enough canary traffic (all 0 when none):
+  uint64_t canary_requests = 0;
   uint64_t canary_errors = 0;
   uint64_t live_requests = 0;
-  uint64_t live_errors = 0;
-  std::optional<double> canary_p99_ms;  // nullopt: no request in the window
-  std::optional<double> live_p99_ms;    // +inf when p99 fell in the open bucket
-  bool restart = false;                 // counters went backwards: take a new baseline
+  std::optional<LatencyComparison> latency;  // nullopt: the live set had too few requests
   bool operator==(const Verdict&) const = default;
 };
 
-// The p99 latency of the requests counted between two bucket vectors: the
-// upper bound of the bucket holding the ceil(0.99 * n)-th request (+inf for
-// the open bucket). nullopt when no request was counted, or when the vectors
-// do not match `bounds_ms` (a bug or a metrics reset).
-std::optional<double> window_p99_ms(const std::vector<double>& bounds_ms,
-                                    const std::vector<uint64_t>& before,
-                                    const std::vector<uint64_t>& after);
-
-// The verdict on the window between `before` and `after`. Rules, in order:
-// 1. a counter that went backwards (agent restarted) is inconclusive;
-// 2. fewer than min_requests canary requests (or none) is inconclusive,
-//    never a pass — and never a breach: a few early errors prove nothing;
-// 3. canary 5xx / canary requests > max_error_ratio is a breach;
-// 4. canary p99 > max_p99_ms (when > 0) is a breach;
-// 5. canary p99 > max_p99_ratio x live p99 (when > 0, and the live set saw
-//    at least min_requests) is a breach;
-// 6. otherwise a pass.
-Verdict judge(const config::Analysis& a, const Snapshot& before, const Snapshot& after);
+// The verdict on the windows of one canary step, oldest first (the caller
+// leaves out the warm-up). Per window, in order:
+// 1. fewer than min_requests canary requests (or none): not judged — it
+//    neither counts for nor against a streak;
+// 2. canary 5xx ratio > severe_error_ratio: a breach at once;
+// 3. canary 5xx ratio > max_error_ratio: a breaching window;
+// 4. canary p99 > max_p99_ms (when > 0): a breaching window;
+// 5. with at least min_requests live requests: canary slower than live with
+//    Mann-Whitney p < significance AND (median > max_median_ratio x live's
+//    (when > 0) OR p99 > max_p99_ratio x live's (when > 0)): a breaching window;
+// 6. otherwise a good window, which ends a streak.
+// A streak of consecutive_windows breaching windows is a breach; a shorter
+// streak still running at the last window is suspect; a good last window is
+// a pass; no judged window is inconclusive.
+Verdict judge(const config::Analysis& a, const std::vector<Window>& windows);
 
 }  // namespace md::deploy

@@ -133,6 +133,7 @@ struct Deployer::Impl {
   // when asked. An error ends the canary (breach, abort, inconclusive).
   Result<std::string> analyse(int weight, Millis pause, bool approval, bool final_watch);
   Result<Snapshot> snapshot();
+  Result<int> canary_restarts();  // restarts of the new release's web processes so far
   Millis max_start_timeout() const;
 };
 

@@ -41,6 +41,7 @@ class ExecutorTest : public ::testing::Test {
     env_.strategy.watch_window = Millis(0);
     env_.strategy.analysis.interval = Millis(1000);
     env_.strategy.analysis.min_requests = 50;
+    env_.strategy.analysis.warmup = Millis(0);  // the warm-up tests set their own
     config::Channel ops;
     ops.name = "ops";
     env_.notifications.channels = {ops};
@@ -244,13 +245,100 @@ TEST_F(ExecutorTest, CanaryBreachRollsBackAutomatically) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->deployment.status, state::DeployStatus::kRolledBack);
   EXPECT_EQ(r->deployment.reason,
-            "shift_traffic: canary at 50%: canary 5xx ratio 0.5 > max_error_ratio 0.01 (50 of 100 requests)");
+            "shift_traffic: canary at 50%: 5xx: canary 5xx ratio 0.5 > severe_error_ratio 0.1 (50 of 100 "
+            "requests): severe, no need to wait");
   EXPECT_EQ(host_.calls, (std::vector<std::string>{"ship v2", "start v2 web", "route v2=50,v1=50",
                                                    "route v1=100", "stop v2 all"}));
   EXPECT_EQ(host_.running(), (std::vector<std::string>{"v1"}));
   EXPECT_EQ(hooks_.commands(), (std::vector<std::string>{"failed", "rolled"}));
   EXPECT_EQ(outbox_types().back(), "rolled_back");
   EXPECT_TRUE(r->switch_time.has_value());
+}
+
+// A canary whose requests are slow (10x) for its first `cold` of traffic,
+// with windows of one metrics poll each (25 %: 50 canary, 150 live requests).
+class ColdCanary : public ExecutorTest {
+ protected:
+  void SetUp() override {
+    ExecutorTest::SetUp();
+    ok_deploy("v1");
+    env_.strategy.kind = config::StrategyKind::kCanary;
+    env_.strategy.steps = {{25, Millis(6000), false}, {100, Millis(0), false}};
+  }
+  // v2 answers in 100 ms from `from` (after its first route) until `until`, else 10 ms.
+  void slow_between(Millis from, Millis until) {
+    host_.on_route = [this] {
+      if (!routed_ && host_.weights.count("v2")) {
+        routed_ = true;
+        t0_ = clock_.mono();
+      }
+    };
+    host_.on_metrics = [this, from, until](int) {
+      const Millis at = std::chrono::duration_cast<Millis>(clock_.mono() - t0_);
+      host_.behaviour["v2"].latency_ms = routed_ && at >= from && at < until ? 100 : 10;
+    };
+  }
+  bool routed_ = false;
+  MonoTime t0_{};
+};
+
+TEST_F(ColdCanary, TheWarmUpAfterAWeightChangeIsNotJudged) {
+  slow_between(Millis(0), Millis(2500));
+  env_.strategy.analysis.warmup = Millis(3000);
+  EXPECT_EQ(ok_deploy("v2").status, state::DeployStatus::kSucceeded);
+}
+
+TEST_F(ColdCanary, WithoutAWarmUpTheColdStartRollsBack) {
+  slow_between(Millis(0), Millis(4000));
+  auto r = deploy("v2");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->deployment.status, state::DeployStatus::kRolledBack);
+  EXPECT_NE(r->deployment.reason.find("canary at 25%: latency: canary slower than live (median "),
+            std::string::npos)
+      << r->deployment.reason;
+  EXPECT_NE(r->deployment.reason.find("3/3 windows)"), std::string::npos) << r->deployment.reason;
+}
+
+TEST_F(ColdCanary, OneSlowWindowDoesNotRollBack) {
+  slow_between(Millis(1000), Millis(1500));  // about one window of the step's six
+  EXPECT_EQ(ok_deploy("v2").status, state::DeployStatus::kSucceeded);
+  bool suspect = false;
+  for (const Progress& p : observer_.events)
+    suspect = suspect || p.message.find("25% suspect: latency: canary slower than live") == 0;
+  EXPECT_TRUE(suspect);
+}
+
+TEST_F(ColdCanary, OneSlowWindowRollsBackWhenOneWindowIsEnough) {
+  slow_between(Millis(1000), Millis(1500));
+  env_.strategy.analysis.consecutive_windows = 1;
+  auto r = deploy("v2");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->deployment.status, state::DeployStatus::kRolledBack);
+}
+
+TEST_F(ColdCanary, ARestartOfACanaryProcessStartsTheWarmUpAgain) {
+  env_.strategy.analysis.warmup = Millis(1000);
+  // At 3 s a web process of v2 restarts and is cold (slow) for 2.5 s.
+  slow_between(Millis(3000), Millis(5500));
+  auto restart = host_.on_metrics;
+  host_.on_metrics = [this, restart](int n) {
+    restart(n);
+    if (routed_ && clock_.mono() - t0_ >= Millis(3000)) host_.behaviour["v2"].restarts = 1;
+  };
+  const state::Deployment d = ok_deploy("v2");
+  EXPECT_EQ(d.status, state::DeployStatus::kSucceeded);
+  bool noted = false;
+  for (const Progress& p : observer_.events)
+    noted = noted || p.message == "25% a process of v2 restarted: warm-up again, analysis starts over";
+  EXPECT_TRUE(noted);
+}
+
+TEST_F(ColdCanary, AColdPhaseAfterTheWarmUpStillRollsBack) {
+  env_.strategy.analysis.warmup = Millis(1000);
+  slow_between(Millis(3000), Millis(5500));  // the same, but no restart: a real regression
+  auto r = deploy("v2");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->deployment.status, state::DeployStatus::kRolledBack);
 }
 
 TEST_F(ExecutorTest, AProxyRestartMidStepStartsTheAnalysisOver) {

@@ -4,6 +4,7 @@
 // inject failures. Not thread-safe; used from the executor's thread only.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <map>
@@ -23,7 +24,8 @@ class FakeHost : public Host {
     bool never_healthy = false;
     bool crash = false;         // web processes crash-loop (state failed)
     double error_rate = 0;      // share of its requests answered 5xx
-    double latency_ms = 10;     // latency of every request (bucket upper bound)
+    double latency_ms = 10;     // latency of every request (a bucket's lower bound)
+    int restarts = 0;           // restarts of each web process so far
   };
   std::map<std::string, Behaviour> behaviour;  // by version
   int web_per_release = 2;
@@ -33,6 +35,7 @@ class FakeHost : public Host {
   std::map<std::string, Error> fail_next;      // "ship" | "start" | "route" | "drain" | "stop" | "view": once
   bool unreachable = false;
   std::function<void(int)> on_metrics;         // called with the metrics() call count
+  std::function<void()> on_route;              // called after each successful route()
   uint64_t disk_free = 10ull << 30;
 
   struct Rel {
@@ -45,8 +48,6 @@ class FakeHost : public Host {
   std::map<std::string, int> weights;
   std::map<std::string, SetMetrics> counters;
   int metrics_calls = 0;
-
-  static std::vector<double> bounds() { return {5, 10, 25, 50, 100, 250, 500, 1000, 2500}; }
 
   std::string name() const override { return "fake"; }
 
@@ -73,6 +74,7 @@ class FakeHost : public Host {
           const bool healthy = !b.never_healthy && !b.crash && r.views >= b.views_to_healthy;
           p.state = b.crash ? "failed" : healthy ? "running" : "starting";
           p.healthy = healthy;
+          p.restarts = b.restarts;
           if (b.crash) p.last_exit = "exit 1";
           rv.processes.push_back(p);
         }
@@ -131,6 +133,7 @@ class FakeHost : public Host {
     weights.clear();
     for (const auto& [v, pct] : w)
       if (pct > 0) weights[v] = pct;
+    if (on_route) on_route();
     return ok();
   }
 
@@ -140,20 +143,20 @@ class FakeHost : public Host {
     for (const auto& [v, pct] : weights) {
       const Behaviour b = behaviour[v];
       SetMetrics& m = counters[v];
-      if (m.bounds_ms.empty()) {
-        m.bounds_ms = bounds();
-        m.buckets.assign(m.bounds_ms.size() + 1, 0);
-      }
       const uint64_t n = requests_per_metrics * static_cast<uint64_t>(pct) / 100;
       m.requests += n;
       m.errors += static_cast<uint64_t>(std::llround(static_cast<double>(n) * b.error_rate));
-      size_t bucket = m.bounds_ms.size();
-      for (size_t i = 0; i < m.bounds_ms.size(); ++i)
-        if (b.latency_ms <= m.bounds_ms[i]) {
-          bucket = i;
-          break;
-        }
-      m.buckets[bucket] += n;
+      // Every request in the 1 % wide bucket starting at latency_ms.
+      auto it = std::find_if(m.latency.begin(), m.latency.end(),
+                             [&](const LatencyBucket& x) { return x.lo_ms == b.latency_ms; });
+      if (it == m.latency.end()) {
+        m.latency.push_back({b.latency_ms, b.latency_ms * 1.01, 0});
+        std::sort(m.latency.begin(), m.latency.end(),
+                  [](const LatencyBucket& x, const LatencyBucket& y) { return x.lo_ms < y.lo_ms; });
+        it = std::find_if(m.latency.begin(), m.latency.end(),
+                          [&](const LatencyBucket& x) { return x.lo_ms == b.latency_ms; });
+      }
+      it->count += n;
     }
     return counters;
   }

@@ -20,8 +20,10 @@ SetMetrics to_set(const proxy::Counters& c) {
   SetMetrics m;
   m.requests = c.requests;
   m.errors = c.by_class[4];
-  for (uint64_t us : proxy::kLatencyBoundsUs) m.bounds_ms.push_back(static_cast<double>(us) / 1000.0);
-  m.buckets.assign(c.latency.begin(), c.latency.end());
+  for (size_t i = 0; i < c.latency.size(); ++i)
+    if (c.latency[i] != 0)
+      m.latency.push_back({static_cast<double>(proxy::bucket_lower_us(i)) / 1000.0,
+                           static_cast<double>(proxy::bucket_upper_us(i)) / 1000.0, c.latency[i]});
   return m;
 }
 

@@ -14,14 +14,29 @@ Result<Snapshot> Deployer::Impl::snapshot() {
   return snap;
 }
 
+Result<int> Deployer::Impl::canary_restarts() {
+  const HostView hv = MD_TRY(view_host());
+  int n = 0;
+  if (const ReleaseView* r = hv.find(new_version()))
+    for (const ProcessView& p : r->processes)
+      if (p.web) n += p.restarts;
+  return n;
+}
+
 Result<std::string> Deployer::Impl::analyse(int weight, Millis pause, bool approval,
                                             bool final_watch) {
   const config::Analysis& a = env.strategy.analysis;
   const Millis interval = a.interval.count() > 0 ? a.interval : Millis(1000);
-  Snapshot before = MD_TRY(snapshot());
+  const Step step = final_watch ? Step::kWatch : Step::kShiftTraffic;
   const MonoTime start = s.clock.mono();
   const MonoTime pause_end = start + pause;
-  MonoTime next_check = std::min(start + interval, pause_end);
+  // Nothing is judged during the warm-up after the weight change, nor after
+  // a process of the new release restarts: fresh processes are not compared
+  // with warm ones. Windows are disjoint: each starts where the last ended.
+  int restarts = MD_TRY(canary_restarts());
+  std::optional<Snapshot> before;  // where the current window starts; none while warming up
+  std::vector<Window> windows;
+  MonoTime next_check = start + a.warmup;
   bool promoted = false, awaiting_approval = false, judged_at_end = false;
   std::optional<Verdict> last;
   for (;;) {
@@ -29,21 +44,41 @@ Result<std::string> Deployer::Impl::analyse(int weight, Millis pause, bool appro
     const MonoTime now = s.clock.mono();
     const bool pause_over = now >= pause_end || promoted;
     // Judge every interval, and once more the moment the pause ends.
-    if (now >= next_check || (pause_over && !judged_at_end)) {
-      judged_at_end = pause_over;
-      const Snapshot after = MD_TRY(snapshot());
-      Verdict v = judge(a, before, after);
-      // A restarted proxy counts from zero: judge the next windows against
-      // its counters, not against the dead instance's.
-      if (v.restart) before = after;
-      if (!last || v.kind != last->kind || v.kind == VerdictKind::kBreach)
-        progress(ProgressKind::kNote, final_watch ? Step::kWatch : Step::kShiftTraffic,
-                 fmt::format("{}% {}: {}", weight, verdict_name(v.kind), v.reason), "", Millis(0), weight);
-      if (v.kind == VerdictKind::kBreach)
-        return fail(Errc::kFailedPrecondition, fmt::format("{} at {}%: {}", final_watch ? "watch" : "canary",
-                                                           weight, v.reason));
-      last = std::move(v);
-      next_check = now + interval;
+    if (now >= next_check || (pause_over && !judged_at_end && before)) {
+      const int r = MD_TRY(canary_restarts());
+      if (r != restarts) {
+        restarts = r;
+        before.reset();
+        windows.clear();
+        last.reset();
+        next_check = now + a.warmup;
+        progress(ProgressKind::kNote, step,
+                 fmt::format("{}% a process of {} restarted: warm-up again, analysis starts over",
+                             weight, new_version()),
+                 "", Millis(0), weight);
+      } else if (!before) {
+        before = MD_TRY(snapshot());  // the warm-up is over: the first window starts
+        next_check = now + interval;
+      } else {
+        judged_at_end = pause_over;
+        const Snapshot after = MD_TRY(snapshot());
+        std::optional<Window> w = window_between(*before, after);
+        before = after;
+        // A restarted proxy counts from zero: the windows start over from it.
+        if (!w) windows.clear();
+        else windows.push_back(std::move(*w));
+        Verdict v = judge(a, windows);
+        if (!last || v.kind != last->kind || v.kind == VerdictKind::kBreach ||
+            v.kind == VerdictKind::kSuspect)
+          progress(ProgressKind::kNote, step,
+                   fmt::format("{}% {}: {}", weight, verdict_name(v.kind), v.reason), "", Millis(0),
+                   weight);
+        if (v.kind == VerdictKind::kBreach)
+          return fail(Errc::kFailedPrecondition,
+                      fmt::format("{} at {}%: {}", final_watch ? "watch" : "canary", weight, v.reason));
+        last = std::move(v);
+        next_check = now + interval;
+      }
     }
     if (pause_over && approval && !promoted && !awaiting_approval) {
       awaiting_approval = true;
@@ -59,22 +94,26 @@ Result<std::string> Deployer::Impl::analyse(int weight, Millis pause, bool appro
       if (awaiting_approval)
         MD_TRY_STATUS(journal("approval", "outcome", "ok", json{{"weight", weight}}));
       if (last && last->kind == VerdictKind::kPass) return last->reason;
+      if (promoted) return "promoted by an operator: " + (last ? last->reason : std::string("no verdict"));
+      const std::string why = last ? last->reason : std::string("no window judged after the warm-up yet");
+      // A suspect streak is settled by the next windows (breach or pass), and
+      // a canary step waits for its first window after the warm-up.
+      const bool settling = last ? last->kind == VerdictKind::kSuspect : !final_watch;
       // Too little traffic is never a pass. At 100 % there is nothing left to
       // compare with and waiting does not help: the watch ends with a warning.
-      if (promoted) return "promoted by an operator: " + (last ? last->reason : std::string("no verdict"));
-      if (final_watch) {
-        progress(ProgressKind::kWarning, Step::kWatch,
-                 "watch window ended inconclusive: " + (last ? last->reason : std::string("no data")));
-        return "inconclusive: " + (last ? last->reason : std::string("no data"));
+      if (final_watch && !settling) {
+        progress(ProgressKind::kWarning, Step::kWatch, "watch window ended inconclusive: " + why);
+        return "inconclusive: " + why;
       }
-      if (a.on_inconclusive == config::Inconclusive::kFail)
+      if (!settling && a.on_inconclusive == config::Inconclusive::kFail)
         return fail(Errc::kFailedPrecondition,
                     fmt::format("canary at {}% inconclusive ({}) and analysis.on_inconclusive is fail",
-                                weight, last ? last->reason : "no data"));
+                                weight, why));
       if (now - pause_end >= a.max_inconclusive)
-        return fail(Errc::kTimeout, fmt::format("canary at {}% still inconclusive after waiting {}s: {}",
-                                                weight, a.max_inconclusive.count() / 1000,
-                                                last ? last->reason : "no data"));
+        return fail(Errc::kTimeout, fmt::format("{} at {}% still {} after waiting {}s: {}",
+                                                final_watch ? "watch" : "canary", weight,
+                                                last ? verdict_name(last->kind) : "inconclusive",
+                                                a.max_inconclusive.count() / 1000, why));
     }
     s.clock.sleep_for(o.poll);
   }

@@ -80,7 +80,7 @@ json counters_json(const Counters& c) {
           {"retries", c.retries},
           {"active", c.active},
           {"latency",
-           {{"buckets", c.latency},
+           {{"buckets", latency_to_json(c.latency)},
             {"sum_us", c.latency_sum_us},
             {"p50_ms", c.percentile_ms(0.50)},
             {"p90_ms", c.percentile_ms(0.90)},
@@ -96,17 +96,43 @@ Result<Counters> counters_from_json(const json& j, const std::string& where) {
     c.upstream_errors = j.at("upstream_errors").get<uint64_t>();
     c.retries = j.at("retries").get<uint64_t>();
     c.active = j.at("active").get<int64_t>();
-    const json& b = j.at("latency").at("buckets");
-    if (!b.is_array() || b.size() != kLatencyBuckets)
-      return fail(Errc::kInvalidArgument,
-                  where + ".latency.buckets: want " + std::to_string(kLatencyBuckets) + " numbers");
-    for (size_t i = 0; i < kLatencyBuckets; ++i) c.latency[i] = b[i].get<uint64_t>();
+    c.latency = MD_TRY(latency_from_json(j.at("latency").at("buckets"), where + ".latency.buckets"));
     c.latency_sum_us = j.at("latency").at("sum_us").get<uint64_t>();
   } catch (const json::exception& e) {
     return fail(Errc::kInvalidArgument, where + ": " + e.what());
   }
   return c;
 }
+
+}  // namespace
+
+json latency_to_json(const LatencyCounts& c) {
+  json a = json::array();
+  for (size_t i = 0; i < c.size(); ++i)
+    if (c[i] != 0) a.push_back(json::array({bucket_lower_us(i), c[i]}));
+  return a;
+}
+
+Result<LatencyCounts> latency_from_json(const json& j, const std::string& where) {
+  LatencyCounts c{};
+  if (!j.is_array()) return fail(Errc::kInvalidArgument, where + ": must be an array of [lower_us, count]");
+  size_t next = 0;  // the lowest bucket the next pair may name
+  for (const json& p : j) {
+    if (!p.is_array() || p.size() != 2 || !p[0].is_number_unsigned() || !p[1].is_number_unsigned())
+      return fail(Errc::kInvalidArgument, where + ": each entry must be [lower_us, count]");
+    const uint64_t lower = p[0].get<uint64_t>();
+    const size_t i = latency_bucket(lower);
+    if (bucket_lower_us(i) != lower)
+      return fail(Errc::kInvalidArgument, where + ": " + std::to_string(lower) + " is not a bucket bound");
+    if (i < next)
+      return fail(Errc::kInvalidArgument, where + ": bucket " + std::to_string(lower) + " out of order");
+    c[i] = p[1].get<uint64_t>();
+    next = i + 1;
+  }
+  return c;
+}
+
+namespace {
 
 json endpoints_json(const std::vector<Endpoint>& eps) {
   json a = json::array();
@@ -262,15 +288,12 @@ json to_json(const MetricsSnapshot& m) {
                       {"counters", counters_json(set.counters)}});
     services.push_back({{"service", s.service}, {"local", counters_json(s.local)}, {"sets", sets}});
   }
-  json bounds = json::array();
-  for (auto b : kLatencyBoundsUs) bounds.push_back(b);
   return {{"instance", m.instance},
           {"started_at", format_time(m.started_at)},
           {"started_at_unix_ms", to_unix_ms(m.started_at)},
           {"taken_at", format_time(m.taken_at)},
           {"taken_at_unix_ms", to_unix_ms(m.taken_at)},
           {"client_connections", m.client_connections},
-          {"latency_bounds_us", bounds},
           {"services", services}};
 }
 
@@ -354,12 +377,17 @@ std::string to_prometheus(const MetricsSnapshot& m) {
   head("meshdeploy_proxy_request_duration_seconds", "histogram",
        "Time from the request head to the last response byte.");
   for (const auto& r : sets) {
+    // A fine bucket counts below `le` when all of it is at most le (µs), so
+    // each cumulative count is exact to within one fine bucket (1.6 %).
     uint64_t cum = 0;
-    for (size_t b = 0; b < kLatencyBuckets; ++b) {
-      cum += r.c->latency[b];
-      std::string le = b < kLatencyBoundsUs.size()
-                           ? fmt::format("{}", static_cast<double>(kLatencyBoundsUs[b]) / 1e6)
-                           : "+Inf";
+    size_t fine = 0;
+    for (size_t b = 0; b <= kLatencyBoundsUs.size(); ++b) {
+      const bool inf = b == kLatencyBoundsUs.size();
+      for (; fine < kLatencyBuckets && (inf || bucket_upper_us(fine) <= kLatencyBoundsUs[b] + 1);
+           ++fine)
+        cum += r.c->latency[fine];
+      std::string le =
+          inf ? "+Inf" : fmt::format("{}", static_cast<double>(kLatencyBoundsUs[b]) / 1e6);
       o += fmt::format("meshdeploy_proxy_request_duration_seconds_bucket{{{},le=\"{}\"}} {}\n",
                        r.labels, le, cum);
     }

@@ -35,6 +35,7 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "proxy/histogram.h"
 
 namespace md::http {
 class Router;
@@ -152,14 +153,14 @@ struct ServiceStatus {
 
 // ---------------------------------------------------------------- metrics
 
-// Upper bounds (microseconds) of the latency histogram buckets; one more
-// bucket (+Inf) follows the last.
+// Upper bounds (microseconds) of the coarse buckets of the Prometheus
+// exposition (`le` labels); one more bucket (+Inf) follows the last. They are
+// summed from the fine histogram (histogram.h), each within 1.6 %.
 inline constexpr std::array<uint64_t, 38> kLatencyBoundsUs = {
     50,      100,     150,     200,     300,     400,      500,      750,      1000,    1500,
     2000,    3000,    4000,    5000,    7500,    10000,    15000,    20000,    30000,   40000,
     50000,   75000,   100000,  150000,  200000,  300000,   500000,   750000,   1000000, 1500000,
     2000000, 3000000, 5000000, 7500000, 10000000, 15000000, 30000000, 60000000};
-inline constexpr size_t kLatencyBuckets = kLatencyBoundsUs.size() + 1;
 
 // Cumulative, monotonic counters (except `active`) since the proxy started.
 // Diff two snapshots of the same set id and instance to get a window.
@@ -169,12 +170,12 @@ struct Counters {
   uint64_t aborted = 0;                  // ended without a response (client left, stream cut)
   uint64_t upstream_errors = 0;          // connect failures, resets, timeouts, bad responses
   uint64_t retries = 0;                  // requests sent again to another target
-  std::array<uint64_t, kLatencyBuckets> latency{};  // per bucket, not cumulative
+  LatencyCounts latency{};               // per histogram.h bucket, not cumulative
   uint64_t latency_sum_us = 0;
   int64_t active = 0;                    // gauge: in flight now (requests and streams)
 
-  // Latency percentile estimate in milliseconds (linear within a bucket);
-  // 0 when no request was measured. q in (0, 1].
+  // Latency percentile in milliseconds (linear within a bucket, so within
+  // 1.6 % of the exact one); 0 when no request was measured. q in (0, 1].
   double percentile_ms(double q) const;
   // this - earlier, field by field (active is taken from this).
   Counters minus(const Counters& earlier) const;
@@ -212,6 +213,11 @@ nlohmann::json to_json(const MetricsSnapshot& m);
 Result<MetricsSnapshot> metrics_from_json(const nlohmann::json& j);
 nlohmann::json to_json(const SwitchResult& r);
 Result<SwitchResult> switch_result_from_json(const nlohmann::json& j);
+// A latency histogram as [[lower_us, count], ...]: its non-empty buckets,
+// ascending, each named by its lower bound (histogram.h). Decoding fails on a
+// bound that is not a bucket's, on a repeated or unordered one.
+nlohmann::json latency_to_json(const LatencyCounts& c);
+Result<LatencyCounts> latency_from_json(const nlohmann::json& j, const std::string& where);
 // Prometheus text exposition format 0.0.4.
 std::string to_prometheus(const MetricsSnapshot& m);
 

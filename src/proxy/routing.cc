@@ -10,12 +10,6 @@
 
 namespace md::proxy {
 
-size_t latency_bucket(uint64_t us) {
-  // Binary search over the bounds: ~6 comparisons.
-  auto it = std::lower_bound(kLatencyBoundsUs.begin(), kLatencyBoundsUs.end(), us);
-  return static_cast<size_t>(it - kLatencyBoundsUs.begin());
-}
-
 void StatsShard::finish(int status, int64_t latency_us) {
   bump(requests);
   if (status >= 100 && status < 600) {

@@ -64,9 +64,6 @@ class Stats {
   std::unique_ptr<StatsShard[]> shards_;
 };
 
-// Bucket index of a latency.
-size_t latency_bucket(uint64_t us);
-
 // Per worker idle connections to one target (worker-owned).
 struct alignas(64) PoolSlot {
   Link idle;  // UpstreamConn::pool_link

@@ -148,15 +148,15 @@ double Counters::percentile_ms(double q) const {
   for (size_t b = 0; b < kLatencyBuckets; ++b) {
     if (latency[b] == 0) continue;
     if (static_cast<double>(seen + latency[b]) >= rank) {
-      double lo = b == 0 ? 0.0 : static_cast<double>(kLatencyBoundsUs[b - 1]);
-      double hi = b < kLatencyBoundsUs.size() ? static_cast<double>(kLatencyBoundsUs[b]) : lo * 2;
+      double lo = static_cast<double>(bucket_lower_us(b));
+      double hi = static_cast<double>(bucket_upper_us(b));
       double frac = (rank - static_cast<double>(seen)) / static_cast<double>(latency[b]);
       if (frac < 0) frac = 0;
       return (lo + (hi - lo) * frac) / 1000.0;
     }
     seen += latency[b];
   }
-  return static_cast<double>(kLatencyBoundsUs.back()) / 1000.0;
+  return static_cast<double>(bucket_upper_us(kLatencyBuckets - 1)) / 1000.0;
 }
 
 Counters Counters::minus(const Counters& e) const {

@@ -212,7 +212,7 @@ build_app() {
 # Writes $T/app/meshdeploy.yml: environment "test", the example's web (x2)
 # and worker processes, fast health checks. Tunables (environment variables):
 #   PROXY_PORT (required)  STRATEGY=blue_green  CANARY_STEPS='[{weight: 50, pause: 1s}, {weight: 100}]'
-#   MIN_REQUESTS=20  INTERVAL=250ms  WATCH=0s  WINDOW=0s  WORKERS=1
+#   MIN_REQUESTS=20  INTERVAL=250ms  WARMUP=0s  WATCH=0s  WINDOW=0s  WORKERS=1
 #   HOOKS (yaml lines under hooks:, indented 4)  MIGRATIONS=off|on
 write_config() {
   mkdir -p "$T/app" "$T/spool"
@@ -242,7 +242,7 @@ $migrations
   strategy:
     kind: ${STRATEGY:-blue_green}
 $( [ "${STRATEGY:-blue_green}" = canary ] && printf '    steps: %s\n' "$steps")
-    analysis: {max_error_ratio: 0.05, max_p99_ratio: 0, min_requests: ${MIN_REQUESTS:-20}, interval: ${INTERVAL:-250ms}, max_inconclusive: 10s}
+    analysis: {max_error_ratio: 0.05, max_p99_ratio: 0, min_requests: ${MIN_REQUESTS:-20}, interval: ${INTERVAL:-250ms}, warmup: ${WARMUP:-0s}, max_inconclusive: 10s}
     watch_window: ${WATCH:-0s}
   rollback_window: ${WINDOW:-0s}
   keep_releases: 3
