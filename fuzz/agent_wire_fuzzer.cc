@@ -15,6 +15,7 @@
 #include "agent/api.h"
 #include "agent/state_file.h"
 #include "core/hash.h"
+#include "core/json.h"
 
 namespace {
 using nlohmann::json;
@@ -43,7 +44,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   json j = json::parse(in, nullptr, false);
   if (j.is_discarded()) return 0;
   if (j.is_object()) {
-    std::string body = j.dump(1) + "\n";
+    std::string body = md::to_json_text(j, 1) + "\n";
     check_state("meshdeploy-agent-state 1 " + md::sha256_hex(body) + "\n" + body);
   }
   using namespace md::agent;

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/hash.h"
+#include "core/json.h"
 #include "proxy/state_file.h"
 
 namespace {
@@ -27,8 +28,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check(in);
   auto j = nlohmann::json::parse(in, nullptr, false);
   if (j.is_object() && j.contains("state")) {
-    j["checksum"] = md::short_checksum(j["state"].dump());
-    check(j.dump());
+    j["checksum"] = md::short_checksum(md::to_json_text(j["state"]));
+    check(md::to_json_text(j));
   }
   return 0;
 }

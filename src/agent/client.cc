@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "agent/api.h"
+#include "core/json.h"
 #include "http/http.h"
 
 namespace md::agent {
@@ -27,7 +28,7 @@ Client::Client(std::filesystem::path socket, Millis timeout)
 Result<json> Client::call(std::string_view method, std::string_view path, const json* body,
                           Millis timeout) {
   http::UnixClient c(socket_, timeout);
-  std::string text = body ? body->dump() : std::string();
+  std::string text = body ? to_json_text(*body) : std::string();
   auto r = MD_TRY(c.request_with_timeout(timeout, method, path, text, "application/json"));
   MD_TRY_STATUS(r.to_status());
   return r.json();

@@ -18,6 +18,7 @@
 #include "core/clock.h"
 #include "core/fs.h"
 #include "core/hash.h"
+#include "core/json.h"
 
 namespace md::agent {
 namespace stdfs = std::filesystem;
@@ -434,7 +435,7 @@ Result<StoredRelease> ReleaseStore::unpack(std::string_view version, const stdfs
   nlohmann::json meta = {{"version", info.version},
                          {"sha256", info.sha256},
                          {"unpacked_at_ms", info.unpacked_at_ms}};
-  if (auto st = fs::atomic_write(meta_path(version), meta.dump() + "\n"); !st)
+  if (auto st = fs::atomic_write(meta_path(version), to_json_text(meta) + "\n"); !st)
     return cleanup(std::move(st.error()));
   if (::rename(tmp.c_str(), info.dir.c_str()) != 0) {
     int err = errno;

@@ -7,6 +7,7 @@
 #include "agent/api.h"
 #include "core/fs.h"
 #include "core/hash.h"
+#include "core/json.h"
 
 namespace md::agent {
 namespace {
@@ -119,7 +120,8 @@ std::string encode_state(const AgentState& state) {
   for (const auto& [v, a] : state.artifacts)
     artifacts.push_back({{"version", a.version}, {"sha256", a.sha256}, {"file", a.file}});
   std::string body =
-      json{{"releases", releases}, {"routes", routes}, {"artifacts", artifacts}}.dump(1) + "\n";
+      to_json_text(json{{"releases", releases}, {"routes", routes}, {"artifacts", artifacts}}, 1) +
+      "\n";
   return std::string(kMagic) + " " + std::to_string(kStateFormatVersion) + " " + sha256_hex(body) +
          "\n" + body;
 }

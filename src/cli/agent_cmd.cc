@@ -12,6 +12,7 @@
 #include "agent/agent.h"
 #include "cli/commands.h"
 #include "cli/version.h"
+#include "core/json.h"
 #include "core/systemd.h"
 #include "supervisor/log_writer.h"
 
@@ -158,7 +159,8 @@ Action setup_agent_status(CLI::App& cmd, Io& io) {
     if (!sock) return report(io, sock.error());
     auto st = agent::Client(*sock).status();
     if (!st) return report(io, st.error());
-    if (*json) io.out << agent::to_json(*st).dump(2) << "\n";
+    if (*json)
+      io.out << to_json_text(agent::to_json(*st), 2) << "\n";
     else print_status(io.out, *st);
     return Exit::kOk;
   };

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "core/json.h"
 #include "deploy/access.h"
 #include "deploy/artifact.h"
 #include "deploy/deploy.h"
@@ -137,7 +138,7 @@ void print_outcome(Io& io, bool json, const deploy::Outcome& r, const std::strin
     j["switch_ms"] = r.switch_time ? nlohmann::json(r.switch_time->count()) : nlohmann::json(nullptr);
     j["via_abort"] = r.via_abort;
     if (!notes.empty()) j["warning"] = notes;
-    io.out << j.dump() << "\n";
+    io.out << to_json_text(j) << "\n";
     return;
   }
   io.out << deploy::summary_line(r) << "\n";
@@ -231,9 +232,8 @@ Exit run_control(const ControlArgs& a, Io& io, deploy::ControlCommand c) {
   if (!taken) return report(io, taken.error());
   const std::string what(deploy::control_name(c));
   if (a.json) {
-    io.out << nlohmann::json{{"deployment_id", t->deployment_id}, {"version", t->version},
-                             {"command", what}, {"taken", *taken}}
-                  .dump()
+    io.out << to_json_text(nlohmann::json{{"deployment_id", t->deployment_id}, {"version", t->version},
+                             {"command", what}, {"taken", *taken}})
            << "\n";
   } else if (*taken) {
     io.out << fmt::format("{}: deployment {} ({}) took the {} request\n", a.env, t->deployment_id,
@@ -323,7 +323,7 @@ Action setup_status(CLI::App& cmd, Io& io) {
     if (!o) return report(io, o.error());
     auto s = deploy::environment_status(o->session->store(), o->session->host(), a->env);
     if (!s) return report(io, s.error());
-    if (a->json) io.out << deploy::status_json(*s).dump(2) << "\n";
+    if (a->json) io.out << to_json_text(deploy::status_json(*s), 2) << "\n";
     else io.out << deploy::format_status(*s, real_clock().now());
     return s->host ? Exit::kOk : Exit::kFailed;
   };
@@ -345,13 +345,13 @@ Action setup_history(CLI::App& cmd, Io& io) {
       if (!d) return report(io, d.error());
       auto j = (*store)->journal(a->id);
       if (!j) return report(io, j.error());
-      if (a->json) io.out << deploy::journal_json(*d, *j).dump(2) << "\n";
+      if (a->json) io.out << to_json_text(deploy::journal_json(*d, *j), 2) << "\n";
       else io.out << deploy::format_journal(*d, *j);
       return Exit::kOk;
     }
     auto ds = (*store)->deployments(a->env, a->limit);
     if (!ds) return report(io, ds.error());
-    if (a->json) io.out << deploy::history_json(*ds).dump(2) << "\n";
+    if (a->json) io.out << to_json_text(deploy::history_json(*ds), 2) << "\n";
     else io.out << deploy::format_history(*ds);
     return Exit::kOk;
   };

@@ -102,6 +102,45 @@ TEST_F(DeployCmd, AgentDownFailsPreflightAndIsRecorded) {
   EXPECT_TRUE(nlohmann::json::parse(r.out)["complete"].get<bool>());
 }
 
+// Regression: a hook printing bytes that are not UTF-8 killed the controller
+// (type_error 316 from the JSON output line and from the journal record of
+// the failed hook). Now they print as U+FFFD and the deploy ends normally.
+TEST_F(DeployCmd, HookPrintingInvalidUtf8DoesNotKillTheController) {
+  std::ofstream(cfg_) << "app: meshhook\n"
+                         "defaults:\n"
+                         "  services:\n"
+                         "    web: {command: node build}\n"
+                         "  agent: {root: agent}\n"
+                         "  migrations: {enabled: false}\n"
+                         "  hooks:\n"
+                         "    on_failure: \"printf 'caf\\\\351 down\\\\n'; exit 1\"\n"
+                         "environments:\n"
+                         "  staging: {}\n";
+  std::ofstream(dir_ / "meshhook-v1.tar.gz") << "x";
+  std::ofstream(dir_ / "meshhook-v1.tar.gz.sha256") << std::string(64, 'a') << "\n";
+  setenv("MESHDEPLOY_LOCK_TTL_MS", "1000", 1);
+  Ran r = cli({"deploy", "--env", "staging", "--artifact", (dir_ / "meshhook-v1.tar.gz").string(),
+               "--json"});
+  unsetenv("MESHDEPLOY_LOCK_TTL_MS");
+  EXPECT_EQ(r.code, 1) << r.err << r.out;  // preflight failed (no agent); the hook ran
+  bool hook_line = false;
+  std::string line;
+  for (std::istringstream lines(r.out); std::getline(lines, line);) {
+    if (line.empty()) continue;
+    const auto j = nlohmann::json::parse(line);  // every line valid JSON
+    if (j.value("text", "") == "caf\xef\xbf\xbd down") hook_line = true;
+  }
+  EXPECT_TRUE(hook_line) << r.out;
+  r = cli({"history", "--env", "staging", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string id = nlohmann::json::parse(r.out)[0]["id"];
+  r = cli({"history", "--env", "staging", "--id", id, "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(nlohmann::json::parse(r.out)["complete"].get<bool>());
+  EXPECT_NE(r.out.find("on_failure hook failed (exit 1): caf\xef\xbf\xbd down"), std::string::npos)
+      << r.out;
+}
+
 TEST_F(DeployCmd, PromoteAndAbortWithNothingRunningAreNotFound) {
   EXPECT_EQ(cli({"promote", "--env", "staging"}).code, 5);
   Ran r = cli({"abort", "--env", "staging", "--reason", "x"});

@@ -45,6 +45,21 @@ TEST_F(MigrateCmd, LintGatesOnUnacknowledgedErrorsOnly) {
   EXPECT_NE(ok.out.find("allowed: tiny table"), std::string::npos);
 }
 
+// Regression: a Latin-1 identifier made the JSON report throw type_error 316
+// and the process abort (exit 134). Invalid bytes (here in the identifier
+// and in the file name the report quotes) come out as U+FFFD.
+TEST_F(MigrateCmd, LintJsonWithLatin1BytesIsValidJson) {
+  write("1_caf\xe9.sql", "alter table caf\xe9 rename column nom to name;\n"
+                         "alter table t rename column a to b;\n");
+  Ran r = run_args({"migrate", "lint", "--json", "--dir", dir_.string()});
+  EXPECT_EQ(r.code, 1) << r.err;  // the rename blocks; nothing crashed
+  const auto j = nlohmann::json::parse(r.out);  // throws (fails the test) on invalid UTF-8
+  bool rename = false;
+  for (const auto& f : j["findings"]) rename = rename || f["rule"] == "renaming-column";
+  EXPECT_TRUE(rename) << r.out;
+  EXPECT_NE(r.out.find("1_caf\xef\xbf\xbd.sql"), std::string::npos) << r.out;
+}
+
 TEST_F(MigrateCmd, LintJsonHasEveryField) {
   write("1_a.sql", "alter table workflows rename column name to title;\n");
   Ran r = run_args({"migrate", "lint", "--json", "--dir", dir_.string()});

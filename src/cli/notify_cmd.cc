@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "core/json.h"
 #include "notify/notify.h"
 #include "secrets/secrets.h"
 #include "state/state.h"
@@ -205,7 +206,7 @@ Action setup_notify_status(CLI::App& cmd, Io& io) {
     if (a->json) {
       nlohmann::json out = nlohmann::json::array();
       for (const auto& r : rows) out.push_back(row_json(r));
-      io.out << out.dump(2) << "\n";
+      io.out << to_json_text(out, 2) << "\n";
     } else {
       print_table(io, rows);
     }

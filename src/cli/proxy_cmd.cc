@@ -16,6 +16,7 @@
 #include "cli/commands.h"
 #include "config/config.h"
 #include "core/fs.h"
+#include "core/json.h"
 #include "proxy/proxy.h"
 
 namespace md::cli {
@@ -318,7 +319,9 @@ Action setup_proxy_status(CLI::App& cmd, Io& io) {
     if (o->json) {
       nlohmann::json a = nlohmann::json::array();
       for (const auto& s : all) a.push_back(proxy::to_json(s));
-      io.out << (o->service.empty() ? nlohmann::json{{"services", a}}.dump(2) : a[0].dump(2)) << "\n";
+      io.out << (o->service.empty() ? to_json_text(nlohmann::json{{"services", a}}, 2)
+                                    : to_json_text(a[0], 2))
+             << "\n";
       return Exit::kOk;
     }
     if (all.empty()) io.out << "no services\n";
@@ -355,7 +358,7 @@ Action setup_proxy_metrics(CLI::App& cmd, Io& io) {
         return report(io, Error(Errc::kNotFound, "no service named '" + o->service + "'"));
     }
     if (o->json) {
-      io.out << proxy::to_json(*m).dump(2) << "\n";
+      io.out << to_json_text(proxy::to_json(*m), 2) << "\n";
       return Exit::kOk;
     }
     io.out << "instance " << m->instance << ", started " << format_time(m->started_at) << ", "

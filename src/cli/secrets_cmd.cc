@@ -18,6 +18,7 @@
 #include "cli/commands.h"
 #include "config/config.h"
 #include "core/fs.h"
+#include "core/json.h"
 #include "secrets/secrets.h"
 #include "state/state.h"
 
@@ -107,7 +108,7 @@ state::AuditEntry audit(std::string action, std::string name, nlohmann::json det
   state::AuditEntry e;
   e.action = std::move(action);
   e.target = std::move(name);
-  e.detail = detail.is_null() ? "{}" : detail.dump();
+  e.detail = detail.is_null() ? "{}" : to_json_text(detail);
   return e;
 }
 

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "config/config.h"
+#include "core/json.h"
 
 namespace md::config {
 namespace {
@@ -192,7 +193,9 @@ void emit_yaml(YAML::Emitter& out, const Json& j) {
     case Json::value_t::boolean: out << (j.get<bool>() ? "true" : "false"); return;
     case Json::value_t::number_integer: out << j.get<int64_t>(); return;
     case Json::value_t::number_unsigned: out << j.get<uint64_t>(); return;
-    case Json::value_t::number_float: out << j.dump(); return;
+    case Json::value_t::number_float:
+      out << to_json_text(j);
+      return;
     default: out << YAML::Null; return;
   }
 }
@@ -202,7 +205,7 @@ void emit_yaml(YAML::Emitter& out, const Json& j) {
 std::string render_json(const Environment& env, std::span<const std::string> secret_names) {
   // WHY replace: values come from the user's file and environment and need
   // not be UTF-8; JSON output must stay valid (and dump must not throw).
-  return environment_json(env, secret_names).dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+  return to_json_text(environment_json(env, secret_names), 2) + "\n";
 }
 
 std::string render_yaml(const Environment& env, std::span<const std::string> secret_names) {

@@ -1,13 +1,19 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/hash.h"
+#include "core/json.h"
 
 namespace md {
 namespace {
@@ -87,6 +93,51 @@ TEST(Clock, FakeClockAdvancesBothClocks) {
   EXPECT_EQ(c.now() - s, Millis(1500));
   EXPECT_EQ(c.mono() - m, Millis(1500));
   EXPECT_EQ(format_time(from_unix_ms(0)), "1970-01-01T00:00:00.000Z");
+}
+
+}  // namespace
+}  // namespace md
+
+namespace md {
+namespace {
+
+TEST(JsonText, InvalidUtf8BecomesReplacementCharacterNeverAThrow) {
+  nlohmann::json j = {{"table", std::string("caf\xe9")}, {std::string("k\xff"), "ok"}};
+  std::string text;
+  ASSERT_NO_THROW(text = to_json_text(j));
+  const auto back = nlohmann::json::parse(text);  // valid UTF-8 JSON again
+  EXPECT_EQ(back["table"], "caf\xef\xbf\xbd");
+  EXPECT_EQ(back["k\xef\xbf\xbd"], "ok");
+  EXPECT_EQ(to_json_text(nlohmann::json{{"a", "é"}}, 2), "{\n  \"a\": \"é\"\n}");
+}
+
+// Every JSON text goes through to_json_text: a raw dump() throws on the
+// first invalid UTF-8 byte (type_error 316) and aborted `migrate lint --json`
+// and the controller's journal. Tests may dump their own valid data.
+TEST(JsonText, NoRawDumpOutsideTheHelper) {
+  namespace sfs = std::filesystem;
+  const std::regex raw(R"((\.|->)dump\()");
+  std::vector<std::string> offenders;
+  for (const char* top : {"src", "fuzz", "bench"}) {
+    const sfs::path root = sfs::path(MD_SOURCE_DIR) / top;
+    if (!sfs::is_directory(root)) continue;
+    for (const auto& e : sfs::recursive_directory_iterator(root)) {
+      const std::string name = e.path().filename().string();
+      const std::string ext = e.path().extension().string();
+      if (!e.is_regular_file() || (ext != ".cc" && ext != ".h")) continue;
+      if (name.ends_with("_test.cc") || e.path() == sfs::path(MD_SOURCE_DIR) / "src/core/json.cc")
+        continue;
+      std::ifstream in(e.path());
+      int n = 0;
+      for (std::string line; std::getline(in, line);) {
+        ++n;
+        if (std::regex_search(line, raw))
+          offenders.push_back(sfs::relative(e.path(), MD_SOURCE_DIR).string() + ":" + std::to_string(n));
+      }
+    }
+  }
+  EXPECT_TRUE(offenders.empty()) << "use md::to_json_text (core/json.h) instead of dump() at:\n"
+                                 << ::testing::PrintToString(offenders);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/json.h"
 #include "state/state.h"
 
 namespace md::deploy {
@@ -108,11 +109,11 @@ Status authorize(const config::Environment& env, Guarded g, const Identity& who,
   }
   if (d.allowed) {
     a.action = g == Guarded::kResume ? "deploy.resume" : "access.granted";
-    a.detail = detail.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    a.detail = to_json_text(detail);
     return append_audit(env, std::move(a));
   }
   a.action = "access.denied";
-  a.detail = detail.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  a.detail = to_json_text(detail);
   Status audited = append_audit(env, std::move(a));
   if (!audited)
     return fail(Errc::kPermissionDenied,

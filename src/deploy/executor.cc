@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "agent/release_store.h"
+#include "core/json.h"
 
 namespace md::deploy {
 
@@ -83,7 +84,7 @@ Result<ControlTicket> request_control(state::Store& store, const std::string& en
   a.action = std::string(control_name(command));
   a.environment = environment;
   a.target = running->version;
-  a.detail = json{{"deployment_id", running->id}, {"reason", reason}}.dump();
+  a.detail = to_json_text(json{{"deployment_id", running->id}, {"reason", reason}});
   b.audit.push_back(std::move(a));
   MD_TRY_STATUS(store.commit(b));
   ControlTicket t{running->id, running->version, 0};
@@ -229,7 +230,7 @@ Status Deployer::Impl::journal(std::string_view step, std::string_view phase,
   e.step = std::string(step);
   e.phase = std::string(phase);
   e.outcome = std::string(outcome);
-  e.detail = detail.dump();
+  e.detail = to_json_text(detail);
   e.at = s.clock.now();
   extra.journal.insert(extra.journal.begin(), std::move(e));
   MD_TRY_STATUS(commit(extra));
@@ -456,9 +457,8 @@ Status Deployer::Impl::start_record(const std::string& audit_action) {
   a.action = audit_action;
   a.environment = env.name;
   a.target = dep.version;
-  a.detail = json{{"deployment_id", dep.id}, {"previous_version", dep.previous_version},
-                  {"strategy", dep.strategy}}
-                 .dump();
+  a.detail = to_json_text(json{{"deployment_id", dep.id}, {"previous_version", dep.previous_version},
+                  {"strategy", dep.strategy}});
   b.audit.push_back(std::move(a));
   MD_TRY_STATUS(commit(b));
   t0 = s.clock.mono();

@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/json.h"
+
 namespace md::deploy {
 namespace {
 
@@ -129,11 +131,11 @@ std::vector<PendingControl> pending_controls(const std::vector<state::JournalEnt
 
 std::string control_intent_detail(ControlCommand c, const std::string& actor,
                                   const std::string& reason) {
-  return json{{"command", control_name(c)}, {"actor", actor}, {"reason", reason}}.dump();
+  return to_json_text(json{{"command", control_name(c)}, {"actor", actor}, {"reason", reason}});
 }
 
 std::string control_outcome_detail(int64_t for_seq, const std::string& note) {
-  return json{{"for_seq", for_seq}, {"note", note}}.dump();
+  return to_json_text(json{{"for_seq", for_seq}, {"note", note}});
 }
 
 bool journal_complete(const std::vector<state::JournalEntry>& journal) {

@@ -1,5 +1,7 @@
 #include "deploy/report.h"
 
+#include "core/json.h"
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -70,7 +72,7 @@ std::string json_line(const Progress& p) {
   if (p.kind == ProgressKind::kStepDone) j["duration_ms"] = p.step_elapsed.count();
   if (!p.message.empty()) j["message"] = p.message;
   if (p.weight) j["weight"] = *p.weight;
-  return j.dump();
+  return to_json_text(j);
 }
 
 std::string github_annotation(const Progress& p) {
@@ -149,7 +151,8 @@ void Renderer::on_progress(const Progress& p) {
 void Renderer::line(std::string_view text) {
   std::lock_guard lk(mu_);
   if (mode_ == OutputMode::kJson) {
-    out_ << nlohmann::json{{"event", "output"}, {"deployment_id", deployment_id_}, {"text", text}}.dump()
+    out_ << to_json_text(nlohmann::json{
+                {"event", "output"}, {"deployment_id", deployment_id_}, {"text", text}})
          << "\n";
   } else {
     clear_status_locked();

@@ -7,6 +7,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "core/json.h"
 #include "http/http.h"
 #include "http/socket_path.h"
 
@@ -121,7 +122,7 @@ Result<ClientResponse> UnixClient::request_with_timeout(Millis timeout, std::str
 
 Result<nlohmann::json> UnixClient::call(std::string_view method, std::string_view target,
                                         const nlohmann::json* body) {
-  std::string text = body ? body->dump() : std::string();
+  std::string text = body ? to_json_text(*body) : std::string();
   ClientResponse r = MD_TRY(request(method, target, text));
   MD_TRY_STATUS(r.to_status());
   return r.json();

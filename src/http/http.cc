@@ -3,6 +3,7 @@
 
 #include <exception>
 
+#include "core/json.h"
 #include "http/parser.h"
 
 namespace md::http {
@@ -81,7 +82,7 @@ Result<nlohmann::json> Request::json() const {
 Response Response::json(int status, const nlohmann::json& value) {
   Response r;
   r.status = status;
-  r.body = value.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+  r.body = to_json_text(value, 2);
   r.body += '\n';
   return r;
 }

@@ -1,5 +1,7 @@
 #include "migrate/report.h"
 
+#include "core/json.h"
+
 #include <nlohmann/json.hpp>
 
 namespace md::migrate {
@@ -182,7 +184,7 @@ std::string plan_json(const Plan& p, Scope scope) {
          {"files", files},
          {"problems", problems_json(p.problems)},
          {"verdict", {{"ok", p.verdict.ok}, {"reasons", p.verdict.reasons}}}};
-  return j.dump(2) + "\n";
+  return to_json_text(j, 2) + "\n";
 }
 
 std::string lint_json(const Plan& p, Scope scope) {
@@ -191,7 +193,8 @@ std::string lint_json(const Plan& p, Scope scope) {
     if (!in_scope(f, scope)) continue;
     for (const Finding& fd : f.findings()) a.push_back(finding_json(fd));
   }
-  return json{{"findings", a}, {"blocking", blocking_findings(p, scope).size()}}.dump(2) + "\n";
+  return to_json_text(json{{"findings", a}, {"blocking", blocking_findings(p, scope).size()}}, 2) +
+         "\n";
 }
 
 std::string apply_json(const ApplyReport& r) {
@@ -209,7 +212,7 @@ std::string apply_json(const ApplyReport& r) {
                     {"statement", r.failure->statement}, {"sqlstate", r.failure->sqlstate},
                     {"message", r.failure->message},   {"detail", r.failure->detail},
                     {"hint", r.failure->hint}};
-  return j.dump(2) + "\n";
+  return to_json_text(j, 2) + "\n";
 }
 
 }  // namespace md::migrate

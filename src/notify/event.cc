@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/hash.h"
+#include "core/json.h"
 #include "notify/notify.h"
 
 namespace md::notify {
@@ -98,7 +99,7 @@ std::string event_json(const Event& e) {
   };
   // WHY replace: a non-UTF-8 byte in a version or reason must not make the
   // whole event unstorable; it becomes U+FFFD.
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  return to_json_text(j);
 }
 
 Result<Event> parse_event_json(std::string_view payload) {

@@ -1,6 +1,7 @@
 // The Slack incoming-webhook message (Block Kit), within Slack's limits.
 #include <nlohmann/json.hpp>
 
+#include "core/json.h"
 #include "notify/message.h"
 
 namespace md::notify {
@@ -107,7 +108,7 @@ std::string slack_message(const Event& e, std::string_view event_id, std::string
   std::string fallback = headline;
   if (!e.reason.empty()) fallback += ": " + e.reason;
   json msg = {{"text", fit_mrkdwn(fallback, L::kFallbackText)}, {"blocks", blocks}};
-  return msg.dump(-1, ' ', false, json::error_handler_t::replace);
+  return to_json_text(msg);
 }
 
 }  // namespace md::notify

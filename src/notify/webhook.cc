@@ -1,6 +1,7 @@
 // The Standard Webhooks payload of an event.
 #include <nlohmann/json.hpp>
 
+#include "core/json.h"
 #include "notify/message.h"
 
 namespace md::notify {
@@ -29,7 +30,7 @@ std::string webhook_body(const Event& e, std::string_view event_id, std::string_
       {"url", link.empty() ? json(nullptr) : json(link)},
   };
   json body = {{"type", webhook_type(e.type)}, {"timestamp", format_time(e.at)}, {"data", data}};
-  return body.dump(-1, ' ', false, json::error_handler_t::replace);
+  return to_json_text(body);
 }
 
 }  // namespace md::notify

@@ -4,6 +4,7 @@
 
 #include "core/fs.h"
 #include "core/hash.h"
+#include "core/json.h"
 
 namespace md::proxy {
 
@@ -46,9 +47,9 @@ std::string encode_state(const StateRecord& s) {
   json state = {{"next_set_id", s.next_set_id}, {"services", services}};
   json doc = {{"format", kFormat},
               {"version", kStateVersion},
-              {"checksum", short_checksum(state.dump())},
+              {"checksum", short_checksum(to_json_text(state))},
               {"state", state}};
-  return doc.dump(2) + "\n";
+  return to_json_text(doc, 2) + "\n";
 }
 
 Result<StateRecord> decode_state(std::string_view data, const std::string& where) {
@@ -70,7 +71,7 @@ Result<StateRecord> decode_state(std::string_view data, const std::string& where
     if (version < 1) return fail(Errc::kCorruption, where + ": bad format version");
     const json& state = doc.at("state");
     std::string want = doc.at("checksum").get<std::string>();
-    std::string got = short_checksum(state.dump());
+    std::string got = short_checksum(to_json_text(state));
     if (want != got)
       return fail(Errc::kCorruption, where + ": checksum mismatch (file says " + want +
                                          ", content gives " + got + "): edited or damaged");

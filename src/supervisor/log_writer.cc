@@ -12,13 +12,14 @@
 #include <nlohmann/json.hpp>
 
 #include "core/fs.h"
+#include "core/json.h"
 
 namespace md::supervisor {
 
 Status write_secrets_file(const std::filesystem::path& path, const secrets::SecretMap& secrets) {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [name, value] : secrets) j[name] = value.reveal();
-  return fs::atomic_write(path, j.dump(), 0600);
+  return fs::atomic_write(path, to_json_text(j), 0600);
 }
 
 Result<secrets::SecretMap> read_secrets_file(const std::filesystem::path& path) {
