@@ -20,14 +20,15 @@ namespace md::cli {
 
 // Exit codes, documented in docs/cli.md. Scripts may rely on them.
 enum class Exit : int {
-  kOk = 0,           // the command did what was asked
-  kFailed = 1,       // the operation failed (deploy failed, peer down, ...)
-  kUsage = 2,        // bad arguments or invalid configuration; nothing was changed
-  kConflict = 3,     // someone else holds the environment lock / resource
-  kRolledBack = 4,   // the deploy failed and was rolled back to the previous release
-  kNotFound = 5,     // a named thing (release, secret, deployment) does not exist
-  kPermission = 6,   // refused: key, file mode or RBAC
-  kInterrupted = 130 // stopped by SIGINT/SIGTERM
+  kOk = 0,            // the command did what was asked
+  kFailed = 1,        // the operation failed (deploy failed, peer down, ...)
+  kUsage = 2,         // bad arguments or invalid configuration; nothing was changed
+  kConflict = 3,      // someone else holds the environment lock / resource
+  kRolledBack = 4,    // the deploy failed and was rolled back to the previous release
+  kNotFound = 5,      // a named thing (release, secret, deployment) does not exist
+  kPermission = 6,    // refused: key, file mode or RBAC
+  kInternal = 70,     // a bug: an unexpected exception reached cli::run (sysexits EX_SOFTWARE)
+  kInterrupted = 130  // stopped by SIGINT/SIGTERM
 };
 
 // The exit code for an error from the library.
@@ -56,8 +57,13 @@ struct CommandSpec {
 // Every command, in the order `help` lists them.
 std::span<const CommandSpec> command_table();
 
-// Parses argv, runs the command, returns the process exit code.
+// Parses argv, runs the command, returns the process exit code. Never
+// throws: any exception that escapes a command is printed as
+// "meshdeploy: internal error: ..." and exits kInternal (guarded()).
 int run(int argc, const char* const* argv, Io& io);
+// Runs `body`; an exception it throws becomes a message on io.err and
+// Exit::kInternal. Never throws.
+Exit guarded(Io& io, const std::function<Exit()>& body);
 
 // Prints an error as "meshdeploy: <what>" and returns its exit code.
 Exit report(Io& io, const Error& e);

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -219,6 +220,21 @@ TEST_F(CliTest, BadGlobalLogFlag) {
   EXPECT_EQ(r.err, "meshdeploy: unknown log level 'loud' (valid: debug, info, warn, error)\n");
 }
 
+// No exception ever leaves a command: it becomes a message and exit 70.
+TEST(CliGuard, AnExceptionBecomesAnInternalErrorNotAnAbort) {
+  std::istringstream in;
+  std::ostringstream out, err;
+  Io io{in, out, err};
+  Exit e = guarded(io, []() -> Exit { throw std::runtime_error("boom"); });
+  EXPECT_EQ(static_cast<int>(e), 70);
+  EXPECT_EQ(
+      err.str(),
+      "meshdeploy: internal error: boom (this is a bug; please report it with the command line)\n");
+  e = guarded(io, []() -> Exit { throw 42; });
+  EXPECT_EQ(static_cast<int>(e), 70);
+  EXPECT_EQ(guarded(io, [] { return Exit::kConflict; }), Exit::kConflict);
+}
+
 // docs/cli.md documents every command of the table and every exit code.
 TEST(CliDocs, EveryCommandAndExitCodeIsDocumented) {
   auto doc = fs::read_file(source_dir() / "docs/cli.md");
@@ -226,7 +242,7 @@ TEST(CliDocs, EveryCommandAndExitCodeIsDocumented) {
   for (const CommandSpec& c : command_table())
     EXPECT_NE(doc->find("## `meshdeploy " + std::string(c.path)), std::string::npos)
         << "docs/cli.md has no section for 'meshdeploy " << c.path << "'";
-  for (int code : {0, 1, 2, 3, 4, 5, 6, 130})
+  for (int code : {0, 1, 2, 3, 4, 5, 6, 70, 130})
     EXPECT_NE(doc->find("| " + std::to_string(code) + " |"), std::string::npos) << "exit code " << code;
 }
 

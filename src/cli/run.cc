@@ -1,6 +1,7 @@
 // main(): global flags, the command tree built from the table, dispatch.
 #include <CLI/CLI.hpp>
 
+#include <exception>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -49,7 +50,7 @@ void print_overview(Io& io) {
   }
   io.out << "\nRun 'meshdeploy help COMMAND' for a command's options.\n"
             "Exit codes: 0 ok, 1 failed, 2 usage/config error, 3 locked, 4 rolled back,\n"
-            "5 not found, 6 permission denied, 130 interrupted (docs/cli.md).\n";
+            "5 not found, 6 permission denied, 70 internal error, 130 interrupted (docs/cli.md).\n";
 }
 
 }  // namespace
@@ -70,7 +71,35 @@ Exit report(Io& io, const Error& e) {
   return exit_for(e);
 }
 
+Exit guarded(Io& io, const std::function<Exit()>& body) {
+  // WHY catch everything here: library exceptions are caught in their
+  // adapters (STYLE.md 6); one that slips through is a bug, but it must end
+  // as a message and an exit code, never as abort() (exit 134) half-way
+  // through a deploy. The message passes the log redactor: it may quote data.
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    io.err << "meshdeploy: internal error: " << log::redact(e.what())
+           << " (this is a bug; please report it with the command line)\n";
+  } catch (...) {
+    io.err << "meshdeploy: internal error: an unknown exception"
+           << " (this is a bug; please report it with the command line)\n";
+  }
+  return Exit::kInternal;
+}
+
+namespace {
+int run_unguarded(int argc, const char* const* argv, Io& io);
+}
+
 int run(int argc, const char* const* argv, Io& io) {
+  return static_cast<int>(
+      guarded(io, [&] { return static_cast<Exit>(run_unguarded(argc, argv, io)); }));
+}
+
+namespace {
+
+int run_unguarded(int argc, const char* const* argv, Io& io) {
   CLI::App app{"meshdeploy: zero-downtime deploys for HTTP services on Postgres", "meshdeploy"};
   app.set_help_flag("-h,--help", "show help");
   bool version = false;
@@ -177,5 +206,7 @@ int run(int argc, const char* const* argv, Io& io) {
   }
   return static_cast<int>(it->second());
 }
+
+}  // namespace
 
 }  // namespace md::cli
