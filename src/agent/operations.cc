@@ -8,6 +8,7 @@
 
 #include "agent/agent_impl.h"
 #include "agent/logs.h"
+#include "core/files.h"
 #include "core/fs.h"
 #include "core/hash.h"
 #include "supervisor/log_writer.h"
@@ -28,8 +29,8 @@ bool is_hex64(std::string_view s) {
 
 // ".tar.gz" or ".tar.zst" from the first bytes; kInvalidArgument otherwise.
 Result<std::string> archive_extension(const stdfs::path& file) {
-  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fail(Errc::kNotFound, "cannot read " + file.string() + ": " + std::strerror(errno));
+  // A FIFO or device is refused here, never waited on in open().
+  const int fd = MD_TRY(fs::open_regular(file));
   unsigned char m[4] = {0, 0, 0, 0};
   ssize_t n = ::read(fd, m, sizeof m);
   ::close(fd);

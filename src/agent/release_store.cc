@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/clock.h"
+#include "core/files.h"
 #include "core/fs.h"
 #include "core/hash.h"
 #include "core/json.h"
@@ -72,6 +73,11 @@ struct DiskCloser {
   }
 };
 
+struct FdCloser {
+  int fd;
+  ~FdCloser() { ::close(fd); }
+};
+
 // What the unpacker has written so far, to check links against.
 enum class Kind { kDir, kFile, kSymlink };
 
@@ -92,7 +98,10 @@ class Unpacker {
     archive_write_disk_set_options(out.get(), ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
                                                   ARCHIVE_EXTRACT_SECURE_SYMLINKS |
                                                   ARCHIVE_EXTRACT_SECURE_NODOTDOT);
-    if (archive_read_open_filename(in.get(), artifact.c_str(), 1 << 16) != ARCHIVE_OK)
+    // A FIFO or device as the artifact is refused here, never waited on.
+    const int fd = MD_TRY(fs::open_regular(artifact));
+    FdCloser close_fd{fd};
+    if (archive_read_open_fd(in.get(), fd, 1 << 16) != ARCHIVE_OK)
       return fail(Errc::kCorruption, std::string("open archive: ") + archive_error_string(in.get()));
     bool first = true;
     for (;;) {

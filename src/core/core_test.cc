@@ -1,6 +1,10 @@
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
+#include <future>
 #include <fstream>
 #include <regex>
 #include <string>
@@ -11,6 +15,7 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/files.h"
 #include "core/fs.h"
 #include "core/hash.h"
 #include "core/json.h"
@@ -138,6 +143,39 @@ TEST(JsonText, NoRawDumpOutsideTheHelper) {
   }
   EXPECT_TRUE(offenders.empty()) << "use md::to_json_text (core/json.h) instead of dump() at:\n"
                                  << ::testing::PrintToString(offenders);
+}
+
+}  // namespace
+}  // namespace md
+
+namespace md {
+namespace {
+
+// Regression: a FIFO given as an artifact blocked the agent's release store
+// in open() (it waits for a writer) and with it every later call.
+TEST_F(TempDir, AFifoIsRefusedAtOnceNeverWaitedOn) {
+  const std::filesystem::path fifo = dir_ / "v1.tar.gz";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto hashed = std::async(std::launch::async, [&] { return sha256_file_hex(fifo); });
+  if (hashed.wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
+    // Unblock the reader (a writer appears, then EOF) so the test can end.
+    int w = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+    if (w >= 0) ::close(w);
+    FAIL() << "sha256_file_hex blocked on a FIFO";
+  }
+  auto r = hashed.get();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), Errc::kInvalidArgument);
+  EXPECT_EQ(r.error().message(), fifo.string() + " is a FIFO, not a regular file; give the file itself");
+  auto d = fs::open_regular(dir_);
+  ASSERT_FALSE(d);
+  EXPECT_NE(d.error().message().find("is a directory"), std::string::npos);
+  std::ofstream(dir_ / "f") << "x";
+  auto f = fs::open_regular(dir_ / "f");
+  ASSERT_TRUE(f) << f.error().what();
+  EXPECT_EQ(::fcntl(*f, F_GETFL) & O_NONBLOCK, 0);  // blocking again for the reader
+  ::close(*f);
+  EXPECT_EQ(fs::open_regular(dir_ / "missing").error().code(), Errc::kNotFound);
 }
 
 }  // namespace

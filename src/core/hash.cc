@@ -3,8 +3,12 @@
 #include "core/hash.h"
 
 #include <openssl/evp.h>
+#include <unistd.h>
 
-#include <fstream>
+#include <cerrno>
+#include <cstring>
+
+#include "core/files.h"
 
 namespace md {
 namespace {
@@ -26,26 +30,30 @@ std::string sha256_hex(std::string_view data) {
   return to_hex(md, n);
 }
 
+// A FIFO, socket or device is refused at once (fs::open_regular), never
+// waited on: artifact paths come from users and API callers.
 Result<std::string> sha256_file_hex(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    std::error_code ec;
-    if (!std::filesystem::exists(path, ec)) return fail(Errc::kNotFound, "no file " + path.string());
-    return fail(Errc::kIo, "cannot open " + path.string());
-  }
+  const int fd = MD_TRY(fs::open_regular(path));
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
   char buf[1 << 16];
-  while (in) {
-    in.read(buf, sizeof buf);
-    if (in.gcount() > 0) EVP_DigestUpdate(ctx, buf, static_cast<size_t>(in.gcount()));
+  int err = 0;
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n > 0) {
+      EVP_DigestUpdate(ctx, buf, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) err = errno;
+    break;
   }
-  bool bad = in.bad();
+  ::close(fd);
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned n = 0;
   EVP_DigestFinal_ex(ctx, md, &n);
   EVP_MD_CTX_free(ctx);
-  if (bad) return fail(Errc::kIo, "read " + path.string());
+  if (err != 0) return fail(Errc::kIo, "read " + path.string() + ": " + std::strerror(err));
   return to_hex(md, n);
 }
 
