@@ -1,4 +1,8 @@
-// The typed, blocking client of the agent's control API (api.h).
+// The typed, blocking client of the agent's control API (api.h). Every call
+// has a deadline: the client's timeout plus what the call itself waits for
+// (register: 1 s per 10 MB of artifact; unpack: at least 10 min; wait_ready,
+// route, drain, stop: their own limits). A SIGINT/SIGTERM under a
+// core/interrupt.h Watch cuts a call at once (kCancelled).
 #include <fstream>
 #include <thread>
 
@@ -40,7 +44,11 @@ Result<AgentStatus> Client::status() {
 
 Result<ReleaseInfo> Client::register_artifact(const RegisterArtifact& r) {
   json body = to_json(r);
-  return decode_answer<ReleaseInfo>(call("POST", "/v1/agent/artifacts", &body, timeout_));
+  // The agent hashes and copies the file: the timeout plus 1 s per 10 MB.
+  std::error_code ec;
+  const uintmax_t size = std::filesystem::file_size(r.path, ec);
+  const Millis limit = timeout_ + Millis(ec ? 0 : static_cast<int64_t>(size / 10'000));
+  return decode_answer<ReleaseInfo>(call("POST", "/v1/agent/artifacts", &body, limit));
 }
 
 Result<ReleaseInfo> Client::upload_artifact(const std::string& version, const std::string& sha256,

@@ -2,7 +2,6 @@
 // options in, one deploy/ library call, output and an exit code out.
 #include <CLI/CLI.hpp>
 
-#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -13,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "core/interrupt.h"
 #include "core/json.h"
 #include "deploy/access.h"
 #include "deploy/artifact.h"
@@ -25,30 +25,6 @@
 
 namespace md::cli {
 namespace {
-
-std::atomic<bool> g_interrupted{false};
-extern "C" void on_interrupt(int) { g_interrupted = true; }
-
-// SIGINT/SIGTERM abort the running deploy (it rolls back) instead of
-// killing the controller half-way. Restored on destruction.
-class InterruptGuard {
- public:
-  InterruptGuard() {
-    g_interrupted = false;
-    struct sigaction sa {};
-    sa.sa_handler = on_interrupt;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int_);
-    sigaction(SIGTERM, &sa, &old_term_);
-  }
-  ~InterruptGuard() {
-    sigaction(SIGINT, &old_int_, nullptr);
-    sigaction(SIGTERM, &old_term_, nullptr);
-  }
-
- private:
-  struct sigaction old_int_ {}, old_term_ {};
-};
 
 std::string getenv_or(const char* name, std::string fallback = "") {
   const char* v = std::getenv(name);
@@ -81,7 +57,7 @@ Result<deploy::Options> controller_options() {
   }
   if (std::string f = getenv_or("MESHDEPLOY_FAULT_KILL_AT"); !f.empty())
     o.fault = MD_TRY_CTX(deploy::parse_fault(f), "MESHDEPLOY_FAULT_KILL_AT");
-  o.interrupted = &g_interrupted;
+  o.interrupted = &interrupt::flag();
   return o;
 }
 
@@ -118,7 +94,7 @@ Result<Opened> open_env(Io& io, const std::string& config_path, const std::strin
 }
 
 Exit exit_for_outcome(const deploy::Outcome& r) {
-  if (g_interrupted) return Exit::kInterrupted;
+  if (interrupt::flag()) return Exit::kInterrupted;
   if (r.via_abort) return r.deployment.status == state::DeployStatus::kRolledBack ? Exit::kOk : Exit::kFailed;
   switch (r.deployment.status) {
     case state::DeployStatus::kSucceeded: return Exit::kOk;
@@ -160,7 +136,10 @@ Exit run_controller(Io& io, const std::string& config_path, const std::string& e
   auto opened = open_env(io, config_path, env_name, std::move(so), true, std::move(access));
   if (!opened) return report(io, opened.error());
   opts->secrets = opened->secrets;
-  InterruptGuard guard;
+  // SIGINT/SIGTERM abort the running deploy instead of killing the
+  // controller half-way; one that arrives while an agent call is in flight
+  // cuts it and stops the controller at once (deploy/executor.cc).
+  interrupt::Watch signals;
   deploy::Deployer d(opened->env, opened->session->seams(renderer), *opts);
   opened->session->start_notifications();
   Result<deploy::Outcome> r = body(d, opened->env);
@@ -367,13 +346,14 @@ Action setup_logs(CLI::App& cmd, Io& io) {
   return [a, &io] {
     auto env = load_environment(io, a->config, a->env);
     if (!env) return report(io, env.error());
-    InterruptGuard guard;
+    // Ctrl-C ends --follow: between lines, or by cutting the agent call.
+    interrupt::Watch signals;
     Status s = deploy::stream_logs(*env, a->release, a->process, a->tail, a->follow,
                                    [&io](const std::string& line) {
                                      io.out << line << "\n" << std::flush;
-                                     return !g_interrupted.load();
+                                     return !interrupt::flag().load();
                                    });
-    if (!s) return report(io, s.error());
+    if (!s && !interrupt::flag()) return report(io, s.error());
     return Exit::kOk;
   };
 }

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "agent/release_store.h"
+#include "core/interrupt.h"
 #include "core/json.h"
 
 namespace md::deploy {
@@ -256,6 +257,10 @@ Result<bool> Deployer::Impl::poll_controls() {
   // A signal aborts once: the failure path it starts must run to its end.
   if (o.interrupted && o.interrupted->load() && !interrupt_taken && !failing) {
     interrupt_taken = true;
+    // The abort's own agent calls must not be cut by this signal (only by
+    // the next one).
+    interrupt::take();
+    control_abort = true;
     return fail(Errc::kCancelled, "interrupted by a signal");
   }
   auto j = MD_TRY(s.store.journal(dep.id));
@@ -265,6 +270,7 @@ Result<bool> Deployer::Impl::poll_controls() {
     const char* note = abort ? (failing ? "already rolling back" : "aborting") : "promoted";
     MD_TRY_STATUS(journal("control", "outcome", "ok", json::parse(control_outcome_detail(c.seq, note))));
     if (abort && !failing) {
+      control_abort = true;
       return fail(Errc::kCancelled,
                   fmt::format("aborted by {}{}", c.actor.empty() ? "an operator" : c.actor,
                               c.reason.empty() ? "" : ": " + c.reason));
@@ -370,6 +376,10 @@ Result<Outcome> Deployer::Impl::run_from(Step first) {
     Result<StepDone> r = run_step(st);
     const Millis took = std::chrono::duration_cast<Millis>(s.clock.mono() - began);
     if (fault_hit) return fail(Errc::kCancelled, "fault injected");
+    const bool by_controls = std::exchange(control_abort, false);
+    if (!r && r.error().code() == Errc::kCancelled && !by_controls && o.interrupted &&
+        o.interrupted->load())
+      return stop_interrupted(st, r.error());
     if (lease && lease->lost())
       return fail(Errc::kConflict, fmt::format("lost the lock of {}: stopped at {}", env.name,
                                                step_name(st)));
@@ -414,6 +424,23 @@ Result<Outcome> Deployer::Impl::run_from(Step first) {
   out.switch_time = switch_time;
   progress(ProgressKind::kEnd, Step::kDone, dep.reason, std::string(state::status_name(dep.status)));
   return out;
+}
+
+Result<Outcome> Deployer::Impl::stop_interrupted(Step st, const Error& e) {
+  // WHY not the failure path: the agent may be the thing that hangs (every
+  // rollback call would hang too), and the operator asked to stop now. The
+  // record is what a dead controller leaves, with the intent closed the way
+  // a resumer closes it, so recovery runs the step again.
+  MD_TRY_STATUS(journal(step_name(st), "outcome", "failed",
+                        json{{"interrupted", true}, {"error", e.what()}}));
+  lease.reset();
+  progress(ProgressKind::kWarning, st, "interrupted by a signal", "failed");
+  return fail(
+      Errc::kCancelled,
+      fmt::format("interrupted by a signal during {} of {} {} (deployment {}): stopped there; "
+                  "`meshdeploy deploy --resume --env {}` finishes it, the next deploy or "
+                  "rollback rolls it back first",
+                  step_name(st), dep.kind, dep.version, dep.id, env.name));
 }
 
 // ---- entry points ------------------------------------------------------------
@@ -559,6 +586,7 @@ Result<Outcome> Deployer::Impl::deploy(const DeployRequest& r) {
   reset_run();
   req = r;
   auto hv = view_host();
+  if (!hv && hv.error().code() == Errc::kCancelled) return tl::unexpected(hv.error());  // a signal
   std::string live = hv ? hv->live() : "";
   if (!hv) {
     // Preflight reports the unreachable agent; the plan needs the old version.

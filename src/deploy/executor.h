@@ -61,6 +61,7 @@ struct Deployer::Impl {
   std::string failure;              // first fatal failure, "step: error"
   bool fault_hit = false;
   bool interrupt_taken = false;     // a signal already aborted this run
+  bool control_abort = false;       // poll_controls just returned an abort (kCancelled)
   std::map<std::string, int> fault_counts;  // "step:phase" -> records written
   std::vector<StepTiming> timings;
   std::optional<Millis> switch_time;
@@ -86,6 +87,10 @@ struct Deployer::Impl {
   Status recover(const state::Deployment& dead, ResumeMode mode, Result<Outcome>* out);
   Status start_record(const std::string& audit_action);
   Result<Outcome> run_from(Step first);
+  // A signal cut the agent call of step `st` (its effect is unknown): closes
+  // the step's intent as interrupted, releases the lock and returns
+  // kCancelled; the next deploy rolls back, `deploy --resume` finishes.
+  Result<Outcome> stop_interrupted(Step st, const Error& e);
   Result<StepDone> run_step(Step s);
   std::string runtime_skip(Step s) const;
   // Writes one journal record (plus `extra`) in one commit, then checks the

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 
@@ -65,6 +66,7 @@ class ExecutorTest : public ::testing::Test {
     o.holder = "tester@elsewhere pid 1";
     o.fault = fault;
     o.on_fault = [] {};
+    o.interrupted = interrupted_;
     return Deployer(env_, seams, o);
   }
 
@@ -111,6 +113,7 @@ class ExecutorTest : public ::testing::Test {
   bool migrations_ = false;
   bool promoted_ = false;
   int wakes_ = 0;
+  const std::atomic<bool>* interrupted_ = nullptr;
 };
 
 TEST_F(ExecutorTest, FirstDeployStartsRoutesAndRecords) {
@@ -187,6 +190,59 @@ TEST_F(ExecutorTest, CrashLoopFailsFast) {
   EXPECT_EQ(r->deployment.status, state::DeployStatus::kFailed);
   EXPECT_NE(r->deployment.reason.find("web.1 failed (exit 1)"), std::string::npos) << r->deployment.reason;
   EXPECT_LT(clock_.mono() - t, Millis(1000));
+}
+
+// Regression: SIGTERM to a controller blocked in an agent call (a FIFO
+// artifact held the agent in `ship` for 725 s) was honoured only when the
+// call returned. The cut call comes back kCancelled: the controller stops
+// there (no failure path that would call the hung agent again), closes the
+// step's intent as interrupted and frees the lock; the next deploy settles.
+TEST_F(ExecutorTest, ASignalThatCutsAnAgentCallStopsAtOnceAndTheNextDeploySettles) {
+  ok_deploy("v1");
+  std::atomic<bool> signalled{true};
+  interrupted_ = &signalled;
+  host_.fail_next.insert_or_assign(
+      "ship", Error(Errc::kCancelled, "read agent.sock: interrupted by a signal"));
+  auto r = deploy("v2");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), Errc::kCancelled);
+  EXPECT_NE(r.error().what().find("interrupted by a signal during ship of deploy v2"),
+            std::string::npos)
+      << r.error().what();
+  EXPECT_EQ(host_.calls, (std::vector<std::string>{"ship v2"}));  // nothing after the cut call
+  auto running = store_->running("production");
+  ASSERT_TRUE(running && *running);
+  const std::string id = (*running)->id;
+  auto steps = journal_steps(id);
+  ASSERT_GE(steps.size(), 2u);
+  EXPECT_EQ(steps[steps.size() - 2], "ship:intent");
+  EXPECT_EQ(steps.back(), "ship:failed");
+  const auto j = *store_->journal(id);
+  EXPECT_NE(j.back().detail.find("\"interrupted\":true"), std::string::npos) << j.back().detail;
+
+  // The lock is free and the next deploy first settles the stopped one.
+  interrupted_ = nullptr;
+  const state::Deployment d = ok_deploy("v3");
+  EXPECT_EQ(d.previous_version, "v1");
+  auto settled = store_->deployment(id);
+  ASSERT_TRUE(settled) << settled.error().what();
+  EXPECT_NE(settled->status, state::DeployStatus::kRunning);
+}
+
+// A signal between agent calls (here: during the watch window) is the
+// documented abort: the deploy rolls back, and the signal is taken so the
+// rollback's own agent calls are not cut.
+TEST_F(ExecutorTest, ASignalBetweenAgentCallsAbortsAndRollsBack) {
+  ok_deploy("v1");
+  env_.strategy.watch_window = Millis(5000);
+  std::atomic<bool> signalled{true};
+  interrupted_ = &signalled;
+  auto r = deploy("v2");
+  ASSERT_TRUE(r) << r.error().what();  // ran to its end: not stopped half-way
+  EXPECT_NE(r->deployment.reason.find("interrupted by a signal"), std::string::npos)
+      << r->deployment.reason;
+  EXPECT_NE(r->deployment.status, state::DeployStatus::kRunning);
+  EXPECT_NE(r->deployment.status, state::DeployStatus::kSucceeded);
 }
 
 TEST_F(ExecutorTest, FailingPreDeployHookChangesNothing) {

@@ -30,8 +30,7 @@ SetMetrics to_set(const proxy::Counters& c) {
 class AgentHost : public Host {
  public:
   AgentHost(std::filesystem::path socket, Millis timeout, Millis health_timeout)
-      : socket_(socket), client_(socket, timeout), slow_(socket, Millis(3600 * 1000)),
-        health_timeout_(health_timeout) {}
+      : socket_(socket), client_(socket, timeout), health_timeout_(health_timeout) {}
 
   std::string name() const override { return "local"; }
 
@@ -74,10 +73,10 @@ class AgentHost : public Host {
     r.version = version;
     r.sha256 = sha256;
     r.path = std::filesystem::absolute(artifact);
-    MD_TRY(slow_.register_artifact(r));
+    MD_TRY(client_.register_artifact(r));
     agent::Unpack u;
     u.version = version;
-    MD_TRY(slow_.unpack(u));
+    MD_TRY(client_.unpack(u));
     return ok();
   }
 
@@ -101,7 +100,7 @@ class AgentHost : public Host {
     agent::Route r;
     r.weights = weights;
     r.health_timeout = health_timeout_;
-    MD_TRY(slow_.route(r));
+    MD_TRY(client_.route(r));
     return ok();
   }
 
@@ -123,14 +122,14 @@ class AgentHost : public Host {
     agent::Drain d;
     d.version = version;
     d.timeout = timeout;
-    return slow_.drain(d);
+    return client_.drain(d);
   }
 
   Status stop(const std::string& version, Role role) override {
     agent::Stop s;
     s.version = version;
     s.role = to_agent(role);
-    MD_TRY(slow_.stop(s));
+    MD_TRY(client_.stop(s));
     return ok();
   }
 
@@ -143,8 +142,9 @@ class AgentHost : public Host {
 
  private:
   std::filesystem::path socket_;
+  // WHY one client: every call has a deadline — the call timeout, plus what
+  // the call itself waits for (agent/api.h says which); never an hour.
   agent::Client client_;
-  agent::Client slow_;  // calls that wait for processes: bounded by their own limits
   Millis health_timeout_;
   std::string instance_;
 };

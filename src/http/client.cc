@@ -4,9 +4,15 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <unistd.h>
+
+#include <optional>
+
+#include "core/interrupt.h"
 #include "core/json.h"
 #include "http/http.h"
 #include "http/socket_path.h"
@@ -22,7 +28,54 @@ namespace {
 struct Outcome {
   beast::error_code ec;
   const char* stage = "connect";
+  bool interrupted = false;  // cut by SIGINT/SIGTERM (core/interrupt.h)
   ClientResponse resp;
+};
+
+// Cuts the exchange on `stream` when a signal arrives (interrupt::fd()
+// becomes readable), so a controller blocked on a peer that never answers
+// stops at once. Inactive in processes without an interrupt::Watch.
+template <class Stream>
+class SignalCut {
+ public:
+  SignalCut(net::io_context& ioc, Stream& stream, Outcome& out) : stream_(stream), out_(out) {
+    const int fd = interrupt::fd();
+    if (fd < 0) return;
+    if (interrupt::pending()) {
+      out_.interrupted = true;
+      return;
+    }
+    const int mine = ::dup(fd);  // the descriptor object closes its own
+    if (mine < 0) return;
+    watch_.emplace(ioc, mine);
+    arm();
+  }
+  // The exchange ended: stop watching so io_context::run() returns.
+  void done() {
+    beast::error_code ignored;
+    if (watch_) watch_->cancel(ignored);
+  }
+  bool cut_before_start() const { return out_.interrupted; }
+
+ private:
+  void arm() {
+    watch_->async_wait(net::posix::stream_descriptor::wait_read, [this](beast::error_code ec) {
+      if (ec) return;  // cancelled: the exchange ended
+      if (!interrupt::pending()) {
+        // A stale wake-up (a signal already taken): wait for the next one.
+        char b[64];
+        while (::read(watch_->native_handle(), b, sizeof b) > 0) {
+        }
+        arm();
+        return;
+      }
+      out_.interrupted = true;
+      stream_.cancel();  // basic_stream's cancel: no throw (an error_code inside)
+    });
+  }
+  Stream& stream_;
+  Outcome& out_;
+  std::optional<net::posix::stream_descriptor> watch_;
 };
 
 // Runs connect -> write -> read on `stream` until done or the deadline.
@@ -31,6 +84,8 @@ Outcome run_exchange(net::io_context& ioc, beast::basic_stream<Protocol>& stream
                      const Endpoints& eps, bhttp::request<bhttp::string_body>& req,
                      Millis timeout, size_t max_body) {
   Outcome out;
+  SignalCut cut(ioc, stream, out);
+  if (cut.cut_before_start()) return out;
   beast::flat_buffer buf;
   bhttp::response_parser<bhttp::string_body> parser;
   parser.body_limit(max_body);
@@ -38,6 +93,7 @@ Outcome run_exchange(net::io_context& ioc, beast::basic_stream<Protocol>& stream
   if (req.method() == bhttp::verb::head) parser.skip(true);
   stream.expires_after(timeout);
   auto on_read = [&](beast::error_code ec, size_t) {
+    cut.done();
     out.ec = ec;
     if (ec) return;
     auto msg = parser.release();
@@ -48,13 +104,13 @@ Outcome run_exchange(net::io_context& ioc, beast::basic_stream<Protocol>& stream
   };
   auto on_write = [&](beast::error_code ec, size_t) {
     out.ec = ec;
-    if (ec) return;
+    if (ec) return cut.done();
     out.stage = "read";
     bhttp::async_read(stream, buf, parser, on_read);
   };
   auto after_connect = [&](beast::error_code ec) {
     out.ec = ec;
-    if (ec) return;
+    if (ec) return cut.done();
     out.stage = "write";
     bhttp::async_write(stream, req, on_write);
   };
@@ -70,6 +126,7 @@ Outcome run_exchange(net::io_context& ioc, beast::basic_stream<Protocol>& stream
 Error to_error(const Outcome& o, const std::string& peer) {
   const auto& ec = o.ec;
   std::string where = std::string(o.stage) + " " + peer + ": ";
+  if (o.interrupted) return Error(Errc::kCancelled, where + "interrupted by a signal");
   if (ec == beast::error::timeout) return Error(Errc::kTimeout, where + "timed out", true);
   if (ec == net::error::connection_refused)
     return Error(Errc::kUnavailable, where + "connection refused (nothing listens there)", true);
@@ -116,7 +173,7 @@ Result<ClientResponse> UnixClient::request_with_timeout(Millis timeout, std::str
   req.prepare_payload();
   Outcome o = run_exchange(ioc, stream, local::endpoint(path_.string()), req, timeout,
                            size_t{256} << 20);
-  if (o.ec) return fail(to_error(o, path_.string()));
+  if (o.ec || o.interrupted) return fail(to_error(o, path_.string()));
   return std::move(o.resp);
 }
 
@@ -152,7 +209,7 @@ Result<ClientResponse> get(std::string_view host, uint16_t port, std::string_vie
   req.set(bhttp::field::user_agent, "meshdeploy-health");
   req.set(bhttp::field::connection, "close");
   Outcome o = run_exchange(ioc, stream, eps, req, timeout, max_body);
-  if (o.ec) return fail(to_error(o, peer));
+  if (o.ec || o.interrupted) return fail(to_error(o, peer));
   return std::move(o.resp);
 }
 
