@@ -9,6 +9,7 @@
 #include <cstdlib>
 
 #include "agent/agent_impl.h"
+#include "agent/root.h"
 #include "core/fs.h"
 #include "core/process.h"
 #include "core/systemd.h"
@@ -223,10 +224,7 @@ AgentStatus Agent::Impl::status() const {
 Status Agent::Impl::open() {
   if (opts.root.empty()) return fail(Errc::kInvalidArgument, "agent: --root is required");
   if (opts.log_writer_argv.empty()) return fail(Errc::kInvalidArgument, "agent: no log writer command");
-  MD_TRY_STATUS(fs::ensure_dir(opts.root, 0700));
-  std::error_code ec;
-  root = stdfs::canonical(opts.root, ec);
-  if (ec) return fail(Errc::kIo, "agent root " + opts.root.string() + ": " + ec.message());
+  root = MD_TRY(claim_root(opts.root));
   socket = opts.socket.empty() ? root / "agent.sock" : opts.socket;
   state_file = root / "agent.state";
   logs_dir = root / "logs";

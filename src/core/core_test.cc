@@ -137,7 +137,8 @@ TEST(JsonText, NoRawDumpOutsideTheHelper) {
       for (std::string line; std::getline(in, line);) {
         ++n;
         if (std::regex_search(line, raw))
-          offenders.push_back(sfs::relative(e.path(), MD_SOURCE_DIR).string() + ":" + std::to_string(n));
+          offenders.push_back(sfs::relative(e.path(), MD_SOURCE_DIR).string() + ":" +
+                              std::to_string(n));
       }
     }
   }
@@ -176,6 +177,32 @@ TEST_F(TempDir, AFifoIsRefusedAtOnceNeverWaitedOn) {
   EXPECT_EQ(::fcntl(*f, F_GETFL) & O_NONBLOCK, 0);  // blocking again for the reader
   ::close(*f);
   EXPECT_EQ(fs::open_regular(dir_ / "missing").error().code(), Errc::kNotFound);
+}
+
+// Regression: ensure_dir chmod'ed an existing directory (`agent run --root
+// /var/lib` made /var/lib 0700). Only a directory it creates gets the mode.
+TEST_F(TempDir, EnsureDirNeverChangesTheModeOfAnExistingDirectory) {
+  const std::filesystem::path existing = dir_ / "existing";
+  ASSERT_EQ(::mkdir(existing.c_str(), 0755), 0);
+  ::chmod(existing.c_str(), 0755);
+  ASSERT_TRUE(fs::ensure_dir(existing, 0700));
+  struct stat st {};
+  ASSERT_EQ(::stat(existing.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+  const std::filesystem::path fresh = dir_ / "a" / "b";
+  ASSERT_TRUE(fs::ensure_dir(fresh, 0700));
+  ASSERT_EQ(::stat(fresh.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+}
+
+TEST(SystemDirs, RootAndSystemDirectoriesButNotTheirChildren) {
+  for (const char* p :
+       {"/", "/etc", "/usr", "/var", "/var/lib", "/var/lib/", "/home", "/proc", "/sys", "/dev",
+        "/boot", "/bin", "/sbin", "/lib", "/tmp", "/var/lib/../lib", "//"})
+    EXPECT_TRUE(fs::is_system_dir(p)) << p;
+  for (const char* p :
+       {"/var/lib/meshdeploy", "/tmp/md-x", "/home/alice", "/srv/app", "/opt/meshdeploy"})
+    EXPECT_FALSE(fs::is_system_dir(p)) << p;
 }
 
 }  // namespace

@@ -45,4 +45,61 @@ Result<int> open_regular(const std::filesystem::path& path) {
   return fd;
 }
 
+bool is_system_dir(const std::filesystem::path& path) {
+  static const char* const kSystem[] = {
+      "/",
+      "/bin",
+      "/boot",
+      "/dev",
+      "/etc",
+      "/home",
+      "/lib",
+      "/lib32",
+      "/lib64",
+      "/libx32",
+      "/media",
+      "/mnt",
+      "/opt",
+      "/proc",
+      "/root",
+      "/run",
+      "/sbin",
+      "/srv",
+      "/sys",
+      "/tmp",
+      "/usr",
+      "/usr/bin",
+      "/usr/lib",
+      "/usr/lib64",
+      "/usr/libexec",
+      "/usr/local",
+      "/usr/local/bin",
+      "/usr/local/lib",
+      "/usr/local/sbin",
+      "/usr/sbin",
+      "/usr/share",
+      "/usr/include",
+      "/usr/src",
+      "/var",
+      "/var/lib",
+      "/var/log",
+      "/var/tmp",
+      "/var/run",
+      "/var/cache",
+      "/var/spool",
+      "/var/local",
+      "/var/opt",
+      "/var/mail",
+      "/var/backups",
+      "/dev/shm",
+      "/run/user",
+      "/etc/systemd",
+  };
+  std::string p = path.lexically_normal().string();
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  for (const char* s : kSystem)
+    if (p == s) return true;
+  return false;
+}
+
 }  // namespace md::fs

@@ -16,4 +16,10 @@ namespace md::fs {
 // or directory; kNotFound / kPermissionDenied / kIo from open().
 Result<int> open_regular(const std::filesystem::path& path);
 
+// True for "/" and the directories a system is made of (/etc, /usr, /var,
+// /var/lib, /home, /tmp, /proc, ...), which must never become a tool's own
+// directory (no chmod, no files of ours). `path` is compared after
+// lexically_normal(); pass an absolute path.
+bool is_system_dir(const std::filesystem::path& path);
+
 }  // namespace md::fs

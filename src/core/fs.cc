@@ -93,11 +93,24 @@ Status atomic_write(const std::filesystem::path& path, std::string_view data, un
   return fsync_dir(dir);
 }
 
+// WHY check first: an existing directory keeps its mode. meshdeploy never
+// changes the mode of a directory it did not create (`agent run --root
+// /var/lib` used to chmod /var/lib 0700).
 Status ensure_dir(const std::filesystem::path& dir, unsigned mode) {
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return fail(Errc::kIo, "create directory " + dir.string() + ": " + ec.message());
-  if (mode != 0755) ::chmod(dir.c_str(), mode);
+  if (std::filesystem::is_directory(dir, ec)) return ok();
+  if (dir.has_parent_path() && dir.parent_path() != dir) {
+    std::filesystem::create_directories(dir.parent_path(), ec);
+    if (ec)
+      return fail(Errc::kIo,
+                  "create directory " + dir.parent_path().string() + ": " + ec.message());
+  }
+  if (::mkdir(dir.c_str(), mode) != 0) {
+    if (errno == EEXIST && std::filesystem::is_directory(dir, ec)) return ok();  // a racing creator
+    return fail(io_error("create directory", dir, errno));
+  }
+  // Ours: exactly `mode`, whatever the umask.
+  ::chmod(dir.c_str(), mode);
   return ok();
 }
 
