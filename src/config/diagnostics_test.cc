@@ -1,5 +1,11 @@
 // Each class of configuration error, with its exact file:line:col, dotted
 // key, message and hint.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
 #include <gtest/gtest.h>
 
 #include "config/config.h"
@@ -401,6 +407,101 @@ TEST(Diagnostics, MissingFile) {
   EXPECT_EQ(r.diagnostics[0].format(),
             "/nonexistent/meshdeploy.yml: cannot read the file: open /nonexistent/meshdeploy.yml: No "
             "such file or directory (pass the right path with -c FILE)");
+}
+
+}  // namespace
+}  // namespace md::config
+
+namespace md::config {
+namespace {
+
+using testing::load_errors;
+using V = std::vector<std::string>;
+
+const char* kSkeleton = R"(app: shop
+defaults:
+  services:
+    web:
+      command: node server.js
+)";
+
+TEST(Diagnostics, AgentRootMustNotBeASystemDirectory) {
+  EXPECT_EQ(
+      load_errors(std::string(kSkeleton) + "  agent: {root: /}\nenvironments:\n  production: {}\n"),
+      V{"meshdeploy.yml:6:17: defaults.agent.root: '/' is a system directory, not a directory "
+        "of the agent's own (give a new or empty directory, e.g. /var/lib/meshdeploy)"});
+  EXPECT_EQ(
+      load_errors(std::string(kSkeleton) +
+                  "  hosts: [{name: a, address: local, agent_root: /var/lib/}]\n"
+                  "environments:\n  production: {}\n"),
+      V{"meshdeploy.yml:6:49: defaults.hosts[0].agent_root: '/var/lib/' is a system directory, "
+        "not a directory of the agent's own (give a new or empty directory, e.g. "
+        "/var/lib/meshdeploy)"});
+  testing::load_ok(std::string(kSkeleton) +
+                   "  agent: {root: /var/lib/meshdeploy}\nenvironments:\n"
+                   "  production: {}\n");
+}
+
+TEST(Diagnostics, StateMustNotBeUnderProc) {
+  EXPECT_EQ(
+      load_errors(std::string(kSkeleton) +
+                  "environments:\n  production:\n    state: /proc/self/mem\n"),
+      V{"meshdeploy.yml:8:12: environments.production.state: '/proc/self/mem' is under /proc, "
+        "not a place for the state store (e.g. .meshdeploy/state.db, or a postgres:// URL)"});
+  testing::load_ok(std::string(kSkeleton) +
+                   "environments:\n  production:\n    state: /srv/proc/state.db\n");
+}
+
+TEST(Diagnostics, NameTemplateMustNotClimbOutOfTheArtifactDir) {
+  EXPECT_EQ(load_errors(std::string(kSkeleton) +
+                        "  artifact: {name_template: \"../../etc/{app}-{version}.tar.gz\"}\n"
+                        "environments:\n  production: {}\n"),
+            V{"meshdeploy.yml:6:29: defaults.artifact.name_template: the artifact name "
+              "'../../etc/{app}-{version}.tar.gz' contains '..' (it names a file in artifact.dir, "
+              "e.g. {app}-{version}.tar.gz)"});
+}
+
+class KeyFile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/md-keyfile-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::vector<std::string> errors_for(const std::filesystem::path& key) {
+    return load_errors(std::string(kSkeleton) +
+                       "environments:\n  production:\n    key_file: " + key.string() + "\n");
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(KeyFile, MustBeARegularFileOwnedByTheUser) {
+  const std::filesystem::path fifo = dir_ / "fifo.key";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_EQ(errors_for(fifo),
+            V{"meshdeploy.yml:8:15: environments.production.key_file: '" + fifo.string() +
+              "' is not a regular file (point key_file at the key written by `meshdeploy secrets "
+              "init`)"});
+  const std::filesystem::path theirs = dir_ / "theirs.key";
+  std::ofstream(theirs) << "key";
+  if (::geteuid() == 0) {
+    ASSERT_EQ(::chown(theirs.c_str(), 65534, 65534), 0);
+  }
+  const std::filesystem::path other =
+      ::geteuid() == 0 ? theirs : std::filesystem::path("/etc/passwd");
+  const auto errs = errors_for(other);
+  ASSERT_EQ(errs.size(), 1u);
+  EXPECT_NE(
+      errs[0].find("environments.production.key_file: '" + other.string() + "' is owned by uid "),
+      std::string::npos)
+      << errs[0];
+  const std::filesystem::path mine = dir_ / "mine.key";
+  std::ofstream(mine) << "key";
+  testing::load_ok(std::string(kSkeleton) +
+                   "environments:\n  production:\n    key_file: " + mine.string() + "\n");
+  // Missing: not a validation error (the secrets commands say what to do).
+  testing::load_ok(std::string(kSkeleton) + "environments:\n  production:\n    key_file: " +
+                   (dir_ / "none.key").string() + "\n");
 }
 
 }  // namespace

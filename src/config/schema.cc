@@ -3,12 +3,18 @@
 // schema_keys() (which the docs test compares with docs/configuration.md).
 #include "config/schema.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <filesystem>
 #include <set>
 
 #include <fmt/format.h>
+
+#include "core/files.h"
 
 namespace md::config::detail {
 namespace {
@@ -192,10 +198,43 @@ void check_routes(Reader& r, const std::vector<Service>& services) {
   }
 }
 
+// An agent root the agent would refuse (agent/root.h): "/" or a system
+// directory. Relative roots are under the config's folder: fine here.
+std::optional<Problem> check_agent_root(const std::string& v) {
+  if (auto p = check_nonempty(v)) return p;
+  if (!v.empty() && v[0] == '/' && fs::is_system_dir(v))
+    return Problem{"'" + v + "' is a system directory, not a directory of the agent's own",
+                   "give a new or empty directory, e.g. /var/lib/meshdeploy"};
+  return std::nullopt;
+}
+
+// The state store must be a real file (or a postgres:// URL): never under
+// /proc or /sys, whose files are not storage. (/dev/shm is a tmpfs: fine.)
+std::optional<Problem> check_state(const std::string& v) {
+  if (auto p = check_nonempty(v)) return p;
+  if (v.find("://") != std::string::npos) return std::nullopt;
+  const std::string p = std::filesystem::path(v).lexically_normal().string();
+  for (const char* bad : {"/proc", "/sys"}) {
+    const std::string b(bad);
+    if (p == b || p.rfind(b + "/", 0) == 0)
+      return Problem{"'" + v + "' is under " + b + ", not a place for the state store",
+                     "e.g. .meshdeploy/state.db, or a postgres:// URL"};
+  }
+  return std::nullopt;
+}
+
+std::optional<Problem> check_name_template(const std::string& v) {
+  if (auto p = check_nonempty(v)) return p;
+  if (v.find("..") != std::string::npos)
+    return Problem{"the artifact name '" + v + "' contains '..'",
+                   "it names a file in artifact.dir, e.g. {app}-{version}.tar.gz"};
+  return std::nullopt;
+}
+
 void read_host(Reader& r, Host& h) {
   bool named = r.str("name", h.name, check_name, "`local`, or the host part of `address`");
   r.str("address", h.address, check_address);
-  r.str("agent_root", h.agent_root, nullptr, "`agent.root`");
+  r.str("agent_root", h.agent_root, check_agent_root, "`agent.root`");
   if (!named && h.address != "local") {
     std::string rest = h.address.substr(h.address.find("://") + 3);
     if (size_t at = rest.find('@'); at != std::string::npos) rest = rest.substr(at + 1);
@@ -409,7 +448,7 @@ void read_proxy(Reader& r, ProxySettings& p) {
 }
 
 void read_agent(Reader& r, AgentSettings& a) {
-  r.str("root", a.root, check_nonempty);
+  r.str("root", a.root, check_agent_root);
   r.str("socket", a.socket, nullptr, "`<root>/agent.sock`");
 }
 
@@ -438,6 +477,24 @@ void read_access(Reader& r, Access& a) {
   }
 }
 
+// A key file that exists must be a regular file owned by this user (a
+// FIFO would block, a device or another user's file is not a key). A
+// missing one is not an error here: the secrets commands say so.
+void check_key_file(Reader& r, const Environment& env) {
+  std::filesystem::path p(env.key_file);
+  if (p.is_relative()) p = env.base_dir / p;
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0) return;
+  if (!S_ISREG(st.st_mode))
+    r.error("key_file", "'" + env.key_file + "' is not a regular file",
+            "point key_file at the key written by `meshdeploy secrets init`");
+  else if (st.st_uid != ::geteuid())
+    r.error("key_file",
+            "'" + env.key_file + "' is owned by uid " + std::to_string(st.st_uid) +
+                ", not by you (uid " + std::to_string(::geteuid()) + ")",
+            "a key file must be yours: chown it, or use your own key");
+}
+
 }  // namespace
 
 std::optional<Problem> check_name(const std::string& v) {
@@ -464,7 +521,7 @@ void read_environment(Reader& r, Environment& env, const EnvContext& ctx) {
   });
   r.object("artifact", [&](Reader& a) {
     a.str("dir", env.artifact.dir, check_nonempty);
-    a.str("name_template", env.artifact.name_template, check_nonempty);
+    a.str("name_template", env.artifact.name_template, check_name_template);
     if (!recording && env.artifact.name_template.find("{version}") == std::string::npos)
       a.error("name_template", "the artifact name must contain {version}",
               "e.g. {app}-{version}");
@@ -486,8 +543,10 @@ void read_environment(Reader& r, Environment& env, const EnvContext& ctx) {
   r.string_map("env", env.env, check_env_var);
   r.strings("secrets", env.secrets, check_secret_or_star);
   r.str("vault", env.vault, check_nonempty, "`.meshdeploy/secrets/<env>.vault`");
-  r.str("key_file", env.key_file, nullptr, "`\"\"` (use `MESHDEPLOY_KEY_<ENV>`)");
-  r.str("state", env.state, check_nonempty, "`.meshdeploy/state.db`");
+  if (r.str("key_file", env.key_file, nullptr, "`\"\"` (use `MESHDEPLOY_KEY_<ENV>`)") &&
+      !env.key_file.empty())
+    check_key_file(r, env);
+  r.str("state", env.state, check_state, "`.meshdeploy/state.db`");
   r.object("access", [&](Reader& a) { read_access(a, env.access); });
   if (recording) return;
 
