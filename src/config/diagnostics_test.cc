@@ -425,6 +425,18 @@ defaults:
       command: node server.js
 )";
 
+// Regression: a second document after '---' was silently ignored.
+TEST(Diagnostics, ASecondYamlDocumentIsRefusedWhereItStarts) {
+  EXPECT_EQ(
+      load_errors(std::string(kSkeleton) + "environments:\n  production: {}\n---\nenvironments:\n"
+                                           "  staging: {}\n"),
+      V{"meshdeploy.yml:8:1: a second YAML document starts here; meshdeploy.yml holds one "
+        "document (remove the '---' line and what follows, or merge it into the first "
+        "document)"});
+  // A leading '---' starts the one document: fine.
+  testing::load_ok("---\n" + std::string(kSkeleton) + "environments:\n  production: {}\n");
+}
+
 TEST(Diagnostics, AgentRootMustNotBeASystemDirectory) {
   EXPECT_EQ(
       load_errors(std::string(kSkeleton) + "  agent: {root: /}\nenvironments:\n  production: {}\n"),

@@ -1,9 +1,12 @@
 // The yaml-cpp adapter: YAML text -> detail::Node. Every yaml-cpp exception
 // is caught here and becomes a diagnostic.
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
+#include <sstream>
 
 #include "config/tree.h"
 
@@ -183,6 +186,49 @@ std::string_view Node::type_name() const {
   return "?";
 }
 
+// Finds where a second YAML document starts ("---" after the first one).
+// yaml-cpp's Load() reads the first document only and ignores the rest.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& m) override {
+    if (++count_ == 2) second_ = m;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+  int count() const { return count_; }
+  const YAML::Mark& second() const { return second_; }
+
+ private:
+  int count_ = 0;
+  YAML::Mark second_;
+};
+
+// The mark of a second document in `text`, if there is one.
+std::optional<Mark> second_document(std::string_view text) {
+  std::istringstream in{std::string(text)};
+  DocumentCounter c;
+  try {
+    YAML::Parser parser(in);
+    while (c.count() < 2 && parser.HandleNextDocument(c)) {
+    }
+  } catch (const std::exception&) {
+    // A syntax error inside a later document: its start is still known.
+  }
+  if (c.count() < 2) return std::nullopt;
+  Mark m = to_mark(c.second());
+  if (m.line == 0) m = Mark{1, 1};
+  return m;
+}
+
 Parsed parse_yaml(std::string_view text, const std::string& file) {
   Parsed p;
   YAML::Node y;
@@ -195,6 +241,15 @@ Parsed parse_yaml(std::string_view text, const std::string& file) {
     return p;
   } catch (const std::exception& e) {
     p.diagnostics.push_back(Diagnostic{file, 0, 0, "", std::string("YAML: ") + e.what(), ""});
+    return p;
+  }
+  if (auto m = second_document(text)) {
+    p.diagnostics.push_back(
+        Diagnostic{file, m->line, m->col, "",
+                   "a second YAML document starts here; meshdeploy.yml holds one "
+                   "document",
+                   "remove the '---' line and what follows, or merge it into the "
+                   "first document"});
     return p;
   }
   try {
