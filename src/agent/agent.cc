@@ -171,7 +171,7 @@ AgentStatus Agent::Impl::status() const {
   std::map<std::string, ReleaseInfo> by_version;
   if (auto stored = store->list())
     for (const auto& s : *stored)
-      by_version[s.version] = ReleaseInfo{s.version, s.sha256, s.unpacked_at_ms, true, "", 0, {}};
+      by_version[s.version] = ReleaseInfo{s.version, s.sha256, s.unpacked_at_ms, true, "", 0, {}, ""};
   std::map<std::string, ServiceRoute> routes;
   {
     std::lock_guard lock(mu);
@@ -184,6 +184,7 @@ AgentStatus Agent::Impl::status() const {
       auto& r = by_version[v];
       r.version = v;
       if (r.sha256.empty()) r.sha256 = rel.sha256;
+      if (rel.warm_until_ms > 0) r.warm_until = format_time(from_unix_ms(rel.warm_until_ms));
     }
     for (const auto& [s, r] : state.routes) {
       routes[s] = ServiceRoute{r.live, r.canary, r.canary_weight};
@@ -420,6 +421,13 @@ void Agent::Impl::start_threads() {
         std::this_thread::sleep_for(std::min<Millis>(every / 4, 50ms));
       }
     });
+  // WHY a thread of its own: stopping a release blocks for its stop grace.
+  threads.emplace_back([this] {
+    while (!quitting) {
+      for (int i = 0; i < 10 && !quitting; ++i) std::this_thread::sleep_for(20ms);
+      if (!quitting) retire_expired();
+    }
+  });
 }
 
 // ---- Agent -------------------------------------------------------------------------

@@ -76,6 +76,11 @@ struct Agent::Impl {
   Result<ReleaseInfo> start_release(const Start& r);
   Result<ReleaseInfo> wait_ready(const WaitReady& r);
   Result<ReleaseInfo> stop_release(const Stop& r);
+  Result<ReleaseInfo> keep_warm(const KeepWarm& r);
+  // Stops the releases whose keep-warm deadline passed (their own thread:
+  // a stop blocks for the processes' grace). A release routed to again keeps
+  // running and loses its deadline.
+  void retire_expired();
   Result<std::vector<std::string>> prune(const Prune& r);
   Result<LogsResult> logs(const Logs& r);
   Status stop_everything();

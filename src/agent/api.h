@@ -91,6 +91,17 @@ struct Drain {
   Millis timeout{30000};
 };
 
+// Keeps a release that no longer takes traffic running for `window`, then
+// stops every process of it (as `stop` does). The deadline is saved in the
+// state file: an agent restarted in between still stops it on time, and one
+// started after the deadline stops it at once. Routing traffic to the
+// release again (a rollback) cancels the deadline; asking again moves it.
+// kFailedPrecondition when the release takes traffic or never ran here.
+struct KeepWarm {
+  std::string version;
+  Millis window{0};
+};
+
 struct Stop {
   std::string version;
   Role role = Role::kAll;
@@ -144,6 +155,7 @@ struct ReleaseInfo {
   std::string traffic;                 // "live" | "canary" | "" ; see weight
   int weight = 0;                      // percent of web traffic now
   std::vector<ProcessInfo> processes;  // empty: nothing runs
+  std::string warm_until;              // RFC 3339: the agent stops it then (keep-warm); "" = never
 };
 
 struct RouteInfo {               // one proxy service
@@ -202,6 +214,7 @@ MD_AGENT_JSON(Start)
 MD_AGENT_JSON(WaitReady)
 MD_AGENT_JSON(Route)
 MD_AGENT_JSON(Drain)
+MD_AGENT_JSON(KeepWarm)
 MD_AGENT_JSON(Stop)
 MD_AGENT_JSON(Maintenance)
 MD_AGENT_JSON(Logs)
@@ -240,6 +253,7 @@ class Client {
   Result<AgentStatus> maintenance(const Maintenance& r);
   Status drain(const Drain& r);
   Result<ReleaseInfo> stop(const Stop& r);
+  Result<ReleaseInfo> keep_warm(const KeepWarm& r);
   // Starts the workers of `to`, waits until they are up, then stops those of
   // `from` (SIGTERM; they finish their job): never fewer running than asked.
   Status replace_workers(const Start& to, const std::string& from, Millis ready_timeout);

@@ -295,6 +295,16 @@ Result<Drain> decode<Drain>(const json& j) {
   return v;
 }
 
+json to_json(const KeepWarm& v) { return {{"version", v.version}, {"window_ms", v.window.count()}}; }
+template <>
+Result<KeepWarm> decode<KeepWarm>(const json& j) {
+  KeepWarm v;
+  Reader r(j, "keep-warm");
+  r.req("version", v.version).opt_ms("window_ms", v.window);
+  MD_TRY_STATUS(r.done());
+  return v;
+}
+
 json to_json(const Stop& v) {
   return {{"version", v.version}, {"role", role_name(v.role)}, {"grace_ms", v.grace.count()},
           {"force", v.force},     {"wait", v.wait}};
@@ -352,7 +362,7 @@ json to_json(const ReleaseInfo& v) {
   for (const auto& p : v.processes) procs.push_back(process_json(p));
   return {{"version", v.version}, {"sha256", v.sha256},   {"unpacked_at_ms", v.unpacked_at_ms},
           {"unpacked", v.unpacked}, {"traffic", v.traffic}, {"weight", v.weight},
-          {"processes", procs}};
+          {"processes", procs}, {"warm_until", v.warm_until}};
 }
 template <>
 Result<ReleaseInfo> decode<ReleaseInfo>(const json& j) {
@@ -360,6 +370,7 @@ Result<ReleaseInfo> decode<ReleaseInfo>(const json& j) {
   Reader r(j, "release");
   r.req("version", v.version).opt("sha256", v.sha256).opt("unpacked_at_ms", v.unpacked_at_ms);
   r.opt("unpacked", v.unpacked).opt("traffic", v.traffic).opt("weight", v.weight);
+  r.opt("warm_until", v.warm_until);
   r.nested("processes", v.processes,
            [](const json& a) { return list_of<ProcessInfo>(a, process_from); });
   MD_TRY_STATUS(r.done());

@@ -131,6 +131,11 @@ Result<ReleaseInfo> Client::stop(const Stop& r) {
   return decode_answer<ReleaseInfo>(call("POST", "/v1/agent/stop", &body, limit));
 }
 
+Result<ReleaseInfo> Client::keep_warm(const KeepWarm& r) {
+  json body = to_json(r);
+  return decode_answer<ReleaseInfo>(call("POST", "/v1/agent/keep-warm", &body, timeout_));
+}
+
 Status Client::replace_workers(const Start& to, const std::string& from, Millis ready_timeout) {
   Start s = to;
   s.role = Role::kWorkers;

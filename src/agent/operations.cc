@@ -302,12 +302,13 @@ Result<ReleaseInfo> Agent::Impl::stop_release(const Stop& r) {
         known = true;
       }
     }
-    if (!known) return ReleaseInfo{r.version, "", 0, false, "", 0, {}};  // never ran here
+    if (!known) return ReleaseInfo{r.version, "", 0, false, "", 0, {}, ""};  // never ran here
     {
       std::lock_guard lock(mu);
       auto& saved = state.releases[r.version];
       for (const auto& s : rel.services)
         if (in_role(r.role, s)) saved.running.erase(s.name);
+      if (r.role == Role::kAll) saved.warm_until_ms = 0;  // stopped now: nothing left to retire
     }
     for (const auto& p : sup->status()) {
       if (p.release != r.version) continue;
@@ -329,6 +330,9 @@ Result<ReleaseInfo> Agent::Impl::stop_release(const Stop& r) {
       if (s && (s->ref.pid > 0 || s->state == State::kStopping)) running = true;
     }
     if (!running) break;
+    // WHY: the supervisor's ticks end when the agent quits; its successor
+    // re-adopts whatever is still stopping.
+    if (quitting) return release_info(r.version);
     std::this_thread::sleep_for(10ms);
   }
   std::lock_guard op(op_mu);
@@ -341,6 +345,55 @@ Result<ReleaseInfo> Agent::Impl::stop_release(const Stop& r) {
   }
   MD_TRY_STATUS(persist());
   return release_info(r.version);
+}
+
+Result<ReleaseInfo> Agent::Impl::keep_warm(const KeepWarm& r) {
+  MD_TRY_STATUS(check_version(r.version));
+  const std::string ctx = "keep " + r.version + " warm";
+  std::lock_guard op(op_mu);
+  if (takes_traffic(r.version))
+    return fail(Error(Errc::kFailedPrecondition, "it takes traffic; route it away first").with_context(ctx));
+  const SysTime until = real_clock().now() + r.window;
+  {
+    std::lock_guard lock(mu);
+    auto it = state.releases.find(r.version);
+    if (it == state.releases.end())
+      return fail(Error(Errc::kFailedPrecondition, "it never ran on this host").with_context(ctx));
+    it->second.warm_until_ms = to_unix_ms(until);
+  }
+  MD_TRY_STATUS(persist());
+  kLog.info("release {}: kept warm until {}, then stopped", r.version, format_time(until));
+  return release_info(r.version);
+}
+
+void Agent::Impl::retire_expired() {
+  const int64_t now = to_unix_ms(real_clock().now());
+  std::vector<std::string> due;
+  {
+    std::lock_guard lock(mu);
+    for (const auto& [v, rel] : state.releases)
+      if (rel.warm_until_ms > 0 && rel.warm_until_ms <= now) due.push_back(v);
+  }
+  for (const std::string& v : due) {
+    if (takes_traffic(v)) {
+      // Routed to again (a rollback) after the deadline was set.
+      {
+        std::lock_guard lock(mu);
+        if (auto it = state.releases.find(v); it != state.releases.end()) it->second.warm_until_ms = 0;
+      }
+      (void)persist();
+      continue;
+    }
+    kLog.info("release {}: rollback window over; stopping it", v);
+    auto st = stop_release(Stop{v, Role::kAll, Millis(0), false, true});
+    if (!st) {
+      kLog.error("release {}: cannot stop it at the end of its rollback window: {}", v, st.error().what());
+      std::lock_guard lock(mu);
+      // WHY clear: retrying every tick would flood the log; the failure is
+      // logged and `meshdeploy status` shows what runs.
+      if (auto it = state.releases.find(v); it != state.releases.end()) it->second.warm_until_ms = 0;
+    }
+  }
 }
 
 Status Agent::Impl::stop_everything() {

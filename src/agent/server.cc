@@ -96,6 +96,8 @@ http::Router make_router(Agent::Impl& a) {
           return json{{"drained", x.version}};
         }));
   r.add("POST", "/v1/agent/stop", with_body<Stop>([&a](const Stop& x) { return a.stop_release(x); }));
+  r.add("POST", "/v1/agent/keep-warm",
+        with_body<KeepWarm>([&a](const KeepWarm& x) { return a.keep_warm(x); }));
   r.add("POST", "/v1/agent/logs", with_body<Logs>([&a](const Logs& x) { return a.logs(x); }));
   r.add("POST", "/v1/agent/prune", with_body<Prune>([&a](const Prune& x) -> Result<json> {
           return json{{"removed", MD_TRY(a.prune(x))}};

@@ -60,10 +60,11 @@ json release_json(const SavedRelease& r) {
           {"sticky_header", r.sticky_header},
           {"drain_deadline_ms", r.drain_deadline_ms},
           {"running", r.running},
+          {"warm_until_ms", r.warm_until_ms},
           {"processes", procs}};
 }
 
-Result<SavedRelease> release_from(const json& j) {
+Result<SavedRelease> release_from(const json& j, int version) {
   SavedRelease r;
   r.version = j.at("version").get<std::string>();
   r.sha256 = j.at("sha256").get<std::string>();
@@ -76,14 +77,15 @@ Result<SavedRelease> release_from(const json& j) {
   r.sticky_header = j.at("sticky_header").get<std::string>();
   r.drain_deadline_ms = j.at("drain_deadline_ms").get<int64_t>();
   r.running = j.at("running").get<std::set<std::string>>();
+  if (version >= 2) r.warm_until_ms = j.at("warm_until_ms").get<int64_t>();
   for (const auto& p : j.at("processes")) r.processes.push_back(process_from(p));
   return r;
 }
 
-Result<AgentState> body_from(const json& j) {
+Result<AgentState> body_from(const json& j, int version) {
   AgentState s;
   for (const auto& r : j.at("releases")) {
-    SavedRelease rel = MD_TRY(release_from(r));
+    SavedRelease rel = MD_TRY(release_from(r, version));
     std::string v = rel.version;
     s.releases.emplace(v, std::move(rel));
   }
@@ -139,13 +141,14 @@ Result<AgentState> decode_state(std::string_view text) {
   int version = 0;
   auto [ptr, ec] = std::from_chars(rest.data(), rest.data() + sp, version);
   if (ec != std::errc() || ptr != rest.data() + sp) return fail(corrupt("header has a bad format version"));
-  if (version != kStateFormatVersion)
+  if (version < kStateFormatOldest || version > kStateFormatVersion)
     return fail(corrupt("format version " + std::to_string(version) + " is not supported (this agent reads " +
+                        std::to_string(kStateFormatOldest) + " to " +
                         std::to_string(kStateFormatVersion) + ")"));
   std::string_view sum = rest.substr(sp + 1);
   if (sum != sha256_hex(body)) return fail(corrupt("checksum mismatch (file damaged or edited)"));
   try {
-    auto state = body_from(json::parse(body));
+    auto state = body_from(json::parse(body), version);
     if (!state) return fail(corrupt("body: " + state.error().message()));
     return state;
   } catch (const json::exception& e) {

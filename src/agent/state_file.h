@@ -3,7 +3,7 @@
 // docs/formats/agent-state.md. Versioned and checksummed; written atomically
 // (core/fs.h) after every change the agent acknowledges.
 //
-//   meshdeploy-agent-state 1 <sha256 hex of the body>\n
+//   meshdeploy-agent-state 2 <sha256 hex of the body>\n
 //   <body: one JSON object>
 #pragma once
 
@@ -20,7 +20,10 @@
 
 namespace md::agent {
 
-inline constexpr int kStateFormatVersion = 1;
+inline constexpr int kStateFormatVersion = 2;
+// The oldest format decode_state still reads (an upgraded agent takes over
+// the file of the one it replaces).
+inline constexpr int kStateFormatOldest = 1;
 
 struct SavedProcess {
   std::string service;
@@ -44,6 +47,9 @@ struct SavedRelease {
   std::string sticky_cookie, sticky_header;
   int64_t drain_deadline_ms = 30000;
   std::set<std::string> running;             // services asked to run (started, not stopped)
+  // Keep-warm deadline, ms since the Unix epoch (wall clock: it must hold
+  // across an agent restart); the agent stops every process then. 0 = none.
+  int64_t warm_until_ms = 0;
   std::vector<SavedProcess> processes;
 };
 
@@ -72,8 +78,9 @@ struct AgentState {
 // The file's bytes for `state`.
 std::string encode_state(const AgentState& state);
 // Parses what encode_state wrote. kCorruption (saying which check failed)
-// for a bad header, a checksum mismatch, an unknown format version or a body
-// that is not what encode_state writes.
+// for a bad header, a checksum mismatch, a format version outside
+// kStateFormatOldest..kStateFormatVersion or a body that is not what
+// encode_state writes (for that version: version 1 has no warm_until_ms).
 Result<AgentState> decode_state(std::string_view text);
 
 // Atomic, durable write (mode 0600). Blocking.

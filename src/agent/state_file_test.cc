@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "core/fs.h"
 #include "core/hash.h"
@@ -34,6 +35,7 @@ AgentState sample() {
   r.env = {{"LOG_LEVEL", "info"}};
   r.secret_names = {"DATABASE_URL"};
   r.running = {"web", "worker"};
+  r.warm_until_ms = 1'790'000'000'123;
   SavedProcess p;
   p.service = "web";
   p.index = 1;
@@ -50,7 +52,7 @@ AgentState sample() {
 
 TEST(StateFile, RoundTrip) {
   std::string text = encode_state(sample());
-  EXPECT_TRUE(text.starts_with("meshdeploy-agent-state 1 "));
+  EXPECT_TRUE(text.starts_with("meshdeploy-agent-state 2 "));
   auto back = decode_state(text);
   ASSERT_TRUE(back) << back.error().what();
   EXPECT_EQ(encode_state(*back), text);
@@ -61,6 +63,24 @@ TEST(StateFile, RoundTrip) {
   EXPECT_FALSE(r.processes.at(0).ref.child);
   EXPECT_EQ(back->routes.at("web"), (SavedRoute{"web", "v1", "v2", 25, false}));
   EXPECT_EQ(back->artifacts.at("v3").file, "v3.tar.gz");
+  EXPECT_EQ(r.warm_until_ms, 1'790'000'000'123);
+}
+
+// An upgraded agent takes over the file of the agent it replaces: version 1
+// has no keep-warm deadline, and reads as "none".
+TEST(StateFile, ReadsVersionOneWithoutWarmDeadline) {
+  AgentState s = sample();
+  std::string text = encode_state(s);
+  auto j = nlohmann::json::parse(text.substr(text.find('\n') + 1));
+  ASSERT_EQ(j["releases"][0].erase("warm_until_ms"), 1u);
+  const std::string body = j.dump(1) + "\n";
+  auto v1 = decode_state("meshdeploy-agent-state 1 " + sha256_hex(body) + "\n" + body);
+  ASSERT_TRUE(v1) << v1.error().what();
+  EXPECT_EQ(v1->releases.at("v2").warm_until_ms, 0);
+  // The same body claimed as version 2 lacks a required field.
+  auto v2 = decode_state("meshdeploy-agent-state 2 " + sha256_hex(body) + "\n" + body);
+  ASSERT_FALSE(v2);
+  EXPECT_EQ(v2.error().code(), Errc::kCorruption);
 }
 
 TEST(StateFile, EveryFlippedByteIsDetected) {
@@ -81,10 +101,10 @@ TEST(StateFile, RefusesTruncatedForeignAndFutureFiles) {
   EXPECT_FALSE(decode_state(""));
   EXPECT_FALSE(decode_state("{\"releases\": []}\n"));
   std::string future = text;
-  future.replace(future.find(" 1 "), 3, " 2 ");
+  future.replace(future.find(" 2 "), 3, " 3 ");
   auto r = decode_state(future);
   ASSERT_FALSE(r);
-  EXPECT_NE(r.error().what().find("format version 2 is not supported"), std::string::npos);
+  EXPECT_NE(r.error().what().find("format version 3 is not supported"), std::string::npos);
 }
 
 TEST(StateFile, ValidChecksumButWrongShapeIsCorruption) {

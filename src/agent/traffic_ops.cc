@@ -96,6 +96,11 @@ Status Agent::Impl::apply(const TrafficOp& op, Millis health_timeout) {
     std::lock_guard lock(mu);
     if (op.kind == OpKind::kRemove) state.routes.erase(op.service);
     else state.routes[op.service] = route;
+    // A release that takes traffic again (a rollback to it) is no longer
+    // waiting to be stopped.
+    for (const std::string& v : {route.live, route.canary})
+      if (auto it = state.releases.find(v); !v.empty() && it != state.releases.end())
+        it->second.warm_until_ms = 0;
   }
   kLog.info("traffic: {}", ctx);
   return persist();
