@@ -129,6 +129,8 @@ struct Deployer::Impl {
   Result<StepDone> drain_old();
   Result<StepDone> keep_warm();
   Result<StepDone> stop_old();
+  // Contract migrations pending now (0 without a migrator).
+  Result<size_t> pending_contract();
   Result<StepDone> record_success();
   Result<StepDone> prune();
   Result<StepDone> rollback_traffic();

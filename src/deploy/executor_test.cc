@@ -141,17 +141,83 @@ TEST_F(ExecutorTest, FirstDeployStartsRoutesAndRecords) {
   EXPECT_FALSE(*store_->lock_info("production"));
 }
 
-TEST_F(ExecutorTest, BlueGreenReplacesTheOldReleaseAfterItsWindow) {
+// Regression (issue 10): the deploy used to sit out the whole rollback
+// window itself; the agent keeps the old release warm now.
+TEST_F(ExecutorTest, BlueGreenReturnsAndLeavesTheOldReleaseWarmWithTheAgent) {
   ok_deploy("v1");
-  env_.rollback_window = Millis(60000);
+  env_.rollback_window = Millis(15 * 60 * 1000);
   const MonoTime before = clock_.mono();
   const state::Deployment d = ok_deploy("v2");
   EXPECT_EQ(host_.calls,
             (std::vector<std::string>{"ship v2", "start v2 web", "route v2=100", "start v2 workers",
-                                      "stop v1 workers", "drain v1", "stop v1 all", "prune 5"}));
-  EXPECT_GE(clock_.mono() - before, Millis(60000));  // kept warm for the window
+                                      "stop v1 workers", "drain v1", "keep_warm v1 900000ms",
+                                      "prune 5"}));
+  EXPECT_LT(clock_.mono() - before, Millis(60000));  // did not wait for the window
   EXPECT_EQ(d.previous_version, "v1");
+  EXPECT_EQ(d.status, state::DeployStatus::kSucceeded);
+  EXPECT_EQ(host_.running(), (std::vector<std::string>{"v1", "v2"}));
+  EXPECT_EQ(host_.warm_until.count("v1"), 1u);
+  std::vector<std::string> steps = journal_steps(d.id);
+  EXPECT_NE(std::find(steps.begin(), steps.end(), "keep_warm:ok"), steps.end());
+  EXPECT_NE(std::find(steps.begin(), steps.end(), "stop_old:skipped"), steps.end());
+  const std::vector<state::Release> rels = *store_->releases("production");
+  for (const state::Release& r : rels) {
+    if (r.version == "v1") {
+      EXPECT_EQ(r.state, "warm");
+    }
+  }
+}
+
+TEST_F(ExecutorTest, WithoutAWindowTheOldReleaseStopsAtOnce) {
+  ok_deploy("v1");
+  ok_deploy("v2");
+  EXPECT_EQ(host_.calls,
+            (std::vector<std::string>{"ship v2", "start v2 web", "route v2=100", "start v2 workers",
+                                      "stop v1 workers", "drain v1", "stop v1 all", "prune 5"}));
   EXPECT_EQ(host_.running(), (std::vector<std::string>{"v2"}));
+}
+
+// A contract would break the release a rollback switches back to: with
+// contract files pending, the old release is stopped first, not kept warm.
+TEST_F(ExecutorTest, PendingContractStopsTheOldReleaseInsteadOfKeepingItWarm) {
+  migrations_ = true;
+  ok_deploy("v1");
+  env_.rollback_window = Millis(15 * 60 * 1000);
+  migrator_.calls.clear();
+  migrator_.contract = {"20240301000000"};
+  const state::Deployment d = ok_deploy("v2");
+  EXPECT_EQ(host_.calls,
+            (std::vector<std::string>{"ship v2", "start v2 web", "route v2=100", "start v2 workers",
+                                      "stop v1 workers", "drain v1", "stop v1 all", "prune 5"}));
+  EXPECT_EQ(migrator_.calls.back(), "apply contract");
+  EXPECT_TRUE(host_.warm_until.empty());
+  std::vector<std::string> steps = journal_steps(d.id);
+  EXPECT_NE(std::find(steps.begin(), steps.end(), "keep_warm:skipped"), steps.end());
+  // Without contract files the next deploy keeps v2 warm again.
+  ok_deploy("v3");
+  EXPECT_EQ(host_.warm_until.count("v2"), 1u);
+}
+
+// Regression (issue 10): a rollback in the window used to abort the deploy
+// that kept the old release warm (exit 4); it is a rollback deployment now,
+// and switches without starting anything.
+TEST_F(ExecutorTest, RollbackInTheWindowIsARollbackDeploymentOfTheWarmRelease) {
+  ok_deploy("v1");
+  env_.rollback_window = Millis(15 * 60 * 1000);
+  const state::Deployment v2 = ok_deploy("v2");
+  host_.calls.clear();
+  Seams seams{host_, *store_, nullptr, hooks_, clock_, observer_, {}};
+  Options o;
+  o.holder = "tester@elsewhere pid 1";
+  auto r = Deployer(env_, seams, o).rollback("");
+  ASSERT_TRUE(r) << r.error().what();
+  EXPECT_FALSE(r->via_abort);
+  EXPECT_EQ(r->deployment.kind, "rollback");
+  EXPECT_EQ(r->deployment.version, "v1");
+  EXPECT_EQ(r->deployment.status, state::DeployStatus::kSucceeded);
+  EXPECT_EQ(host_.calls, (std::vector<std::string>{"route v1=100", "start v1 workers", "stop v2 workers",
+                                                   "drain v2", "stop v2 all", "prune 5"}));
+  EXPECT_EQ(store_->deployment(v2.id)->status, state::DeployStatus::kSucceeded);
 }
 
 TEST_F(ExecutorTest, SameVersionTwiceIsRefusedBeforeAnythingRuns) {

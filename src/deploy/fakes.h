@@ -32,7 +32,7 @@ class FakeHost : public Host {
   int workers_per_release = 1;
   uint64_t requests_per_metrics = 200;         // traffic generated per metrics() call
   std::vector<std::string> calls;              // "ship v2", "start v2 web", "route v2=25,v1=75", ...
-  std::map<std::string, Error> fail_next;      // "ship" | "start" | "route" | "drain" | "stop" | "view": once
+  std::map<std::string, Error> fail_next;      // "ship" | "start" | "route" | "drain" | "stop" | "keep_warm" | "view": once
   bool unreachable = false;
   std::function<void(int)> on_metrics;         // called with the metrics() call count
   std::function<void()> on_route;              // called after each successful route()
@@ -165,6 +165,16 @@ class FakeHost : public Host {
     calls.push_back("drain " + version);
     if (auto e = take("drain")) return tl::unexpected(*e);
     return ok();
+  }
+
+  std::map<std::string, SysTime> warm_until;   // keep_warm deadlines (the fake never acts on them)
+  Result<SysTime> keep_warm(const std::string& version, Millis window) override {
+    calls.push_back(fmt::format("keep_warm {} {}ms", version, window.count()));
+    if (auto e = take("keep_warm")) return tl::unexpected(*e);
+    if (weights.count(version)) return fail(Errc::kFailedPrecondition, version + " takes traffic");
+    const SysTime until = SysTime(std::chrono::seconds(1'700'000'000)) + window;
+    warm_until[version] = until;
+    return until;
   }
 
   Status stop(const std::string& version, Role role) override {

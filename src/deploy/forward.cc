@@ -231,6 +231,12 @@ Result<StepDone> Deployer::Impl::drain_old() {
 }
 
 Result<StepDone> Deployer::Impl::keep_warm() {
+  // An abort that arrived while the old release drained is still taken.
+  MD_TRY(poll_controls());
+  if (const size_t n = MD_TRY(pending_contract()); n > 0)
+    return skipped(fmt::format("{} contract migration(s) pending: {} is stopped before they run "
+                               "(a contract would break it), not kept warm",
+                               n, old_version()));
   // A resumed deploy keeps only what is left of the window.
   Millis left = env.rollback_window;
   auto j = MD_TRY(s.store.journal(dep.id));
@@ -240,17 +246,30 @@ Result<StepDone> Deployer::Impl::keep_warm() {
       break;
     }
   if (left < Millis(0)) left = Millis(0);
+  const SysTime until = MD_TRY(s.host.keep_warm(old_version(), left));
+  const std::string at = format_time(until);
   progress(ProgressKind::kNote, Step::kKeepWarm,
-           fmt::format("{} stays warm for {}s: `meshdeploy rollback --env {}` switches back at once, "
-                       "`meshdeploy promote --env {}` ends the window",
-                       old_version(), left.count() / 1000, env.name, env.name));
-  const WaitEnd end = MD_TRY(wait(left, true));
+           fmt::format("{} stays warm until {} (the agent stops it then): `meshdeploy rollback "
+                       "--env {}` switches back at once",
+                       old_version(), at, env.name));
   StepDone d;
-  d.note = end == WaitEnd::kPromoted ? "window ended early by promote" : "rollback window over";
+  d.note = fmt::format("{} kept warm by the agent until {}", old_version(), at);
+  d.detail["warm_until"] = at;
+  d.releases.push_back(release_row(old_version(), "warm"));
   return d;
 }
 
+Result<size_t> Deployer::Impl::pending_contract() {
+  if (!s.migrator) return size_t{0};
+  if (!migrations) migrations = MD_TRY_CTX(s.migrator->plan(), "migration plan");
+  return migrations->contract().size();
+}
+
 Result<StepDone> Deployer::Impl::stop_old() {
+  // Handed to the agent by keep_warm (in this run or before a resume).
+  for (const state::JournalEntry& e : MD_TRY(s.store.journal(dep.id)))
+    if (e.step == "keep_warm" && e.phase == "outcome" && e.outcome == "ok")
+      return skipped(fmt::format("the agent stops {} when its rollback window ends", old_version()));
   MD_TRY_STATUS(s.host.stop(old_version(), Role::kAll));
   StepDone d;
   d.note = fmt::format("{} stopped", old_version());

@@ -133,6 +133,14 @@ class AgentHost : public Host {
     return ok();
   }
 
+  Result<SysTime> keep_warm(const std::string& version, Millis window) override {
+    agent::KeepWarm k;
+    k.version = version;
+    k.window = window;
+    MD_TRY(client_.keep_warm(k));
+    return real_clock().now() + window;
+  }
+
   Result<std::vector<std::string>> prune(int keep, const std::vector<std::string>& protect) override {
     agent::Prune p;
     p.keep = keep;

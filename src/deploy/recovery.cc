@@ -82,7 +82,10 @@ ResumeDecision decide_resume(const std::vector<state::JournalEntry>& journal, Re
     return d;
   }
   if (mode == ResumeMode::kRollBack) {
-    const bool old_stopping = intent[static_cast<int>(Step::kStopOld)];
+    // WHY keep_warm too: once it is done the old release belongs to the
+    // agent's rollback window; the deploy is past moving traffic back.
+    const int kw = static_cast<int>(Step::kKeepWarm);
+    const bool old_stopping = intent[static_cast<int>(Step::kStopOld)] || (outcome[kw] && !failed[kw]);
     if (old_stopping || !has_previous) {
       d.next = walk(Step::kPreflight);
       d.summary = fmt::format("finishing at {}: {}", step_name(d.next),

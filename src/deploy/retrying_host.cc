@@ -32,6 +32,9 @@ class RetryingHost : public Host {
   Status stop(const std::string& v, Role r) override {
     return again("stop", [&] { return inner_->stop(v, r); });
   }
+  Result<SysTime> keep_warm(const std::string& v, Millis window) override {
+    return again("keep-warm", [&] { return inner_->keep_warm(v, window); });
+  }
   Result<std::vector<std::string>> prune(int keep, const std::vector<std::string>& p) override {
     return again("prune", [&] { return inner_->prune(keep, p); });
   }

@@ -94,6 +94,12 @@ class Host {
   // Waits until no request is in flight on `version` (it takes no new ones
   // after route()), at most `timeout`. kTimeout with the count left.
   virtual Status drain(const std::string& version, Millis timeout) = 0;
+  // Hands a release that no longer takes traffic to the agent, which keeps
+  // it running for `window` and then stops it — after this controller has
+  // exited, and across a restart of the agent. Returns at once with the
+  // deadline. Asking again moves the deadline; routing traffic back to the
+  // release cancels it.
+  virtual Result<SysTime> keep_warm(const std::string& version, Millis window) = 0;
   // Stops the processes of `role` (SIGTERM, stop_grace, SIGKILL); blocks
   // until they are gone. Not an error if nothing runs.
   virtual Status stop(const std::string& version, Role role) = 0;

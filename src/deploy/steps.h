@@ -28,8 +28,8 @@ enum class Step : uint8_t {
   kWatch,            // keep analysing at 100 % for strategy.watch_window
   kWorkers,          // start new workers, then SIGTERM the old ones
   kDrainOld,         // in-flight requests on the old release finish
-  kKeepWarm,         // the old release stays up for rollback_window
-  kStopOld,          // the old release's processes stop
+  kKeepWarm,         // the old release is handed to the agent: warm for rollback_window, then stopped
+  kStopOld,          // the old release's processes stop (unless handed to the agent)
   kMigrateContract,  // pending contract migrations (no old process runs)
   kRecord,           // deployment succeeded, release states
   kPrune,            // keep_releases on the host
