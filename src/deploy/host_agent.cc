@@ -51,6 +51,7 @@ class AgentHost : public Host {
       ReleaseView rv;
       rv.version = r.version;
       rv.sha256 = r.sha256;
+      rv.warm_until = r.warm_until;
       for (const agent::ProcessInfo& p : r.processes) {
         ProcessView pv;
         pv.service = p.service;

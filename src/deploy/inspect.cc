@@ -81,7 +81,8 @@ std::string format_status(const EnvironmentStatus& s, SysTime now) {
     const int weight = w == s.host->weights.end() ? 0 : w->second;
     std::string procs;
     for (const ProcessView& p : r.processes) procs += (procs.empty() ? "" : ", ") + process_text(p);
-    out += fmt::format("    {:<16} {:>4}%  {}\n", r.version, weight, procs.empty() ? "on disk" : procs);
+    out += fmt::format("    {:<16} {:>4}%  {}{}\n", r.version, weight, procs.empty() ? "on disk" : procs,
+                       r.warm_until.empty() ? "" : "; warm until " + r.warm_until);
   }
   return out;
 }
@@ -126,7 +127,7 @@ json status_json(const EnvironmentStatus& s) {
       auto w = s.host->weights.find(r.version);
       j["releases"].push_back({{"version", r.version}, {"sha256", r.sha256},
                                {"weight", w == s.host->weights.end() ? 0 : w->second},
-                               {"processes", procs}});
+                               {"processes", procs}, {"warm_until", r.warm_until}});
     }
   }
   return j;

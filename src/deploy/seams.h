@@ -40,6 +40,7 @@ struct ReleaseView {
   std::string version;
   std::string sha256;                   // of the artifact it was unpacked from
   std::vector<ProcessView> processes;   // empty: not running
+  std::string warm_until;               // RFC 3339: the agent stops it then (rollback window); "" = never
   int web_running() const;              // web processes not stopped/failed
   int web_healthy() const;
   int workers_running() const;
