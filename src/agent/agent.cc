@@ -56,6 +56,10 @@ supervisor::ProcessSpec Agent::Impl::process_spec(const SavedRelease& rel, const
   // A clean environment: the basics of the agent's own, then the release's.
   for (const char* name : {"PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR"})
     if (const char* v = std::getenv(name)) p.env[name] = v;
+  // WHY: a release must be reachable only through the proxy; servers that
+  // read HOST (Node's adapter-node, many others) bind every address without
+  // it. A service's own env may still set HOST.
+  p.env["HOST"] = "127.0.0.1";
   for (const auto& [k, v] : rel.env) p.env[k] = v;
   for (const auto& [k, v] : svc.env) p.env[k] = v;
   std::string name = svc.name + "." + std::to_string(index);

@@ -38,7 +38,8 @@ environments:
   EXPECT_EQ(env->hosts[0].address, "local");
   EXPECT_EQ(env->hosts[0].agent_root, ".meshdeploy/agent");
   EXPECT_EQ(env->strategy.kind, StrategyKind::kBlueGreen);
-  EXPECT_TRUE(env->strategy.steps.empty());
+  // The canary default, for `deploy --strategy canary`.
+  EXPECT_EQ(env->strategy.steps.size(), 4u);
   EXPECT_EQ(env->vault, ".meshdeploy/secrets/production.vault");
   EXPECT_EQ(env->state, ".meshdeploy/state.db");
   EXPECT_EQ(env->agent.socket, ".meshdeploy/agent/agent.sock");
@@ -140,7 +141,27 @@ environments:
   auto dev = resolve(c, "development");
   ASSERT_TRUE(dev);
   EXPECT_EQ(dev->strategy.kind, StrategyKind::kBlueGreen);
-  EXPECT_TRUE(dev->strategy.steps.empty());
+  // Kept for `deploy --strategy canary` (issue 10).
+  ASSERT_EQ(dev->strategy.steps.size(), 1u);
+  EXPECT_EQ(dev->strategy.steps[0].weight, 100);
+}
+
+TEST(Load, StepsBesideBlueGreenServeCanaryDeploys) {
+  Config c = load_ok(R"(app: shop
+defaults:
+  services: {web: {command: x}}
+  strategy:
+    kind: blue_green
+    steps: [{weight: 10, pause: 1m}, {weight: 100}]
+environments:
+  production: {}
+)");
+  auto prod = resolve(c, "production");
+  ASSERT_TRUE(prod);
+  EXPECT_EQ(prod->strategy.kind, StrategyKind::kBlueGreen);
+  ASSERT_EQ(prod->strategy.steps.size(), 2u);
+  EXPECT_EQ(prod->strategy.steps[0].weight, 10);
+  EXPECT_EQ(prod->strategy.steps[0].pause, 60s);
 }
 
 TEST(Load, InterpolatesFromTheEnvironmentWithEscapesAndDefaults) {

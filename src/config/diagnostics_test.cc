@@ -208,14 +208,22 @@ environments:
                "step must send 100% of traffic, not 50% (add a final step: - weight: 100)"}));
 }
 
-TEST(Diagnostics, CanaryOnlyKeysBesideBlueGreen) {
+// Regression (issue 10): steps beside blue_green were an error, so an
+// environment could not default to blue-green and take `--strategy canary`
+// with its own steps. They are allowed, and checked by the same rules.
+TEST(Diagnostics, CanaryStepsBesideBlueGreenAreCheckedNotRefused) {
   EXPECT_EQ(load_errors(std::string(kHead) + R"(  strategy:
-    steps: [{weight: 100}]
+    kind: blue_green
+    steps: [{weight: 20}, {weight: 100}]
+    sticky_cookie: md_canary
 environments:
   production: {}
+  staging:
+    strategy:
+      steps: [{weight: 50}]
 )"),
-            V{"meshdeploy.yml:7:12: defaults.strategy.steps: 'steps' applies to the canary strategy "
-              "only (set kind: canary, or remove it)"});
+            V{"meshdeploy.yml:14:24: environments.staging.strategy.steps[0].weight: the last canary "
+              "step must send 100% of traffic, not 50% (add a final step: - weight: 100)"});
 }
 
 TEST(Diagnostics, UndefinedVariableAtItsExactColumn) {

@@ -277,13 +277,6 @@ void read_analysis(Reader& r, Analysis& a) {
   r.duration("max_inconclusive", a.max_inconclusive, 1ms);
 }
 
-// The first two parts of a dotted key: "defaults" or "environments.<name>".
-std::string section_of(const std::string& path) {
-  size_t dot = path.find('.');
-  if (path.rfind("environments.", 0) == 0) dot = path.find('.', dot + 1);
-  return path.substr(0, dot);
-}
-
 void read_strategy(Reader& r, Strategy& s) {
   r.choice("kind", s.kind, {{"blue_green", StrategyKind::kBlueGreen}, {"canary", StrategyKind::kCanary}});
   std::vector<CanaryStep> steps;
@@ -300,19 +293,8 @@ void read_strategy(Reader& r, Strategy& s) {
 
   if (!s.sticky_cookie.empty() && !s.sticky_header.empty())
     r.error("sticky_header", "set either sticky_cookie or sticky_header, not both");
-  if (s.kind == StrategyKind::kBlueGreen) {
-    // An overlay may switch an inherited canary to blue_green; steps written
-    // beside blue_green in the same section are a mistake.
-    const Node* kind = r.node("kind");
-    for (const char* k : {"steps", "sticky_cookie", "sticky_header"}) {
-      const Node* n = r.node(k);
-      if (n && (!kind || section_of(kind->path) == section_of(n->path)))
-        r.error(k, std::string("'") + k + "' applies to the canary strategy only",
-                "set kind: canary, or remove it");
-    }
-    s.steps.clear();
-    return;
-  }
+  // WHY steps (and stickiness) with either kind: an environment may default
+  // to blue_green and take `deploy --strategy canary`, which uses them.
   if (!have_steps) {
     s.steps = {{5, 30s, false}, {25, 30s, false}, {50, 30s, false}, {100, 0ms, false}};
     return;

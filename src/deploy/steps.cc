@@ -116,6 +116,9 @@ Plan plan_steps(const PlanInput& in) {
       case Step::kWatch:
         if (rollback) skip("a rollback does not watch");
         else if (in.watch_window.count() <= 0) skip("strategy.watch_window is 0");
+        // WHY: the watch compares the new release with the previous one;
+        // alone, every window ends "inconclusive" (issue 10).
+        else if (!in.has_live) skip("first deploy: no previous release to compare with");
         break;
       case Step::kWorkers:
         if (!in.has_workers) skip("no worker services");

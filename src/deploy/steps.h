@@ -104,8 +104,8 @@ struct Plan {
 
 // The plan for `in`. Pure. Rules:
 // - a first deploy (nothing live) skips what needs an old release: drain,
-//   keep warm, stop old, and the canary (it switches 100 % at once: there is
-//   nothing to compare with);
+//   keep warm, stop old, the watch and the canary (it switches 100 % at
+//   once: there is nothing to compare with);
 // - a rollback never migrates, never runs pre/post_deploy hooks, does not
 //   watch or keep the release it leaves warm, and runs on_rollback on success;
 // - a canary's weights are strategy.steps, with 100 appended when the last is

@@ -61,6 +61,20 @@ TEST(Plan, FirstBlueGreenDeployWithoutHooksOrWorkers) {
   EXPECT_EQ(p.skip_reason(Step::kWatch), "strategy.watch_window is 0");
 }
 
+// Regression (issue 10): the first deploy of a canary-kind environment ran a
+// watch window comparing its only release with nothing ("inconclusive").
+TEST(Plan, FirstDeploySkipsTheWatch) {
+  PlanInput in;
+  in.strategy = config::StrategyKind::kCanary;
+  in.canary_steps = {{50, Millis(1000), false}};
+  in.watch_window = Millis(3000);
+  const Plan first = plan_steps(in);
+  EXPECT_FALSE(first.runs(Step::kWatch));
+  EXPECT_EQ(first.skip_reason(Step::kWatch), "first deploy: no previous release to compare with");
+  in.has_live = true;
+  EXPECT_TRUE(plan_steps(in).runs(Step::kWatch));
+}
+
 TEST(Plan, CanaryWithEverythingAppends100) {
   PlanInput in;
   in.strategy = config::StrategyKind::kCanary;

@@ -46,6 +46,17 @@ log "v1 warm until $(warm_until v1)"
 grep -q "stays warm until" "$T/deploy-v2.out" || die "the deploy does not say v1 stays warm: $(cat "$T/deploy-v2.out")"
 deploy_id=$(last_deployment)
 
+# HOST=127.0.0.1 (issue 10): the example binds every address without it, as
+# adapter-node does; a release must be reachable through the proxy only.
+pids=$(release_pids | tr '\n' '|' | sed 's/|$//')
+[ -n "$pids" ] || die "no release process found"
+ss -Hltnp >"$T/listeners.txt"
+grep -E "pid=($pids)," "$T/listeners.txt" >"$T/release-listeners.txt" || die "no listener of a release process: $(cat "$T/listeners.txt")"
+if awk '{print $4}' "$T/release-listeners.txt" | grep -v '^127\.0\.0\.1:' | grep -q .; then
+  die "a release listens beyond loopback: $(cat "$T/release-listeners.txt")"
+fi
+log "release listeners: $(awk '{print $4}' "$T/release-listeners.txt" | tr '\n' ' ')"
+
 log "2. rollback inside the window"
 t0=$(date +%s%N)
 mdt rollback >"$T/rollback.out" 2>&1 || { cat "$T/rollback.out"; die "rollback failed"; }

@@ -25,8 +25,11 @@ expect_eq "$(proxy_version)" v2 "version before the rollback"
 t0=$(date +%s%N)
 mdt rollback >"$T/rollback-warm.out" 2>&1 || { cat "$T/rollback-warm.out"; die "warm rollback failed"; }
 t1=$(date +%s%N)
-mdt history --id "$deploy_id" --json | grep -q '"status": "succeeded"' || die "the deploy of v2 is no longer succeeded"
-mdt history --json -n 1 | grep -q '"kind": "rollback"' || die "the warm rollback is not recorded as a rollback"
+# WHY files: grep -q on a pipe ends early, and pipefail would count that.
+mdt history --id "$deploy_id" --json >"$T/deploy-v2.json"
+grep -q '"status": "succeeded"' "$T/deploy-v2.json" || die "the deploy of v2 is no longer succeeded"
+mdt history --json -n 1 >"$T/rollback-warm.json"
+grep -q '"kind": "rollback"' "$T/rollback-warm.json" || die "the warm rollback is not recorded as a rollback"
 sleep 0.3
 wrk_expect_clean warm
 warm_ms=$(( (t1 - t0) / 1000000 ))

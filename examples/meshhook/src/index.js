@@ -70,7 +70,9 @@ server.keepAliveTimeout = 5000;
 
 function listen() {
   const port = Number(process.env.PORT || 3000);
-  const host = process.env.HOST || '127.0.0.1';
+  // WHY 0.0.0.0: adapter-node's default, so the tests see what the real app
+  // does when HOST is not set (the agent sets HOST=127.0.0.1).
+  const host = process.env.HOST || '0.0.0.0';
   server.listen(port, host, () => log(`listening on ${host}:${port}`));
 }
 
