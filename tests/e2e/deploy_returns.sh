@@ -5,7 +5,7 @@
 #     release stays warm with the agent;
 #  2. `rollback` afterwards switches back to the warm release, and is
 #     recorded as a rollback deployment (the deploy stays succeeded);
-#  3. a short window: the agent stops the old release at the window's end,
+#  3. a short (20 s) window: the agent stops the old release at the window's end,
 #     also when the agent restarted in between.
 # Expect: 0 failed requests; the figures printed.
 . "$(dirname "$0")/lib.sh"
@@ -80,8 +80,10 @@ PY
 mdt history >"$T/history.txt"
 grep -q "rollback" "$T/history.txt" || die "history shows no rollback row: $(cat "$T/history.txt")"
 
-log "3. a 6 s window ends with the agent restarted in between"
-WINDOW=6s write_config
+log "3. a 20 s window ends with the agent restarted in between"
+# WHY 20 s: a deploy takes ~10 s on a loaded machine; the restart must fall
+# inside the window.
+WINDOW=20s write_config
 mdt deploy --version v3 >"$T/deploy-v3.out" 2>&1 || { cat "$T/deploy-v3.out"; die "deploy v3 failed"; }
 t_deployed=$(date +%s)
 runs v1 || die "v1 is not kept warm after deploying v3"
@@ -93,8 +95,8 @@ runs_now=$(release_pids v1)
 start_agent
 grep -q '"warm_until_ms": [1-9]' "$T/agent/agent.state" || die "the deadline is not in the state file"
 runs v1 || die "v1 did not survive the agent restart"
-wait_for 30 "the restarted agent to stop v1 at the window's end" bash -c "[ -z \"\$(find /proc -mindepth 2 -maxdepth 2 -name cwd -lname '$T/agent/releases/v1*' 2>/dev/null)\" ]"
+wait_for 60 "the restarted agent to stop v1 at the window's end" bash -c "[ -z \"\$(find /proc -mindepth 2 -maxdepth 2 -name cwd -lname '$T/agent/releases/v1*' 2>/dev/null)\" ]"
 stopped_after=$(( $(date +%s) - t_deployed ))
-log "v1 stopped ${stopped_after} s after the deploy of v3 returned (window 6 s)"
-[ "$stopped_after" -ge 5 ] || die "v1 was stopped before its window ended (${stopped_after} s)"
+log "v1 stopped ${stopped_after} s after the deploy of v3 returned (window 20 s)"
+[ "$stopped_after" -ge 18 ] || die "v1 was stopped before its window ended (${stopped_after} s)"
 expect_only v3
