@@ -21,10 +21,11 @@ namespace {
 
 namespace sfs = std::filesystem;
 
-// The source tree: this file is <src>/src/cli/cli_test.cc.
+// The source tree, set by CMake (WHY not __FILE__: ccache's base_dir makes it
+// relative to the build directory, and the test then looked in the wrong place).
 sfs::path source_dir() {
   if (const char* s = ::getenv("MESHDEPLOY_SRC")) return s;
-  return sfs::path(__FILE__).parent_path().parent_path().parent_path();
+  return MD_SOURCE_DIR;
 }
 
 using testing::make_temp_dir;
