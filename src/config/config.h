@@ -78,6 +78,7 @@ struct Analysis {
   double significance = 0.01;      // Mann-Whitney p below this: the canary is slower
   double max_median_ratio = 1.5;   // ... and its median above this x live's breaches, 0 = off
   double max_p99_ratio = 2.0;      // ... or its p99 above this x live's breaches, 0 = off
+  double min_latency_delta_ms = 5; // ... and only by more than this many ms (median or p99)
   uint64_t min_requests = 50;      // fewer canary requests in a window: not judged
   int consecutive_windows = 3;     // breaching windows in a row that make a breach
   Millis warmup{10000};            // not judged after each weight change and canary restart

@@ -61,6 +61,7 @@ Json strategy_json(const Strategy& s) {
                    {"significance", a.significance},
                    {"max_median_ratio", a.max_median_ratio},
                    {"max_p99_ratio", a.max_p99_ratio},
+                   {"min_latency_delta_ms", a.min_latency_delta_ms},
                    {"min_requests", a.min_requests},
                    {"consecutive_windows", a.consecutive_windows},
                    {"warmup", format_duration(a.warmup)},

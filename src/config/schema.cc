@@ -261,6 +261,7 @@ void read_analysis(Reader& r, Analysis& a) {
     r.error("max_median_ratio", "must be 0 (off) or at least 1",
             "the canary's median / the live set's median above which it is slower, e.g. 1.5");
   r.number("max_p99_ratio", a.max_p99_ratio, 0, 1000);
+  r.number("min_latency_delta_ms", a.min_latency_delta_ms, 0, 3.6e6);
   int64_t min_requests = static_cast<int64_t>(a.min_requests);
   if (r.integer("min_requests", min_requests, 0, 1'000'000'000)) a.min_requests = static_cast<uint64_t>(min_requests);
   r.integer("consecutive_windows", a.consecutive_windows, 1, 100);

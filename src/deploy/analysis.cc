@@ -58,8 +58,10 @@ WindowResult judge_window(const config::Analysis& a, const Window& w) {
     r.kind = WindowKind::kCeiling;
   } else if (const auto& l = r.latency;
              l && l->p_value < a.significance &&
-             ((a.max_median_ratio > 0 && l->canary_median_ms > a.max_median_ratio * l->live_median_ms) ||
-              (a.max_p99_ratio > 0 && l->canary_p99_ms > a.max_p99_ratio * l->live_p99_ms))) {
+             ((a.max_median_ratio > 0 && l->canary_median_ms > a.max_median_ratio * l->live_median_ms &&
+               l->canary_median_ms - l->live_median_ms > a.min_latency_delta_ms) ||
+              (a.max_p99_ratio > 0 && l->canary_p99_ms > a.max_p99_ratio * l->live_p99_ms &&
+               l->canary_p99_ms - l->live_p99_ms > a.min_latency_delta_ms))) {
     r.kind = WindowKind::kSlower;
   } else {
     r.kind = WindowKind::kGood;

@@ -95,7 +95,9 @@ struct Verdict {
 // 4. canary p99 > max_p99_ms (when > 0): a breaching window;
 // 5. with at least min_requests live requests: canary slower than live with
 //    Mann-Whitney p < significance AND (median > max_median_ratio x live's
-//    (when > 0) OR p99 > max_p99_ratio x live's (when > 0)): a breaching window;
+//    (when > 0) OR p99 > max_p99_ratio x live's (when > 0)), the exceeding
+//    median or p99 also above live's by more than min_latency_delta_ms: a
+//    breaching window;
 // 6. otherwise a good window, which ends a streak.
 // A streak of consecutive_windows breaching windows is a breach; a shorter
 // streak still running at the last window is suspect; a good last window is

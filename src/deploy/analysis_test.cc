@@ -172,6 +172,19 @@ TEST(Judge, ASignificantButSmallShiftIsNotABreach) {
   EXPECT_EQ(judge(tight, {w, w, w}).kind, VerdictKind::kPass);
 }
 
+// Regression: e2e_deploy_canary rolled back an identical build for a median of
+// 0.32 ms against 0.14 ms — twice as slow and significant, invisible to a user.
+TEST(Judge, AShiftOfAFewMillisecondsIsNotABreachWhateverItsRatio) {
+  const Window w{sample(300, 0, 3), sample(6000, 0, 1.4)};
+  const Verdict v = judge(analysis(), {w, w, w});
+  EXPECT_EQ(v.kind, VerdictKind::kPass);
+  ASSERT_TRUE(v.latency);
+  EXPECT_GT(v.latency->canary_median_ms, 1.5 * v.latency->live_median_ms);
+  config::Analysis any = analysis();
+  any.min_latency_delta_ms = 0;  // every difference counts: the old behaviour
+  EXPECT_EQ(judge(any, {w, w, w}).kind, VerdictKind::kBreach);
+}
+
 TEST(Judge, TooFewLiveRequestsLeaveOnlyTheAbsoluteChecks) {
   config::Analysis a = analysis();
   a.max_p99_ms = 150;
