@@ -73,7 +73,13 @@ sleep 1
 log "1. SIGTERM (systemctl restart): the manager starts the next agent on the same socket"
 started=$(status_field .started_at)
 kill -TERM "$AGENT_PID"
-new_agent() { [ "$(curl -sf --max-time 2 --unix-socket "$SOCK" http://agent/v1/agent/status | jq -r .started_at)" != "$started" ]; }
+# Between the two agents the socket answers nothing: an empty answer is not
+# "the next agent".
+new_agent() {
+  local now
+  now=$(curl -sf --max-time 2 --unix-socket "$SOCK" http://agent/v1/agent/status | jq -r .started_at) || return 1
+  [ -n "$now" ] && [ "$now" != null ] && [ "$now" != "$started" ]
+}
 wait_for 20 "the next agent" new_agent
 AGENT_PID=$(status_field .pid)
 wait_for 5 "STOPPING=1" grep -q 'NOTIFY STOPPING=1' "$NOTES"
