@@ -3,8 +3,11 @@
 // it, BEGIN IMMEDIATE for every read-modify-write so the write lock is taken
 // before anything is read (no upgrade deadlocks between processes).
 // Concurrency: one connection per Store, serialised by mu_.
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <mutex>
@@ -149,18 +152,94 @@ class SqliteStore final : public Store {
   ~SqliteStore() override { sqlite3_close_v2(db_); }
 
   // Runs `body` in a transaction; IMMEDIATE takes the write lock up front.
+  // The file must still be at its path when the transaction commits.
   Status tx(bool immediate, const std::function<Status()>& body) {
     MD_TRY_STATUS(exec(immediate ? "BEGIN IMMEDIATE" : "BEGIN"));
     Status st = body();
+    if (st) st = still_linked();
     if (st) st = exec("COMMIT");
     if (!st) exec("ROLLBACK");
+    if (!st && moved_) return fail(moved_error());
     return st;
+  }
+
+  // kFailedPrecondition once the open file is no longer the one at path_
+  // (deleted, or replaced by another file): whatever is committed to it
+  // would be lost when this process closes it.
+  Status still_linked() {
+    int moved = 0;
+    if (moved_ || (sqlite3_file_control(db_, "main", SQLITE_FCNTL_HAS_MOVED, &moved) ==
+                       SQLITE_OK &&
+                   moved != 0)) {
+      moved_ = true;
+      return fail(Errc::kFailedPrecondition, "moved");  // replaced by moved_error() after ROLLBACK
+    }
+    return ok();
+  }
+  // The refusal, after saving (once) what this connection still sees of the
+  // deleted file beside its old path, so that nothing recorded is lost.
+  Error moved_error() {
+    if (salvage_.empty()) salvage_ = salvage();
+    return Error(Errc::kFailedPrecondition,
+                 "state store " + path_ +
+                     " was deleted or replaced while this meshdeploy had it open: refusing to "
+                     "write records nobody would read. " +
+                     salvage_);
+  }
+  std::string salvage() {
+    const std::string to =
+        path_ + ".recovered-" + std::to_string(to_unix_ms(clock_.now()) / 1000) + "-" +
+        std::to_string(::getpid());
+    std::string why;
+    int fd = ::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      why = std::strerror(errno);
+    } else {
+      ::close(fd);
+      sqlite3* dst = nullptr;
+      int rc = sqlite3_open_v2(to.c_str(), &dst, SQLITE_OPEN_READWRITE, nullptr);
+      if (rc == SQLITE_OK) {
+        sqlite3_backup* b = sqlite3_backup_init(dst, "main", db_, "main");
+        rc = b ? sqlite3_backup_step(b, -1) : sqlite3_errcode(dst);
+        if (b) sqlite3_backup_finish(b);
+      }
+      if (rc != SQLITE_DONE) why = dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc);
+      sqlite3_close_v2(dst);
+      if (!why.empty()) ::unlink(to.c_str());
+    }
+    if (!why.empty())
+      return "Its records could not be saved (" + to + ": " + why +
+             "); restore " + path_ + " from a backup";
+    return "Everything it held until now was saved to " + to +
+           "; once no meshdeploy runs, put it back: mv " + to + " " + path_;
   }
   Status exec(const char* sql) {
     char* err = nullptr;
     int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
     sqlite3_free(err);
     if (rc != SQLITE_OK) return fail(sqlite_error(db_, rc, path_, sql));
+    return ok();
+  }
+
+  // An existing file must be a store of ours: anything else is refused
+  // before a single table is added to it.
+  Status is_ours() {
+    std::lock_guard lock(mu_);
+    Stmt q(db_, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'store_schema'",
+           path_);
+    auto row = q.step();
+    const std::string hint =
+        ": refusing to use it. Point `state:` at the environment's store, or restore it from a "
+        "backup";
+    if (!row && row.error().code() == Errc::kCorruption)
+      return fail(Errc::kCorruption, "state store " + path_ +
+                                         " is not a meshdeploy state store (not an SQLite "
+                                         "database, or a damaged one)" + hint);
+    if (!row) return tl::unexpected(row.error());
+    if (q.i64(0) == 0)
+      return fail(Errc::kCorruption, "state store " + path_ +
+                                         " is an SQLite database but not a meshdeploy state store "
+                                         "(it has no store_schema table)" + hint);
     return ok();
   }
 
@@ -370,6 +449,7 @@ class SqliteStore final : public Store {
 
   Status release_lock(const std::string& environment, const std::string& holder) override {
     std::lock_guard lock(mu_);
+    if (!still_linked()) return fail(moved_error());
     Stmt s(db_, "DELETE FROM env_locks WHERE environment = ?1 AND holder = ?2", path_);
     MD_TRY(s.bind(1, environment).bind(2, holder).run());
     return ok();
@@ -410,6 +490,7 @@ class SqliteStore final : public Store {
   Status update_event(int64_t id, const char* sql,
                       const std::function<void(Stmt&)>& bind_rest) {
     std::lock_guard lock(mu_);
+    if (!still_linked()) return fail(moved_error());
     Stmt s(db_, sql, path_);
     s.bind(1, id);
     bind_rest(s);
@@ -447,18 +528,14 @@ class SqliteStore final : public Store {
   std::string path_;
   Clock& clock_;
   int version_ = 0;
+  bool moved_ = false;    // the file at path_ is no longer ours (guarded by mu_)
+  std::string salvage_;   // what became of its records, once moved_ (guarded by mu_)
 };
 
-}  // namespace
-
-Result<std::unique_ptr<Store>> open_sqlite(const std::string& path, Clock& clock,
-                                           std::span<const SchemaStep> steps) {
-  std::filesystem::path p(path);
-  if (p.has_parent_path()) MD_TRY_STATUS(fs::ensure_dir(p.parent_path()));
+// Opens one connection to `path` (which must exist) with the store's settings.
+Result<std::unique_ptr<SqliteStore>> connect(const std::string& path, Clock& clock) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     Error e = sqlite_error(db, rc, path, "open");
     sqlite3_close_v2(db);
@@ -466,11 +543,35 @@ Result<std::unique_ptr<Store>> open_sqlite(const std::string& path, Clock& clock
   }
   auto store = std::make_unique<SqliteStore>(db, path, clock);
   sqlite3_busy_timeout(db, kBusyTimeoutMs);
+  return store;
+}
+
+Status configure(SqliteStore& store) {
   // WHY synchronous=FULL: the journal is what makes a killed deploy
   // resumable; a committed step must survive a power cut, not only a crash.
-  MD_TRY_STATUS(store->exec("PRAGMA journal_mode = WAL"));
-  MD_TRY_STATUS(store->exec("PRAGMA synchronous = FULL"));
-  MD_TRY_STATUS(store->exec("PRAGMA foreign_keys = ON"));
+  MD_TRY_STATUS(store.exec("PRAGMA journal_mode = WAL"));
+  MD_TRY_STATUS(store.exec("PRAGMA synchronous = FULL"));
+  MD_TRY_STATUS(store.exec("PRAGMA foreign_keys = ON"));
+  return ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> open_sqlite(const std::string& path, Clock& clock,
+                                           std::span<const SchemaStep> steps) {
+  std::filesystem::path p(path);
+  if (p.has_parent_path()) MD_TRY_STATUS(fs::ensure_dir(p.parent_path()));
+  if (!MD_TRY(check_store_file(path))) {
+    MD_TRY_STATUS(create_store_file(path, [&](const std::string& tmp) -> Status {
+      auto fresh = MD_TRY(connect(tmp, clock));
+      MD_TRY_STATUS(configure(*fresh));
+      return fresh->upgrade(steps);
+    }));
+    MD_TRY(check_store_file(path));  // tightens a store another process created meanwhile
+  }
+  auto store = MD_TRY(connect(path, clock));
+  MD_TRY_STATUS(store->is_ours());
+  MD_TRY_STATUS(configure(*store));
   MD_TRY_STATUS(store->upgrade(steps));
   return std::unique_ptr<Store>(std::move(store));
 }

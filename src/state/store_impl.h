@@ -3,6 +3,7 @@
 // conflict out), the backend factories and the schema-upgrade planner.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -58,6 +59,19 @@ Result<std::unique_ptr<Store>> open_sqlite(const std::string& path, Clock& clock
                                            std::span<const SchemaStep> steps);
 Result<std::unique_ptr<Store>> open_postgres(const std::string& url, Clock& clock,
                                              std::span<const SchemaStep> steps);
+
+// The SQLite store's file (sqlite_file.cc). What is at `path` before SQLite
+// opens it: false when nothing is (a new store may be created), true for a
+// non-empty regular file (tightened to the owner's bits when it is ours);
+// kCorruption, with what to do, for a zero-length file, a non-regular file,
+// or a missing store whose -wal file is still there.
+Result<bool> check_store_file(const std::string& path);
+// Creates a new store at `path` that appears there only complete: a temp
+// file of mode 0600 in the same directory is passed to `init` (which builds
+// the schema and closes it), then linked to `path`. Not an error if another
+// process created `path` meanwhile: theirs is kept, ours dropped.
+Status create_store_file(const std::string& path,
+                         const std::function<Status(const std::string&)>& init);
 
 // Splits the `schema` query parameter out of a Postgres URL. kInvalidArgument
 // for a schema name that is not [a-z_][a-z0-9_]{0,62}.
