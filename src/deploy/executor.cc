@@ -18,9 +18,13 @@ namespace md::deploy {
 Deployer::Deployer(config::Environment env, Seams seams, Options options)
     : impl_(std::make_unique<Impl>(std::move(env), seams, std::move(options))) {}
 Deployer::~Deployer() = default;
-Result<Outcome> Deployer::deploy(const DeployRequest& req) { return impl_->deploy(req); }
-Result<Outcome> Deployer::resume() { return impl_->resume(); }
-Result<Outcome> Deployer::rollback(const std::string& to) { return impl_->rollback(to); }
+Result<Outcome> Deployer::deploy(const DeployRequest& req) {
+  return impl_->settle_store_failure(impl_->deploy(req));
+}
+Result<Outcome> Deployer::resume() { return impl_->settle_store_failure(impl_->resume()); }
+Result<Outcome> Deployer::rollback(const std::string& to) {
+  return impl_->settle_store_failure(impl_->rollback(to));
+}
 
 Deployer::Impl::Impl(config::Environment e, Seams seams, Options opts)
     : env(std::move(e)), s(seams), o(std::move(opts)) {
@@ -209,6 +213,8 @@ void Deployer::Impl::reset_run() {
   timings.clear();
   switch_time.reset();
   migrations.reset();
+  store_failed = false;
+  last_step.reset();
 }
 
 // ---- the journal -------------------------------------------------------------
@@ -219,7 +225,10 @@ Status Deployer::Impl::commit(const state::Batch& b) {
     s.clock.sleep_for(Millis(100 * attempt));
     st = s.store.commit(b);
   }
-  if (!st) return tl::unexpected(std::move(st.error()).with_context("state store"));
+  if (!st) {
+    store_failed = true;
+    return tl::unexpected(std::move(st.error()).with_context("state store"));
+  }
   if (!b.outbox.empty() && s.outbox_written) s.outbox_written();
   return ok();
 }
@@ -355,6 +364,7 @@ Result<StepDone> Deployer::Impl::run_step(Step st) {
 Result<Outcome> Deployer::Impl::run_from(Step first) {
   Step st = first;
   while (st != Step::kDone) {
+    last_step = st;
     const Transition& t = transition(st);
     const MonoTime began = s.clock.mono();
     if (std::string why = runtime_skip(st); !why.empty()) {

@@ -66,6 +66,8 @@ struct Deployer::Impl {
   std::vector<StepTiming> timings;
   std::optional<Millis> switch_time;
   std::optional<migrate::Plan> migrations;  // from preflight
+  bool store_failed = false;        // a commit to the state store failed
+  std::optional<Step> last_step;    // the step run_from is at
 
   const std::string& new_version() const { return dep.version; }
   const std::string& old_version() const { return dep.previous_version; }
@@ -98,6 +100,10 @@ struct Deployer::Impl {
   Status journal(std::string_view step, std::string_view phase, std::string_view outcome,
                  json detail, state::Batch extra = {});
   Status commit(const state::Batch& b);
+  // After a failed run whose store failed: the error, with what the hosts
+  // run and take now (asked of them) and the lock released (store_failure.cc).
+  Result<Outcome> settle_store_failure(Result<Outcome> r);
+  std::string describe_hosts();
   // Operator commands and signals: kPromote, or an error when the run must
   // stop (abort: kCancelled; lease lost: kConflict).
   Result<bool> poll_controls();

@@ -220,6 +220,42 @@ TEST_F(ExecutorTest, RollbackInTheWindowIsARollbackDeploymentOfTheWarmRelease) {
   EXPECT_EQ(store_->deployment(v2.id)->status, state::DeployStatus::kSucceeded);
 }
 
+TEST_F(ExecutorTest, StoreDeletedAfterTrafficMovedFailsSayingWhatTheHostRuns) {
+  ok_deploy("v1");
+  env_.strategy.watch_window = Millis(5000);
+  // The store is deleted while v2 is watched at 100%.
+  host_.on_metrics = [this](int) { fs::remove(dir_ / "state.db"); };
+  auto r = deploy("v2");
+  ASSERT_FALSE(r) << "a deploy whose records were lost must not report success";
+  const std::string msg = r.error().what();
+  EXPECT_NE(msg.find("was deleted or replaced"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("stopped at watch"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("traffic HAD moved to v2"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("host fake: traffic v2 100%; running v1 (2/2 web healthy), v2 (2/2 web healthy)"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("deploy --resume"), std::string::npos) << msg;
+  host_.on_metrics = nullptr;
+
+  // The saved copy holds the deploy as running with its lock: put back, the
+  // deploy resumes to its end.
+  const size_t at = msg.find((dir_ / "state.db.recovered-").string());
+  ASSERT_NE(at, std::string::npos) << msg;
+  const std::string saved = msg.substr(at, msg.find(';', at) - at);
+  store_.reset();
+  fs::rename(saved, dir_ / "state.db");
+  auto st = state::open_store((dir_ / "state.db").string(), clock_);
+  ASSERT_TRUE(st) << st.error().what();
+  store_ = std::move(*st);
+  auto running = store_->running("production");
+  ASSERT_TRUE(running && *running);
+  EXPECT_EQ((*running)->version, "v2");
+  auto resumed = make().resume();
+  ASSERT_TRUE(resumed) << resumed.error().what();
+  EXPECT_EQ(resumed->deployment.status, state::DeployStatus::kSucceeded);
+  EXPECT_EQ(host_.running(), (std::vector<std::string>{"v2"}));
+}
+
 TEST_F(ExecutorTest, SameVersionTwiceIsRefusedBeforeAnythingRuns) {
   ok_deploy("v1");
   auto r = deploy("v1");
