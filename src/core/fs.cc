@@ -70,15 +70,18 @@ Status atomic_write(const std::filesystem::path& path, std::string_view data, un
   std::filesystem::path tmp =
       dir / ("." + path.filename().string() + ".tmp." + std::to_string(::getpid()) + "." +
              std::to_string(rd()));
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  // WHY 0600 until the end: a process killed mid-write leaves the temp
+  // behind; it must not be readable by others meanwhile, whatever `mode` is.
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return fail(io_error("create", tmp, errno));
   auto cleanup = [&](Error e) -> Status {
     ::close(fd);
     ::unlink(tmp.c_str());
     return fail(std::move(e));
   };
-  if (::fchmod(fd, mode) != 0) return cleanup(io_error("chmod", tmp, errno));
+  if (::fchmod(fd, 0600) != 0) return cleanup(io_error("chmod", tmp, errno));
   if (auto st = write_all(fd, data, tmp); !st) return cleanup(st.error());
+  if (::fchmod(fd, mode) != 0) return cleanup(io_error("chmod", tmp, errno));
   if (::fsync(fd) != 0) return cleanup(io_error("fsync", tmp, errno));
   if (::close(fd) != 0) {
     int err = errno;

@@ -17,7 +17,9 @@ Result<std::string> read_file(const std::filesystem::path& path);
 // same directory, fsyncs it, renames it over `path`, then fsyncs the directory.
 // Either the old or the new content is visible afterwards, never a mix; on
 // failure the old file is untouched and the temp file is removed. `mode` is the
-// new file's permission bits (the umask is not applied).
+// new file's permission bits (the umask is not applied); the temp file is 0600
+// until its content is complete, so one left by a killed process is private.
+// The temp is named "." + filename + ".tmp." + pid + "." + random.
 Status atomic_write(const std::filesystem::path& path, std::string_view data, unsigned mode = 0644);
 
 // Creates `dir` and its parents if missing. Not an error if it exists.
