@@ -218,6 +218,9 @@ class Vault {
 // `secrets set` at once must not lose one): an exclusive flock on the
 // vault's directory (created if missing), so no lock file is left in the
 // repository. Waits up to `wait`, then kConflict. Released on destruction.
+// Once held it removes the temp files a killed write of this vault left
+// (".<vault name>.tmp.*", 0600) and makes sure the directory's .gitignore
+// ignores such temps ("/.*.tmp.*": the file is created, or the line appended).
 class VaultLock {
  public:
   static Result<VaultLock> acquire(const std::filesystem::path& vault, Millis wait = Millis(10000));

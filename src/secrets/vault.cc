@@ -346,6 +346,51 @@ Status Vault::save() const {
   return ok();
 }
 
+namespace {
+
+constexpr std::string_view kIgnoreLine = "/.*.tmp.*";
+
+// Makes sure git never picks up a temp of an interrupted write: the vault's
+// directory gets a .gitignore with kIgnoreLine (created, or the line
+// appended to the user's own file when it lacks it).
+Status ensure_gitignore(const std::filesystem::path& dir) {
+  std::filesystem::path p = dir / ".gitignore";
+  std::string text;
+  if (auto cur = fs::read_file(p)) {
+    text = *cur;
+    size_t at = 0;
+    while (at <= text.size()) {
+      size_t nl = text.find('\n', at);
+      std::string_view line(text.data() + at, (nl == std::string::npos ? text.size() : nl) - at);
+      if (line == kIgnoreLine) return ok();
+      if (nl == std::string::npos) break;
+      at = nl + 1;
+    }
+    if (!text.empty() && text.back() != '\n') text += '\n';
+  } else if (cur.error().code() != Errc::kNotFound) {
+    return fail(std::move(cur.error()));
+  } else {
+    text = "# Written by meshdeploy: temp files of an interrupted vault write.\n";
+  }
+  text += std::string(kIgnoreLine) + "\n";
+  return fs::atomic_write(p, text, 0644);
+}
+
+// Removes the temps a killed write of `vault` left ("." + name + ".tmp.*").
+// Called with the vault lock held: every writer holds it, so any such temp
+// is stale.
+void remove_stale_temps(const std::filesystem::path& dir, const std::filesystem::path& vault) {
+  const std::string prefix = "." + vault.filename().string() + ".tmp.";
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.rfind(prefix, 0) != 0 || !entry.is_regular_file(ec)) continue;
+    std::filesystem::remove(entry.path(), ec);
+  }
+}
+
+}  // namespace
+
 Result<VaultLock> VaultLock::acquire(const std::filesystem::path& vault, Millis wait) {
   std::filesystem::path dir = vault.has_parent_path() ? vault.parent_path() : ".";
   MD_TRY_STATUS(fs::ensure_dir(dir));
@@ -366,7 +411,11 @@ Result<VaultLock> VaultLock::acquire(const std::filesystem::path& vault, Millis 
     }
     real_clock().sleep_for(Millis(20));
   }
-  return VaultLock(fd);
+  VaultLock held(fd);
+  remove_stale_temps(dir, vault);
+  if (auto st = ensure_gitignore(dir); !st)
+    return fail(std::move(st.error()).with_context("vault directory " + dir.string()));
+  return held;
 }
 
 VaultLock::~VaultLock() {

@@ -1,5 +1,6 @@
 // Keys and the vault file: round trip, wrong key, tampering of every kind,
 // values moved between names or vaults, rotation, atomic writes.
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -315,9 +316,9 @@ TEST_F(VaultTest, LockSerialisesWritersAcrossProcesses) {
   auto mine = VaultLock::acquire(path_, Millis(5000));
   EXPECT_TRUE(mine) << mine.error().what();
   for (int fd : {to_parent[0], to_parent[1], to_child[0], to_child[1]}) ::close(fd);
-  // No lock file is left beside the vault.
+  // No lock file is left beside the vault (only the .gitignore for temps).
   for (const auto& e : stdfs::directory_iterator(path_.parent_path()))
-    ADD_FAILURE() << "left behind: " << e.path();
+    if (e.path().filename() != ".gitignore") ADD_FAILURE() << "left behind: " << e.path();
 }
 
 TEST_F(VaultTest, EnvironmentLocationAndLoading) {
@@ -344,6 +345,50 @@ TEST_F(VaultTest, EnvironmentLocationAndLoading) {
   auto loaded = load_secrets(env);
   ASSERT_TRUE(loaded) << loaded.error().what();
   EXPECT_EQ(loaded->at("API_TOKEN").reveal(), "tok-abcdef-123456");
+}
+
+// A `secrets set` killed mid-write (here by SIGXFSZ, as abruptly as kill -9)
+// leaves its temp beside the vault: it must be private, ignored by git, and
+// gone once the next writer holds the vault lock.
+TEST_F(VaultTest, TempOfAKilledWriteIsPrivateIgnoredAndCleanedByTheNextWriter) {
+  Vault v = saved_vault();
+  ASSERT_TRUE(v.set("EXTRA", Secret("another-value-1234"), t0_));
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    struct rlimit lim = {16, 16};  // the temp gets 16 bytes, then the kernel kills us
+    ::setrlimit(RLIMIT_FSIZE, &lim);
+    (void)v.save();
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the writer was not killed mid-write";
+  std::vector<stdfs::path> temps;
+  for (const auto& e : stdfs::directory_iterator(path_.parent_path()))
+    if (e.path().filename().string().rfind(".production.vault.tmp.", 0) == 0)
+      temps.push_back(e.path());
+  ASSERT_EQ(temps.size(), 1u);
+  struct stat st {};
+  ASSERT_EQ(::stat(temps[0].c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_TRUE(Vault::open(path_, "production", key_));  // the old vault is intact
+
+  auto lock = VaultLock::acquire(path_);
+  ASSERT_TRUE(lock) << lock.error().what();
+  EXPECT_FALSE(stdfs::exists(temps[0]));
+  auto ignore = fs::read_file(path_.parent_path() / ".gitignore");
+  ASSERT_TRUE(ignore);
+  EXPECT_NE(ignore->find("\n/.*.tmp.*\n"), std::string::npos) << *ignore;
+}
+
+TEST_F(VaultTest, GitignoreLineIsAppendedOnceToTheUsersOwnFile) {
+  stdfs::create_directories(path_.parent_path());
+  stdfs::path gi = path_.parent_path() / ".gitignore";
+  ASSERT_TRUE(fs::atomic_write(gi, "*.bak"));  // no final newline
+  ASSERT_TRUE(VaultLock::acquire(path_));
+  ASSERT_TRUE(VaultLock::acquire(path_));
+  EXPECT_EQ(*fs::read_file(gi), "*.bak\n/.*.tmp.*\n");
 }
 
 }  // namespace
