@@ -109,6 +109,33 @@ TEST_F(CliTest, HelpForAGroupListsItsCommands) {
   EXPECT_NE(bare_group.err.find("needs a subcommand"), std::string::npos) << bare_group.err;
 }
 
+// The man page and the completions come from the same table: every command
+// and its options appear without anyone editing them.
+TEST_F(CliTest, ManPageAndCompletionsCoverEveryCommand) {
+  Ran man = run_cli({"help", "--man"});
+  ASSERT_EQ(man.code, 0) << man.err;
+  EXPECT_EQ(man.out.rfind(".\\\" Generated", 0), 0u) << man.out.substr(0, 80);
+  EXPECT_NE(man.out.find(".TH MESHDEPLOY 1"), std::string::npos);
+  EXPECT_NE(man.out.find("\\fB\\-\\-root\\fR \\fITEXT\\fR"), std::string::npos);  // agent run --root
+  EXPECT_NE(man.out.find(".SH EXIT STATUS"), std::string::npos);
+  Ran bash = run_cli({"help", "--completion", "bash"});
+  ASSERT_EQ(bash.code, 0) << bash.err;
+  Ran zsh = run_cli({"help", "--completion", "zsh"});
+  ASSERT_EQ(zsh.code, 0) << zsh.err;
+  EXPECT_EQ(zsh.out.rfind("#compdef meshdeploy\n", 0), 0u);
+  for (const CommandSpec& c : command_table()) {
+    const std::string path(c.path);
+    std::string roff_path;  // '-' is \- in roff
+    for (char ch : path) roff_path += ch == '-' ? std::string("\\-") : std::string(1, ch);
+    EXPECT_NE(man.out.find(".SS \"meshdeploy " + roff_path + "\""), std::string::npos) << path;
+    EXPECT_NE(bash.out.find("\"" + path + "\") echo"), std::string::npos) << path;
+    EXPECT_NE(zsh.out.find("\"" + path + "\") reply=("), std::string::npos) << path;
+  }
+  Ran fish = run_cli({"help", "--completion", "fish"});
+  EXPECT_EQ(fish.code, 2);
+  EXPECT_NE(fish.err.find("'fish' is not bash or zsh"), std::string::npos) << fish.err;
+}
+
 TEST_F(CliTest, UnknownCommandIsAUsageError) {
   Ran r = run_cli({"frobnicate"});
   EXPECT_EQ(r.code, 2);

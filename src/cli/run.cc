@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/docgen.h"
 #include "cli/version.h"
 #include "core/log.h"
 
@@ -134,6 +135,11 @@ int run_unguarded(int argc, const char* const* argv, Io& io) {
   CLI::App* help = app.add_subcommand("help", "show help for a command");
   std::vector<std::string> help_words;
   help->add_option("command", help_words, "command words, e.g. 'secrets set'");
+  bool man = false;
+  std::string completion;
+  help->add_flag("--man", man, "print the manual page meshdeploy(1) in roff");
+  help->add_option("--completion", completion, "print the completion script for bash or zsh")
+      ->type_name("SHELL");
 
   try {
     app.parse(argc, argv);
@@ -170,6 +176,14 @@ int run_unguarded(int argc, const char* const* argv, Io& io) {
   }
   CLI::App* cmd = chosen(app);
   if (cmd == help) {
+    if (man) {
+      write_man(io.out, app, cli::version());
+      return static_cast<int>(Exit::kOk);
+    }
+    if (!completion.empty()) {
+      auto st = write_completion(io.out, completion, app);
+      return static_cast<int>(st ? Exit::kOk : report(io, st.error()));
+    }
     if (help_words.empty()) {
       print_overview(io);
       return static_cast<int>(Exit::kOk);
