@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -43,18 +44,32 @@ deploy::OutputMode output_mode(Io& io, bool json) {
   return deploy::pick_mode(json, getenv_or("GITHUB_ACTIONS") == "true", tty);
 }
 
+// The deploy lock's lease: MESHDEPLOY_LOCK_TTL in meshdeploy.yml's duration
+// grammar (config::parse_duration: "30s", "1m", "1500ms"), or the older
+// MESHDEPLOY_LOCK_TTL_MS, a bare number of milliseconds, still read as that
+// grammar with "ms" implied. nullopt when neither is set.
+Result<std::optional<Millis>> lock_ttl_from_env() {
+  const std::string ttl = getenv_or("MESHDEPLOY_LOCK_TTL"), ms = getenv_or("MESHDEPLOY_LOCK_TTL_MS");
+  if (ttl.empty() && ms.empty()) return std::optional<Millis>();
+  if (!ttl.empty() && !ms.empty())
+    return fail(Errc::kInvalidArgument, "set MESHDEPLOY_LOCK_TTL or MESHDEPLOY_LOCK_TTL_MS, not both");
+  const char* name = ttl.empty() ? "MESHDEPLOY_LOCK_TTL_MS" : "MESHDEPLOY_LOCK_TTL";
+  if (!ms.empty() && ms.find_first_not_of("0123456789") != std::string::npos)
+    return fail(Errc::kInvalidArgument, "MESHDEPLOY_LOCK_TTL_MS must be a number of milliseconds");
+  auto d = config::parse_duration(ttl.empty() ? ms + "ms" : ttl);
+  if (!d) return fail(Errc::kInvalidArgument, std::string(name) + ": " + d.error().what());
+  if (*d < Millis(300)) return fail(Errc::kInvalidArgument, std::string(name) + " must be at least 300ms");
+  return std::optional<Millis>(*d);
+}
+
 // The controller's options from its environment: the actor, the trigger,
-// MESHDEPLOY_LOCK_TTL_MS (lease length) and MESHDEPLOY_FAULT_KILL_AT (the
+// the lock's lease (lock_ttl_from_env) and MESHDEPLOY_FAULT_KILL_AT (the
 // crash tests' fault point).
 Result<deploy::Options> controller_options() {
   deploy::Options o;
   o.actor = actor();
   o.trigger = in_ci() ? "ci" : "cli";
-  if (std::string ttl = getenv_or("MESHDEPLOY_LOCK_TTL_MS"); !ttl.empty()) {
-    if (ttl.find_first_not_of("0123456789") != std::string::npos || ttl.size() > 9 || std::stol(ttl) < 300)
-      return fail(Errc::kInvalidArgument, "MESHDEPLOY_LOCK_TTL_MS must be a number of milliseconds >= 300");
-    o.lock_ttl = Millis(std::stol(ttl));
-  }
+  if (auto ttl = MD_TRY(lock_ttl_from_env())) o.lock_ttl = *ttl;
   if (std::string f = getenv_or("MESHDEPLOY_FAULT_KILL_AT"); !f.empty())
     o.fault = MD_TRY_CTX(deploy::parse_fault(f), "MESHDEPLOY_FAULT_KILL_AT");
   o.interrupted = &interrupt::flag();

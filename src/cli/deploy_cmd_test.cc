@@ -81,9 +81,9 @@ TEST_F(DeployCmd, MissingArtifactSaysWhereItLooked) {
 TEST_F(DeployCmd, AgentDownFailsPreflightAndIsRecorded) {
   std::ofstream(dir_ / "meshhook-v1.tar.gz") << "x";
   std::ofstream(dir_ / "meshhook-v1.tar.gz.sha256") << std::string(64, 'a') << "\n";
-  setenv("MESHDEPLOY_LOCK_TTL_MS", "1000", 1);
+  setenv("MESHDEPLOY_LOCK_TTL", "1s", 1);  // meshdeploy.yml's duration grammar
   Ran r = cli({"deploy", "--env", "staging", "--artifact", (dir_ / "meshhook-v1.tar.gz").string(), "--json"});
-  unsetenv("MESHDEPLOY_LOCK_TTL_MS");
+  unsetenv("MESHDEPLOY_LOCK_TTL");
   // The agent is not running: preflight fails after its retries, recorded as failed.
   EXPECT_EQ(r.code, 1) << r.err << r.out;
   std::string last, line;
@@ -100,6 +100,36 @@ TEST_F(DeployCmd, AgentDownFailsPreflightAndIsRecorded) {
   r = cli({"history", "--env", "staging", "--id", id, "--json"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(nlohmann::json::parse(r.out)["complete"].get<bool>());
+}
+
+// One duration grammar: MESHDEPLOY_LOCK_TTL is read as meshdeploy.yml writes
+// durations; the older MESHDEPLOY_LOCK_TTL_MS (milliseconds) still works (the
+// tests below use it). A bad value is refused before anything is touched.
+TEST_F(DeployCmd, LockTtlUsesTheConfigDurationGrammar) {
+  const std::string artifact = (dir_ / "meshhook-v1.tar.gz").string();
+  auto deploy_with = [&](const char* name, const char* value) {
+    setenv(name, value, 1);
+    Ran r = cli({"deploy", "--env", "staging", "--artifact", artifact});
+    unsetenv(name);
+    return r;
+  };
+  Ran r = deploy_with("MESHDEPLOY_LOCK_TTL", "30");  // no unit
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("MESHDEPLOY_LOCK_TTL: "), std::string::npos) << r.err;
+  r = deploy_with("MESHDEPLOY_LOCK_TTL", "200ms");
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("at least 300ms"), std::string::npos) << r.err;
+  r = deploy_with("MESHDEPLOY_LOCK_TTL_MS", "1s");
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("MESHDEPLOY_LOCK_TTL_MS must be a number of milliseconds"), std::string::npos)
+      << r.err;
+  setenv("MESHDEPLOY_LOCK_TTL_MS", "1000", 1);
+  r = deploy_with("MESHDEPLOY_LOCK_TTL", "1s");
+  unsetenv("MESHDEPLOY_LOCK_TTL_MS");
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("not both"), std::string::npos) << r.err;
+  r = cli({"history", "--env", "staging", "--json"});
+  EXPECT_TRUE(r.code != 0 || nlohmann::json::parse(r.out).empty()) << r.out;  // nothing recorded
 }
 
 // Regression: a hook printing bytes that are not UTF-8 killed the controller
