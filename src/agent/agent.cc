@@ -21,7 +21,8 @@ namespace md::agent {
 namespace stdfs = std::filesystem;
 using namespace std::chrono_literals;
 
-http::Router make_router(Agent::Impl& a);  // server.cc
+http::Router make_router(Agent::Impl& a);          // server.cc
+http::Router make_metrics_router(Agent::Impl& a);  // server.cc: GET /metrics only
 
 bool in_role(Role role, const config::Service& svc) {
   switch (role) {
@@ -457,6 +458,20 @@ Result<std::unique_ptr<Agent>> Agent::start(Options options) {
     return fail(std::move(server.error()).with_context("agent: control socket"));
   }
   agent->impl_->server = std::move(*server);
+  if (!agent->impl_->opts.metrics_listen.empty()) {
+    http::ServerOptions mo;
+    mo.tcp_address = agent->impl_->opts.metrics_listen;
+    mo.handler_threads = 1;
+    mo.max_body_bytes = 1 << 10;  // GET only
+    auto metrics = http::UnixServer::start(mo, make_metrics_router(*agent->impl_));
+    if (!metrics) {
+      agent->stop(false);
+      return fail(std::move(metrics.error()).with_context("agent: --metrics-listen"));
+    }
+    agent->impl_->metrics_server = std::move(*metrics);
+    kLog.info("metrics on http://{}/metrics (port {})", mo.tcp_address,
+              agent->impl_->metrics_server->tcp_port());
+  }
   kLog.info("agent on {} (pid {}), control socket {}", agent->impl_->root.string(), ::getpid(),
             agent->impl_->socket.string());
   sd::notify("READY=1");
@@ -497,6 +512,7 @@ void Agent::stop(bool all, Millis grace) {
   a.stopped = true;
   if (!a.restarting) sd::notify("STOPPING=1");
   if (a.server) a.server->stop();
+  if (a.metrics_server) a.metrics_server->stop();
   {
     std::unique_lock lock(a.wake_mu);
     std::thread waker = std::move(a.waker);

@@ -43,6 +43,10 @@ struct Options {
   std::vector<std::string> log_writer_argv;
   supervisor::RestartPolicy restart;
   std::string agent_version;               // reported in status
+  // "IP:PORT": serve GET /metrics (Prometheus text, nothing of the control
+  // API) over TCP there, for a Prometheus server to scrape. "" (default): the
+  // metrics are only on the control socket.
+  std::string metrics_listen;
 };
 
 class Agent {

@@ -40,6 +40,7 @@ struct Agent::Impl {
   std::unique_ptr<supervisor::Supervisor> sup;
   std::unique_ptr<proxy::Proxy> proxy;
   std::unique_ptr<http::UnixServer> server;
+  std::unique_ptr<http::UnixServer> metrics_server;  // --metrics-listen: GET /metrics over TCP
 
   // Mutating operations run one at a time, in arrival order.
   std::mutex op_mu;

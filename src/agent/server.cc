@@ -40,7 +40,20 @@ Response answer(const Result<AgentStatus>& r) {
   return Response::json(200, to_json(*r));
 }
 
+// GET /metrics: the proxy's counters in Prometheus' text format.
+void add_prometheus(http::Router& r, Agent::Impl& a) {
+  r.add("GET", "/metrics", [&a](const Request&) {
+    return Response::text(200, proxy::to_prometheus(a.proxy->metrics()), "text/plain; version=0.0.4");
+  });
+}
+
 }  // namespace
+
+http::Router make_metrics_router(Agent::Impl& a) {
+  http::Router r;
+  add_prometheus(r, a);
+  return r;
+}
 
 http::Router make_router(Agent::Impl& a) {
   http::Router r;
@@ -105,9 +118,7 @@ http::Router make_router(Agent::Impl& a) {
   r.add("GET", "/v1/agent/metrics", [&a](const Request&) { return Response::json(200, to_json(a.metrics())); });
   r.add("GET", "/v1/agent/proxy/metrics",
         [&a](const Request&) { return Response::json(200, proxy::to_json(a.proxy->metrics())); });
-  r.add("GET", "/metrics", [&a](const Request&) {
-    return Response::text(200, proxy::to_prometheus(a.proxy->metrics()), "text/plain; version=0.0.4");
-  });
+  add_prometheus(r, a);
   r.add("POST", "/v1/agent/shutdown", [&a](const Request& q) {
     auto body = q.json();
     bool all = body && body->is_object() && body->value("all", false);

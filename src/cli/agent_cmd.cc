@@ -79,7 +79,7 @@ void print_status(std::ostream& o, const agent::AgentStatus& s) {
 
 Action setup_agent_run(CLI::App& cmd, Io& io) {
   struct Opts {
-    std::string root, socket, tls_cert, tls_key;
+    std::string root, socket, tls_cert, tls_key, metrics_listen;
     std::vector<std::string> listen;
     int threads = 0;
   };
@@ -90,6 +90,8 @@ Action setup_agent_run(CLI::App& cmd, Io& io) {
   cmd.add_option("--tls-cert", o->tls_cert, "PEM certificate chain: HTTPS on the listeners");
   cmd.add_option("--tls-key", o->tls_key, "PEM private key for --tls-cert");
   cmd.add_option("--threads", o->threads, "proxy worker threads (default: cores)");
+  cmd.add_option("--metrics-listen", o->metrics_listen,
+                 "serve GET /metrics (Prometheus) over TCP on HOST:PORT (default: off)");
   return [o, &io] {
     if (o->tls_cert.empty() != o->tls_key.empty())
       return report(io, Error(Errc::kInvalidArgument, "--tls-cert and --tls-key go together"));
@@ -108,6 +110,7 @@ Action setup_agent_run(CLI::App& cmd, Io& io) {
     opts.tls_cert = o->tls_cert;
     opts.tls_key = o->tls_key;
     opts.proxy_threads = o->threads;
+    opts.metrics_listen = o->metrics_listen;
     opts.log_writer_argv = {*exe, "agent", "log-writer"};
     opts.agent_version = std::string(version());
     // Signals go to one waiting thread, never to the proxy's or supervisor's.

@@ -98,7 +98,10 @@ class Router {
 };
 
 struct ServerOptions {
-  std::filesystem::path socket_path;  // required; at most 107 bytes
+  std::filesystem::path socket_path;  // required unless tcp_address; at most 107 bytes
+  // "IP:PORT" or "[V6]:PORT": serve over TCP there instead of a unix socket
+  // (the agent's Prometheus endpoint); port 0 picks a free one. Default "".
+  std::string tcp_address{};
   unsigned socket_mode = 0600;        // permission bits of the socket file
   int handler_threads = 4;            // handlers running at once; more requests wait
   size_t max_body_bytes = 1 << 20;    // larger request bodies get 413
@@ -106,8 +109,8 @@ struct ServerOptions {
   Millis idle_timeout{120000};        // keep-alive connections idle this long are closed
 };
 
-// An HTTP/1.1 server on a unix socket (Boost.Beast). Keep-alive, bodies up
-// to the limit, JSON errors for malformed requests.
+// An HTTP/1.1 server on a unix socket, or on TCP with tcp_address (Boost.Beast).
+// Keep-alive, bodies up to the limit, JSON errors for malformed requests.
 class UnixServer {
  public:
   // Binds and starts serving on its own threads. A leftover socket file from
@@ -122,6 +125,8 @@ class UnixServer {
   void stop();
   ~UnixServer();
   const std::filesystem::path& socket_path() const;
+  // The bound TCP port with ServerOptions::tcp_address, else 0.
+  int tcp_port() const;
 
   struct Impl;
 

@@ -103,6 +103,30 @@ TEST_F(HttpTest, ErrorsCarryCodeAndMessage) {
   EXPECT_NE(raw->body.find("boom"), std::string::npos);
 }
 
+// The same server over TCP (the agent's Prometheus endpoint): a port-0
+// listener reports its port, a plain HTTP GET reaches the routes, and a
+// taken port is kUnavailable.
+TEST_F(HttpTest, ServesOverTcp) {
+  ServerOptions o;
+  o.tcp_address = "127.0.0.1:0";
+  auto server = UnixServer::start(o, router());
+  ASSERT_TRUE(server) << server.error().what();
+  const int port = (*server)->tcp_port();
+  ASSERT_GT(port, 0);
+  auto r = get("127.0.0.1", static_cast<uint16_t>(port), "/v1/ping", Millis(10000));
+  ASSERT_TRUE(r) << r.error().what();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->body.find("pong"), std::string::npos) << r->body;
+  o.tcp_address = "127.0.0.1:" + std::to_string(port);
+  auto again = UnixServer::start(o, router());
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code(), Errc::kUnavailable) << again.error().what();
+  o.tcp_address = "no-port";
+  EXPECT_EQ(UnixServer::start(o, router()).error().code(), Errc::kInvalidArgument);
+  (*server)->stop();
+  EXPECT_FALSE(get("127.0.0.1", static_cast<uint16_t>(port), "/v1/ping", Millis(2000)));
+}
+
 TEST_F(HttpTest, BodyLimitAnswers413) {
   ServerOptions o{.socket_path = sock_};
   o.max_body_bytes = 10;

@@ -1,13 +1,17 @@
-// UnixServer: Boost.Beast HTTP/1.1 over a unix socket. One I/O thread runs
-// every connection (async reads/writes); handlers run on a thread pool so a
-// slow handler never stalls the others.
+// UnixServer: Boost.Beast HTTP/1.1 over a unix socket (or TCP, for a
+// Prometheus endpoint). One I/O thread runs every connection (async
+// reads/writes); handlers run on a thread pool so a slow handler never stalls
+// the others.
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/basic_socket_acceptor.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
@@ -18,6 +22,7 @@
 #include <future>
 #include <list>
 #include <thread>
+#include <tuple>
 
 #include "http/http.h"
 #include "http/socket_path.h"
@@ -27,8 +32,10 @@ namespace md::http {
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
-using local = net::local::stream_protocol;
+// WHY generic: one Session type for both AF_UNIX and AF_INET/AF_INET6 sockets.
+using local = net::generic::stream_protocol;
 using Stream = beast::basic_stream<local, net::any_io_executor>;
+using Acceptor = net::basic_socket_acceptor<local>;
 
 namespace {
 
@@ -40,7 +47,7 @@ struct UnixServer::Impl {
   ServerOptions opts;
   Router router;
   std::unique_ptr<net::io_context> ioc = std::make_unique<net::io_context>(1);
-  std::unique_ptr<local::acceptor> acceptor;
+  std::unique_ptr<Acceptor> acceptor;
   std::unique_ptr<net::thread_pool> pool;
   std::thread io_thread;
   std::list<std::weak_ptr<Session>> sessions;  // io thread only
@@ -192,28 +199,69 @@ void UnixServer::Impl::stop() {
   }
   // Remove the socket file only if it is still the one we created.
   struct stat st {};
-  if (::lstat(opts.socket_path.c_str(), &st) == 0 && st.st_ino == socket_ino &&
+  if (opts.tcp_address.empty() && ::lstat(opts.socket_path.c_str(), &st) == 0 && st.st_ino == socket_ino &&
       st.st_dev == socket_dev)
     ::unlink(opts.socket_path.c_str());
 }
 
+namespace {
+
+// Binds and listens on "IP:PORT" / "[V6]:PORT" (port 0 picks one). Returns the
+// fd and the socket's family.
+Result<std::pair<int, int>> listen_tcp(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos || colon + 1 == address.size())
+    return fail(Errc::kInvalidArgument, "'" + address + "' is not HOST:PORT");
+  std::string host = address.substr(0, colon), port = address.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  if (int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &res); rc != 0)
+    return fail(Errc::kInvalidArgument, "'" + address + "': " + ::gai_strerror(rc));
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> guard(res, ::freeaddrinfo);
+  int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+  if (fd < 0) return fail(Errc::kIo, "socket for " + address + ": " + std::strerror(errno));
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(fd, res->ai_addr, res->ai_addrlen) != 0 || ::listen(fd, 128) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return fail(err == EADDRINUSE ? Errc::kUnavailable : Errc::kIo,
+                "listen on " + address + ": " + std::strerror(err));
+  }
+  return std::pair<int, int>(fd, res->ai_family);
+}
+
+}  // namespace
+
 Result<std::unique_ptr<UnixServer>> UnixServer::start(ServerOptions options, Router router) {
   if (options.handler_threads < 1) return fail(Errc::kInvalidArgument, "handler_threads must be >= 1");
-  int fd = MD_TRY(listen_unix(options.socket_path, options.socket_mode));
+  const bool tcp = !options.tcp_address.empty();
+  int fd = -1, family = AF_UNIX, proto = 0;
+  if (tcp) {
+    std::tie(fd, family) = MD_TRY(listen_tcp(options.tcp_address));
+    proto = IPPROTO_TCP;
+  } else {
+    fd = MD_TRY(listen_unix(options.socket_path, options.socket_mode));
+  }
   auto impl = std::make_unique<Impl>();
   impl->opts = std::move(options);
   impl->router = std::move(router);
   struct stat st {};
-  if (::lstat(impl->opts.socket_path.c_str(), &st) == 0) {
+  if (!tcp && ::lstat(impl->opts.socket_path.c_str(), &st) == 0) {
     impl->socket_ino = st.st_ino;
     impl->socket_dev = st.st_dev;
   }
-  impl->acceptor = std::make_unique<local::acceptor>(*impl->ioc);
+  impl->acceptor = std::make_unique<Acceptor>(*impl->ioc);
   beast::error_code ec;
-  impl->acceptor->assign(local(), fd, ec);
+  impl->acceptor->assign(local(family, proto), fd, ec);
   if (ec) {
     ::close(fd);
-    return fail(Errc::kIo, "listen on " + impl->opts.socket_path.string() + ": " + ec.message());
+    return fail(Errc::kIo, "listen on " + (tcp ? impl->opts.tcp_address : impl->opts.socket_path.string()) +
+                               ": " + ec.message());
   }
   impl->pool = std::make_unique<net::thread_pool>(static_cast<size_t>(impl->opts.handler_threads));
   impl->accept();
@@ -226,5 +274,16 @@ UnixServer::UnixServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 UnixServer::~UnixServer() { stop(); }
 void UnixServer::stop() { impl_->stop(); }
 const std::filesystem::path& UnixServer::socket_path() const { return impl_->opts.socket_path; }
+
+int UnixServer::tcp_port() const {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (impl_->opts.tcp_address.empty() ||
+      ::getsockname(impl_->acceptor->native_handle(), reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+    return 0;
+  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+  return 0;
+}
 
 }  // namespace md::http
