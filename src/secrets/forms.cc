@@ -57,6 +57,56 @@ size_t utf8_seq(std::string_view v, size_t i, unsigned& cp) {
   return n;
 }
 
+std::string replace_all(std::string_view v, std::string_view from, std::string_view to) {
+  std::string out;
+  for (size_t i = 0; i < v.size();) {
+    if (v.compare(i, from.size(), from) == 0) {
+      out += to;
+      i += from.size();
+    } else {
+      out += v[i++];
+    }
+  }
+  return out;
+}
+
+// XML character data as .NET's SecurityElement.Escape writes it.
+std::string xml_escape(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&apos;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+// PowerShell may print a value with '&' in two sections (16+ bytes each kept) (GitHub's runner,
+// PowerShellPre/PostAmpersandEscape): up to the "&+" or last '&', and after it.
+std::pair<std::string, std::string> ampersand_sections(std::string_view v) {
+  size_t plus = v.find("&+");
+  size_t amp = v.rfind('&');
+  if (amp == std::string_view::npos) return {};
+  std::string pre, post;
+  if (plus != std::string_view::npos) {
+    pre = std::string(v.substr(0, plus + 2));
+    if (plus + 3 <= v.size()) post = std::string(v.substr(plus + 3));  // skips the coloured letter
+  } else {
+    pre = std::string(v.substr(0, amp + 1));
+    post = std::string(v.substr(amp + 1));
+  }
+  // WHY 16 and not GitHub's 6: sections under 16 bytes would put every
+  // secret with a '&' into the short-pattern tiers, which scan 3-5x slower.
+  if (pre.size() < 16) pre.clear();
+  if (post.size() < 16) post.clear();
+  return {pre, post};
+}
+
 struct JsonStyle {
   bool escape_slash = false;  // "\/" (PHP, some Java encoders)
   bool ascii_only = false;    // non-ASCII as \uXXXX (Python's default)
@@ -82,6 +132,10 @@ std::string json_escape(std::string_view v, const JsonStyle& s) {
       out += "\\/";
     } else if (c < 0x20 || (s.html_safe && (c == '<' || c == '>' || c == '&'))) {
       append_u(out, c, s.upper_hex);
+    } else if (s.html_safe && c == 0xE2 && i + 2 < v.size() && v[i + 1] == '\x80' &&
+               (v[i + 2] == '\xA8' || v[i + 2] == '\xA9')) {
+      append_u(out, v[i + 2] == '\xA8' ? 0x2028 : 0x2029, s.upper_hex);  // Go, Rails
+      i += 2;
     } else if (c >= 0x80 && s.ascii_only) {
       unsigned cp = 0;
       size_t n = utf8_seq(v, i, cp);
@@ -123,10 +177,41 @@ std::string base64_core(std::string_view value, int offset, bool url_alphabet) {
   return enc.substr(first, last - first);
 }
 
+std::string strip_line_breaks(std::string_view p) {
+  std::string out;
+  out.reserve(p.size());
+  for (size_t i = 0; i < p.size(); ++i) {
+    if (p[i] == '\n') continue;
+    if (p[i] == '\r' && i + 1 < p.size() && p[i + 1] == '\n') continue;
+    out += p[i];
+  }
+  return out;
+}
+
+std::vector<std::string> raw_forms(std::string_view value) {
+  std::vector<std::string> out;
+  auto add = [&](std::string_view f) {
+    std::string j = strip_line_breaks(f);
+    if (j.size() >= kMinSecretBytes &&
+        std::find(out.begin(), out.end(), j) == out.end())
+      out.push_back(std::move(j));
+  };
+  add(value);
+  for (size_t pos = 0; value.find('\n') != std::string_view::npos && pos <= value.size();) {
+    size_t nl = std::min(value.find('\n', pos), value.size());
+    std::string_view line = value.substr(pos, nl - pos);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    add(line);
+    pos = nl + 1;
+  }
+  return out;
+}
+
 std::vector<std::string> derived_forms(std::string_view value) {
   std::vector<std::string> out;
   std::set<std::string> seen;
   auto add = [&](std::string f) {
+    f = strip_line_breaks(f);
     if (f.size() >= kMinSecretBytes && seen.insert(f).second) out.push_back(std::move(f));
   };
   add(std::string(value));
@@ -151,17 +236,40 @@ std::vector<std::string> derived_forms(std::string_view value) {
                             .ascii_only = (bits & 2) != 0,
                             .html_safe = (bits & 4) != 0,
                             .upper_hex = (bits & 8) != 0}));
+  // GitHub's runner list: CommandLineArgumentEscape, ExpressionStringEscape,
+  // JsonStringEscape inside JSON, XmlDataEscape, TrimDoubleQuotes, the two
+  // PowerShell ampersand sections. (Mixed escapes are found by decoding.)
+  add(replace_all(value, "\"", "\\\""));
+  add(replace_all(value, "'", "''"));
+  add(json_escape(json_escape(value, {}), {}));
+  add(xml_escape(value));
+  if (value.size() > 2 && (value.front() == '"' || value.front() == '\'') &&
+      value.back() == value.front())
+    add(std::string(value.substr(1, value.size() - 2)));
+  auto [pre, post] = ampersand_sections(value);
+  add(pre);
+  add(post);
   return out;
 }
 
-std::string naive_redact(const std::vector<std::string>& patterns, std::string_view text) {
+std::string naive_redact(const std::vector<std::string>& patterns,
+                         const std::vector<std::string>& raw, size_t reach,
+                         std::string_view text) {
   std::vector<bool> covered(text.size(), false);
-  for (const std::string& p : patterns) {
-    if (p.empty()) continue;
-    for (size_t at = text.find(p); at != std::string_view::npos; at = text.find(p, at + 1))
-      std::fill(covered.begin() + static_cast<ptrdiff_t>(at),
-                covered.begin() + static_cast<ptrdiff_t>(at + p.size()), true);
-  }
+  auto mark = [&](const View& v, const std::vector<std::string>& pats, size_t max_span) {
+    for (const std::string& p : pats) {
+      if (p.empty()) continue;
+      for (size_t at = v.text.find(p); at != std::string::npos; at = v.text.find(p, at + 1)) {
+        size_t b = v.begin[at], e = v.end[at + p.size() - 1];
+        if (e - b <= max_span)
+          std::fill(covered.begin() + static_cast<ptrdiff_t>(b),
+                    covered.begin() + static_cast<ptrdiff_t>(e), true);
+      }
+    }
+  };
+  View joined = joined_view(text);
+  mark(joined, patterns, SIZE_MAX);
+  for_each_decoded(joined.text, &joined, [&](const View& v) { mark(v, raw, reach); });
   std::string out;
   for (size_t i = 0; i < text.size(); ++i) {
     if (!covered[i]) {

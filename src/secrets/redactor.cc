@@ -146,19 +146,13 @@ struct Tier {
   }
 };
 
-}  // namespace
-
-struct Redactor::Impl {
-  std::vector<std::string> patterns;
+// A set of patterns with its tiers: finds every occurrence in a text.
+struct Matcher {
+  std::vector<std::string> patterns;  // sorted, unique
   std::vector<Tier> tiers;
   size_t longest = 0;
 
-  explicit Impl(const SecretMap& secrets) {
-    std::vector<std::string> all;
-    for (const auto& [name, s] : secrets) {
-      if (s.reveal().size() < kMinSecretBytes) continue;
-      for (std::string& f : internal::derived_forms(s.reveal())) all.push_back(std::move(f));
-    }
+  void build(std::vector<std::string> all) {
     std::sort(all.begin(), all.end());
     all.erase(std::unique(all.begin(), all.end()), all.end());
     patterns = std::move(all);
@@ -180,6 +174,162 @@ struct Redactor::Impl {
       tiers.push_back(std::move(t));
     }
   }
+  void scan(std::string_view text, std::vector<Match>& out) const {
+    for (const Tier& t : tiers) t.scan(text, patterns, out);
+  }
+  // Is `s` the beginning of some pattern (or a whole one)?
+  bool is_prefix(std::string_view s) const {
+    auto it = std::lower_bound(patterns.begin(), patterns.end(), s,
+                               [](const std::string& p, std::string_view v) { return p < v; });
+    return it != patterns.end() && std::string_view(*it).substr(0, s.size()) == s;
+  }
+  // The start of the longest suffix of `s` that is a pattern prefix, or
+  // s.size() when there is none.
+  size_t prefix_start(std::string_view s) const {
+    for (size_t k = std::min(s.size(), longest); k > 0; --k)
+      if (is_prefix(s.substr(s.size() - k))) return s.size() - k;
+    return s.size();
+  }
+};
+
+// The line-joined view of a text, mapped back by runs (one per line).
+struct Joined {
+  std::string owned;
+  std::string_view text;
+  std::vector<std::pair<uint32_t, uint32_t>> runs;  // (joined start, source start)
+
+  explicit Joined(std::string_view in) {
+    if (std::memchr(in.data(), '\n', in.size()) == nullptr) {
+      text = in;
+      runs.push_back({0, 0});
+      return;
+    }
+    owned.reserve(in.size());
+    for (size_t i = 0; i < in.size();) {
+      const void* hit = std::memchr(in.data() + i, '\n', in.size() - i);
+      size_t nl = hit ? static_cast<size_t>(static_cast<const char*>(hit) - in.data()) : in.size();
+      size_t keep_end = nl > i && nl < in.size() && in[nl - 1] == '\r' ? nl - 1 : nl;
+      if (keep_end > i) {
+        runs.push_back({static_cast<uint32_t>(owned.size()), static_cast<uint32_t>(i)});
+        owned.append(in.substr(i, keep_end - i));
+      }
+      i = nl + 1;
+    }
+    if (runs.empty()) runs.push_back({0, 0});
+    text = owned;
+  }
+  size_t source(size_t j) const {
+    auto it = std::upper_bound(runs.begin(), runs.end(), j,
+                               [](size_t v, const auto& r) { return v < r.first; });
+    --it;
+    return it->second + (j - it->first);
+  }
+  Match to_source(size_t jb, size_t je) const { return {source(jb), source(je - 1) + 1}; }
+};
+
+// Positions of valid escapes in `t`, ascending.
+std::vector<size_t> escape_positions(std::string_view t) {
+  std::vector<size_t> out;
+  for (char c : {'\\', '%', '&'}) {
+    for (const char* p = t.data(); (p = static_cast<const char*>(
+                                        std::memchr(p, c, t.size() - (p - t.data())))) != nullptr;
+         ++p) {
+      size_t i = static_cast<size_t>(p - t.data());
+      if (internal::escape_at(t, i)) out.push_back(i);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+struct Redactor::Impl {
+  Matcher main;  // every derived form, searched in the joined view
+  Matcher raw;   // values and their lines, searched in the decoded views
+  size_t reach = 0;
+
+  explicit Impl(const SecretMap& secrets) {
+    std::vector<std::string> all, raws;
+    for (const auto& [name, s] : secrets) {
+      if (s.reveal().size() < kMinSecretBytes) continue;
+      for (std::string& f : internal::derived_forms(s.reveal())) all.push_back(std::move(f));
+      for (std::string& f : internal::raw_forms(s.reveal())) raws.push_back(std::move(f));
+    }
+    main.build(std::move(all));
+    raw.build(std::move(raws));
+    reach = internal::decode_reach(raw.longest);
+  }
+
+  // Decoded-view occurrences inside the joined text's window [s, e).
+  void scan_decoded(const Joined& j, size_t s, size_t e, std::vector<Match>& out) const {
+    internal::for_each_decoded(j.text.substr(s, e - s), nullptr, [&](const internal::View& v) {
+      std::vector<Match> found;
+      raw.scan(v.text, found);
+      for (const Match& m : found) {
+        size_t b = v.begin[m.begin], en = v.end[m.end - 1];
+        if (en - b <= reach) out.push_back(j.to_source(s + b, s + en));
+      }
+    });
+  }
+
+  // Every occurrence in `buf`, in source coordinates, unsorted.
+  std::vector<Match> find(std::string_view buf) const {
+    std::vector<Match> out;
+    Joined j(buf);
+    std::vector<Match> found;
+    main.scan(j.text, found);
+    for (const Match& m : found) out.push_back(j.to_source(m.begin, m.end));
+    // WHY windows around escape bytes: decoding the whole text would cost
+    // as much as the scan; an occurrence that a decoding reveals lies within
+    // `reach` of an escape byte, and no escape starts within `reach` before
+    // a window, so decoding a window gives the same bytes as decoding all.
+    std::vector<size_t> esc = escape_positions(j.text);
+    for (size_t i = 0; i < esc.size();) {
+      size_t s = esc[i] > reach ? esc[i] - reach : 0;
+      size_t last = esc[i];
+      while (++i < esc.size() && esc[i] <= last + 2 * reach) last = esc[i];
+      scan_decoded(j, s, std::min(j.text.size(), last + reach + 1), out);
+    }
+    return out;
+  }
+
+  // How many trailing bytes of `p` a stream must hold back: the longest
+  // tail that could still become (part of) an occurrence.
+  size_t hold(std::string_view p) const {
+    if (p.empty()) return 0;
+    size_t window = 2 * (main.longest + 2 * reach) + 64;
+    size_t base = p.size() > window ? p.size() - window : 0;
+    std::string_view tail = p.substr(base);
+    bool cr = tail.back() == '\r';  // may become a "\r\n" that joins lines
+    if (cr) tail.remove_suffix(1);
+    Joined j(tail);
+    size_t start = tail.size();
+    size_t js = main.prefix_start(j.text);
+    if (js < j.text.size()) start = std::min(start, j.source(js));
+    // An escape byte near the end may start an escape not yet complete: hold
+    // it, and what before it could begin a form whose next byte it decodes to.
+    for (size_t k = j.text.size() > 12 ? j.text.size() - 12 : 0; k < j.text.size(); ++k)
+      if (internal::escape_byte(j.text[k])) {
+        start = std::min(start, j.source(k));
+        size_t ks = main.prefix_start(j.text.substr(0, k));
+        if (ks < k) start = std::min(start, j.source(ks));
+        break;
+      }
+    std::vector<size_t> esc = escape_positions(j.text);
+    if (!esc.empty() && esc.back() + reach >= j.text.size()) {
+      size_t first = esc.size() - 1;  // the escapes chained to the end
+      while (first > 0 && esc[first - 1] + 2 * reach >= esc[first]) --first;
+      // WHY hold the whole chain's window: what a decoding reveals depends
+      // on every escape within reach, and the next call must decode these
+      // bytes exactly as a one-shot redact() would; text with no escape
+      // within `reach` of it is not held for this reason.
+      size_t s = esc[first] > reach ? esc[first] - reach : 0;
+      start = std::min(start, j.source(s));
+    }
+    size_t held = tail.size() - start + (cr ? 1 : 0);
+    return held;
+  }
 
   // Emits buf[0, emit_end) redacted into `out`. `carry` leading bytes of buf
   // are covered by a match found earlier; `in_run` says the output so far
@@ -188,19 +338,18 @@ struct Redactor::Impl {
   // bytes again; on return carry is relative to emit_end.
   void emit(std::string_view buf, size_t emit_end, size_t& carry, bool& in_run,
             std::string& out) const {
-    std::vector<Match> found;
-    for (const Tier& t : tiers) t.scan(buf, patterns, found);
+    std::vector<Match> found = find(buf);
     if (carry > 0) found.push_back({0, std::min(carry, buf.size())});
     std::sort(found.begin(), found.end(),
               [](const Match& a, const Match& b) { return a.begin < b.begin; });
     out.reserve(out.size() + emit_end);
-    size_t pos = 0, reach = 0;  // reach: end of the furthest match starting before emit_end
+    size_t pos = 0, furthest = 0;  // end of the furthest match starting before emit_end
     bool last_covered = in_run;
     for (size_t i = 0; i < found.size() && found[i].begin < emit_end;) {
       size_t a = found[i].begin, b = found[i].end;
       while (++i < found.size() && found[i].begin <= b && found[i].begin < emit_end)
         b = std::max(b, found[i].end);
-      reach = std::max(reach, b);
+      furthest = std::max(furthest, b);
       if (a > pos) {
         out.append(buf.substr(pos, a - pos));
         last_covered = false;
@@ -213,8 +362,8 @@ struct Redactor::Impl {
       out.append(buf.substr(pos, emit_end - pos));
       last_covered = false;
     }
-    if (emit_end > 0 || reach > 0) in_run = last_covered;
-    carry = reach > emit_end ? reach - emit_end : 0;
+    if (emit_end > 0 || furthest > 0) in_run = last_covered;
+    carry = furthest > emit_end ? furthest - emit_end : 0;
   }
 };
 
@@ -228,15 +377,17 @@ Result<std::shared_ptr<const Redactor>> Redactor::create(const SecretMap& secret
 
 std::string Redactor::redact(std::string_view text) const {
   std::string out;
-  if (impl_->patterns.empty()) return std::string(text);
+  if (impl_->main.patterns.empty()) return std::string(text);
   size_t carry = 0;
   bool in_run = false;
   impl_->emit(text, text.size(), carry, in_run, out);
   return out;
 }
 
-const std::vector<std::string>& Redactor::patterns() const { return impl_->patterns; }
-size_t Redactor::longest_pattern() const { return impl_->longest; }
+const std::vector<std::string>& Redactor::patterns() const { return impl_->main.patterns; }
+const std::vector<std::string>& Redactor::decoded_patterns() const { return impl_->raw.patterns; }
+size_t Redactor::decode_reach() const { return impl_->reach; }
+size_t Redactor::longest_pattern() const { return impl_->main.longest; }
 
 Redactor::Stream::Stream(std::shared_ptr<const Redactor> r) : r_(std::move(r)) {
   MD_CHECK(r_ != nullptr);
@@ -244,10 +395,9 @@ Redactor::Stream::Stream(std::shared_ptr<const Redactor> r) : r_(std::move(r)) {
 
 std::string Redactor::Stream::write(std::string_view chunk) {
   const Impl& impl = *r_->impl_;
-  if (impl.patterns.empty()) return std::string(chunk);
+  if (impl.main.patterns.empty()) return std::string(chunk);
   pending_.append(chunk);
-  size_t hold = impl.longest - 1;
-  size_t emit_end = pending_.size() > hold ? pending_.size() - hold : 0;
+  size_t emit_end = pending_.size() - impl.hold(pending_);
   std::string out;
   if (emit_end == 0) return out;
   impl.emit(pending_, emit_end, carry_, in_run_, out);
@@ -257,7 +407,8 @@ std::string Redactor::Stream::write(std::string_view chunk) {
 
 std::string Redactor::Stream::flush() {
   std::string out;
-  if (!pending_.empty() || carry_ > 0) r_->impl_->emit(pending_, pending_.size(), carry_, in_run_, out);
+  if (!pending_.empty() || carry_ > 0)
+    r_->impl_->emit(pending_, pending_.size(), carry_, in_run_, out);
   pending_.clear();
   carry_ = 0;
   in_run_ = false;

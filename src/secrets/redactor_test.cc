@@ -189,6 +189,106 @@ TEST(RedactorForms, EachLineOfAMultiLineSecret) {
   EXPECT_EQ(r->redact(j.dump()), "\"[REDACTED]\"");
 }
 
+// GitHub's runner masks these encodings of a value (actions/runner,
+// ValueEncoders): each one is masked here too.
+TEST(RedactorForms, GitHubRunnerEncoderList) {
+  std::string value = "\"alpha beta and more&+gamma<delta>'x and more\"";
+  auto r = make({{"V", value}});
+  nlohmann::json j = value;
+  std::string json = j.dump();
+  json = json.substr(1, json.size() - 2);
+  for (const std::string& form : {
+           b64(value, false), b64("x" + value, false), b64("xy" + value, true),  // Base64 x3
+           std::string(R"(\"alpha beta and more&+gamma<delta>'x and more\")"),  // CommandLineArg
+           std::string("\"alpha beta and more&+gamma<delta>''x and more\""),  // ExpressionString
+           json,                                                                // JsonString
+           std::string("%22alpha%20beta%20and%20more%26%2Bgamma%3Cdelta%3E%27x%20and%20more%22"),
+           std::string("&quot;alpha beta and more&amp;+gamma&lt;delta&gt;&apos;x and more&quot;"),
+           std::string("alpha beta and more&+gamma<delta>'x and more"),  // TrimDoubleQuotes
+           std::string("\"alpha beta and more&+"),                       // PowerShellPre&
+           std::string("amma<delta>'x and more\""),                      // PowerShellPost&
+       }) {
+    std::string out = r->redact("[[" + form + "]]");
+    EXPECT_NE(out.find("[REDACTED]"), std::string::npos) << form;
+    EXPECT_EQ(out.find("gamma<delta"), std::string::npos) << form;
+    EXPECT_EQ(out.find("amma"), std::string::npos) << form << " -> " << out;
+    EXPECT_EQ(out.find("beta and"), std::string::npos) << form << " -> " << out;
+  }
+}
+
+TEST(RedactorForms, PercentEncodingOfAnyMixOfBytes) {
+  auto r = make({{"T", "AKIAexample-Token_42"}});
+  EXPECT_EQ(r->redact("k=%41KIAexample-Token_42&"), "k=[REDACTED]&");
+  EXPECT_EQ(r->redact("k=%41%4b%49%41example%2DToken%5f42&"), "k=[REDACTED]&");
+  std::mt19937 rng(5);
+  std::string v = "AKIAexample-Token_42";
+  for (int trial = 0; trial < 200; ++trial) {
+    std::string enc;
+    for (char c : v) {
+      if (rng() % 2) {
+        char buf[4];
+        std::snprintf(buf, sizeof buf, rng() % 2 ? "%%%02X" : "%%%02x",
+                      static_cast<unsigned char>(c));
+        enc += buf;
+      } else {
+        enc += c;
+      }
+    }
+    ASSERT_EQ(r->redact("GET /x?t=" + enc + " HTTP/1.1"), "GET /x?t=[REDACTED] HTTP/1.1") << enc;
+  }
+  // Percent-encoding twice (a URL inside a URL), and inside JSON.
+  EXPECT_EQ(r->redact("u=%2541KIAexample-Token_42"), "u=[REDACTED]");
+  EXPECT_EQ(r->redact(R"({"u":"\u0041KIAexample%2DToken_42"})"), R"({"u":"[REDACTED]"})");
+}
+
+TEST(RedactorForms, JsonHtmlSafeAndJsonInJson) {
+  auto r = make({{"V", "p<a>s&s\"w'o\\rd"}});
+  // Escapes only < > & (and what JSON must): Go, Rails, serialize-javascript.
+  EXPECT_EQ(r->redact(R"({"v":"p\u003ca\u003es\u0026s\"w'o\\rd"})"), R"({"v":"[REDACTED]"})");
+  // PHP's JSON_HEX_QUOT | JSON_HEX_APOS | JSON_HEX_TAG | JSON_HEX_AMP.
+  EXPECT_EQ(r->redact(R"({"v":"p\u003Ca\u003Es\u0026s\u0022w\u0027o\\rd"})"),
+            R"({"v":"[REDACTED]"})");
+  // JSON inside a JSON string, as a log shipper wraps a JSON log line.
+  nlohmann::json inner = {{"v", "p<a>s&s\"w'o\\rd"}};
+  nlohmann::json outer = {{"log", inner.dump()}};
+  std::string out = r->redact(outer.dump());
+  EXPECT_EQ(out.find("w'o"), std::string::npos) << out;
+  EXPECT_NE(out.find("[REDACTED]"), std::string::npos) << out;
+  // ... and HTML-safe inside JSON.
+  EXPECT_EQ(r->redact(R"({"log":"{\"v\":\"p\\u003ca\\u003es\\u0026s\\\"w'o\\\\rd\"}"})")
+                .find("w'o"),
+            std::string::npos);
+  // XML/HTML numeric entities, any mix.
+  EXPECT_EQ(r->redact("<v>p&lt;a&#62;s&#x26;s&quot;w&#39;o\\rd</v>"), "<v>[REDACTED]</v>");
+}
+
+TEST(RedactorForms, SecretSplitByALineBreakAtEveryOffset) {
+  std::string v = "correct-horse-battery";
+  auto r = make({{"A", v}});
+  for (size_t i = 1; i < v.size(); ++i) {
+    for (const char* br : {"\n", "\r\n", "\n\n"}) {
+      std::string text = "pw=" + v.substr(0, i) + br + v.substr(i) + " end\n";
+      ASSERT_EQ(r->redact(text), "pw=[REDACTED] end\n") << i;
+      // The same through a stream cut at every point.
+      for (size_t cut = 0; cut <= text.size(); ++cut) {
+        std::string_view t = text;
+        ASSERT_EQ(stream_all(r, {t.substr(0, cut), t.substr(cut)}), "pw=[REDACTED] end\n")
+            << i << " cut " << cut;
+      }
+    }
+  }
+  // Lines that merely end and begin with secrets keep their line break.
+  EXPECT_EQ(r->redact(v + "\n" + v), "[REDACTED]\n[REDACTED]");
+  // And the base64 of a value wrapped at 76 columns, as base64(1) writes it.
+  std::string long_value(120, 'k');
+  for (size_t i = 0; i < long_value.size(); ++i) long_value[i] = "s3cr3tV4LUE!"[i % 12];
+  auto rl = make({{"L", long_value}});
+  std::string enc = b64(long_value, false);
+  std::string wrapped;
+  for (size_t i = 0; i < enc.size(); i += 76) wrapped += enc.substr(i, 76) + "\n";
+  EXPECT_EQ(rl->redact(wrapped).find(enc.substr(80, 20)), std::string::npos);
+}
+
 TEST(Redactor, OverlappingAndAdjacentSecretsMergeIntoOneMask) {
   auto r = make({{"A", "abcdef"}, {"B", "defghi"}, {"C", "1111"}, {"D", "2222"}});
   EXPECT_EQ(r->redact("<abcdefghi>"), "<[REDACTED]>");
@@ -210,6 +310,34 @@ TEST(RedactorStream, SecretSplitAcrossTwoWritesAtEverySplitPoint) {
   }
 }
 
+TEST(RedactorStream, EveryEncodingSplitAcrossTwoWritesAtEveryOffset) {
+  std::string v = "p<a>s&s\"w'o\\rd-42";
+  auto r = make({{"V", v}});
+  nlohmann::json j = v;
+  std::string text = "a=" + j.dump() + " b=p%3ca%3Es%26s%22w%27o%5Crd-42 c=&quot;p&lt;a&gt;s" +
+                     "&amp;s&quot;w&apos;o\\rd-42 d=p<a>s&s\"w'\no\\rd-42 e=" +
+                     R"(p\u003ca\u003es\u0026s\"w'o\\rd-42)" + " end";
+  std::string want = r->redact(text);
+  EXPECT_EQ(want, "a=\"[REDACTED]\" b=[REDACTED] c=&quot;[REDACTED] d=[REDACTED] e=[REDACTED] end");
+  for (size_t i = 0; i <= text.size(); ++i) {
+    std::string_view t = text;
+    ASSERT_EQ(stream_all(r, {t.substr(0, i), t.substr(i)}), want) << "split at " << i;
+  }
+}
+
+// A write that ends inside a secret, then a line break and more output: the
+// possible prefix is held across the writes, never released at the break.
+TEST(RedactorStream, WriteEndingMidSecretThenOtherOutput) {
+  auto r = make({{"A", "hunter2-very-secret-token"}});
+  Redactor::Stream s(r);
+  std::string out = s.write("token=hunter2-very");
+  EXPECT_EQ(out.find("hunter2"), std::string::npos) << out;
+  out += s.write("\n");
+  out += s.write("-secret-token and more\n");
+  out += s.flush();
+  EXPECT_EQ(out, "token=[REDACTED] and more\n");
+}
+
 TEST(RedactorStream, SecretSplitAcrossThreeWritesAtEveryPairOfSplitPoints) {
   auto r = make({{"A", "s3cr3t-value-of-some-length"}, {"B", "tiny"}});
   std::string text = "[s3cr3t-value-of-some-length|tiny|tinytiny]";
@@ -229,11 +357,13 @@ TEST(RedactorStream, ByteAtATimeAndHoldBackBound) {
   for (size_t i = 0; i < text.size(); ++i) bytes.push_back(std::string_view(text).substr(i, 1));
   EXPECT_EQ(stream_all(r, bytes), "xx[REDACTED]yy");
 
+  // Text that cannot begin a secret leaves at once; a possible prefix stays.
   Redactor::Stream s(r);
   std::string clean(1000, '.');
-  std::string out = s.write(clean);
-  EXPECT_EQ(out.size(), clean.size() - (r->longest_pattern() - 1));
-  EXPECT_EQ(out + s.flush(), clean);
+  EXPECT_EQ(s.write(clean), clean);
+  EXPECT_EQ(s.write("line\n"), "line\n");
+  EXPECT_EQ(s.write("x 0123"), "x ");
+  EXPECT_EQ(s.flush(), "0123");
 }
 
 TEST(RedactorStream, FlushStartsAFreshSegment) {
@@ -255,7 +385,10 @@ TEST(RedactorDifferential, MatchesNaiveOnRandomInputs) {
     return lo + static_cast<size_t>(rng() % static_cast<unsigned>(hi - lo + 1));
   };
   for (int iter = 0; iter < 300; ++iter) {
-    std::string alphabet = iter % 3 == 0 ? "ab" : iter % 3 == 1 ? "abc/+= \n\"" : "";
+    std::string alphabet = iter % 4 == 0   ? "ab"
+                           : iter % 4 == 1 ? "abc/+= \n\""
+                           : iter % 4 == 2 ? "ab\\%&\"'<\r\n;u0"
+                                           : "";
     SecretMap m;
     int n = static_cast<int>(rnd(1, 12));
     for (int i = 0; i < n; ++i) {
@@ -270,7 +403,19 @@ TEST(RedactorDifferential, MatchesNaiveOnRandomInputs) {
     std::string text;
     while (text.size() < 600) {
       if (rng() % 3 == 0) {
-        const std::string& p = pats[rng() % pats.size()];
+        std::string p = pats[rng() % pats.size()];
+        if (rng() % 4 == 0) {  // percent-encode some bytes, or break the line
+          std::string q;
+          for (char c : p) {
+            if (rng() % 5 == 0) q += rng() % 2 ? "\n" : "\r\n";
+            if (rng() % 3 == 0)
+              q += "%" + std::string(1, "0123456789ABCDEF"[(c >> 4) & 15]) +
+                   "0123456789abcdef"[c & 15];
+            else
+              q += c;
+          }
+          p = q;
+        }
         size_t a = rnd(0, p.size() / 3), b = rnd(a, p.size());
         text += rng() % 2 ? p : p.substr(a, b - a);
       } else {
@@ -279,7 +424,7 @@ TEST(RedactorDifferential, MatchesNaiveOnRandomInputs) {
           text += alphabet.empty() ? static_cast<char>(rng()) : alphabet[rng() % alphabet.size()];
       }
     }
-    std::string want = naive_redact(pats, text);
+    std::string want = naive_redact(pats, (*r)->decoded_patterns(), (*r)->decode_reach(), text);
     ASSERT_EQ((*r)->redact(text), want) << "iteration " << iter;
     std::vector<std::string_view> chunks;
     for (size_t pos = 0; pos < text.size();) {
@@ -308,7 +453,8 @@ TEST(RedactorDifferential, ManySecretsLongText) {
     if (rng() % 10 == 0) text += pats[rng() % pats.size()];
     text += '\n';
   }
-  EXPECT_EQ((*r)->redact(text), naive_redact(pats, text));
+  EXPECT_EQ((*r)->redact(text),
+            naive_redact(pats, (*r)->decoded_patterns(), (*r)->decode_reach(), text));
 }
 
 TEST(RedactorLog, InstalledRedactorMasksEveryLogLine) {

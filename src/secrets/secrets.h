@@ -58,7 +58,13 @@ Status check_secret_value(std::string_view name, std::string_view value);
 // offset 0, 1 or 2 of the encoded data (trimmed to the characters that do not
 // depend on neighbouring bytes); percent-encoded (upper- and lower-case hex;
 // space as %20 or '+'; '/' kept or encoded; JavaScript's encodeURIComponent
-// set); JSON-escaped (plain, "\/", \u-escaped non-ASCII, HTML-safe).
+// set); JSON-escaped (plain, "\/", \u-escaped non-ASCII, HTML-safe, JSON in
+// JSON); GitHub's runner list besides: \" for ", '' for ', XML entities,
+// the value without surrounding quotes, PowerShell's '&' sections (16+ bytes).
+// Also found: a value (or a line of it) split by inserted "\n" / "\r\n"
+// (every form is matched with line breaks removed), and a value in any mix
+// of escapes, decoded once or twice: JSON \-escapes and \uXXXX, %XX of any
+// subset of its bytes, XML/HTML entities (internal::decode_pass).
 // Overlapping or adjacent matches merge into one "[REDACTED]".
 // Immutable after construction: thread-safe to share.
 class Redactor {
@@ -80,13 +86,20 @@ class Redactor {
   // Every pattern masked (values and derived forms), for tests and the
   // benchmark's naive comparison. Secret material: never print it.
   const std::vector<std::string>& patterns() const;
+  // The forms searched in the decoded views (values, lines of values), and
+  // the longest source span a decoded occurrence may have; for tests.
+  const std::vector<std::string>& decoded_patterns() const;
+  size_t decode_reach() const;
   // Length of the longest pattern (0 when there are none).
   size_t longest_pattern() const;
 
   // Streaming: feed chunks in order; a secret split across any number of
   // chunks is still masked, and the concatenated output equals redact() of
-  // the concatenated input. Holds back at most (longest pattern - 1) bytes
-  // until flush(). Single owner (not thread-safe); cheap to create.
+  // the concatenated input. Holds back only a tail that could still become
+  // a match (a possible prefix of a form, a trailing '\r', an escape that
+  // may be incomplete), so text that cannot be part of a secret leaves at
+  // once; flush() at a pause or at close. Single owner (not thread-safe);
+  // cheap to create.
   class Stream {
    public:
     explicit Stream(std::shared_ptr<const Redactor> r);
