@@ -72,29 +72,22 @@ std::string LineFormatter::take_lines(std::string redacted) {
 }
 
 std::string LineFormatter::write(std::string_view chunk) {
-  // WHY flush at the last newline: the stream holds back the last
-  // (longest pattern - 1) bytes, so a process that logs "listening\n" and
-  // then stays quiet would never show that line. Cutting the stream only at a
-  // newline is safe: an occurrence that crosses a newline is a multi-line
-  // value, and the redactor masks each of its lines as a pattern of its own.
-  size_t nl = chunk.rfind('\n');
-  if (nl == std::string_view::npos) return take_lines(stream_.write(chunk));
-  std::string redacted = stream_.write(chunk.substr(0, nl + 1));
-  redacted += stream_.flush();
-  redacted += stream_.write(chunk.substr(nl + 1));
-  return take_lines(std::move(redacted));
+  // WHY no cut at newlines: a secret may be split by a line break (the
+  // redactor masks it in a line-joined view), so the stream decides what to
+  // hold; it holds only a tail that could still become a secret.
+  return take_lines(stream_.write(chunk));
 }
 
 std::string LineFormatter::flush_partial() {
-  if (partial_.empty()) return "";
-  std::string out = stamp(partial_);
+  std::string out = take_lines(stream_.flush());
+  if (partial_.empty()) return out;
+  out += stamp(partial_);
   partial_.clear();
   return out;
 }
 
 std::string LineFormatter::finish() {
-  std::string out = take_lines(stream_.flush());
-  return out + flush_partial();
+  return flush_partial();
 }
 
 namespace {

@@ -7,8 +7,11 @@
 // Log file format (docs/agent.md): one line per output line,
 //   2026-11-22T09:00:00.123Z <text>
 // where <text> is the process's line with every secret masked as [REDACTED]
-// (Redactor::Stream, cut only at newlines so complete lines are never held
-// back; a secret split across reads is still masked).
+// (Redactor::Stream: it holds back only a tail that could still become a
+// secret, so most lines are written at once; a secret split across reads or
+// by a line break is still masked; after `partial_after` without output the
+// held tail is released, so a secret whose halves come further apart than
+// that in time is not masked).
 // A line longer than 64 KiB is split; a partial line is written after 1 s
 // without output. Past `max_bytes` the file is renamed to <FILE>.1 (replacing
 // it) and a new one is started.
@@ -42,8 +45,8 @@ class LineFormatter {
   LineFormatter(std::shared_ptr<const secrets::Redactor> redactor, const Clock& clock);
   // Complete, redacted, timestamped lines ready to append ("" if none yet).
   std::string write(std::string_view chunk);
-  // The pending partial line as a line of its own (after a pause in output).
-  // Text the redactor still holds back (a possible secret prefix) stays held.
+  // After a pause in output: what the redactor held back (a possible secret
+  // prefix), then the pending partial line as a line of its own.
   std::string flush_partial();
   // At EOF: everything left, ending in '\n'.
   std::string finish();

@@ -55,6 +55,26 @@ TEST_F(LogWriterTest, MasksASecretSplitAcrossReads) {
   EXPECT_NE(out.find("token=[REDACTED] done"), std::string::npos) << out;
 }
 
+// Regression: the formatter cut the stream at every newline, so a read that
+// ended inside a secret, then a line break, then the rest wrote both halves.
+TEST_F(LogWriterTest, MasksASecretSplitByALineBreakAcrossReads) {
+  LineFormatter f(redactor(), clock_);
+  std::string out = f.write("token=hunter2-very");
+  out += f.write("\n");
+  out += f.write("-secret-token done\n");
+  out += f.finish();
+  EXPECT_EQ(out.find("hunter2"), std::string::npos) << out;
+  EXPECT_EQ(out.find("secret-token"), std::string::npos) << out;
+  EXPECT_NE(out.find("token=[REDACTED] done"), std::string::npos) << out;
+}
+
+TEST_F(LogWriterTest, APauseReleasesAHeldPossiblePrefix) {
+  LineFormatter f(redactor(), clock_);
+  std::string ts = format_time(clock_.now());
+  EXPECT_EQ(f.write("waiting for hunter2\n"), "");  // "hunter2" may begin the secret
+  EXPECT_EQ(f.flush_partial(), ts + " waiting for hunter2\n");
+}
+
 TEST_F(LogWriterTest, ALineWithoutSecretPrefixIsWrittenAtOnce) {
   // Freshness: "listening on 3000" must reach the log before more output
   // comes, although the redactor knows a 25-byte secret.
