@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "core/fs.h"
 #include "core/json.h"
+#include "secrets/import.h"
 #include "secrets/secrets.h"
 #include "state/state.h"
 
@@ -276,46 +277,26 @@ Action setup_secrets_import(CLI::App& cmd, Io& io) {
     if (!t) return report(io, t.error());
     auto text = fs::read_file(a->file);
     if (!text) return report(io, text.error());
-    auto entries = config::parse_dotenv(*text, a->file);
-    if (!entries) return report(io, entries.error());
-    // All or nothing: every problem is reported and nothing is written.
-    std::vector<std::string> problems, skipped;
-    std::map<std::string, std::string> latest;  // dotenv: the last one wins
-    for (config::DotenvEntry& e : *entries) {
-      std::string at = a->file + ":" + std::to_string(e.line) + ": ";
-      // WHY skip, not refuse: `NAME=` in a dotenv file means "unset", and
-      // .env files keep optional settings that way.
-      if (e.value.empty()) {
-        skipped.push_back(e.key);
-        latest.erase(e.key);
-      } else if (auto st = secrets::check_secret_name(e.key); !st) {
-        problems.push_back(at + st.error().message());
-      } else if (auto sv = secrets::check_secret_value(e.key, e.value); !sv) {
-        problems.push_back(at + sv.error().message());
-      } else {
-        latest[e.key] = std::move(e.value);
-      }
-    }
-    if (!problems.empty()) {
-      for (const auto& p : problems) io.err << p << "\n";
+    auto plan = secrets::plan_dotenv_import(*text, a->file);
+    if (!plan) return report(io, plan.error());
+    if (!plan->problems.empty()) {
+      for (const auto& p : plan->problems) io.err << p << "\n";
       return report(io, Error(Errc::kInvalidArgument,
-                              "import " + a->file + ": " + std::to_string(problems.size()) +
+                              "import " + a->file + ": " + std::to_string(plan->problems.size()) +
                                   " problem(s); nothing was imported"));
     }
+    const std::vector<std::string> skipped = plan->skipped;
     auto o = open_vault(std::move(*t), Mode::kCreate);
     if (!o) return report(io, o.error());
-    std::vector<std::string> added, changed, unchanged;
+    auto done = secrets::apply_import(o->vault, std::move(*plan), real_clock().now());
+    if (!done) return report(io, done.error());
+    const auto& [added, changed, unchanged] = *done;
+    std::map<std::string, const char*> changes;  // by name, as the vault orders them
+    for (const auto& name : added) changes[name] = "added";
+    for (const auto& name : changed) changes[name] = "changed";
     std::vector<state::AuditEntry> trail;
-    SysTime now = real_clock().now();
-    for (auto& [name, value] : latest) {
-      bool existed = o->vault.contains(name);
-      auto r = o->vault.set(name, secrets::Secret(std::move(value)), now);
-      if (!r) return report(io, r.error());
-      (!*r ? unchanged : existed ? changed : added).push_back(name);
-      if (*r)
-        trail.push_back(audit("secrets.set", name,
-                              {{"change", existed ? "changed" : "added"}, {"import", a->file}}));
-    }
+    for (const auto& [name, change] : changes)
+      trail.push_back(audit("secrets.set", name, {{"change", change}, {"import", a->file}}));
     if (!trail.empty()) {
       if (auto st = save_and_audit(*o, std::move(trail)); !st) return report(io, st.error());
     }
