@@ -21,6 +21,7 @@ const log::Logger kLog("notify");
 constexpr size_t kMaxErrorLength = 500;
 constexpr Millis kMinAttemptTimeout{200};
 constexpr Millis kMinWait{1000};
+constexpr Millis kLeaseRecheck{250};
 
 std::string default_holder() {
   char host[256] = {};
@@ -61,6 +62,7 @@ struct Dispatcher::Impl {
   struct Scan {
     int pending = 0;                    // rows of our environments still pending
     std::optional<SysTime> next_due;    // earliest next attempt of a head we may send
+    bool held_elsewhere = false;        // a due head waits for another process's lease
   };
 
   Impl(state::Store& s, Transport& t, DispatcherOptions o, Clock& c)
@@ -122,6 +124,9 @@ struct Dispatcher::Impl {
 
   void release_leases() {
     std::lock_guard<std::mutex> lock(pass_mu);
+    release_leases_locked();
+  }
+  void release_leases_locked() {
     for (auto& [name, env] : envs) {
       if (!env.leased) continue;
       auto st = store.release_lock(lease_name(name), options.holder);
@@ -231,18 +236,33 @@ struct Dispatcher::Impl {
     return rows;
   }
 
+  // One pass. WHY the lease comes before the rows are read, and goes at the
+  // end of the pass: the agent and a controller may both dispatch an
+  // environment; rows read before holding the lease may already have been
+  // delivered by the other (a duplicate), and a lease kept between passes
+  // would stop the other from sending while this one sleeps.
   Result<Scan> pass() {
     std::lock_guard<std::mutex> lock(pass_mu);
     auto rows = MD_TRY(pending_rows());
+    std::set<std::string> due, elsewhere;  // environments with a due head; held elsewhere
+    {
+      std::set<std::pair<std::string, std::string>> heads;
+      for (const auto& r : rows)
+        if (heads.insert({r.environment, r.channel}).second && r.next_attempt_at <= clock.now())
+          due.insert(r.environment);
+    }
+    for (const std::string& name : due)
+      if (!hold_lease(envs.at(name))) elsewhere.insert(name);
+    if (due.size() > elsewhere.size()) rows = MD_TRY(pending_rows());  // as of the lease
     // Rows per (environment, channel), oldest first.
     std::map<std::pair<std::string, std::string>, std::vector<const state::OutboxEvent*>> queues;
     for (const auto& r : rows) queues[{r.environment, r.channel}].push_back(&r);
-    std::set<std::string> elsewhere;  // environments another process is dispatching
     for (auto& [key, queue] : queues) {
+      if (!due.count(key.first) || elsewhere.count(key.first)) continue;
       Env& env = envs.at(key.first);
       for (const state::OutboxEvent* row : queue) {
         if (row->next_attempt_at > clock.now() || should_stop()) break;
-        if (!hold_lease(env)) {
+        if (!hold_lease(env)) {  // renews it on a long pass; lost = someone took it over
           elsewhere.insert(key.first);
           break;
         }
@@ -250,8 +270,10 @@ struct Dispatcher::Impl {
         if (!deliver(env, *row)) break;
       }
     }
+    release_leases_locked();
     // Look again: delivered rows are gone, retried ones are due later.
     Scan scan;
+    scan.held_elsewhere = !elsewhere.empty();
     auto after = MD_TRY(pending_rows());
     std::set<std::pair<std::string, std::string>> seen;
     for (const auto& r : after) {
@@ -355,10 +377,14 @@ Dispatcher::DrainReport Dispatcher::drain(Millis max_wait) {
     }
     auto scan = impl_->pass();
     if (scan) report.pending = scan->pending;
-    if (!scan || !scan->next_due || impl_->clock.mono() >= deadline) break;
-    // Sleep until the next head is due, if that is before the deadline.
+    if (!scan || impl_->clock.mono() >= deadline) break;
+    if (!scan->next_due && !scan->held_elsewhere) break;
+    // Sleep until the next head is due, if that is before the deadline; while
+    // another process (the agent) holds the lease, look again soon: it sends
+    // them, or lets go.
     auto left = std::chrono::duration_cast<Millis>(deadline - impl_->clock.mono());
     Millis wait = impl_->wait_for(*scan, left + Millis(1));
+    if (scan->held_elsewhere) wait = std::min(wait, kLeaseRecheck);
     if (wait > left) break;
     impl_->clock.sleep_for(wait);
   }

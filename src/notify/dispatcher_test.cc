@@ -387,15 +387,23 @@ TEST_F(DispatcherTest, OtherEnvironmentsAndForeignLeasesAreLeftAlone) {
   Dispatcher d(store_, transport_, {prod}, fast(), clock_);
   EXPECT_TRUE(run(d).empty());
   EXPECT_TRUE(transport_.posts.empty());
-  // The drain does not wait for rows another process is sending.
+  // The drain looks again until its deadline: the other process (the agent)
+  // may send them, or let go of the lease.
+  MonoTime t0 = clock_.mono();
   auto report = d.drain(Millis(5000));
   EXPECT_EQ(report.pending, 1);
+  EXPECT_GE(clock_.mono() - t0, Millis(5000));
   clock_.advance(Millis(61'000));  // the other lease expired
   Dispatcher d2(store_, transport_, {prod}, fast(), clock_);
   auto out = run(d2);
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].environment, "production");
   EXPECT_EQ(row(0).status, state::OutboxStatus::kPending);  // staging's row
+  // The lease is held for a pass only: a running dispatcher (the agent's)
+  // never keeps a controller from sending between its passes.
+  auto between = store_.lock_info("notify:production");
+  ASSERT_TRUE(between);
+  EXPECT_FALSE(*between) << "the lease outlived the pass";
   d2.stop();
   auto lease = store_.lock_info("notify:production");
   ASSERT_TRUE(lease);

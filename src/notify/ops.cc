@@ -33,6 +33,21 @@ std::string live_version(state::Store& store, const std::string& environment) {
   return "";
 }
 
+// "Now, with everything queued before it": the pending rows of `env` on
+// `channels` up to `last_id` that wait for a later attempt become due now,
+// so they go first, in order, instead of holding the new row back (or
+// being overtaken by it).
+Status hurry_queued(state::Store& store, const std::string& env,
+                    const std::vector<std::string>& channels, int64_t last_id, SysTime now) {
+  auto rows = MD_TRY(store.events(state::OutboxStatus::kPending, 0));
+  for (const state::OutboxEvent& r : rows) {
+    if (r.environment != env || r.id > last_id || r.next_attempt_at <= now) continue;
+    if (std::find(channels.begin(), channels.end(), r.channel) == channels.end()) continue;
+    MD_TRY_STATUS(store.retry_event(r.id));
+  }
+  return ok();
+}
+
 // Delivers what is due for `env` (the rows `ids` among them) within `wait`
 // and reports on `ids`.
 Result<SendReport> deliver(state::Store& store, Transport& transport,
@@ -121,6 +136,11 @@ Result<SendReport> send_test(state::Store& store, Transport& transport,
   for (const state::OutboxEvent& want : batch.outbox)
     for (const state::OutboxEvent& r : rows)
       if (r.channel == want.channel && r.event_id == want.event_id) ids.push_back(r.id);
+  std::vector<std::string> names;
+  for (const config::Channel& c : selected.channels) names.push_back(c.name);
+  if (!ids.empty())
+    MD_TRY_STATUS(hurry_queued(store, env.name, names, *std::max_element(ids.begin(), ids.end()),
+                               clock.now()));
   return deliver(store, transport, env, secrets, ids, wait, std::move(options), clock);
 }
 
@@ -146,6 +166,7 @@ Result<SendReport> retry(state::Store& store, Transport& transport, const config
     return fail(Errc::kFailedPrecondition, "delivery " + std::to_string(row.id) + " (" + row.event_type +
                                                " to " + row.channel + ") was already delivered");
   MD_TRY_STATUS(store.retry_event(row.id));
+  MD_TRY_STATUS(hurry_queued(store, env.name, {row.channel}, row.id, clock.now()));
   return deliver(store, transport, env, secrets, {row.id}, wait, std::move(options), clock);
 }
 

@@ -113,6 +113,40 @@ TEST_F(OpsTest, UndeliveredTestsStayQueuedAndSayWhy) {
   EXPECT_TRUE(outstanding(store_, "")->empty());
 }
 
+// The docs promise `notify test` delivers "with everything queued before it":
+// four earlier events in backoff go first, in order, then the test — the
+// test never overtakes them, nor waits an hour behind them.
+TEST_F(OpsTest, TestGoesAfterEverythingQueuedBeforeItAndSendsThatNow) {
+  for (int i = 0; i < 4; ++i) transport_.push_error(Errc::kUnavailable, "connect refused", true);
+  for (int i = 0; i < 4; ++i) {
+    auto r = send_test(store_, transport_, env_, secrets_, "hooks", "a", Millis(0), opts(), clock_);
+    ASSERT_TRUE(r);
+    clock_.advance(Millis(10));
+  }
+  // The first row failed once and waits for its retry; push it an hour away.
+  auto queued = outstanding(store_, "production");
+  ASSERT_TRUE(queued);
+  ASSERT_EQ(queued->size(), 4u);
+  for (const auto& row : *queued)
+    ASSERT_TRUE(store_.mark_attempt_failed(row.id, "connect refused", clock_.now() + Millis(3'600'000),
+                                           false));
+  size_t before = transport_.posts.size();
+  auto r = send_test(store_, transport_, env_, secrets_, "hooks", "a", Millis(5000), opts(), clock_);
+  ASSERT_TRUE(r) << r.error().what();
+  EXPECT_TRUE(r->all_delivered());
+  EXPECT_EQ(r->other_delivered, 4);
+  ASSERT_EQ(transport_.posts.size(), before + 5);
+  std::vector<std::string> ids;
+  for (size_t i = before; i < transport_.posts.size(); ++i)
+    for (const auto& [k, v] : transport_.posts[i].headers)
+      if (k == "webhook-id") ids.push_back(v);
+  std::vector<std::string> want;
+  for (const auto& row : *queued) want.push_back(row.event_id);
+  want.push_back(r->rows[0].event_id);
+  EXPECT_EQ(ids, want);
+  EXPECT_TRUE(outstanding(store_, "")->empty());
+}
+
 TEST_F(OpsTest, RetryPutsAFailedRowBackAndSendsIt) {
   transport_.push_status(410, "gone");
   auto r = send_test(store_, transport_, env_, secrets_, "hooks", "a", Millis(0), opts(), clock_);

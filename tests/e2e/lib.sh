@@ -104,6 +104,26 @@ wait_for() {
   done
 }
 
+# Starts a receiver of tests/receivers/ (Debian's python3, which has
+# aiosmtpd), logging what it gets to $T/NAME.jsonl, and waits for its port:
+# sets NAME_PID and NAME_PORT. Usage: start_receiver NAME SCRIPT ARGS...
+start_receiver() {
+  local name=$1 script=$2; shift 2
+  rm -f "$T/$name.port"
+  spawn "$name" /usr/bin/python3 "$MESHDEPLOY_SRC/tests/receivers/$script" \
+    --port-file "$T/$name.port" --log "$T/$name.jsonl" "$@"
+  eval "${name}_PID=$LAST_PID"
+  wait_for 10 "receiver $name" test -s "$T/$name.port"
+  eval "${name}_PORT=$(cat "$T/$name.port")"
+}
+# Stops a receiver started by start_receiver and waits until it is gone.
+stop_receiver() {
+  local pid
+  eval "pid=\$${1}_PID"
+  kill -TERM -- "-$pid"
+  wait_for 10 "receiver $1 to stop" bash -c "! kill -0 $pid"
+}
+
 # The body of GET URL, or nothing (never fails).
 http_get() { curl -s --max-time 2 "$1" 2>/dev/null || true; }
 # The "version" field the example app answers at URL (e.g. v2), or nothing.
