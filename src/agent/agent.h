@@ -17,6 +17,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,7 +48,19 @@ struct Options {
   // API) over TCP there, for a Prometheus server to scrape. "" (default): the
   // metrics are only on the control socket.
   std::string metrics_listen;
+  // Takes an environment's notification hand-off (`PUT /v1/agent/notify`,
+  // the body as sent; see notify.h). Wired by the CLI, which owns the
+  // notify layer the agent must not include. Empty = the route answers 501.
+  std::function<Status(const std::string& body)> notify_handoff;
 };
+
+// The controller's side of `PUT /v1/agent/notify`: hands `body` (a
+// notification hand-off, notify/courier.h; it holds secret values, so it
+// goes only over this socket) to the agent at `socket`. kUnavailable when no
+// agent listens; kFailedPrecondition (HTTP 501) from an agent without the
+// hook. Blocks up to `timeout`.
+Status send_notify_handoff(const std::filesystem::path& socket, const std::string& body,
+                           Millis timeout);
 
 class Agent {
  public:

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <thread>
 
+#include "agent/agent.h"
 #include "agent/api.h"
 #include "core/json.h"
 #include "http/http.h"
@@ -206,6 +207,13 @@ Result<AgentStatus> Client::restart(Millis wait) {
   }
   return fail(Errc::kTimeout, "the agent did not answer within " + std::to_string(wait.count() / 1000) +
                                   " s of its restart (see its log)");
+}
+
+Status send_notify_handoff(const std::filesystem::path& socket, const std::string& body,
+                           Millis timeout) {
+  http::UnixClient c(socket, timeout);
+  auto r = MD_TRY(c.request_with_timeout(timeout, "PUT", "/v1/agent/notify", body, "application/json"));
+  return r.to_status();
 }
 
 }  // namespace md::agent

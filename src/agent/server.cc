@@ -119,6 +119,12 @@ http::Router make_router(Agent::Impl& a) {
   r.add("GET", "/v1/agent/proxy/metrics",
         [&a](const Request&) { return Response::json(200, proxy::to_json(a.proxy->metrics())); });
   add_prometheus(r, a);
+  r.add("PUT", "/v1/agent/notify", [&a](const Request& q) {
+    if (!a.opts.notify_handoff)
+      return Response::error(501, Errc::kFailedPrecondition, "this agent sends no notifications");
+    auto st = a.opts.notify_handoff(q.body);
+    return st ? Response::json(200, json{{"accepted", true}}) : Response::from_error(st.error());
+  });
   r.add("POST", "/v1/agent/shutdown", [&a](const Request& q) {
     auto body = q.json();
     bool all = body && body->is_object() && body->value("all", false);

@@ -14,6 +14,7 @@
 #include "cli/version.h"
 #include "core/json.h"
 #include "core/systemd.h"
+#include "notify/courier.h"
 #include "supervisor/log_writer.h"
 
 
@@ -113,6 +114,15 @@ Action setup_agent_run(CLI::App& cmd, Io& io) {
     opts.metrics_listen = o->metrics_listen;
     opts.log_writer_argv = {*exe, "agent", "log-writer"};
     opts.agent_version = std::string(version());
+    // The outboxes handed over by controllers: sent from here until the agent
+    // stops (docs/notifications.md, "Delivery").
+    auto transport = notify::make_curl_transport();
+    notify::Courier courier(std::filesystem::path(o->root) / "notify", *transport);
+    opts.notify_handoff = [&courier](const std::string& body) -> Status {
+      auto h = notify::parse_handoff(body);
+      if (!h) return fail(std::move(h.error()));
+      return courier.accept(std::move(*h));
+    };
     // Signals go to one waiting thread, never to the proxy's or supervisor's.
     sigset_t set;
     sigemptyset(&set);
@@ -122,6 +132,7 @@ Action setup_agent_run(CLI::App& cmd, Io& io) {
     auto a = agent::Agent::start(opts);
     if (!a) return report(io, a.error());
     agent::Agent& ag = **a;
+    courier.load();
     std::thread waiter([&ag, set] {
       int sig = 0;
       sigwait(&set, &sig);
@@ -139,12 +150,14 @@ Action setup_agent_run(CLI::App& cmd, Io& io) {
       // thread is left blocked in sigwait: exec ends it.
       auto argv = sd::own_argv();
       std::vector<int> fds = ag.stop_for_restart();
+      courier.stop();
       waiter.detach();
       Status st = argv ? sd::exec_with_listen_fds(*exe, *argv, fds) : Status(fail(argv.error()));
       io.err << "meshdeploy: agent restart: " << st.error().what() << "\n";
       std::_Exit(static_cast<int>(Exit::kFailed));  // WHY _Exit: the waiter thread is still blocked
     }
     ag.stop(all);
+    courier.stop();
     // Wake the signal thread if a shutdown came through the API.
     ::kill(::getpid(), SIGTERM);
     waiter.join();

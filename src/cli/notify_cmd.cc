@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "core/json.h"
+#include "deploy/session.h"
 #include "notify/notify.h"
 #include "secrets/secrets.h"
 #include "state/state.h"
@@ -53,7 +54,9 @@ Result<secrets::SecretMap> environment_secrets(const config::Environment& env) {
   return values;
 }
 
-void print_report(Io& io, const notify::SendReport& r, const std::string& env) {
+// `agent_error`: "" when the agent took the environment's notifications.
+void print_report(Io& io, const notify::SendReport& r, const std::string& env,
+                  const std::string& agent_error) {
   size_t width = 8;
   for (const auto& row : r.rows) width = std::max(width, row.channel.size() + 2);
   bool pending = false, failed = false;
@@ -83,9 +86,13 @@ void print_report(Io& io, const notify::SendReport& r, const std::string& env) {
   if (r.other_delivered > 0)
     io.out << "Also delivered " << r.other_delivered << " earlier queued notification(s).\n";
   if (!r.store_error.empty()) io.err << "meshdeploy: notify: state store: " << r.store_error << "\n";
-  if (pending)
+  if (pending && agent_error.empty())
+    io.out << "The host agent sends the queued notifications of " << env
+           << " as they fall due; `meshdeploy notify status --env " << env << "` lists them.\n";
+  else if (pending)
     io.out << "Queued notifications are sent by the next deploy or notify command of " << env
-           << "; `meshdeploy notify status --env " << env << "` lists them.\n";
+           << " (the host agent could not take them: " << agent_error
+           << "); `meshdeploy notify status --env " << env << "` lists them.\n";
   if (failed)
     io.out << "Failed deliveries are not retried on their own: fix the channel, then run "
               "`meshdeploy notify retry ID --env "
@@ -166,11 +173,12 @@ Action setup_notify_test(CLI::App& cmd, Io& io) {
   return [a, &io] {
     auto s = prepare(io, *a);
     if (!s) return report(io, s.error());
+    const std::string agent_error = deploy::hand_over_notifications(s->env, s->secrets);
     auto transport = notify::make_curl_transport();
     auto r = notify::send_test(*s->store, *transport, s->env, s->secrets, a->channel, actor(), s->wait);
     if (!r) return report(io, std::move(r.error()).with_context("notify test"));
     io.out << "Test notification for " << s->env.name << ":\n";
-    print_report(io, *r, s->env.name);
+    print_report(io, *r, s->env.name, agent_error);
     return r->all_delivered() ? Exit::kOk : Exit::kFailed;
   };
 }
@@ -224,11 +232,12 @@ Action setup_notify_retry(CLI::App& cmd, Io& io) {
   return [a, &io] {
     auto s = prepare(io, *a);
     if (!s) return report(io, s.error());
+    const std::string agent_error = deploy::hand_over_notifications(s->env, s->secrets);
     auto transport = notify::make_curl_transport();
     auto r = notify::retry(*s->store, *transport, s->env, s->secrets, a->id, s->wait);
     if (!r) return report(io, std::move(r.error()).with_context("notify retry"));
     io.out << "Retried delivery " << a->id << ":\n";
-    print_report(io, *r, s->env.name);
+    print_report(io, *r, s->env.name, agent_error);
     return r->all_delivered() ? Exit::kOk : Exit::kFailed;
   };
 }

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "agent/agent.h"
+#include "notify/courier.h"
 #include "deploy/adapters.h"
 
 namespace md::deploy {
@@ -27,6 +29,8 @@ Result<std::unique_ptr<Session>> Session::open(const config::Environment& env,
     t.environment = env.name;
     t.notifications = env.notifications;
     t.secrets = std::move(secrets);
+    s->env_ = env;
+    s->channel_secrets_ = notify::channel_secrets(env.notifications, t.secrets);
     s->dispatcher_ = std::make_unique<notify::Dispatcher>(*s->store_, *s->transport_,
                                                           std::vector<notify::Target>{std::move(t)});
   }
@@ -40,16 +44,43 @@ Seams Session::seams(Observer& observer, Clock& clock) {
   return seams;
 }
 
+std::string hand_over_notifications(const config::Environment& env,
+                                    const secrets::SecretMap& secrets) {
+  if (env.notifications.channels.empty()) return "";
+  notify::Handoff h;
+  h.store_url = state::store_url(env);
+  if (h.store_url.rfind("postgres", 0) != 0) {
+    std::string path = h.store_url.rfind("sqlite:", 0) == 0 ? h.store_url.substr(7) : h.store_url;
+    std::error_code ec;
+    auto abs = std::filesystem::absolute(path, ec);
+    if (!ec) h.store_url = abs.string();
+  }
+  h.target.environment = env.name;
+  h.target.notifications = env.notifications;
+  h.target.secrets = notify::channel_secrets(env.notifications, secrets);
+  auto st = agent::send_notify_handoff(agent_socket(env), notify::handoff_json(h), Millis(5000));
+  return st ? "" : st.error().what();
+}
+
 void Session::start_notifications() {
-  if (dispatcher_) dispatcher_->start();
+  if (!dispatcher_) return;
+  // WHY first: should this command die, the agent already sends what it wrote.
+  handoff_error_ = hand_over_notifications(*env_, channel_secrets_);
+  dispatcher_->start();
 }
 
 std::string Session::finish_notifications(Millis max_wait) {
   if (!dispatcher_) return "";
   const notify::Dispatcher::DrainReport r = dispatcher_->drain(max_wait);
+  if (!handoff_error_.empty()) handoff_error_ = hand_over_notifications(*env_, channel_secrets_);
   if (r.pending == 0 && r.failed == 0 && r.store_error.empty()) return "";
-  return fmt::format("notifications: {} pending, {} failed{} (`meshdeploy notify status`)", r.pending,
-                     r.failed, r.store_error.empty() ? "" : "; store: " + r.store_error);
+  std::string who = handoff_error_.empty()
+                        ? "the agent sends the pending ones"
+                        : "the agent could not take them (" + handoff_error_ +
+                              "): the next command of this environment sends them";
+  return fmt::format("notifications: {} pending, {} failed{}; {} (`meshdeploy notify status`)",
+                     r.pending, r.failed, r.store_error.empty() ? "" : "; store: " + r.store_error,
+                     who);
 }
 
 }  // namespace md::deploy

@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -22,6 +23,15 @@ struct SessionOptions {
   Millis agent_patience{30000};  // agent calls are retried this long while it is unreachable
   std::function<void(const std::string&)> on_retry;  // told when an agent call is retried
 };
+
+// Hands the notifications of `env` to its host agent (notify.h, "hand-off"):
+// the channels, the store URL and the channel secrets of `secrets`, over the
+// agent's control socket. From then on the agent sends what is pending,
+// including after this command ends. Returns "" when the agent took it, else
+// why not (agent not running, an older agent): a warning, not an error —
+// the rows stay in the outbox. No-op ("") without channels. Blocks <= 5 s.
+std::string hand_over_notifications(const config::Environment& env,
+                                    const secrets::SecretMap& secrets);
 
 // Owns what it opens; destroy it after the Deployer. Not thread-safe.
 class Session {
@@ -50,6 +60,9 @@ class Session {
   std::unique_ptr<HookRunner> hooks_;
   std::unique_ptr<notify::Transport> transport_;
   std::unique_ptr<notify::Dispatcher> dispatcher_;
+  std::optional<config::Environment> env_;  // set with dispatcher_: for the hand-off
+  secrets::SecretMap channel_secrets_;
+  std::string handoff_error_ = "not yet";   // "" once the agent took the hand-off
 };
 
 }  // namespace md::deploy

@@ -226,6 +226,16 @@ class FakeTransport : public Transport {
     return ok();
   }
 
+  // For tests that read while a dispatcher thread sends.
+  size_t post_count() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return posts.size();
+  }
+  size_t mail_count() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return mails.size();
+  }
+
   std::vector<HttpRequest> posts;   // guarded by the test's own sequencing
   std::vector<MailRequest> mails;
 
