@@ -112,7 +112,7 @@ Result<Sending> prepare(Io& io, const SendArgs& a) {
   s.wait = MD_TRY_CTX(config::parse_duration(a.wait), "--wait");
   s.env = MD_TRY(load_environment(io, a.config, a.env));
   s.secrets = MD_TRY(environment_secrets(s.env));
-  s.store = MD_TRY(state::open_store(s.env.state));
+  s.store = MD_TRY(state::open_store(state::store_url(s.env)));
   return s;
 }
 
@@ -197,7 +197,7 @@ Action setup_notify_status(CLI::App& cmd, Io& io) {
       if (!a->env.empty() && name != a->env) continue;
       auto env = config::resolve(*c, name);
       if (!env) return report(io, env.error());
-      urls.insert(env->state);
+      urls.insert(state::store_url(*env));
     }
     if (!a->env.empty() && urls.empty()) {
       auto env = config::resolve(*c, a->env);  // the "unknown environment" error
