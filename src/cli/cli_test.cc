@@ -97,6 +97,16 @@ TEST_F(CliTest, HelpForOneCommandShowsItsOptions) {
   EXPECT_NE(flag.out.find("--json"), std::string::npos) << flag.out;
 }
 
+// Regression: `help deploy` printed "Usage: meshdeploy  deploy" (two spaces).
+TEST_F(CliTest, HelpUsageLineNamesTheCommandOnce) {
+  Ran top = run_cli({"help", "deploy"});
+  EXPECT_EQ(top.code, 0);
+  EXPECT_NE(top.out.find("Usage: meshdeploy deploy [OPTIONS]"), std::string::npos) << top.out;
+  Ran sub = run_cli({"help", "secrets", "set"});
+  EXPECT_NE(sub.out.find("Usage: meshdeploy secrets set [OPTIONS]"), std::string::npos) << sub.out;
+  for (const Ran& r : {top, sub}) EXPECT_EQ(r.out.find("meshdeploy  "), std::string::npos) << r.out;
+}
+
 TEST_F(CliTest, HelpForAGroupListsItsCommands) {
   Ran r = run_cli({"help", "secrets"});
   EXPECT_EQ(r.code, 0);

@@ -205,7 +205,9 @@ int run_unguarded(int argc, const char* const* argv, Io& io) {
       io.err << "meshdeploy: no command '" << path << "'; run 'meshdeploy help' for the list\n";
       return static_cast<int>(Exit::kUsage);
     }
-    io.out << it->second->help("meshdeploy " + path.substr(0, path.rfind(' ') == std::string::npos ? 0 : path.rfind(' ')));
+    // CLI11 writes "<prefix> <name>": the prefix is the program and the group.
+    const size_t space = path.rfind(' ');
+    io.out << it->second->help(space == std::string::npos ? "meshdeploy" : "meshdeploy " + path.substr(0, space));
     return static_cast<int>(Exit::kOk);
   }
   if (!cmd) {
