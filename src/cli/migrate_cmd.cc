@@ -94,6 +94,9 @@ Result<migrate::Request> request_for(Io& io, const MigrateArgs& a, Db need) {
     url = secrets::Secret();
   }
   if (!url) return fail(std::move(url.error()));
+  if (need == Db::kOptional && url->empty() && !env)
+    io.err << "meshdeploy: linting every file without a database (no --env, --database-url or "
+              "MESHDEPLOY_DATABASE_URL): each counts as pending\n";
   if (need == Db::kRequired && url->empty())
     return fail(Errc::kInvalidArgument, "no database: pass --env, --database-url or set MESHDEPLOY_DATABASE_URL");
   req.database_url = std::move(*url);

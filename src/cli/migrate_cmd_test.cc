@@ -45,6 +45,18 @@ TEST_F(MigrateCmd, LintGatesOnUnacknowledgedErrorsOnly) {
   EXPECT_NE(ok.out.find("allowed: tiny table"), std::string::npos);
 }
 
+// Regression: without --env or a URL, lint said nothing on stderr although
+// docs/migrations.md says it does.
+TEST_F(MigrateCmd, LintWithoutADatabaseSaysSoOnStderr) {
+  write("1_init.sql", "create table workflows (id bigint primary key);\n");
+  Ran r = run_args({"migrate", "lint", "--dir", dir_.string()});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("meshdeploy: linting every file without a database"), std::string::npos) << r.err;
+  Ran j = run_args({"migrate", "lint", "--json", "--dir", dir_.string()});
+  EXPECT_NE(j.err.find("linting every file without a database"), std::string::npos) << j.err;
+  EXPECT_EQ(j.out.find("linting"), std::string::npos) << "stdout stays JSON: " << j.out;
+}
+
 // Regression: a Latin-1 identifier made the JSON report throw type_error 316
 // and the process abort (exit 134). Invalid bytes (here in the identifier
 // and in the file name the report quotes) come out as U+FFFD.
