@@ -696,66 +696,57 @@ Result<SwitchResult> Proxy::set_canary(std::string_view service, const std::vect
   return r;
 }
 
-Result<SwitchResult> Proxy::promote(std::string_view service, const DeployOptions& o) {
-  Impl& p = *impl_;
+namespace {
+
+// Ends a service's canary: `promote` makes the canary set the live one,
+// otherwise it is dropped and the live set keeps all traffic. The set that
+// loses its traffic is drained when asked.
+Result<SwitchResult> end_canary(Proxy::Impl& p, std::string_view service, bool promote,
+                                const DeployOptions& o) {
+  const std::string name(service);
   SwitchResult r;
   std::vector<std::shared_ptr<TargetSet>> old;
   Millis deadline;
   {
     std::lock_guard lock(p.mu);
     ServiceRuntime* rt = MD_TRY(p.find(service));
-    if (rt->switching)
-      return fail(Errc::kConflict, "another switch of service '" + std::string(service) + "' is running");
+    if (rt->switching) return fail(Errc::kConflict, "another switch of service '" + name + "' is running");
     if (!rt->canary)
-      return fail(Errc::kFailedPrecondition, "service '" + std::string(service) + "' has no canary to promote");
+      return fail(Errc::kFailedPrecondition,
+                  "service '" + name + "' has no canary to " + (promote ? "promote" : "abort"));
     deadline = rt->rec.spec.drain_deadline;
     MD_TRY_STATUS(p.commit([&]() -> Status {
-      ServiceRuntime& x = p.services.at(std::string(service));
-      r.previous_set_id = x.live ? x.live->id : 0;
-      r.set_id = x.canary->id;
-      if (x.live) old.push_back(x.live);
-      Impl::add_replaced(x, x.live);
-      x.live = x.canary;
+      ServiceRuntime& x = p.services.at(name);
+      const uint64_t live_id = x.live ? x.live->id : 0;
+      r.previous_set_id = promote ? live_id : x.canary->id;
+      r.set_id = promote ? x.canary->id : live_id;
+      std::shared_ptr<TargetSet> loser = promote ? x.live : x.canary;
+      if (loser) old.push_back(loser);
+      Proxy::Impl::add_replaced(x, loser);
+      if (promote) {
+        x.live = x.canary;
+        x.rec.live = x.rec.canary;
+      }
       x.canary = nullptr;
-      x.rec.live = x.rec.canary;
       x.rec.canary.reset();
       x.rec.canary_weight = 0;
       return ok();
     }));
   }
-  plog.info("canary promoted", {{"service", std::string(service)}, {"set", std::to_string(r.set_id)}});
+  plog.info(promote ? "canary promoted" : "canary aborted",
+            {{"service", name}, {"set", std::to_string(promote ? r.set_id : r.previous_set_id)}});
   if (o.wait_for_drain) p.wait_drain(old, deadline, &r);
   return r;
 }
 
+}  // namespace
+
+Result<SwitchResult> Proxy::promote(std::string_view service, const DeployOptions& o) {
+  return end_canary(*impl_, service, /*promote=*/true, o);
+}
+
 Result<SwitchResult> Proxy::abort_canary(std::string_view service, const DeployOptions& o) {
-  Impl& p = *impl_;
-  SwitchResult r;
-  std::vector<std::shared_ptr<TargetSet>> old;
-  Millis deadline;
-  {
-    std::lock_guard lock(p.mu);
-    ServiceRuntime* rt = MD_TRY(p.find(service));
-    if (rt->switching)
-      return fail(Errc::kConflict, "another switch of service '" + std::string(service) + "' is running");
-    if (!rt->canary)
-      return fail(Errc::kFailedPrecondition, "service '" + std::string(service) + "' has no canary to abort");
-    deadline = rt->rec.spec.drain_deadline;
-    MD_TRY_STATUS(p.commit([&]() -> Status {
-      ServiceRuntime& x = p.services.at(std::string(service));
-      r.previous_set_id = x.canary->id;
-      r.set_id = x.live ? x.live->id : 0;
-      old.push_back(x.canary);
-      Impl::add_replaced(x, x.canary);
-      x.canary = nullptr;
-      x.rec.canary.reset();
-      x.rec.canary_weight = 0;
-      return ok();
-    }));
-  }
-  plog.info("canary aborted", {{"service", std::string(service)}, {"set", std::to_string(r.previous_set_id)}});
-  if (o.wait_for_drain) p.wait_drain(old, deadline, &r);
-  return r;
+  return end_canary(*impl_, service, /*promote=*/false, o);
 }
 
 Status Proxy::set_maintenance(std::string_view service, bool on, std::string page) {
