@@ -123,11 +123,12 @@ deploy_step() {
   mdt "$@" 2>&1 | tee "$T/$name.out" || RC=${PIPESTATUS[0]}
 }
 # Records every traffic switch a deploy printed ("[ 0.83s]   100% of traffic
-# on v2 (switch 19 ms)") as "at_ms weight version switch_ms" in $T/switches.
+# on v2 (health probe 120 ms, traffic switch 2 ms)") as
+# "label|at|weight on version|probe_ms|switch_ms" in $T/switches.
 record_switches() {
   local name=$1 label=$2 n
-  n=$(sed -n 's/^\[ *\([0-9.]*\)s\] *\([0-9]*\)% of traffic \(back \)\{0,1\}on \([^ ]*\) (switch \([0-9]*\) ms).*/\1 \2 \4 \5/p' "$T/$name.out" |
-    awk -v s="$START_MS" -v l="$label" '{printf "%s|%.2f|%s%% on %s|%s\n", l, (s + $1 * 1000) / 1000, $2, $3, $4}' |
+  n=$(sed -n 's/^\[ *\([0-9.]*\)s\] *\([0-9]*\)% of traffic \(back \)\{0,1\}on \([^ ]*\) (health probe \([0-9]*\) ms, traffic switch \([0-9]*\) ms).*/\1 \2 \4 \5 \6/p' "$T/$name.out" |
+    awk -v s="$START_MS" -v l="$label" '{printf "%s|%.2f|%s%% on %s|%s|%s\n", l, (s + $1 * 1000) / 1000, $2, $3, $4, $5}' |
     tee -a "$T/switches" | wc -l)
   [ "$n" -gt 0 ] || die "$label: no traffic switch in its output"
 }
@@ -213,9 +214,9 @@ while IFS='|' read -r label req bad note; do
 done <"$T/phases"
 printf '%-34s %9s %7s\n' "total" "$total" "$failed"
 echo
-printf '%-34s %10s  %-14s %s\n' "traffic switches" "at (s)" "" "switch took"
-while IFS='|' read -r label at what ms; do
-  printf '%-34s %10s  %-14s %s ms\n' "$label" "$at" "$what" "$ms"
+printf '%-34s %10s  %-14s %12s  %s\n' "traffic switches" "at (s)" "" "health probe" "switch"
+while IFS='|' read -r label at what probe ms; do
+  printf '%-34s %10s  %-14s %9s ms  %s ms\n' "$label" "$at" "$what" "$probe" "$ms"
 done <"$T/switches"
 echo
 echo "requests served: $total; failed: $failed (plus $canary_5xx 5xx from the bad canary v3 before its automatic rollback)"

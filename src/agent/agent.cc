@@ -11,6 +11,7 @@
 #include "agent/agent_impl.h"
 #include "agent/root.h"
 #include "core/fs.h"
+#include "core/hash.h"
 #include "core/process.h"
 #include "core/systemd.h"
 #include "supervisor/log_writer.h"
@@ -168,6 +169,9 @@ AgentStatus Agent::Impl::status() const {
   st.pid = ::getpid();
   st.root = root.string();
   for (const auto& e : proxy->listening()) st.listen.push_back(e.str());
+  st.tls_cert = opts.tls_cert.string();
+  st.tls_key = opts.tls_key.string();
+  st.tls_cert_sha256 = tls_cert_sha256;
   st.started_at = format_time(started_at);
   struct statvfs vfs;
   if (::statvfs(root.c_str(), &vfs) == 0) st.disk_free_bytes = uint64_t(vfs.f_bavail) * vfs.f_frsize;
@@ -235,6 +239,13 @@ Status Agent::Impl::open() {
   state_file = root / "agent.state";
   logs_dir = root / "logs";
   run_dir = root / "run";
+  if (!opts.tls_cert.empty()) {
+    // WHY absolute and hashed: a deploy compares them with its config's
+    // proxy.tls_cert (deploy/host_check.cc), from another working directory.
+    opts.tls_cert = stdfs::absolute(opts.tls_cert);
+    opts.tls_key = stdfs::absolute(opts.tls_key);
+    tls_cert_sha256 = MD_TRY_CTX(sha256_file_hex(opts.tls_cert), "agent: --tls-cert");
+  }
   MD_TRY_STATUS(fs::ensure_dir(logs_dir, 0700));
   MD_TRY_STATUS(fs::ensure_dir(run_dir, 0700));
 

@@ -33,6 +33,7 @@ struct Agent::Impl {
   int lock_fd = -1;
   SysTime started_at{};
   int adopted = 0;
+  std::string tls_cert_sha256;  // of opts.tls_cert as read at start ("" = plain HTTP)
 
   std::optional<ReleaseStore> store;
   std::unique_ptr<supervisor::RealLauncher> launcher;
@@ -94,7 +95,8 @@ struct Agent::Impl {
   Result<AgentStatus> maintenance(const Maintenance& r);
   Status drain(const Drain& r);
   VersionMetrics metrics() const;
-  Status apply(const TrafficOp& op, Millis health_timeout);  // op_mu held
+  // op_mu held. Returns how long the proxy probed the new targets' health.
+  Result<Millis> apply(const TrafficOp& op, Millis health_timeout);
   std::map<std::string, ServiceRoute> current_routes() const;
   std::map<std::string, std::set<std::string>> routable_web_services() const;
   bool takes_traffic(const std::string& version) const;

@@ -174,6 +174,13 @@ struct AgentStatus {
   int pid = 0;
   std::string root;
   std::vector<std::string> listen; // the proxy's bound addresses
+  // HTTPS on the listeners: the absolute paths the agent loaded and the
+  // sha256 (hex) of the certificate file as read at start; all "" = plain HTTP.
+  std::string tls_cert, tls_key, tls_cert_sha256;
+  // Answers to `route` only (-1 otherwise): how long the proxy probed the
+  // health of the targets it was given before switching to them (the switch
+  // is the rest of the call).
+  int64_t probe_ms = -1;
   std::string started_at;
   uint64_t disk_free_bytes = 0;    // under root
   int adopted = 0;                 // processes re-adopted at start-up

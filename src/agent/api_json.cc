@@ -385,7 +385,9 @@ json to_json(const AgentStatus& v) {
           {"listen", v.listen},           {"started_at", v.started_at},
           {"disk_free_bytes", v.disk_free_bytes}, {"adopted", v.adopted},
           {"releases", encode_list(v.releases)}, {"routes", routes},
-          {"weights", v.weights}};
+          {"weights", v.weights}, {"tls_cert", v.tls_cert},
+          {"tls_key", v.tls_key}, {"tls_cert_sha256", v.tls_cert_sha256},
+          {"probe_ms", v.probe_ms}};
 }
 template <>
 Result<AgentStatus> decode<AgentStatus>(const json& j) {
@@ -394,6 +396,8 @@ Result<AgentStatus> decode<AgentStatus>(const json& j) {
   r.req("api_version", v.api_version).opt("agent_version", v.agent_version).opt("pid", v.pid);
   r.opt("root", v.root).opt("listen", v.listen).opt("started_at", v.started_at);
   r.opt("disk_free_bytes", v.disk_free_bytes).opt("adopted", v.adopted).opt("weights", v.weights);
+  r.opt("tls_cert", v.tls_cert).opt("tls_key", v.tls_key).opt("tls_cert_sha256", v.tls_cert_sha256);
+  r.opt("probe_ms", v.probe_ms);
   r.nested("releases", v.releases, decode_list<ReleaseInfo>);
   r.nested("routes", v.routes, [](const json& a) { return list_of<RouteInfo>(a, route_from); });
   MD_TRY_STATUS(r.done());

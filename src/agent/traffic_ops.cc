@@ -34,7 +34,8 @@ bool Agent::Impl::takes_traffic(const std::string& version) const {
   return false;
 }
 
-Status Agent::Impl::apply(const TrafficOp& op, Millis health_timeout) {
+Result<Millis> Agent::Impl::apply(const TrafficOp& op, Millis health_timeout) {
+  Millis probe{0};
   std::string ctx = std::string(op_name(op.kind)) + " " + op.service +
                     (op.version.empty() ? "" : " to " + op.version);
   proxy::DeployOptions opts{health_timeout, 50ms, /*wait_for_drain=*/false};
@@ -58,7 +59,7 @@ Status Agent::Impl::apply(const TrafficOp& op, Millis health_timeout) {
     case OpKind::kDeploy: {
       MD_TRY_STATUS(upsert().map_error([&](Error e) { return std::move(e).with_context(ctx); }));
       auto t = targets(op.version, op.service);
-      MD_TRY_CTX(proxy->deploy(op.service, t, opts), ctx);
+      probe = MD_TRY_CTX(proxy->deploy(op.service, t, opts), ctx).health_wait;
       route.live = op.version;
       route.canary.clear();
       route.canary_weight = 0;
@@ -66,7 +67,8 @@ Status Agent::Impl::apply(const TrafficOp& op, Millis health_timeout) {
     }
     case OpKind::kCanary: {
       if (!proxy->status(op.service)) MD_TRY_STATUS(upsert());
-      MD_TRY_CTX(proxy->set_canary(op.service, targets(op.version, op.service), op.weight, opts), ctx);
+      probe = MD_TRY_CTX(proxy->set_canary(op.service, targets(op.version, op.service), op.weight, opts), ctx)
+                  .health_wait;
       route.canary = op.version;
       route.canary_weight = op.weight;
       break;
@@ -103,14 +105,18 @@ Status Agent::Impl::apply(const TrafficOp& op, Millis health_timeout) {
         it->second.warm_until_ms = 0;
   }
   kLog.info("traffic: {}", ctx);
-  return persist();
+  MD_TRY_STATUS(persist());
+  return probe;
 }
 
 Result<AgentStatus> Agent::Impl::route(const Route& r) {
   std::lock_guard op(op_mu);
   auto ops = MD_TRY(plan_route(current_routes(), r.weights, routable_web_services()));
-  for (const TrafficOp& o : ops) MD_TRY_STATUS(apply(o, r.health_timeout));
-  return status();
+  Millis probe{0};
+  for (const TrafficOp& o : ops) probe += MD_TRY(apply(o, r.health_timeout));
+  AgentStatus st = status();
+  st.probe_ms = probe.count();
+  return st;
 }
 
 Result<AgentStatus> Agent::Impl::set_canary(const std::string& version, int weight) {

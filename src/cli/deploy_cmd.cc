@@ -127,6 +127,7 @@ void print_outcome(Io& io, bool json, const deploy::Outcome& r, const std::strin
     nlohmann::json j{{"event", "result"}, {"deployment", deploy::deployment_json(r.deployment)},
                      {"steps", steps}};
     j["switch_ms"] = r.switch_time ? nlohmann::json(r.switch_time->count()) : nlohmann::json(nullptr);
+    j["probe_ms"] = r.probe_time ? nlohmann::json(r.probe_time->count()) : nlohmann::json(nullptr);
     j["via_abort"] = r.via_abort;
     if (!notes.empty()) j["warning"] = notes;
     io.out << to_json_text(j) << "\n";

@@ -89,7 +89,8 @@ struct StepTiming {
 struct Outcome {
   state::Deployment deployment;      // as finally recorded
   std::vector<StepTiming> steps;     // this run's steps, in order
-  std::optional<Millis> switch_time; // how long the final traffic switch took
+  std::optional<Millis> switch_time; // how long the final traffic switch took (the swap)
+  std::optional<Millis> probe_time;  // the proxy's health probe of the new targets before it
   // rollback(): the release was still warm in a running deploy, which was
   // aborted and moved traffic back itself; `deployment` is that deploy.
   bool via_abort = false;

@@ -212,6 +212,7 @@ void Deployer::Impl::reset_run() {
   fault_counts.clear();
   timings.clear();
   switch_time.reset();
+  probe_time.reset();
   migrations.reset();
   store_failed = false;
   last_step.reset();
@@ -432,6 +433,7 @@ Result<Outcome> Deployer::Impl::run_from(Step first) {
   out.deployment = dep;
   out.steps = timings;
   out.switch_time = switch_time;
+  out.probe_time = probe_time;
   progress(ProgressKind::kEnd, Step::kDone, dep.reason, std::string(state::status_name(dep.status)));
   return out;
 }

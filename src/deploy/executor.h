@@ -64,7 +64,8 @@ struct Deployer::Impl {
   bool control_abort = false;       // poll_controls just returned an abort (kCancelled)
   std::map<std::string, int> fault_counts;  // "step:phase" -> records written
   std::vector<StepTiming> timings;
-  std::optional<Millis> switch_time;
+  std::optional<Millis> switch_time;  // the last 100 % move: the switch itself
+  std::optional<Millis> probe_time;   // and the proxy's health probe before it
   std::optional<migrate::Plan> migrations;  // from preflight
   bool store_failed = false;        // a commit to the state store failed
   std::optional<Step> last_step;    // the step run_from is at

@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "core/hash.h"
 #include "deploy/deploy.h"
 #include "deploy/fakes.h"
@@ -376,6 +378,51 @@ TEST_F(ExecutorTest, MigrationsExpandBeforeShipAndContractAfterTheOldStops) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->deployment.status, state::DeployStatus::kFailed);
   EXPECT_EQ(r->deployment.reason, "preflight: migrations refused: lint: adding-not-nullable-field");
+}
+
+TEST_F(ExecutorTest, AgentListeningElsewhereRefusesWithEveryReasonBeforeAnythingMoves) {
+  migrations_ = true;
+  ok_deploy("v1");
+  migrator_.calls.clear();
+  host_.listen = {"127.0.0.1:9090"};
+  migrator_.refuse = {"lint: a", "lint: b"};
+  auto r = deploy("v2");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->deployment.status, state::DeployStatus::kFailed);
+  const std::string& why = r->deployment.reason;
+  EXPECT_EQ(why.substr(0, why.find('\n')), "preflight: refused for 3 reasons:");
+  EXPECT_NE(why.find("\n- proxy.listen is 127.0.0.1:8080 in the config (environment production), but "
+                     "the agent on host fake listens on 127.0.0.1:9090:"),
+            std::string::npos)
+      << why;
+  EXPECT_NE(why.find("\n- migrations refused: lint: a\n- migrations refused: lint: b"), std::string::npos)
+      << why;
+  EXPECT_TRUE(host_.calls.empty()) << host_.calls.front();
+  EXPECT_EQ(migrator_.calls, (std::vector<std::string>{"plan"}));
+  EXPECT_EQ(host_.weights, (std::map<std::string, int>{{"v1", 100}}));
+}
+
+// The proxy's health probe of the new targets was reported as part of the
+// traffic switch (125-297 ms "switches"): now apart, in output and journal.
+TEST_F(ExecutorTest, HealthProbeAndTrafficSwitchAreReportedApart) {
+  ok_deploy("v1");
+  host_.route_probe = Millis(120);
+  const state::Deployment d = ok_deploy("v2");
+  bool seen = false;
+  const auto journal = store_->journal(d.id);
+  ASSERT_TRUE(journal);
+  for (const state::JournalEntry& e : *journal) {
+    if (e.step != "shift_traffic" || e.phase != "outcome") continue;
+    const auto x = nlohmann::json::parse(e.detail);
+    EXPECT_EQ(x["probe_ms"], 120);
+    EXPECT_EQ(x["switch_ms"], 0) << "the fake clock does not move: the switch took 0 ms";
+    seen = true;
+  }
+  EXPECT_TRUE(seen);
+  bool noted = false;
+  for (const Progress& p : observer_.events)
+    noted = noted || p.message == "100% of traffic on v2 (health probe 120 ms, traffic switch 0 ms)";
+  EXPECT_TRUE(noted);
 }
 
 TEST_F(ExecutorTest, CanaryPassesEachWeight) {

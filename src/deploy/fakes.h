@@ -37,6 +37,8 @@ class FakeHost : public Host {
   std::function<void(int)> on_metrics;         // called with the metrics() call count
   std::function<void()> on_route;              // called after each successful route()
   uint64_t disk_free = 10ull << 30;
+  std::vector<std::string> listen{"127.0.0.1:8080"};  // the proxy.listen default
+  Millis route_probe{0};                       // what route() says the health probe took
 
   struct Rel {
     std::string sha;
@@ -58,6 +60,7 @@ class FakeHost : public Host {
     hv.agent_version = "fake";
     hv.disk_free_bytes = disk_free;
     hv.weights = weights;
+    hv.listen = listen;
     for (const std::string& v : order) {
       Rel& r = rel[v];
       const Behaviour b = behaviour[v];
@@ -118,7 +121,7 @@ class FakeHost : public Host {
     return ok();
   }
 
-  Status route(const std::map<std::string, int>& w) override {
+  Result<Millis> route(const std::map<std::string, int>& w) override {
     std::string desc;
     int sum = 0;
     for (auto it = w.rbegin(); it != w.rend(); ++it) {
@@ -134,7 +137,7 @@ class FakeHost : public Host {
     for (const auto& [v, pct] : w)
       if (pct > 0) weights[v] = pct;
     if (on_route) on_route();
-    return ok();
+    return route_probe;
   }
 
   Result<std::map<std::string, SetMetrics>> metrics() override {

@@ -7,6 +7,7 @@
 
 #include "core/hash.h"
 #include "deploy/executor.h"
+#include "deploy/host_check.h"
 
 namespace md::deploy {
 namespace {
@@ -84,22 +85,32 @@ Result<StepDone> Deployer::Impl::preflight() {
                               hv.disk_free_bytes >> 20));
   if (!old_version().empty() && !hv.find(old_version()))
     notes.push_back(fmt::format("previous release {} is not on the host", old_version()));
+  // Every reason to refuse, gathered before refusing, so one run lists them all.
+  std::vector<std::string> refusals;
   if (plan.kind == Kind::kDeploy) {
+    refusals = config_mismatches(env, hv, s.host.name());
     const bool all = std::find(env.secrets.begin(), env.secrets.end(), "*") != env.secrets.end();
     for (const std::string& name : env.secrets)
       if (!all && !o.secrets.count(name))
-        return fail(Errc::kNotFound, fmt::format("secret {} is not in the {} vault", name, env.name));
+        refusals.push_back(fmt::format("secret {} is not in the {} vault", name, env.name));
   }
   if (s.migrator && plan.runs(Step::kMigrateExpand)) {
     migrate::Plan mp = MD_TRY_CTX(s.migrator->plan(), "migration plan");
     if (!mp.verdict.ok)
-      return fail(Errc::kFailedPrecondition,
-                  "migrations refused: " + join(mp.verdict.reasons, "; "));
+      for (const std::string& r : mp.verdict.reasons) refusals.push_back("migrations refused: " + r);
     notes.push_back(fmt::format("migrations: {} expand, {} contract pending", mp.expand().size(),
                                 mp.contract().size()));
     d.detail["expand"] = mp.expand().size();
     d.detail["contract"] = mp.contract().size();
     migrations = std::move(mp);
+  }
+  if (refusals.size() == 1) return fail(Errc::kFailedPrecondition, refusals.front());
+  if (!refusals.empty()) {
+    // WHY one reason a line: six reasons joined into one line were unreadable
+    // (report.cc prints the first line again at the end, not the list).
+    std::string why = fmt::format("refused for {} reasons:", refusals.size());
+    for (const std::string& r : refusals) why += "\n- " + r;
+    return fail(Errc::kFailedPrecondition, why);
   }
   d.note = join(notes, "; ");
   return d;

@@ -46,6 +46,11 @@ class AgentHost : public Host {
     hv.agent_version = st->agent_version;
     hv.disk_free_bytes = st->disk_free_bytes;
     hv.weights = st->weights;
+    hv.root = st->root;
+    hv.listen = st->listen;
+    hv.tls_cert = st->tls_cert;
+    hv.tls_key = st->tls_key;
+    hv.tls_cert_sha256 = st->tls_cert_sha256;
     for (const agent::ReleaseInfo& r : st->releases) {
       if (!r.unpacked) continue;
       ReleaseView rv;
@@ -97,12 +102,12 @@ class AgentHost : public Host {
     return ok();
   }
 
-  Status route(const std::map<std::string, int>& weights) override {
+  Result<Millis> route(const std::map<std::string, int>& weights) override {
     agent::Route r;
     r.weights = weights;
     r.health_timeout = health_timeout_;
-    MD_TRY(client_.route(r));
-    return ok();
+    const agent::AgentStatus st = MD_TRY(client_.route(r));
+    return Millis(std::max<int64_t>(st.probe_ms, 0));
   }
 
   Result<std::map<std::string, SetMetrics>> metrics() override {

@@ -34,6 +34,30 @@ std::string gh_escape(std::string_view s) {
 
 std::string seconds(Millis m) { return fmt::format("{:.2f}s", m.count() / 1000.0); }
 
+// A message of several lines (a refusal listing its reasons) under a step
+// line: the first line stays, each next one goes below, indented.
+std::string indent_rest(std::string_view message) {
+  std::string out;
+  for (char c : message) out += c == '\n' ? std::string("\n              ") : std::string(1, c);
+  return out;
+}
+
+}  // namespace
+
+std::string switch_words(Millis probe, Millis swap) {
+  return fmt::format("health probe {} ms, traffic switch {} ms", probe.count(), swap.count());
+}
+
+std::string headline(std::string_view message) {
+  const size_t nl = message.find('\n');
+  if (nl == std::string_view::npos) return std::string(message);
+  std::string first(message.substr(0, nl));
+  if (!first.empty() && first.back() == ':') first.pop_back();
+  return first + " (listed above)";
+}
+
+namespace {
+
 }  // namespace
 
 OutputMode pick_mode(bool json, bool github_actions, bool is_tty) {
@@ -52,11 +76,12 @@ std::string plain_line(const Progress& p) {
     case ProgressKind::kStepDone:
       return fmt::format("{} {:<17} {:<7} {:>7}{}", at, step_name(p.step), p.outcome,
                          p.outcome == "skipped" ? "" : seconds(p.step_elapsed),
-                         p.message.empty() ? "" : "  " + p.message);
-    case ProgressKind::kNote: return fmt::format("{}   {}", at, p.message);
-    case ProgressKind::kWarning: return fmt::format("{}   warning: {}: {}", at, step_name(p.step), p.message);
+                         p.message.empty() ? "" : "  " + indent_rest(p.message));
+    case ProgressKind::kNote: return fmt::format("{}   {}", at, indent_rest(p.message));
+    case ProgressKind::kWarning:
+      return fmt::format("{}   warning: {}: {}", at, step_name(p.step), indent_rest(p.message));
     case ProgressKind::kEnd:
-      return fmt::format("{} {}{}", at, p.outcome, p.message.empty() ? "" : ": " + p.message);
+      return fmt::format("{} {}{}", at, p.outcome, p.message.empty() ? "" : ": " + headline(p.message));
   }
   return "";
 }
@@ -167,15 +192,15 @@ std::string summary_line(const Outcome& o) {
   if (o.via_abort) {
     std::string s = fmt::format("rollback: the running deploy of {} was aborted; {} takes all traffic in {}",
                                 d.version, d.previous_version, d.environment);
-    if (o.switch_time) s += fmt::format(" (traffic switch {} ms)", o.switch_time->count());
+    if (o.switch_time) s += " (" + switch_words(o.probe_time.value_or(Millis(0)), *o.switch_time) + ")";
     return s;
   }
   Millis took{0};
   if (d.finished_at) took = std::chrono::duration_cast<Millis>(*d.finished_at - d.started_at);
   std::string s = fmt::format("{} {} to {} {} in {}", d.kind, d.version, d.environment,
                               state::status_name(d.status), seconds(took));
-  if (o.switch_time) s += fmt::format(" (traffic switch {} ms)", o.switch_time->count());
-  if (!d.reason.empty()) s += ": " + d.reason;
+  if (o.switch_time) s += " (" + switch_words(o.probe_time.value_or(Millis(0)), *o.switch_time) + ")";
+  if (!d.reason.empty()) s += ": " + headline(d.reason);
   return s;
 }
 

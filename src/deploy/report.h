@@ -30,8 +30,18 @@ OutputMode pick_mode(bool json, bool github_actions, bool is_tty);
 // "  1.23s" style elapsed time, right-aligned to 7 characters.
 std::string format_elapsed(Millis m);
 
-// One plain line for an event, or "" when the event prints nothing in plain
-// mode (step starts). Pure: used by every text mode and tested exactly.
+// "health probe 120 ms, traffic switch 2 ms": a traffic move reported as
+// the proxy's probe of the new targets and the switch itself, apart. Pure.
+std::string switch_words(Millis probe, Millis swap);
+
+// The first line of a message of several lines (a refusal's reasons follow
+// it), with " (listed above)": the end and summary lines name the failure
+// without printing its list again. A one-line message as it is. Pure.
+std::string headline(std::string_view message);
+
+// One plain line for an event (a message of several lines continues
+// indented below it), or "" when the event prints nothing in plain mode
+// (step starts). Pure: used by every text mode and tested exactly.
 std::string plain_line(const Progress& p);
 // The JSON line for an event (no trailing newline).
 std::string json_line(const Progress& p);

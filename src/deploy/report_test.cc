@@ -33,6 +33,28 @@ TEST(Report, PlainLines) {
   EXPECT_EQ(plain_line(end), "[ 12.35s] rolled_back: shift_traffic: canary at 5%: 5xx");
 }
 
+TEST(Report, ReasonsOfARefusalOneALineAndOnce) {
+  const std::string why = "refused for 2 reasons:\n- proxy.listen is a\n- proxy.tls_cert is b";
+  EXPECT_EQ(plain_line(done(Step::kPreflight, "failed", 50, 40, why)),
+            "[  0.05s] preflight         failed    0.04s  refused for 2 reasons:\n"
+            "              - proxy.listen is a\n"
+            "              - proxy.tls_cert is b");
+  Progress end;
+  end.kind = ProgressKind::kEnd;
+  end.outcome = "failed";
+  end.message = "preflight: " + why;
+  end.elapsed = Millis(60);
+  EXPECT_EQ(plain_line(end), "[  0.06s] failed: preflight: refused for 2 reasons (listed above)");
+  Outcome o;
+  o.deployment.kind = "deploy";
+  o.deployment.version = "v2";
+  o.deployment.environment = "production";
+  o.deployment.status = state::DeployStatus::kFailed;
+  o.deployment.reason = end.message;
+  EXPECT_EQ(summary_line(o), "deploy v2 to production failed in 0.00s: preflight: refused for 2 reasons (listed above)");
+  EXPECT_EQ(headline("one line: as it is"), "one line: as it is");
+}
+
 TEST(Report, JsonLine) {
   Progress p = done(Step::kShiftTraffic, "ok", 2000, 5, "100% of traffic on v2");
   p.weight = 100;
@@ -68,7 +90,10 @@ TEST(Report, Summary) {
   o.deployment.started_at = SysTime(std::chrono::seconds(100));
   o.deployment.finished_at = SysTime(std::chrono::milliseconds(104210));
   o.switch_time = Millis(2);
-  EXPECT_EQ(summary_line(o), "deploy v2 to production succeeded in 4.21s (traffic switch 2 ms)");
+  o.probe_time = Millis(98);
+  // The proxy's health probe of the new targets and the switch, apart.
+  EXPECT_EQ(summary_line(o),
+            "deploy v2 to production succeeded in 4.21s (health probe 98 ms, traffic switch 2 ms)");
 }
 
 }  // namespace

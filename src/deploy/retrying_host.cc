@@ -20,7 +20,7 @@ class RetryingHost : public Host {
   Status start(const std::string& v, Role r, const LaunchSpec& spec) override {
     return again("start", [&] { return inner_->start(v, r, spec); });
   }
-  Status route(const std::map<std::string, int>& w) override {
+  Result<Millis> route(const std::map<std::string, int>& w) override {
     return again("route", [&] { return inner_->route(w); });
   }
   Result<std::map<std::string, SetMetrics>> metrics() override {

@@ -52,6 +52,11 @@ struct ReleaseView {
 struct HostView {
   std::string agent_version;
   uint64_t disk_free_bytes = 0;          // under the agent's root
+  // What the agent serves, for deploy/host_check.h ("" / empty: not reported).
+  std::string root;                      // canonical
+  std::vector<std::string> listen;       // bound addresses, "127.0.0.1:8080"
+  std::string tls_cert, tls_key;         // absolute PEM paths; "" = plain HTTP
+  std::string tls_cert_sha256;           // of the certificate it loaded
   std::vector<ReleaseView> releases;     // every release on disk, oldest first
   std::map<std::string, int> weights;    // version -> percent of web traffic (sums to 100, or empty)
   const ReleaseView* find(const std::string& version) const;
@@ -89,7 +94,9 @@ class Host {
   // Starts the processes of `role` (not an error if they run). Returns at once.
   virtual Status start(const std::string& version, Role role, const LaunchSpec& spec) = 0;
   // Sets the web traffic split: version -> percent, summing to 100. Atomic.
-  virtual Status route(const std::map<std::string, int>& weights) = 0;
+  // The proxy first probes the health of targets it did not route to yet;
+  // returns how long that probe took (the rest of the call is the switch).
+  virtual Result<Millis> route(const std::map<std::string, int>& weights) = 0;
   // Cumulative proxy counters of each version's target set.
   virtual Result<std::map<std::string, SetMetrics>> metrics() = 0;
   // Waits until no request is in flight on `version` (it takes no new ones

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "deploy/executor.h"
+#include "deploy/report.h"
 
 namespace md::deploy {
 
@@ -150,11 +151,17 @@ Result<StepDone> Deployer::Impl::shift_traffic() {
     std::map<std::string, int> weights{{new_version(), w.percent}};
     if (w.percent < 100 && !old_version().empty()) weights[old_version()] = 100 - w.percent;
     const MonoTime t = s.clock.mono();
-    if (Status st = s.host.route(weights); !st) return fail_here(st.error());
-    const Millis took = std::chrono::duration_cast<Millis>(s.clock.mono() - t);
-    if (w.percent == 100) switch_time = took;
+    Result<Millis> probe = s.host.route(weights);
+    if (!probe) return fail_here(probe.error());
+    // WHY apart: the proxy's health probe of the new targets is most of the
+    // call; the switch itself is an atomic swap.
+    const Millis took = std::max(Millis(0), std::chrono::duration_cast<Millis>(s.clock.mono() - t) - *probe);
+    if (w.percent == 100) {
+      switch_time = took;
+      probe_time = *probe;
+    }
     progress(ProgressKind::kNote, Step::kShiftTraffic,
-             fmt::format("{}% of traffic on {} (switch {} ms)", w.percent, new_version(), took.count()),
+             fmt::format("{}% of traffic on {} ({})", w.percent, new_version(), switch_words(*probe, took)),
              "", Millis(0), w.percent);
     std::string verdict;
     if (canary && (w.percent < 100 || w.pause.count() > 0 || w.approval)) {
@@ -165,7 +172,7 @@ Result<StepDone> Deployer::Impl::shift_traffic() {
       }
       verdict = *v;
     }
-    json detail{{"weight", w.percent}, {"switch_ms", took.count()}};
+    json detail{{"weight", w.percent}, {"probe_ms", probe->count()}, {"switch_ms", took.count()}};
     if (!verdict.empty()) detail["verdict"] = verdict;
     state::Batch rb;
     if (w.percent == 100) {

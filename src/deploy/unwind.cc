@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "deploy/executor.h"
+#include "deploy/report.h"
 
 namespace md::deploy {
 
@@ -18,18 +19,20 @@ Result<StepDone> Deployer::Impl::rollback_traffic() {
     started = " (started again from disk)";
   }
   const MonoTime t = s.clock.mono();
-  MD_TRY_STATUS(s.host.route({{old_version(), 100}}));
-  switch_time = std::chrono::duration_cast<Millis>(s.clock.mono() - t);
+  probe_time = MD_TRY(s.host.route({{old_version(), 100}}));
+  switch_time = std::max(Millis(0), std::chrono::duration_cast<Millis>(s.clock.mono() - t) - *probe_time);
   rolled_back = true;
   progress(ProgressKind::kNote, Step::kRollbackTraffic,
-           fmt::format("100% of traffic back on {} (switch {} ms){}", old_version(),
-                       switch_time->count(), started));
+           fmt::format("100% of traffic back on {} ({}){}", old_version(),
+                       switch_words(*probe_time, *switch_time), started));
   hv = MD_TRY(view_host());
   old = hv.find(old_version());
   if (worker_count() > 0 && old && old->workers_running() < worker_count())
     MD_TRY_STATUS(s.host.start(old_version(), Role::kWorkers, launch));
   StepDone d;
-  d.note = fmt::format("traffic back on {} in {} ms{}", old_version(), switch_time->count(), started);
+  d.note = fmt::format("traffic back on {} ({}){}", old_version(), switch_words(*probe_time, *switch_time),
+                       started);
+  d.detail["probe_ms"] = probe_time->count();
   d.detail["switch_ms"] = switch_time->count();
   d.releases.push_back(release_row(old_version(), "live"));
   return d;
@@ -79,6 +82,7 @@ Result<Outcome> Deployer::Impl::rollback(const std::string& to) {
               if (e.step != "rollback_traffic" || e.phase != "outcome" || e.outcome != "ok") continue;
               json x = json::parse(e.detail, nullptr, false);
               if (x.is_object() && x.contains("switch_ms")) out.switch_time = Millis(x["switch_ms"].get<int64_t>());
+              if (x.is_object() && x.contains("probe_ms")) out.probe_time = Millis(x["probe_ms"].get<int64_t>());
             }
             return out;
           }
