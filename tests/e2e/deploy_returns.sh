@@ -63,7 +63,7 @@ mdt rollback >"$T/rollback.out" 2>&1 || { cat "$T/rollback.out"; die "rollback f
 t1=$(date +%s%N)
 sleep 0.3
 wrk_expect_clean deploy
-switch=$(sed -n 's/.*traffic switch \([0-9]*\) ms.*/\1/p' "$T/rollback.out")
+switch=$(sed -n 's/.*traffic switch \([0-9]*\) ms.*/\1/p' "$T/rollback.out" | tail -n 1)
 log "rollback to the warm v1: traffic switch ${switch:-?} ms, command $(( (t1 - t0) / 1000000 )) ms"
 [ -n "$switch" ] || die "the rollback reports no switch time: $(cat "$T/rollback.out")"
 grep -q "start_new .*skipped" "$T/rollback.out" || die "the rollback started v1 again (not warm): $(cat "$T/rollback.out")"
