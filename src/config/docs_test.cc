@@ -79,6 +79,49 @@ TEST(Examples, TheDocsExampleUsesEveryPart) {
   EXPECT_FALSE(prod->hooks.pre_deploy.empty());
 }
 
+// The value after `flag ` (or `flag=`) on each line of `text` that has it.
+std::vector<std::string> values_after(const std::string& text, const std::string& flag) {
+  std::vector<std::string> out;
+  for (size_t pos = text.find(flag); pos != std::string::npos; pos = text.find(flag, pos + 1)) {
+    size_t b = pos + flag.size();
+    size_t e = text.find_first_of(" \n`)", b);
+    out.push_back(text.substr(b, e == std::string::npos ? std::string::npos : e - b));
+  }
+  return out;
+}
+
+// Regression: the systemd unit, docs/meshhook.md and the example configs
+// disagreed on the agent's root and listener. The units are the one place on
+// the host; the production environments say the same, and meshhook.md never
+// names another --root or --listen.
+TEST(Examples, TheAgentRootAndListenerAgreeWithTheSystemdUnits) {
+  auto service = fs::read_file(source_dir() / "packaging/systemd/meshdeploy-agent.service.in");
+  auto socket = fs::read_file(source_dir() / "packaging/systemd/meshdeploy-agent.socket");
+  ASSERT_TRUE(service && socket);
+  const std::vector<std::string> roots = values_after(*service, "--root ");
+  ASSERT_FALSE(roots.empty());
+  for (const std::string& r : roots) EXPECT_EQ(r, roots.front());
+  const std::vector<std::string> listens = values_after(*socket, "\nListenStream=");
+  ASSERT_EQ(listens.size(), 1u) << "one active ListenStream";
+  auto ex = load(source_dir() / "examples/meshhook/meshdeploy.yml");
+  ASSERT_TRUE(ex.config);
+  auto prod = resolve(*ex.config, "production");
+  ASSERT_TRUE(prod);
+  EXPECT_EQ(prod->agent.root, roots.front());
+  EXPECT_EQ(prod->proxy.listen, listens.front());
+  auto docs = load(source_dir() / "docs/examples/meshdeploy.yml");
+  ASSERT_TRUE(docs.config);
+  auto docs_prod = resolve(*docs.config, "production");
+  ASSERT_TRUE(docs_prod);
+  EXPECT_EQ(docs_prod->agent.root, roots.front());
+  auto guide = fs::read_file(source_dir() / "docs/meshhook.md");
+  ASSERT_TRUE(guide);
+  for (const std::string& r : values_after(*guide, "--root ")) EXPECT_EQ(r, roots.front()) << "meshhook.md";
+  for (const std::string& l : values_after(*guide, "--listen ")) EXPECT_EQ(l, listens.front()) << "meshhook.md";
+  for (const std::string& r : values_after(*guide, "root: ")) EXPECT_EQ(r, roots.front() + "}") << "meshhook.md";
+  for (const std::string& l : values_after(*guide, "listen: ")) EXPECT_EQ(l, listens.front() + "}") << "meshhook.md";
+}
+
 struct DocRow {
   std::string type, default_text;
 };
