@@ -9,7 +9,9 @@
 // handlers on a small pool of handler threads, so a handler may block (a
 // deploy that waits for health checks) without stalling other requests.
 // UnixClient and get() block the calling thread and are thread-compatible
-// (one client object per thread, or external locking).
+// (one client object per thread, or external locking). Their exchanges run
+// on one event loop thread the process starts on first use and keeps: an
+// exchange costs one socket, never an io_context of its own.
 #pragma once
 
 #include <cstdint>
@@ -191,6 +193,21 @@ class UnixClient {
 Result<ClientResponse> get(std::string_view host, uint16_t port, std::string_view target,
                            Millis timeout, std::string_view host_header = {},
                            size_t max_body = 1 << 20);
+
+// Starts the clients' event loop now (it is otherwise started by the first
+// exchange). Daemons call it at start, so that a later shortage of file
+// descriptors fails exchanges, not the loop. kUnavailable when it cannot be
+// created (the next call tries again). Idempotent, thread-safe.
+Status start_client_loop();
+
+// Errors of UnixClient and get() caused by this process running out of
+// resources (descriptors, buffers) rather than by the peer carry this in
+// their message (code kUnavailable, retryable): a health check that fails
+// this way says nothing about the target.
+inline constexpr std::string_view kLocalResourcesPrefix = "out of local resources: ";
+bool is_local_resource_error(const Error& e);
+// EMFILE, ENFILE, ENOBUFS, ENOMEM: the failure is ours, not the peer's.
+bool local_resource_errno(int e);
 
 // Percent-decodes a URL component ("%2F" -> "/", "+" stays). kInvalidArgument
 // on a malformed escape.

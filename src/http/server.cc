@@ -13,6 +13,7 @@
 #include <boost/asio/basic_socket_acceptor.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -24,6 +25,7 @@
 #include <thread>
 #include <tuple>
 
+#include "core/log.h"
 #include "http/http.h"
 #include "http/socket_path.h"
 
@@ -48,6 +50,7 @@ struct UnixServer::Impl {
   Router router;
   std::unique_ptr<net::io_context> ioc = std::make_unique<net::io_context>(1);
   std::unique_ptr<Acceptor> acceptor;
+  std::unique_ptr<net::steady_timer> backoff;  // between accept attempts after a failure
   std::unique_ptr<net::thread_pool> pool;
   std::thread io_thread;
   std::list<std::weak_ptr<Session>> sessions;  // io thread only
@@ -62,6 +65,8 @@ struct UnixServer::Impl {
     stop();
     // Pending handlers hold sessions that refer to this Impl: destroy them
     // while every other member is still alive.
+    backoff.reset();
+    acceptor.reset();
     ioc.reset();
   }
 };
@@ -168,7 +173,12 @@ void UnixServer::Impl::accept() {
   acceptor->async_accept([this](beast::error_code ec, local::socket sock) {
     if (ec) {
       if (ec == net::error::operation_aborted || !acceptor->is_open()) return;
-      accept();  // EMFILE and the like: keep serving the others
+      // EMFILE and the like: keep serving the connections we have and try
+      // again shortly (at once would spin on the still-pending connection).
+      backoff->expires_after(std::chrono::milliseconds(50));
+      backoff->async_wait([this](beast::error_code e) {
+        if (!e && acceptor->is_open()) accept();
+      });
       return;
     }
     sessions.remove_if([](const std::weak_ptr<Session>& w) { return w.expired(); });
@@ -188,6 +198,7 @@ void UnixServer::Impl::stop() {
     net::post(*ioc, [&] {
       beast::error_code ec;
       acceptor->close(ec);
+      backoff->cancel();
       for (auto& w : sessions)
         if (auto s = w.lock()) s->close();
       closed.set_value();
@@ -255,18 +266,39 @@ Result<std::unique_ptr<UnixServer>> UnixServer::start(ServerOptions options, Rou
     impl->socket_ino = st.st_ino;
     impl->socket_dev = st.st_dev;
   }
-  impl->acceptor = std::make_unique<Acceptor>(*impl->ioc);
-  beast::error_code ec;
-  impl->acceptor->assign(local(family, proto), fd, ec);
-  if (ec) {
-    ::close(fd);
-    return fail(Errc::kIo, "listen on " + (tcp ? impl->opts.tcp_address : impl->opts.socket_path.string()) +
-                               ": " + ec.message());
+  const std::string where = tcp ? impl->opts.tcp_address : impl->opts.socket_path.string();
+  // WHY a try: Asio opens its reactor's descriptors and threads here and
+  // throws when it cannot (no descriptor left).
+  try {
+    impl->acceptor = std::make_unique<Acceptor>(*impl->ioc);
+    impl->backoff = std::make_unique<net::steady_timer>(*impl->ioc);
+    beast::error_code ec;
+    impl->acceptor->assign(local(family, proto), fd, ec);
+    if (ec) {
+      ::close(fd);
+      return fail(Errc::kIo, "listen on " + where + ": " + ec.message());
+    }
+    impl->pool = std::make_unique<net::thread_pool>(static_cast<size_t>(impl->opts.handler_threads));
+  } catch (const std::exception& e) {
+    if (!impl->acceptor || !impl->acceptor->is_open()) ::close(fd);
+    return fail(Errc::kIo, "serve on " + where + ": " + e.what());
   }
-  impl->pool = std::make_unique<net::thread_pool>(static_cast<size_t>(impl->opts.handler_threads));
   impl->accept();
   Impl* raw = impl.get();
-  impl->io_thread = std::thread([raw] { raw->ioc->run(); });
+  impl->io_thread = std::thread([raw] {
+    // No exception may end this thread (it would end the process): log it
+    // and keep serving.
+    for (;;) {
+      try {
+        raw->ioc->run();
+        return;
+      } catch (const std::exception& e) {
+        log::Logger("http").error("control server: uncaught exception (continuing): {}", e.what());
+      } catch (...) {
+        log::Logger("http").error("control server: uncaught exception (continuing)");
+      }
+    }
+  });
   return std::unique_ptr<UnixServer>(new UnixServer(std::move(impl)));
 }
 
