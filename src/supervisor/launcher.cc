@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <future>
+#include <system_error>
 
 #include "core/log.h"
 #include "core/process.h"
@@ -159,7 +160,9 @@ std::optional<ExitInfo> RealLauncher::poll(const ProcRef& ref) {
     if (!log_writers_.count(ref.log_pid))
       if (auto r = proc::reap(ref.log_pid, false); r && !*r) log_writers_.insert(ref.log_pid);
   }
-  if (proc::alive(ref.pid, ref.start_time)) return std::nullopt;
+  // WHY not proc::alive(): a /proc read that fails for lack of descriptors
+  // (a connection flood) is not a dead process; "unknown" waits for the next tick.
+  if (liveness(ref.pid, ref.start_time) != Liveness::kGone) return std::nullopt;
   (void)proc::reap(ref.pid, false);
   return ExitInfo{};
 }
@@ -182,20 +185,27 @@ void RealLauncher::reap_log_writers() {
   }
 }
 
-std::vector<bool> HttpProber::probe(const std::vector<ProbeTarget>& targets) {
-  auto one = [](const ProbeTarget& t) {
+std::vector<ProbeResult> HttpProber::probe(const std::vector<ProbeTarget>& targets) {
+  auto one = [](const ProbeTarget& t) -> ProbeResult {
     auto r = http::get("127.0.0.1", static_cast<uint16_t>(t.port), t.path, t.timeout);
+    if (!r && http::is_local_resource_error(r.error())) {
+      kLog.warn("health check of port {} inconclusive: {}", t.port, r.error().what());
+      return std::nullopt;
+    }
     return r && r->status >= 200 && r->status < 400;
   };
-  std::vector<bool> out(targets.size(), false);
-  if (targets.size() == 1) {
-    out[0] = one(targets[0]);
-    return out;
-  }
-  std::vector<std::future<bool>> running;
+  std::vector<ProbeResult> out(targets.size(), false);
+  std::vector<std::future<ProbeResult>> running;
   running.reserve(targets.size());
-  for (const auto& t : targets) running.push_back(std::async(std::launch::async, one, t));
-  for (size_t i = 0; i < running.size(); ++i) out[i] = running[i].get();
+  if (targets.size() > 1) {
+    try {
+      for (const auto& t : targets) running.push_back(std::async(std::launch::async, one, t));
+    } catch (const std::system_error&) {
+      // No thread to be had: the rest run in turn below.
+    }
+  }
+  for (size_t i = 0; i < targets.size(); ++i)
+    out[i] = i < running.size() ? running[i].get() : one(targets[i]);
   return out;
 }
 

@@ -49,11 +49,12 @@ class RealLauncher : public Launcher {
   std::set<pid_t> log_writers_;    // our children, reaped as they exit
 };
 
-// HTTP GET http://127.0.0.1:<port><path>; 2xx and 3xx pass. Probes run in
-// parallel, one thread each.
+// HTTP GET http://127.0.0.1:<port><path>; 2xx and 3xx pass; a check that
+// could not run for lack of descriptors here is inconclusive (nullopt).
+// Probes run in parallel, one thread each (in turn when no thread can be had).
 class HttpProber : public Prober {
  public:
-  std::vector<bool> probe(const std::vector<ProbeTarget>& targets) override;
+  std::vector<ProbeResult> probe(const std::vector<ProbeTarget>& targets) override;
 };
 
 }  // namespace md::supervisor

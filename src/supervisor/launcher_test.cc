@@ -2,7 +2,9 @@
 // `cat` (the redacting one is driven by the e2e scenarios with the binary).
 #include "supervisor/launcher.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -169,12 +171,64 @@ TEST_F(LauncherTest, PortsAreFreeAndNeverHandedOutTwice) {
   }
 }
 
+// Uses up every descriptor of this process (soft limit lowered) until
+// destroyed: what a connection flood does to the agent.
+class DescriptorsExhausted {
+ public:
+  DescriptorsExhausted() {
+    ::getrlimit(RLIMIT_NOFILE, &saved_);
+    rlimit low = saved_;
+    low.rlim_cur = 256;
+    ::setrlimit(RLIMIT_NOFILE, &low);
+    for (;;) {
+      int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (fd < 0) break;
+      fds_.push_back(fd);
+    }
+  }
+  ~DescriptorsExhausted() {
+    for (int fd : fds_) ::close(fd);
+    ::setrlimit(RLIMIT_NOFILE, &saved_);
+  }
+
+ private:
+  rlimit saved_{};
+  std::vector<int> fds_;
+};
+
+// Regression (issue 11): under EMFILE the /proc reads failed and the
+// supervisor concluded that live processes had exited (and restarted them).
+TEST_F(LauncherTest, AFailedProcReadIsNotADeadProcess) {
+  ProcRef r = launch(spec("exec sleep 30"));
+  ProcRef adopted = r;
+  adopted.child = false;  // seen through /proc only, as after an agent restart
+  ASSERT_FALSE(launcher_.poll(adopted));
+  {
+    DescriptorsExhausted flood;
+    EXPECT_EQ(::open("/dev/null", O_RDONLY), -1);
+    EXPECT_FALSE(launcher_.poll(adopted)) << "a live process reported as exited";
+    EXPECT_TRUE(launcher_.group_alive(adopted)) << "a live group reported as gone";
+    EXPECT_NE(liveness(r.pid, r.start_time), Liveness::kGone);
+    // A check that cannot open its socket says nothing about the process.
+    HttpProber prober;
+    auto verdict = prober.probe({{1, "/healthz", 200ms}});
+    ASSERT_EQ(verdict.size(), 1u);
+    EXPECT_EQ(verdict[0], std::nullopt);
+  }
+  EXPECT_EQ(liveness(r.pid, r.start_time), Liveness::kAlive);
+  ::kill(-r.pid, SIGKILL);
+  auto e = wait_exit(adopted);
+  ASSERT_TRUE(e);
+  EXPECT_FALSE(launcher_.group_alive(adopted));
+  EXPECT_EQ(liveness(r.pid, r.start_time), Liveness::kGone);
+}
+
 TEST_F(LauncherTest, ProbeFailsOnAClosedPort) {
   HttpProber prober;
   auto port = launcher_.allocate_port();
   ASSERT_TRUE(port);
   auto r = prober.probe({{*port, "/healthz", 500ms}, {*port, "/", 500ms}});
-  EXPECT_EQ(r, (std::vector<bool>{false, false}));
+  EXPECT_EQ(r, (std::vector<ProbeResult>{false, false}));
 }
 
 }  // namespace

@@ -385,7 +385,7 @@ void Supervisor::health_round() {
     }
   }
   if (targets.empty()) return;
-  std::vector<bool> results = prober_.probe(targets);
+  std::vector<ProbeResult> results = prober_.probe(targets);
   MD_CHECK(results.size() == targets.size());
   std::lock_guard lock(mu_);
   for (size_t i = 0; i < due.size(); ++i) {
@@ -393,7 +393,8 @@ void Supervisor::health_round() {
     if (it == procs_.end() || it->second->run != due[i].run || it->second->ref.pid <= 0) continue;
     Proc& p = *it->second;
     const config::HealthCheck& h = p.spec.health;
-    if (results[i]) {
+    if (!results[i]) continue;  // inconclusive: streaks unchanged
+    if (*results[i]) {
       ++p.health_pass;
       p.health_fail = 0;
       if (p.health_pass >= h.healthy_threshold) {

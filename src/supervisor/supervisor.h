@@ -148,13 +148,18 @@ struct ProbeTarget {
   std::string path;
   Millis timeout{2000};
 };
-// Health checks. Real: probe.h (HTTP GET on 127.0.0.1, 2xx/3xx passes).
+// The verdict of one health check: passed, failed, or nullopt when the check
+// could not run for a reason of ours (no file descriptor left in the agent:
+// a connection flood), which says nothing about the process.
+using ProbeResult = std::optional<bool>;
+
+// Health checks. Real: launcher.h (HTTP GET on 127.0.0.1, 2xx/3xx passes).
 class Prober {
  public:
   virtual ~Prober() = default;
   // Probes every target at once; blocks up to the longest timeout. One
   // result per target, in order.
-  virtual std::vector<bool> probe(const std::vector<ProbeTarget>& targets) = 0;
+  virtual std::vector<ProbeResult> probe(const std::vector<ProbeTarget>& targets) = 0;
 };
 
 // ---- the supervisor ---------------------------------------------------------------

@@ -123,8 +123,8 @@ class FakeLauncher : public Launcher {
 
 class FakeProber : public Prober {
  public:
-  std::vector<bool> probe(const std::vector<ProbeTarget>& targets) override {
-    std::vector<bool> out;
+  std::vector<ProbeResult> probe(const std::vector<ProbeTarget>& targets) override {
+    std::vector<ProbeResult> out;
     for (const auto& t : targets) {
       probed.push_back(t.port);
       out.push_back(healthy.count(t.port) > 0);
