@@ -64,7 +64,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* raw, size_t size) {
   }
   size_t scan2 = 0;
   check(find_head_end(data, len, &scan2) == head_len);
-  if (head_len == 0) return 0;
+  if (head_len == 0 || head_len == kHeadBareLf) return 0;
   check(head_len <= len);
 
   HeadLimits lim;

@@ -200,6 +200,10 @@ size_t find_head_end(const char* data, size_t len, size_t* scan_from) {
       break;
     }
     size_t at = static_cast<size_t>(static_cast<const char*>(p) - data);
+    if (at == 0 || data[at - 1] != '\r') {
+      *scan_from = at;
+      return kHeadBareLf;
+    }
     if (at >= 3 && data[at - 1] == '\r' && data[at - 2] == '\n' && data[at - 3] == '\r') {
       *scan_from = at + 1;
       return at + 1;
@@ -322,6 +326,7 @@ HeadError parse_request_head(const char* data, size_t head_len, const HeadLimits
   if (host_count == 0 && minor == 1) return HeadError::kMissingHost;
   if (out->body == BodyKind::kLength && out->content_length == 0) out->body = BodyKind::kNone;
   out->authority = abs_authority.empty() ? host : abs_authority;
+  if (!abs_authority.empty()) out->flags |= kAbsoluteForm;
   return HeadError::kNone;
 }
 

@@ -70,6 +70,7 @@ enum HeadFlags : uint32_t {
   kHasUpgrade = 1u << 3,      // an Upgrade header field exists
   kExpectContinue = 1u << 4,  // "Expect: 100-continue"
   kConnOther = 1u << 5,       // Connection names other fields (they are hop-by-hop too)
+  kAbsoluteForm = 1u << 6,    // request target in absolute-form ("http://host/path")
 };
 
 // Maximum number of header fields a head can hold (hard cap on HeadLimits).
@@ -109,10 +110,15 @@ struct ResponseHead : Head {
   std::string_view reason;
 };
 
+// Returned by find_head_end() for a head with a bare LF (an LF not after a
+// CR): it can never end well, so the caller answers 400 (or 502) at once
+// instead of waiting for a CRLFCRLF that will not come.
+inline constexpr size_t kHeadBareLf = static_cast<size_t>(-1);
+
 // Finds the end of a head in data[0, len). `scan_from` carries the position
 // already scanned between calls (start at 0), so a head that arrives in many
-// pieces is scanned once. Returns the head length (final CRLF included), or 0
-// when more bytes are needed. Does not validate.
+// pieces is scanned once. Returns the head length (final CRLF included), 0
+// when more bytes are needed, or kHeadBareLf. Does not validate otherwise.
 size_t find_head_end(const char* data, size_t len, size_t* scan_from);
 
 // Parses a complete request head (data[0, head_len), as found by

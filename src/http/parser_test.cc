@@ -16,7 +16,24 @@ HeadError parse_req(const std::string& in, RequestHead* h, HeadLimits lim = {}) 
   size_t scan = 0;
   size_t n = find_head_end(s.data(), s.size(), &scan);
   if (n == 0) return HeadError::kTooLarge;  // test helper: incomplete
+  if (n == kHeadBareLf) return HeadError::kBadHeader;  // as the proxy treats it
   return parse_request_head(s.data(), n, lim, h);
+}
+
+// Regression (issue 11): a head with bare LF line ends waited for a CRLFCRLF
+// that never came (408 after the header timeout) instead of a 400 at once.
+TEST(FindHeadEnd, BareLfIsReportedAtOnce) {
+  std::string s = "GET / HTTP/1.1\nHost: a\n\n";
+  size_t scan = 0;
+  EXPECT_EQ(find_head_end(s.data(), s.size(), &scan), kHeadBareLf);
+  scan = 0;
+  EXPECT_EQ(find_head_end(s.data(), 15, &scan), kHeadBareLf);  // the first line is enough
+  std::string mixed = "GET / HTTP/1.1\r\nHost: a\nX: y\r\n\r\n";
+  scan = 0;
+  EXPECT_EQ(find_head_end(mixed.data(), mixed.size(), &scan), kHeadBareLf);
+  std::string fine = "GET / HTTP/1.1\r\nHost: a\r\n\r\nbody\n";
+  scan = 0;
+  EXPECT_EQ(find_head_end(fine.data(), fine.size(), &scan), 27u);  // bytes after the head are not looked at
 }
 
 TEST(FindHeadEnd, FindsTerminatorAcrossPieces) {
