@@ -11,7 +11,7 @@ pkgs=(
   libboost-dev libboost-system-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
   libfmt-dev libsystemd-dev libpq-dev libsqlite3-dev libsodium-dev libcurl4-openssl-dev
   libssl-dev libarchive-dev libzstd-dev libexpected-dev libgtest-dev libgmock-dev googletest
-  libbenchmark-dev libpg-query-dev
+  libbenchmark-dev libpg-query-dev liburing-dev
   # systemd-analyze (tests/systemd_units_test.sh verifies the units)
   systemd
   # test and bench peers: a real Postgres, load generator, proxies, receivers

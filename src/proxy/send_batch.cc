@@ -1,86 +1,39 @@
-// SendBatch: a minimal io_uring for batched sendmsg and recv (see send_batch.h).
+// SendBatch: batched sendmsg and recv through liburing (see send_batch.h).
 #include "proxy/send_batch.h"
 
-#include <linux/io_uring.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
-#include <unistd.h>
+#include <liburing.h>
 
 #include <cerrno>
-#include <cstring>
 
 namespace md::proxy {
 
-namespace {
+SendBatch::~SendBatch() { close_ring(); }
 
-int sys_setup(unsigned entries, io_uring_params* p) {
-  return static_cast<int>(::syscall(__NR_io_uring_setup, entries, p));
-}
-
-int sys_enter(int fd, unsigned submit, unsigned min_complete, unsigned flags) {
-  return static_cast<int>(::syscall(__NR_io_uring_enter, fd, submit, min_complete, flags, nullptr, 0));
-}
-
-template <class T>
-T* at(void* base, unsigned off) {
-  return reinterpret_cast<T*>(static_cast<char*>(base) + off);
-}
-
-}  // namespace
-
-SendBatch::~SendBatch() {
-  if (sqes_) ::munmap(sqes_, sqes_len_);
-  if (cq_ptr_ && cq_ptr_ != sq_ptr_) ::munmap(cq_ptr_, cq_len_);
-  if (sq_ptr_) ::munmap(sq_ptr_, sq_len_);
-  if (ring_fd_ >= 0) ::close(ring_fd_);
+void SendBatch::close_ring() {
+  if (!ring_) return;
+  io_uring_queue_exit(ring_);
+  delete ring_;
+  ring_ = nullptr;
 }
 
 bool SendBatch::init(unsigned entries) {
+  auto* ring = new io_uring{};
   io_uring_params p{};
   // WHY these flags: completions are posted inline during submission (no
   // task-work interrupts), and only this thread ever submits. Older kernels
   // refuse unknown flags with EINVAL: then plain.
   p.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_SUBMIT_ALL;
-  int fd = sys_setup(entries, &p);
-  if (fd < 0 && errno == EINVAL) {
+  int rc = io_uring_queue_init_params(entries, ring, &p);
+  if (rc == -EINVAL) {
     p = io_uring_params{};
-    fd = sys_setup(entries, &p);
+    rc = io_uring_queue_init_params(entries, ring, &p);
   }
-  if (fd < 0) return false;
-  ring_fd_ = fd;
-  sq_len_ = p.sq_off.array + p.sq_entries * sizeof(unsigned);
-  cq_len_ = p.cq_off.cqes + p.cq_entries * sizeof(io_uring_cqe);
-  bool single = (p.features & IORING_FEAT_SINGLE_MMAP) != 0;
-  if (single) sq_len_ = cq_len_ = sq_len_ > cq_len_ ? sq_len_ : cq_len_;
-  sq_ptr_ = ::mmap(nullptr, sq_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQ_RING);
-  if (sq_ptr_ == MAP_FAILED) {
-    sq_ptr_ = nullptr;
+  if (rc < 0) {
+    delete ring;
     return false;
   }
-  if (single) {
-    cq_ptr_ = sq_ptr_;
-  } else {
-    cq_ptr_ = ::mmap(nullptr, cq_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_CQ_RING);
-    if (cq_ptr_ == MAP_FAILED) {
-      cq_ptr_ = nullptr;
-      return false;
-    }
-  }
-  sqes_len_ = p.sq_entries * sizeof(io_uring_sqe);
-  sqes_ = ::mmap(nullptr, sqes_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQES);
-  if (sqes_ == MAP_FAILED) {
-    sqes_ = nullptr;
-    return false;
-  }
-  sq_head_ = at<unsigned>(sq_ptr_, p.sq_off.head);
-  sq_tail_ = at<unsigned>(sq_ptr_, p.sq_off.tail);
-  sq_mask_ = *at<unsigned>(sq_ptr_, p.sq_off.ring_mask);
-  sq_entries_ = p.sq_entries;
-  sq_array_ = at<unsigned>(sq_ptr_, p.sq_off.array);
-  cq_head_ = at<unsigned>(cq_ptr_, p.cq_off.head);
-  cq_tail_ = at<unsigned>(cq_ptr_, p.cq_off.tail);
-  cq_mask_ = *at<unsigned>(cq_ptr_, p.cq_off.ring_mask);
-  cqes_ = at<void>(cq_ptr_, p.cq_off.cqes);
+  ring_ = ring;
+  entries_ = p.sq_entries;
   return true;
 }
 
@@ -88,7 +41,7 @@ bool SendBatch::send_all(const int* fds, msghdr* msgs, int n, int* results) {
   addrs_.resize(static_cast<size_t>(n));
   lens_.assign(static_cast<size_t>(n), 1);
   for (int i = 0; i < n; ++i) addrs_[static_cast<size_t>(i)] = &msgs[i];
-  return run(IORING_OP_SENDMSG, fds, addrs_.data(), lens_.data(), n, results);
+  return run(Op::kSendmsg, fds, addrs_.data(), lens_.data(), n, results);
 }
 
 bool SendBatch::recv_all(const int* fds, const iovec* bufs, int n, int* results) {
@@ -98,59 +51,48 @@ bool SendBatch::recv_all(const int* fds, const iovec* bufs, int n, int* results)
     addrs_[static_cast<size_t>(i)] = bufs[i].iov_base;
     lens_[static_cast<size_t>(i)] = static_cast<uint32_t>(bufs[i].iov_len);
   }
-  return run(IORING_OP_RECV, fds, addrs_.data(), lens_.data(), n, results);
+  return run(Op::kRecv, fds, addrs_.data(), lens_.data(), n, results);
 }
 
-bool SendBatch::run(uint8_t opcode, const int* fds, const void* const* addrs, const uint32_t* lens, int n,
+bool SendBatch::run(Op op, const int* fds, const void* const* addrs, const uint32_t* lens, int n,
                     int* results) {
-  auto* sqes = static_cast<io_uring_sqe*>(sqes_);
-  auto* cqes = static_cast<io_uring_cqe*>(cqes_);
   int done = 0;
   while (done < n) {
     // One chunk of at most the ring's size; each completes inside the enter
     // (MSG_DONTWAIT: EAGAIN is a result, never a wait).
-    unsigned chunk = static_cast<unsigned>(n - done) < sq_entries_ ? static_cast<unsigned>(n - done) : sq_entries_;
-    unsigned tail = *sq_tail_;
+    unsigned chunk = static_cast<unsigned>(n - done) < entries_ ? static_cast<unsigned>(n - done) : entries_;
     for (unsigned k = 0; k < chunk; ++k) {
-      unsigned idx = tail & sq_mask_;
-      io_uring_sqe* s = &sqes[idx];
-      std::memset(s, 0, sizeof *s);
       int j = done + static_cast<int>(k);
-      s->opcode = opcode;
-      s->fd = fds[j];
-      s->addr = reinterpret_cast<uint64_t>(addrs[j]);
-      s->len = lens[j];
-      s->msg_flags = opcode == IORING_OP_SENDMSG ? MSG_NOSIGNAL | MSG_DONTWAIT : MSG_DONTWAIT;
-      s->user_data = static_cast<uint64_t>(done) + k;
-      sq_array_[idx] = idx;
-      ++tail;
+      io_uring_sqe* s = io_uring_get_sqe(ring_);  // never null: the ring holds `entries_`
+      if (op == Op::kSendmsg) {
+        io_uring_prep_sendmsg(s, fds[j], static_cast<const msghdr*>(addrs[j]), MSG_NOSIGNAL | MSG_DONTWAIT);
+      } else {
+        io_uring_prep_recv(s, fds[j], const_cast<void*>(addrs[j]), lens[j], MSG_DONTWAIT);
+      }
+      io_uring_sqe_set_data64(s, static_cast<uint64_t>(j));
+      results[j] = -EIO;
     }
-    __atomic_store_n(sq_tail_, tail, __ATOMIC_RELEASE);
-    for (unsigned k = 0; k < chunk; ++k) results[done + static_cast<int>(k)] = -EIO;
-    unsigned submitted = 0;
     unsigned reaped = 0;
     int transient = 0;
     while (reaped < chunk) {
-      int r = sys_enter(ring_fd_, chunk - submitted, chunk - reaped, IORING_ENTER_GETEVENTS);
+      int r = io_uring_submit_and_wait(ring_, chunk - reaped);
       if (r < 0) {
-        if (errno == EINTR || ((errno == EAGAIN || errno == EBUSY) && ++transient < 1000)) continue;
+        if (r == -EINTR || ((r == -EAGAIN || r == -EBUSY) && ++transient < 1000)) continue;
         // Not usable any more. Sends whose outcome is unknown report EIO
         // (their connections fail; none is sent twice); the rest are plain.
         for (int k = done + static_cast<int>(chunk); k < n; ++k) results[k] = -EIO;
-        ::close(ring_fd_);
-        ring_fd_ = -1;
+        close_ring();
         return false;
       }
-      submitted += static_cast<unsigned>(r);
-      unsigned head = *cq_head_;
-      unsigned ctail = __atomic_load_n(cq_tail_, __ATOMIC_ACQUIRE);
-      while (head != ctail) {
-        const io_uring_cqe& c = cqes[head & cq_mask_];
-        results[c.user_data] = c.res;
-        ++head;
-        ++reaped;
+      unsigned head;
+      unsigned seen = 0;
+      io_uring_cqe* c;
+      io_uring_for_each_cqe(ring_, head, c) {
+        results[io_uring_cqe_get_data64(c)] = c->res;
+        ++seen;
       }
-      __atomic_store_n(cq_head_, head, __ATOMIC_RELEASE);
+      io_uring_cq_advance(ring_, seen);
+      reaped += seen;
     }
     done += static_cast<int>(chunk);
   }

@@ -1,6 +1,6 @@
-// SendBatch: many sendmsg (or recv) calls on different sockets in one system call, via
-// a minimal io_uring (no liburing: Debian 12 has none in the project's
-// dependency set, and only one opcode is needed). Internal to src/proxy.
+// SendBatch: many sendmsg (or recv) calls on different sockets in one system
+// call, through io_uring (liburing, Debian's liburing-dev). Internal to
+// src/proxy.
 //
 // WHY: on this VM class every system call costs a world switch; a worker
 // serving 64 connections makes two sendmsg calls per request. Collecting
@@ -21,6 +21,8 @@
 #include <cstdint>
 #include <vector>
 
+struct io_uring;  // liburing's ring: only send_batch.cc includes liburing.h
+
 namespace md::proxy {
 
 class SendBatch {
@@ -31,9 +33,10 @@ class SendBatch {
   SendBatch& operator=(const SendBatch&) = delete;
 
   // Sets up the ring. False when the kernel refuses io_uring (disabled by
-  // sysctl, seccomp, too old): the caller then sends one by one.
+  // sysctl, seccomp, too old, no descriptor left): the caller then sends one
+  // by one.
   bool init(unsigned entries = 256);
-  bool ready() const { return ring_fd_ >= 0; }
+  bool ready() const { return ring_ != nullptr; }
 
   // Sends every message (msgs[i] on fds[i]) and stores what each sendmsg
   // returned (bytes, or -errno) in results[i]. The messages' buffers must
@@ -47,26 +50,13 @@ class SendBatch {
   bool recv_all(const int* fds, const iovec* bufs, int n, int* results);
 
  private:
-  bool run(uint8_t opcode, const int* fds, const void* const* addrs, const uint32_t* lens, int n, int* results);
+  enum class Op { kSendmsg, kRecv };
+  bool run(Op op, const int* fds, const void* const* addrs, const uint32_t* lens, int n, int* results);
+  void close_ring();
   std::vector<const void*> addrs_;
   std::vector<uint32_t> lens_;
-
-  int ring_fd_ = -1;
-  void* sq_ptr_ = nullptr;
-  size_t sq_len_ = 0;
-  void* cq_ptr_ = nullptr;
-  size_t cq_len_ = 0;
-  void* sqes_ = nullptr;
-  size_t sqes_len_ = 0;
-  unsigned* sq_head_ = nullptr;
-  unsigned* sq_tail_ = nullptr;
-  unsigned sq_mask_ = 0;
-  unsigned sq_entries_ = 0;
-  unsigned* sq_array_ = nullptr;
-  unsigned* cq_head_ = nullptr;
-  unsigned* cq_tail_ = nullptr;
-  unsigned cq_mask_ = 0;
-  void* cqes_ = nullptr;
+  io_uring* ring_ = nullptr;  // owned; nullptr = not usable
+  unsigned entries_ = 0;      // submission queue size
 };
 
 }  // namespace md::proxy
