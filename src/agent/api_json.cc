@@ -1,9 +1,50 @@
 // JSON forms of the control API's types (api.h).
 #include "agent/api.h"
 
+#include <limits>
+#include <map>
+#include <type_traits>
+#include <vector>
+
 namespace md::agent {
 namespace {
 using json = nlohmann::json;
+
+template <class T>
+struct IsMap : std::false_type {};
+template <class V, class C, class A>
+struct IsMap<std::map<std::string, V, C, A>> : std::true_type {};
+template <class T>
+struct IsVector : std::false_type {};
+template <class V, class A>
+struct IsVector<std::vector<V, A>> : std::true_type {};
+
+// Where T holds integers, `v` holds whole numbers that fit T: nlohmann's get
+// would turn 100.5 into 100 and 4294967396 into 100 without a word. Other
+// mismatches are left to get<T>() (a type error).
+template <class T>
+bool exact_integers(const json& v) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    if (!v.is_number()) return true;
+    if (v.is_number_float()) return false;
+    if (v.is_number_unsigned()) return v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max());
+    int64_t x = v.get<int64_t>();
+    if constexpr (std::is_unsigned_v<T>) return x >= 0 && static_cast<uint64_t>(x) <= std::numeric_limits<T>::max();
+    else return x >= std::numeric_limits<T>::min() && x <= std::numeric_limits<T>::max();
+  } else if constexpr (IsMap<T>::value) {
+    if (v.is_object())
+      for (const auto& [k, e] : v.items())
+        if (!exact_integers<typename T::mapped_type>(e)) return false;
+    return true;
+  } else if constexpr (IsVector<T>::value) {
+    if (v.is_array())
+      for (const auto& e : v)
+        if (!exact_integers<typename T::value_type>(e)) return false;
+    return true;
+  } else {
+    return true;
+  }
+}
 
 // Reads fields of one JSON object, remembering the first problem.
 class Reader {
@@ -56,6 +97,10 @@ class Reader {
  private:
   template <class T>
   Reader& get(const char* key, T& out) {
+    if (!exact_integers<T>(j_.at(key))) {
+      err_ = what_ + ": field '" + key + "' must hold whole numbers within range";
+      return *this;
+    }
     try {
       out = j_.at(key).get<T>();
     } catch (const json::exception&) {

@@ -35,6 +35,24 @@ TEST(ApiJson, StartCarriesServicesEnvAndSecrets) {
   EXPECT_EQ(back.secrets.at("TOKEN").reveal(), "tok");
 }
 
+// Regression (issue 11): nlohmann's get<int> turned a weight of 100.5 into 100
+// (and 4294967396 into 100) without a word.
+TEST(ApiJson, NonIntegerOrOutOfRangeNumbersAreRefused) {
+  for (const char* body : {R"({"weights": {"v1": 100.5}})", R"({"weights": {"v1": 4294967396}})",
+                           R"({"weights": {"v1": -4294967196}})", R"({"weights": {"v1": 1e2}})"}) {
+    auto r = decode<Route>(nlohmann::json::parse(body));
+    ASSERT_FALSE(r) << body;
+    EXPECT_EQ(r.error().code(), Errc::kInvalidArgument);
+    EXPECT_NE(r.error().message().find("'weights' must hold whole numbers"), std::string::npos)
+        << r.error().message();
+  }
+  auto ok = decode<Route>(nlohmann::json::parse(R"({"weights": {"v1": 100}})"));
+  ASSERT_TRUE(ok) << ok.error().what();
+  EXPECT_EQ(ok->weights.at("v1"), 100);
+  auto ms = decode<WaitReady>(nlohmann::json::parse(R"({"version": "v1", "timeout_ms": 1.5})"));
+  EXPECT_FALSE(ms);
+}
+
 TEST(ApiJson, EveryRequestRoundTrips) {
   round_trip(RegisterArtifact{"v1", std::string(64, 'a'), "/tmp/a.tar.gz"});
   round_trip(Unpack{"v1", {"uploads"}, {".env"}});

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <set>
 #include <thread>
 
 #include "agent/agent_impl.h"
@@ -182,6 +183,27 @@ Result<ReleaseInfo> Agent::Impl::start_release(const Start& r) {
   if (auto stored = store->get(r.version); !stored)
     return fail(Error(Errc::kFailedPrecondition, "release " + r.version + " is not unpacked on this host")
                     .with_context(ctx));
+  // A repeated start is a no-op for processes that run; one that asks for
+  // another command than the running one would silently keep the old one
+  // while the state file claimed the new: refuse it.
+  {
+    std::lock_guard lock(mu);
+    if (auto it = state.releases.find(r.version); it != state.releases.end()) {
+      std::set<std::string> running;
+      for (const auto& p : sup->status())
+        if (p.release == r.version && p.state != State::kStopped && p.state != State::kFailed)
+          running.insert(p.service);
+      for (const auto& s : r.services) {
+        const config::Service* old = find_service(it->second, s.name);
+        if (!old || !running.count(s.name) || !in_role(r.role, s) || old->command == s.command) continue;
+        return fail(Error(Errc::kConflict, "service " + s.name + " of " + r.version +
+                                               " runs with another command ('" + old->command +
+                                               "', asked: '" + s.command +
+                                               "'); stop it first or start a new version")
+                        .with_context(ctx));
+      }
+    }
+  }
   MD_TRY_STATUS(fs::ensure_dir(logs_dir / r.version, 0700).map_error([&](Error e) {
     return std::move(e).with_context(ctx);
   }));

@@ -90,9 +90,13 @@ http::Router make_router(Agent::Impl& a) {
     auto v = version_of(q);
     if (!v) return Response::from_error(v.error());
     auto body = *q.json();
-    if (!body.contains("weight") || !body["weight"].is_number_integer())
-      return Response::error(400, Errc::kInvalidArgument, "field 'weight' (0..100) is required");
-    return answer(a.set_canary(*v, body["weight"].get<int>()));
+    // WHY the range here: get<int>() would wrap 4294967396 to 100.
+    if (!body.contains("weight") || !body["weight"].is_number_integer() ||
+        body["weight"].get<int64_t>() < 0 || body["weight"].get<int64_t>() > 100 ||
+        (body["weight"].is_number_unsigned() && body["weight"].get<uint64_t>() > 100))
+      return Response::error(400, Errc::kInvalidArgument,
+                             "field 'weight' must be a whole number from 0 to 100");
+    return answer(a.set_canary(*v, static_cast<int>(body["weight"].get<int64_t>())));
   });
   r.add("POST", "/v1/agent/promote", [&a](const Request& q) {
     auto v = version_of(q);
