@@ -288,6 +288,7 @@ Status Agent::Impl::restore() {
     }
   }
   po.threads = opts.proxy_threads;
+  po.limits.max_connections = opts.max_connections;
   for (const auto& [service, route] : state.routes) {
     auto rel = state.releases.find(route.live);
     if (route.live.empty() || rel == state.releases.end()) continue;
@@ -400,25 +401,42 @@ void Agent::Impl::reconcile_targets() {
   }
 }
 
+namespace {
+// Runs one round of a driver thread. No exception may end the thread (that
+// ends the process): it is logged and the next round runs.
+template <class Fn>
+void guarded(const char* what, Fn&& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    kLog.error("{}: uncaught exception (continuing): {}", what, e.what());
+  } catch (...) {
+    kLog.error("{}: uncaught exception (continuing)", what);
+  }
+}
+}  // namespace
+
 void Agent::Impl::start_threads() {
   threads.emplace_back([this] {
     while (!quitting) {
       last_tick_ms = real_clock().mono().time_since_epoch() / 1ms;
-      sup->tick();
-      if (sup->generation() != saved_generation) (void)persist();
+      guarded("supervisor tick", [&] {
+        sup->tick();
+        if (sup->generation() != saved_generation) (void)persist();
+      });
       std::this_thread::sleep_for(20ms);
     }
   });
   threads.emplace_back([this] {
     while (!quitting) {
-      sup->health_round();
+      guarded("health checks", [&] { sup->health_round(); });
       std::this_thread::sleep_for(50ms);
     }
   });
   threads.emplace_back([this] {
     while (!quitting) {
       for (int i = 0; i < 25 && !quitting; ++i) std::this_thread::sleep_for(20ms);
-      if (!quitting) reconcile_targets();
+      if (!quitting) guarded("route reconciliation", [&] { reconcile_targets(); });
     }
   });
   // systemd's WatchdogSec=: ping at half the interval while the supervisor
@@ -429,9 +447,11 @@ void Agent::Impl::start_threads() {
       while (!quitting) {
         MonoTime now = real_clock().mono();
         if (now >= next) {
-          int64_t age = now.time_since_epoch() / 1ms - last_tick_ms.load();
-          if (age < every.count()) sd::notify("WATCHDOG=1");
-          else kLog.warn("supervisor loop silent for {} ms: no watchdog ping", age);
+          guarded("watchdog ping", [&] {
+            int64_t age = now.time_since_epoch() / 1ms - last_tick_ms.load();
+            if (age < every.count()) sd::notify("WATCHDOG=1");
+            else kLog.warn("supervisor loop silent for {} ms: no watchdog ping", age);
+          });
           next = now + every / 2;
         }
         std::this_thread::sleep_for(std::min<Millis>(every / 4, 50ms));
@@ -441,7 +461,7 @@ void Agent::Impl::start_threads() {
   threads.emplace_back([this] {
     while (!quitting) {
       for (int i = 0; i < 10 && !quitting; ++i) std::this_thread::sleep_for(20ms);
-      if (!quitting) retire_expired();
+      if (!quitting) guarded("keep-warm retirement", [&] { retire_expired(); });
     }
   });
 }

@@ -39,6 +39,7 @@ struct Options {
   std::vector<int> inherited_sockets;
   std::filesystem::path tls_cert, tls_key; // PEM; both set = HTTPS on every listener
   int proxy_threads = 0;                   // 0 = number of cores
+  size_t max_connections = 0;              // client connections per listener; 0 = auto (proxy::Limits)
   // The log writer command (see supervisor/log_writer.h), normally
   // {"<this binary>", "agent", "log-writer"}. Required.
   std::vector<std::string> log_writer_argv;

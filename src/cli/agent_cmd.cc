@@ -83,6 +83,7 @@ Action setup_agent_run(CLI::App& cmd, Io& io) {
     std::string root, socket, tls_cert, tls_key, metrics_listen;
     std::vector<std::string> listen;
     int threads = 0;
+    int64_t max_connections = 0;
   };
   auto o = std::make_shared<Opts>();
   cmd.add_option("--root", o->root, "directory for releases, logs and state")->required();
@@ -93,6 +94,9 @@ Action setup_agent_run(CLI::App& cmd, Io& io) {
   cmd.add_option("--threads", o->threads, "proxy worker threads (default: cores)");
   cmd.add_option("--metrics-listen", o->metrics_listen,
                  "serve GET /metrics (Prometheus) over TCP on HOST:PORT (default: off)");
+  cmd.add_option("--max-connections", o->max_connections,
+                 "client connections per listener (proxy.max_connections; 0 = from the open-file limit)")
+      ->check(CLI::Range(int64_t{0}, int64_t{10'000'000}));
   return [o, &io] {
     if (o->tls_cert.empty() != o->tls_key.empty())
       return report(io, Error(Errc::kInvalidArgument, "--tls-cert and --tls-key go together"));
@@ -112,6 +116,7 @@ Action setup_agent_run(CLI::App& cmd, Io& io) {
     opts.tls_key = o->tls_key;
     opts.proxy_threads = o->threads;
     opts.metrics_listen = o->metrics_listen;
+    opts.max_connections = static_cast<size_t>(o->max_connections);
     opts.log_writer_argv = {*exe, "agent", "log-writer"};
     opts.agent_version = std::string(version());
     // The outboxes handed over by controllers: sent from here until the agent

@@ -96,6 +96,7 @@ struct RunOpts {
   std::vector<std::string> routes;
   std::string health_path = "/healthz";
   int threads = 0;
+  int64_t max_connections = 0;
   std::string grace = "10s";
 };
 
@@ -119,6 +120,7 @@ Exit run_proxy(const RunOpts& o, Io& io) {
   opts.admin_socket = sock;
   opts.state_file = o.state;
   opts.threads = o.threads;
+  opts.limits.max_connections = static_cast<size_t>(o.max_connections);
   for (const auto& r : o.routes) {
     auto route = proxy::parse_route(r);
     if (!route) return report(io, route.error());
@@ -206,6 +208,9 @@ Action setup_proxy_run(CLI::App& cmd, Io& io) {
                  "SERVICE=HOST:PORT[,HOST:PORT...]: a service at start-up (if the state file lacks it)");
   cmd.add_option("--health-path", o->health_path, "health-check path of --route services ('' = TCP)");
   cmd.add_option("--threads", o->threads, "worker threads (default: one per core)")->check(CLI::Range(0, 64));
+  cmd.add_option("--max-connections", o->max_connections,
+                 "client connections per listener (default 0: from the open-file limit)")
+      ->check(CLI::Range(int64_t{0}, int64_t{10'000'000}));
   cmd.add_option("--grace", o->grace, "on SIGTERM, let in-flight requests finish this long (default 10s)");
   return [o, &io] { return run_proxy(*o, io); };
 }

@@ -157,6 +157,10 @@ struct ProxySettings {
   Millis stream_drain_timeout{30000};      // SSE / WebSocket on the old set
   std::string tls_cert;                    // PEM paths ("" = plain HTTP)
   std::string tls_key;
+  // Client connections per listener (agent run --max-connections); at the
+  // cap an idle one is closed, else the new one refused. 0 = from the
+  // open-file limit (docs/proxy.md, "Connection limits").
+  int64_t max_connections = 0;
 };
 
 struct AgentSettings {

@@ -134,7 +134,8 @@ Json environment_json(const Environment& e, std::span<const std::string> secret_
                 {"drain_timeout", format_duration(e.proxy.drain_timeout)},
                 {"stream_drain_timeout", format_duration(e.proxy.stream_drain_timeout)},
                 {"tls_cert", e.proxy.tls_cert},
-                {"tls_key", e.proxy.tls_key}};
+                {"tls_key", e.proxy.tls_key},
+                {"max_connections", e.proxy.max_connections}};
   j["agent"] = {{"root", e.agent.root}, {"socket", e.agent.socket}};
   j["rollback_window"] = format_duration(e.rollback_window);
   j["keep_releases"] = e.keep_releases;

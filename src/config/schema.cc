@@ -425,6 +425,7 @@ void read_proxy(Reader& r, ProxySettings& p) {
   r.duration("stream_drain_timeout", p.stream_drain_timeout);
   r.str("tls_cert", p.tls_cert);
   r.str("tls_key", p.tls_key);
+  r.integer("max_connections", p.max_connections, 0, 10'000'000);
   if (!r.diags().recording() && p.tls_cert.empty() != p.tls_key.empty())
     r.error(p.tls_cert.empty() ? "tls_key" : "tls_cert", "tls_cert and tls_key go together",
             "set both (PEM files) or neither");

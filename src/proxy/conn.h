@@ -68,9 +68,13 @@ class UpstreamConn final : public Handler {
   Link idle_link;        // in w->idle_ups
   uint32_t uses = 0;
 
+  ~UpstreamConn() override;
+
  private:
   UpstreamConn(Worker* w, int fd, std::shared_ptr<TargetState> t);
   void finish_connect();
+  void uncount();  // once: this connection no longer counts in target->connections
+  bool counted_ = true;
 };
 
 class ClientConn final : public Handler {
@@ -109,6 +113,7 @@ class ClientConn final : public Handler {
   void write_done(uint8_t dir, int res, size_t want);
   void write_unsent();
 
+  const ListenerState* listener() const { return ls_->state; }
   bool has_exchange() const { return ex_ != nullptr; }
   const Exchange* exchange() const { return ex_; }
 
@@ -136,6 +141,7 @@ class ClientConn final : public Handler {
   bool response_bytes();
   void finish_exchange();
   void retry_or_fail(UpFail why);
+  void answer_busy();
 
   // Local answers.
   void local_error(int status, bool close);

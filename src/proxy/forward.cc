@@ -23,11 +23,38 @@ void ClientConn::start_upstream() {
   state_ = State::kProxy;
   UpstreamConn* u = w_->take_pooled(t);
   bool reused = u != nullptr;
+  if (!u && t->connections.load(std::memory_order_relaxed) >=
+                static_cast<int64_t>(w_->shared().limits.max_upstream_connections)) {
+    // At its connection cap: another target of the set, else 503 (the target
+    // is busy, not failing: no passive ejection).
+    TargetState* other = nullptr;
+    int64_t now = w_->loop().now_ms();
+    for (const auto& s : x->set->targets)
+      if (s.get() != t && s->usable(now) &&
+          s->connections.load(std::memory_order_relaxed) <
+              static_cast<int64_t>(w_->shared().limits.max_upstream_connections))
+        other = s.get();
+    if (!other) {
+      w_->warn_throttled("upstream connection limit reached: answering 503", t->endpoint.str());
+      answer_busy();
+      return;
+    }
+    x->target = t = other;
+    u = w_->take_pooled(t);
+    reused = u != nullptr;
+  }
   if (!u) {
     std::shared_ptr<TargetState> sp;
     for (const auto& s : x->set->targets)
       if (s.get() == t) sp = s;
     u = UpstreamConn::connect(w_, std::move(sp));
+    if (!u && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
+      // Our shortage, not the target's failure: no ejection, no retry.
+      w_->warn_throttled(std::string("upstream connect: ") + std::strerror(errno) + ": answering 503",
+                         t->endpoint.str());
+      answer_busy();
+      return;
+    }
     if (!u) {
       x->attempts++;
       upstream_failed(UpFail::kConnect, errno);
@@ -41,6 +68,18 @@ void ClientConn::start_upstream() {
   queue_request();
   // The response timeout runs from the moment the request is on its way.
   if (!u->connecting) w_->t_response.arm(u, w_->loop().now_ms());
+}
+
+// 503 for a request the proxy cannot forward for lack of connections.
+void ClientConn::answer_busy() {
+  Exchange* x = ex_;
+  x->status = 503;
+  if (x->shard) {
+    x->shard->finish(503, mono_us() - x->start_us);
+    StatsShard::bump(x->shard->active, -1);
+    x->shard = nullptr;
+  }
+  local_error(503, x->req_body != BodyKind::kNone);
 }
 
 // Queues the request head and whatever body bytes are buffered.
@@ -160,7 +199,10 @@ bool ClientConn::step_proxy() {
       close();
       return false;
     }
-    if (n > 0) progress = true;
+    if (n > 0) {
+      progress = true;
+      x->resp_sent = true;
+    }
   }
   // Everything queued for the client was written (here or in a batch).
   if (!x->client_out.v.empty() && x->client_out.empty()) {
@@ -226,6 +268,10 @@ bool ClientConn::response_bytes() {
   x->resp_started = true;
   if (!x->resp_head_done) {
     size_t hl = http::find_head_end(base, avail, &u->scan);
+    if (hl == http::kHeadBareLf) {
+      upstream_failed(UpFail::kProtocol, 0);
+      return true;
+    }
     if (!hl) {
       if (u->in.end == w_->shared().buffer_size) {
         if (u->in.start > 0) {
@@ -325,7 +371,15 @@ bool ClientConn::response_bytes() {
       case BodyKind::kChunked: {
         auto st = x->resp_chunks.feed(p, n, &take);
         if (st == ChunkedScanner::Status::kError) {
-          upstream_failed(UpFail::kBroken, 0);
+          if (!x->resp_sent) {
+            // Nothing reached the client yet: drop the queued head and say
+            // 502, rather than a connection closed with no answer.
+            x->client_out.clear();
+            x->resp_head_done = false;
+            upstream_failed(UpFail::kProtocol, 0);
+          } else {
+            upstream_failed(UpFail::kBroken, 0);
+          }
           return true;
         }
         if (st == ChunkedScanner::Status::kDone) x->resp_done = true;
@@ -398,6 +452,7 @@ void ClientConn::write_done(uint8_t dir, int res, size_t want) {
     if (res >= 0) {
       if (static_cast<size_t>(res) < want) writable_ = false;
       x->client_out.consume(static_cast<size_t>(res));
+      if (res > 0) x->resp_sent = true;
     } else if (res == -EAGAIN) {
       writable_ = false;
     } else if (res != -EINTR) {

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <future>
 #include <map>
+#include <system_error>
+#include <thread>
 
 #include "core/log.h"
 #include "http/http.h"
@@ -19,7 +21,12 @@ namespace {
 
 Status tcp_probe(const TargetState& t, Millis timeout) {
   int fd = ::socket(t.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return fail(Errc::kIo, std::string("socket: ") + std::strerror(errno));
+  if (fd < 0) {
+    int e = errno;
+    std::string why = std::string("socket: ") + std::strerror(e);
+    if (http::local_resource_errno(e)) why = std::string(http::kLocalResourcesPrefix) + why;
+    return fail(Errc::kUnavailable, why, true);
+  }
   int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&t.addr), t.addr_len);
   int err = rc == 0 ? 0 : errno;
   if (rc != 0 && err == EINPROGRESS) {
@@ -60,6 +67,8 @@ Status wait_healthy(const std::vector<std::shared_ptr<TargetState>>& targets, co
       Status s = probe(*targets[i], hc, host);
       if (s) {
         ++streak[i];
+      } else if (http::is_local_resource_error(s.error())) {
+        last[i] = s.error().what();  // says nothing about the target: streak kept
       } else {
         streak[i] = 0;
         last[i] = s.error().what();
@@ -116,6 +125,21 @@ void HealthChecker::set_items(std::vector<Item> items) {
 }
 
 void HealthChecker::run() {
+  // No exception may end this thread (it would end the process).
+  for (;;) {
+    try {
+      run_rounds();
+      return;
+    } catch (const std::exception& e) {
+      log::Logger("proxy").error("health checker: uncaught exception (continuing)", {{"error", e.what()}});
+    } catch (...) {
+      log::Logger("proxy").error("health checker: uncaught exception (continuing)");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+void HealthChecker::run_rounds() {
   log::Logger log("proxy");
   std::unique_lock lock(mu_);
   while (!stop_) {
@@ -134,10 +158,16 @@ void HealthChecker::run() {
       lock.unlock();
       // Probes run in parallel: one slow target must not delay the others.
       std::vector<std::future<Status>> pending;
-      for (const Item& it : items)
-        pending.push_back(std::async(std::launch::async, [&it] { return probe(*it.target, it.check, it.host); }));
       std::vector<Status> results;
-      for (auto& f : pending) results.push_back(f.get());
+      try {
+        for (const Item& it : items)
+          pending.push_back(std::async(std::launch::async, [&it] { return probe(*it.target, it.check, it.host); }));
+      } catch (const std::system_error&) {
+        // No thread to be had: the probes left run one after the other.
+      }
+      for (size_t i = 0; i < items.size(); ++i)
+        results.push_back(i < pending.size() ? pending[i].get()
+                                              : probe(*items[i].target, items[i].check, items[i].host));
       lock.lock();
       if (stop_) break;
       if (changed_) continue;  // entries were replaced meanwhile: probe again with the new list
@@ -147,6 +177,13 @@ void HealthChecker::run() {
         const HealthCheck& hc = e.item.check;
         TargetState& t = *e.item.target;
         e.next_ms = now + hc.interval.count();
+        if (!results[i] && http::is_local_resource_error(results[i].error())) {
+          // Our shortage (a connection flood), not the target's failure.
+          log.warn("health check inconclusive", {{"service", t.service},
+                                                 {"target", t.endpoint.str()},
+                                                 {"error", results[i].error().what()}});
+          continue;
+        }
         if (results[i]) {
           e.fail_streak = 0;
           if (++e.ok_streak >= hc.healthy_threshold && !t.healthy.load()) {

@@ -47,6 +47,7 @@ class HealthChecker {
     int fail_streak = 0;
   };
   void run();
+  void run_rounds();
 
   std::mutex mu_;
   std::condition_variable cv_;

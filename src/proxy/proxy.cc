@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -33,6 +34,7 @@ namespace {
 log::Logger plog("proxy");
 
 constexpr size_t kKeepReplaced = 4;  // replaced sets kept in metrics per service
+constexpr Millis kPublishWait{5000};  // for every worker to adopt a new table
 
 struct ServiceRuntime {
   ServiceRecord rec;
@@ -103,12 +105,35 @@ uint16_t bound_port(int fd) {
 
 }  // namespace
 
+Limits auto_limits(Limits asked, uint64_t nofile, size_t listeners) {
+  // WHY at least 16 each: a tiny limit must still leave a usable proxy.
+  uint64_t budget = nofile > kReservedFds + 64 ? nofile - kReservedFds : 64;
+  uint64_t half = budget / 2;
+  if (asked.max_connections == 0)
+    asked.max_connections = std::max<uint64_t>(16, half / std::max<size_t>(1, listeners));
+  if (asked.max_upstream_connections == 0)
+    asked.max_upstream_connections = std::max<uint64_t>(16, half);
+  return asked;
+}
+
+uint64_t raise_open_file_limit() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlimit want = rl;
+    want.rlim_cur = rl.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &want) == 0) rl = want;
+  }
+  return rl.rlim_cur == RLIM_INFINITY ? uint64_t{1} << 20 : static_cast<uint64_t>(rl.rlim_cur);
+}
+
 struct Proxy::Impl {
   Options opts;
   Shared shared;
   std::vector<std::unique_ptr<TlsContext>> tls;
   std::vector<Endpoint> bound;
   std::vector<int> listen_fds;  // GUARDED_BY(mu); owned by the workers' acceptors; cleared by stop
+  std::vector<std::unique_ptr<ListenerState>> listeners;  // outlive the workers
   std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<HealthChecker> health;
   std::unique_ptr<http::UnixServer> admin;
@@ -154,8 +179,9 @@ struct Proxy::Impl {
   }
 
   // Builds and installs a routing table from the model; waits until every
-  // worker adopted it (mu held).
-  void publish() {
+  // worker adopted it, up to kPublishWait (false, logged, when one did not).
+  // (mu held)
+  bool publish() {
     auto t = std::make_shared<RouteTable>();
     t->generation = (table ? table->generation : 0) + 1;
     std::set<const TargetState*> used;
@@ -224,11 +250,21 @@ struct Proxy::Impl {
           done_cv->notify_all();
         }
       });
+    bool adopted;
     {
       std::unique_lock l(*done_mu);
-      done_cv->wait_for(l, std::chrono::seconds(5), [&] { return pending->load() == 0; });
+      adopted = done_cv->wait_for(l, kPublishWait, [&] { return pending->load() == 0; });
     }
+    if (!adopted)
+      // WHY not an error: the table is installed and every worker takes it
+      // for its next request (the generation moved); what waits is the
+      // stuck worker's clean-up (idle pools, drain deadlines, held requests).
+      plog.error("a worker did not adopt the new routing table in time; it will when its loop runs",
+                 {{"generation", std::to_string(t->generation)},
+                  {"workers_behind", std::to_string(pending->load())},
+                  {"waited_ms", std::to_string(kPublishWait.count())}});
     if (health) health->set_items(std::move(items));
+    return adopted;
   }
 
   // Commits a change: `apply` edits a copy of the model; the copy is
@@ -294,6 +330,12 @@ struct Proxy::Impl {
     std::lock_guard lock(mu);
     if (auto it = services.find(name); it != services.end()) it->second.switching = false;
   }
+  // Ends the switch begun by begin_switch() when it goes out of scope.
+  struct SwitchGuard {
+    Impl& p;
+    std::string_view service;
+    ~SwitchGuard() { p.end_switch(service); }
+  };
 
   Result<std::vector<std::shared_ptr<TargetState>>> probe_targets(std::string_view name,
                                                                   const std::vector<Endpoint>& eps,
@@ -407,10 +449,16 @@ Result<std::unique_ptr<Proxy>> Proxy::start(Options o) {
   Impl& p = *impl;
   p.opts = o;
   p.shared.timeouts = o.timeouts;
-  p.shared.limits = o.limits;
+  // WHY here: the caps below follow from the limit, and a proxy meant to
+  // hold many connections must not stop at the common soft limit of 1024.
+  uint64_t nofile = raise_open_file_limit();
+  p.shared.limits = auto_limits(o.limits, nofile, o.listeners.size());
   p.shared.workers = threads;
   p.shared.batch_writes = o.batch_writes;
   p.shared.buffer_size = std::max<size_t>(16 * 1024, o.limits.max_head_bytes);
+
+  // The health checks' HTTP client loop now, while descriptors are plenty.
+  MD_TRY_STATUS(http::start_client_loop());
 
   // State first: a bad state file starts nothing.
   std::optional<StateRecord> restored;
@@ -418,57 +466,49 @@ Result<std::unique_ptr<Proxy>> Proxy::start(Options o) {
 
   // Listeners: one socket per worker (SO_REUSEPORT), all on the same port.
   // Inherited sockets (Listener::sockets) are shared by the workers instead.
-  std::vector<std::vector<ListenSocket>> per_worker(threads);
-  size_t next_listener = 0;  // the inherited sockets of this one and later ones are still ours
-  auto close_all = [&] {
-    for (auto& v : per_worker)
-      for (auto& ls : v) ::close(ls.fd);
-    for (size_t k = next_listener; k < o.listeners.size(); ++k)
-      for (int fd : o.listeners[k].sockets) ::close(fd);
-  };
-  for (const Listener& l : o.listeners) {
-    auto ep = parse_endpoint(l.address);
-    if (!ep) {
-      close_all();
-      return fail(ep.error());
+  // Until the workers own them, any early return closes them, and the
+  // inherited sockets of the listeners not reached yet (ours too).
+  struct PendingSockets {
+    std::vector<std::vector<ListenSocket>> per_worker;
+    const std::vector<Listener>& listeners;
+    size_t next_listener = 0;
+    ~PendingSockets() {
+      for (auto& v : per_worker)
+        for (auto& ls : v) ::close(ls.fd);
+      for (size_t k = next_listener; k < listeners.size(); ++k)
+        for (int fd : listeners[k].sockets) ::close(fd);
     }
+  } pending{std::vector<std::vector<ListenSocket>>(threads), o.listeners};
+  auto& per_worker = pending.per_worker;
+  for (const Listener& l : o.listeners) {
+    Endpoint ep = MD_TRY(parse_endpoint(l.address));
     TlsContext* ctx = nullptr;
     if (!l.tls_cert_file.empty() || !l.tls_key_file.empty()) {
-      if (l.tls_cert_file.empty() || l.tls_key_file.empty()) {
-        close_all();
+      if (l.tls_cert_file.empty() || l.tls_key_file.empty())
         return fail(Errc::kInvalidArgument, "listener " + l.address + ": TLS needs both a certificate and a key");
-      }
-      auto c = TlsContext::load(l.tls_cert_file, l.tls_key_file);
-      if (!c) {
-        close_all();
-        return fail(c.error());
-      }
-      ctx = c->get();
-      p.tls.push_back(std::move(*c));
+      p.tls.push_back(MD_TRY(TlsContext::load(l.tls_cert_file, l.tls_key_file)));
+      ctx = p.tls.back().get();
     }
-    Endpoint bind_ep = *ep;
+    auto& st = p.listeners.emplace_back(std::make_unique<ListenerState>());
+    st->address = l.address;
+    st->max_connections = static_cast<int64_t>(p.shared.limits.max_connections);
+    st->max_per_worker = std::max<int64_t>(1, (st->max_connections + threads - 1) / threads);
+    Endpoint bind_ep = ep;
     if (!l.sockets.empty()) {
-      auto shared = share_sockets(l.sockets, threads);
-      if (!shared) {
-        close_all();
-        return fail(shared.error());
-      }
-      ++next_listener;
+      auto shared = MD_TRY(share_sockets(l.sockets, threads));
+      ++pending.next_listener;
       for (int w = 0; w < threads; ++w)
-        for (int fd : (*shared)[w]) per_worker[w].push_back(ListenSocket{fd, ctx != nullptr, ctx});
+        for (int fd : shared[w])
+          per_worker[w].push_back(ListenSocket{fd, ctx != nullptr, ctx, st.get()});
       bind_ep.port = bound_port(l.sockets[0]);
       p.bound.push_back(bind_ep);
       continue;
     }
-    ++next_listener;
+    ++pending.next_listener;
     for (int w = 0; w < threads; ++w) {
-      auto fd = bind_listener(bind_ep, true);
-      if (!fd) {
-        close_all();
-        return fail(fd.error());
-      }
-      if (w == 0) bind_ep.port = bound_port(*fd);
-      per_worker[w].push_back(ListenSocket{*fd, ctx != nullptr, ctx});
+      int fd = MD_TRY(bind_listener(bind_ep, true));
+      if (w == 0) bind_ep.port = bound_port(fd);
+      per_worker[w].push_back(ListenSocket{fd, ctx != nullptr, ctx, st.get()});
     }
     p.bound.push_back(bind_ep);
   }
@@ -507,10 +547,7 @@ Result<std::unique_ptr<Proxy>> Proxy::start(Options o) {
       added = true;
     }
     if (s && added) s = p.persist(p.record());
-    if (!s) {
-      close_all();
-      return fail(s.error());
-    }
+    if (!s) return fail(s.error());
     p.publish();  // no workers yet: installs the first table
   }
 
@@ -520,10 +557,7 @@ Result<std::unique_ptr<Proxy>> Proxy::start(Options o) {
     auto wk = std::make_unique<Worker>(w, &p.shared);
     Status s = wk->init(std::move(per_worker[w]));
     per_worker[w].clear();
-    if (!s) {
-      close_all();
-      return fail(s.error());
-    }
+    if (!s) return fail(s.error());
     p.workers.push_back(std::move(wk));
   }
   for (auto& w : p.workers) w->start();
@@ -551,6 +585,10 @@ Result<std::unique_ptr<Proxy>> Proxy::start(Options o) {
   for (const auto& b : proxy->impl_->bound) addrs += (addrs.empty() ? "" : ",") + b.str();
   plog.info("proxy listening", {{"address", addrs},
                                 {"threads", std::to_string(threads)},
+                                {"open_file_limit", std::to_string(nofile)},
+                                {"max_connections", std::to_string(p.shared.limits.max_connections)},
+                                {"max_upstream_connections",
+                                 std::to_string(p.shared.limits.max_upstream_connections)},
                                 {"services", std::to_string(proxy->impl_->services.size())}});
   return proxy;
 }
@@ -596,11 +634,7 @@ Result<SwitchResult> Proxy::deploy(std::string_view service, const std::vector<E
     std::lock_guard lock(p.mu);
     MD_TRY(p.begin_switch(service));
   }
-  struct Guard {
-    Impl& p;
-    std::string_view s;
-    ~Guard() { p.end_switch(s); }
-  } guard{p, service};
+  Impl::SwitchGuard guard{p, service};
   SwitchResult r;
   auto ts = MD_TRY_CTX(p.probe_targets(service, targets, o, &r), "deploy " + std::string(service));
   std::vector<std::shared_ptr<TargetSet>> old;
@@ -659,11 +693,7 @@ Result<SwitchResult> Proxy::set_canary(std::string_view service, const std::vect
       return r;
     }
   }
-  struct Guard {
-    Impl& p;
-    std::string_view s;
-    ~Guard() { p.end_switch(s); }
-  } guard{p, service};
+  Impl::SwitchGuard guard{p, service};
   SwitchResult r;
   auto ts = MD_TRY_CTX(p.probe_targets(service, targets, o, &r), "canary " + std::string(service));
   std::vector<std::shared_ptr<TargetSet>> old;

@@ -258,8 +258,30 @@ struct Timeouts {
 struct Limits {
   size_t max_head_bytes = 16 * 1024;  // request head larger: 431 (at most 64 KiB)
   size_t max_headers = 100;           // more header fields: 431 (at most 128)
-  size_t max_connections = 100000;    // client connections per worker; more are refused
+  // Client connections per listener (all workers together, each worker
+  // holding an equal share). At the cap, a new connection closes the oldest
+  // idle one of its worker (no request yet, or keep-alive between requests),
+  // else it is refused (accepted and closed). 0 = auto: from the open-file
+  // limit (auto_limits()).
+  size_t max_connections = 0;
+  // Connections to one target (busy and pooled, all workers together). A
+  // request that would need one more goes to another target of its set, else
+  // gets 503. 0 = auto (auto_limits()).
+  size_t max_upstream_connections = 0;
 };
+
+// The caps used for 0 (auto) above, given the open-file limit `nofile` and
+// the number of listeners: a reserve of kReservedFds descriptors for
+// everything else (control socket, health checks, files, logs), half of the
+// rest for client connections (split between the listeners) and half for
+// upstream connections. Pure.
+inline constexpr size_t kReservedFds = 128;
+Limits auto_limits(Limits asked, uint64_t nofile, size_t listeners);
+
+// Raises this process's soft RLIMIT_NOFILE to its hard limit and returns the
+// soft limit now in force. Proxy::start() calls it. Never fails: if the limit
+// cannot be raised, the current one is returned.
+uint64_t raise_open_file_limit();
 
 struct Options {
   std::vector<Listener> listeners;      // at least one

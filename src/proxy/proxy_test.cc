@@ -261,6 +261,112 @@ TEST_F(ProxyTest, MalformedAndOversizedRequests) {
   EXPECT_EQ(fetch(port_, get_req("/")).status, 200);
 }
 
+// Regression (issue 11): a head with bare LF line ends waited for the header
+// timeout and got 408; the docs promise 400, and at once.
+TEST_F(ProxyTest, BareLfHeadGets400AtOnce) {
+  Upstream blue("blue");
+  Options o = options();
+  o.timeouts.client_header = Millis(20000);
+  start(o);
+  serve({&blue});
+  Client c(port_);
+  c.send("GET / HTTP/1.1\nHost: a\n\n");
+  Reply r = c.read_reply("GET", 5000);  // well under the header timeout
+  EXPECT_EQ(r.status, 400);
+  EXPECT_TRUE(c.wait_closed(5000));
+  EXPECT_EQ(blue.requests(), 0);
+}
+
+// Regression (issue 11): an absolute-form request was routed by its URI but
+// forwarded with the client's Host, so the client chose the Host a
+// host-restricted backend saw (RFC 9112 3.2.2: replace it).
+TEST_F(ProxyTest, AbsoluteFormForwardsTheTargetsAuthorityAsHost) {
+  Upstream admin("admin");
+  start(options());
+  ServiceSpec s = spec("admin");
+  s.host = "admin.example";
+  serve({&admin}, s);
+  Reply r = fetch(port_, "GET http://admin.example/echo HTTP/1.1\r\nHost: public.example\r\n\r\n");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("\r\nHost: admin.example\r\n"), std::string::npos) << r.body;
+  EXPECT_EQ(r.body.find("public.example"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("X-Forwarded-Host: admin.example\r\n"), std::string::npos) << r.body;
+  // Origin-form requests keep their Host.
+  r = fetch(port_, get_req("/echo", "admin.example"));
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("Host: admin.example\r\n"), std::string::npos) << r.body;
+}
+
+// Regression (issue 11): a backend's invalid chunk size closed the client
+// with 0 bytes; nothing was sent yet, so the client gets a 502.
+TEST_F(ProxyTest, InvalidChunkSizeBeforeAnyByteSentGives502) {
+  Upstream blue("blue");
+  start(options());
+  serve({&blue});
+  Reply r = fetch(port_, get_req("/badchunk"));
+  EXPECT_EQ(r.status, 502);
+  EXPECT_EQ(fetch(port_, get_req("/")).status, 200);
+}
+
+// Issue 11: idle connections up to the cap; past it, a new connection closes
+// the oldest idle one, so a flood of idle connects cannot lock clients out.
+TEST_F(ProxyTest, ClientConnectionCapClosesTheOldestIdleConnection) {
+  Upstream blue("blue");
+  Options o = options();
+  o.limits.max_connections = 8;
+  start(o);
+  serve({&blue});
+  std::vector<std::unique_ptr<Client>> idle;
+  for (int i = 0; i < 24; ++i) {
+    idle.push_back(std::make_unique<Client>(port_));
+    ASSERT_TRUE(idle.back()->ok());
+  }
+  for (int i = 0; i < 5; ++i) {
+    Reply r = fetch(port_, get_req("/"));
+    EXPECT_EQ(r.status, 200) << "request " << i << " past the cap";
+  }
+  EXPECT_TRUE(idle.front()->wait_closed(5000)) << "the oldest idle connection is still open";
+  for (int i = 0; i < 400 && p_->metrics().client_connections > 8; ++i)
+    std::this_thread::sleep_for(Millis(5));
+  EXPECT_LE(p_->metrics().client_connections, 8);
+}
+
+// Issue 11: connections to one target are capped; past the cap a request
+// gets 503 at once and the target is not ejected.
+TEST_F(ProxyTest, UpstreamConnectionCapAnswers503WithoutEjecting) {
+  Upstream blue("blue");
+  Options o = options();
+  o.limits.max_upstream_connections = 2;
+  start(o);
+  ServiceSpec s = spec();
+  s.ejection.consecutive_failures = 1;
+  serve({&blue}, s);
+  Client a(port_), b(port_);
+  ASSERT_TRUE(a.send(get_req("/slow?ms=1500")));
+  ASSERT_TRUE(b.send(get_req("/slow?ms=1500")));
+  for (int i = 0; i < 400 && live_counters().active < 2; ++i) std::this_thread::sleep_for(Millis(5));
+  Reply r = fetch(port_, get_req("/"));
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(a.read_reply().status, 200);
+  EXPECT_EQ(b.read_reply().status, 200);
+  EXPECT_EQ(fetch(port_, get_req("/")).status, 200);  // not ejected
+  auto st = p_->status("app");
+  ASSERT_TRUE(st);
+  EXPECT_FALSE(st->live->targets[0].ejected);
+}
+
+TEST(ProxyLimits, AutoFromTheOpenFileLimit) {
+  Limits l = auto_limits({}, 1024, 1);
+  EXPECT_EQ(l.max_connections, (1024u - kReservedFds) / 2);
+  EXPECT_EQ(l.max_upstream_connections, (1024u - kReservedFds) / 2);
+  EXPECT_EQ(auto_limits({}, 1024, 2).max_connections, (1024u - kReservedFds) / 4);
+  Limits asked;
+  asked.max_connections = 7;
+  EXPECT_EQ(auto_limits(asked, 1024, 1).max_connections, 7u);
+  EXPECT_GE(auto_limits({}, 100, 1).max_connections, 16u);  // tiny limits still work
+  EXPECT_GE(raise_open_file_limit(), 16u);
+}
+
 TEST_F(ProxyTest, SlowlorisGets408AndIdleKeepAliveCloses) {
   Upstream blue("blue");
   Options o = options();

@@ -86,6 +86,7 @@ struct TargetState {
   std::atomic<int> fail_streak{0};           // passive: consecutive request failures
   std::atomic<int64_t> ejected_until_ms{0};  // passive ejection (mono ms)
   std::atomic<bool> in_use{true};            // named by the current routing table
+  std::atomic<int64_t> connections{0};       // open upstream connections (busy + pooled)
 
   bool usable(int64_t now_ms) const {
     return healthy.load(std::memory_order_relaxed) &&

@@ -53,6 +53,8 @@ ClientConn::ClientConn(Worker* w, int fd, const ListenSocket& ls, const sockaddr
   if (ls.tls) ssl_ = tls_new(*ls.tls_ctx, fd);
   w_->clients.push_back(&link);
   w_->shared().client_connections.fetch_add(1, std::memory_order_relaxed);
+  if (ls_->state) ls_->state->connections.fetch_add(1, std::memory_order_relaxed);
+  ++ls_->open;
   // A new connection gets the header timeout for its first request.
   w_->t_header.arm(this, w_->loop().now_ms());
 }
@@ -243,6 +245,11 @@ bool ClientConn::step_head() {
       w_->t_header.arm(this, w_->loop().now_ms());
     }
     size_t hl = http::find_head_end(in_.data + in_.start, in_.size(), &scan_);
+    if (hl == http::kHeadBareLf) {
+      scan_ = 0;
+      local_error(400, true);  // at once: no CRLFCRLF will end this head
+      return true;
+    }
     if (hl) {
       scan_ = 0;
       head_timer_ = false;
@@ -409,7 +416,11 @@ void ClientConn::build_forward_head(const http::RequestHead& h) {
   for (size_t i = 0; i < h.num_headers; ++i) {
     const http::HeaderField& f = h.headers[i];
     bool is_xff = false;
-    bool drop = is_xf_header(f.name, &is_xff) || h.is_hop_by_hop(f.name);
+    // RFC 9112 3.2.2: for an absolute-form target, the Host sent on is the
+    // target's authority, never the client's Host (which could otherwise
+    // choose the Host a host-restricted backend sees).
+    bool drop = is_xf_header(f.name, &is_xff) || h.is_hop_by_hop(f.name) ||
+                ((h.flags & http::kAbsoluteForm) && http::iequals(f.name, "host"));
     if (!drop) continue;
     if (is_xff) {
       // Append to the chain the client sent.
@@ -427,6 +438,11 @@ void ClientConn::build_forward_head(const http::RequestHead& h) {
   if (end > seg_start) x->head_segs.emplace_back(seg_start, end - seg_start);
   extra.append(ip_, ip_len_);
   extra += ls_->tls ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n";
+  if (h.flags & http::kAbsoluteForm) {
+    extra += "Host: ";
+    extra.append(h.authority);
+    extra += "\r\n";
+  }
   if (!h.authority.empty()) {
     extra += "X-Forwarded-Host: ";
     extra.append(h.authority);
@@ -566,6 +582,8 @@ void ClientConn::close() {
   fd_ = -1;
   local_keep_.reset();
   w_->shared().client_connections.fetch_sub(1, std::memory_order_relaxed);
+  if (ls_->state) ls_->state->connections.fetch_sub(1, std::memory_order_relaxed);
+  --ls_->open;
   w_->loop().retire(this);
 }
 

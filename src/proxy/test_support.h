@@ -197,6 +197,7 @@ inline std::string get_req(std::string_view path, std::string_view host = "app.t
 //   /reset             close the connection without answering
 //   /status?code=N     that status, empty body
 //   /ws                101 if asked to upgrade, then echo bytes
+//   /badchunk          200 chunked whose first chunk size is not hex
 //   anything else      200, body = name
 class Upstream {
  public:
@@ -271,6 +272,7 @@ class Upstream {
       size_t scan = 0, hl = 0;
       while ((hl = http::find_head_end(buf.data(), buf.size(), &scan)) == 0)
         if (!read_more(fd, buf)) return;
+      if (hl == http::kHeadBareLf) return;
       http::RequestHead h;
       if (http::parse_request_head(buf.data(), hl, {}, &h) != http::HeadError::kNone) {
         send_all(fd, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
@@ -358,6 +360,9 @@ class Upstream {
             if (::recv(fd, b, 1, MSG_PEEK) <= 0) return;
           }
         }
+      } else if (path == "/badchunk") {
+        send_all(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n");
+        return;
       } else if (path == "/slow") {
         std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(query_value(target, "ms").c_str())));
         okw = respond(200, name_);

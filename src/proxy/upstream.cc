@@ -15,6 +15,13 @@ UpstreamConn::UpstreamConn(Worker* w, int fd, std::shared_ptr<TargetState> t)
     : w(w), fd(fd), target(std::move(t)) {
   pool_link.owner = this;
   idle_link.owner = this;
+  target->connections.fetch_add(1, std::memory_order_relaxed);
+}
+
+UpstreamConn::~UpstreamConn() { uncount(); }
+
+void UpstreamConn::uncount() {
+  if (std::exchange(counted_, false)) target->connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
 UpstreamConn* UpstreamConn::connect(Worker* w, std::shared_ptr<TargetState> t) {
@@ -189,6 +196,7 @@ void UpstreamConn::close() {
   idle_link.unlink();
   ::close(fd);
   fd = -1;
+  uncount();
   if (in.data) {
     w->put_buffer(in.data);
     in.data = nullptr;

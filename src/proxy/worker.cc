@@ -2,10 +2,12 @@
 // connections, adopting routing tables, stopping.
 #include "proxy/worker.h"
 
+#include <fcntl.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -23,29 +25,52 @@ constexpr size_t kMaxFreeExchanges = 4096;
 constexpr int64_t kTickMs = 100;
 constexpr int64_t kStopIdleLingerMs = 500;  // stopping: idle keep-alive connections get this long
 
+constexpr int64_t kAcceptBackoffMs = 100;
+constexpr int kMaxShedPerRound = 256;
+constexpr int kEvictScan = 64;  // idle candidates looked at per eviction
+constexpr int64_t kEmfileHeadroom = 16;  // descriptors a worker leaves free after EMFILE
+
+bool out_of_descriptors(int e) { return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM; }
+
+// A descriptor kept open for the moment the process has none left: closing
+// it lets accept() take a pending connection so that it can be closed at
+// once, instead of leaving it in the backlog where it wakes us forever (as
+// nginx and HAProxy do).
+int open_reserve() { return ::open("/dev/null", O_RDONLY | O_CLOEXEC); }
+
 class Acceptor : public Handler {
  public:
-  Acceptor(Worker* w, ListenSocket ls) : w_(w), ls_(ls) {}
+  Acceptor(Worker* w, ListenSocket ls) : w_(w), ls_(ls), reserve_(open_reserve()) {}
   ~Acceptor() override {
     if (ls_.fd >= 0) ::close(ls_.fd);
+    if (reserve_ >= 0) ::close(reserve_);
   }
   void close_socket() {
     if (ls_.fd >= 0) ::close(ls_.fd);
     ls_.fd = -1;
   }
   void on_io(uint32_t) override {
+    if (paused_) return;
     while (ls_.fd >= 0) {
       sockaddr_storage peer{};
       socklen_t len = sizeof peer;
       int fd = ::accept4(ls_.fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
         if (errno == EINTR || errno == ECONNABORTED) continue;
-        if (errno != EAGAIN)
-          log::Logger("proxy").warn("accept failed", {{"error", std::strerror(errno)}});
+        if (errno == EAGAIN) return;
+        if (out_of_descriptors(errno)) {
+          // The cap was set above what the process can hold: lower this
+          // worker's share below the point of exhaustion and close idle
+          // connections down to it, which leaves descriptors for the
+          // control socket and health checks and room for the one waiting.
+          if (lower_cap(errno)) continue;
+          shed(errno);
+          return;
+        }
+        w_->warn_throttled(std::string("accept failed: ") + std::strerror(errno), ls_.state->address);
         return;
       }
-      if (w_->shared().client_connections.load(std::memory_order_relaxed) >=
-          static_cast<int64_t>(w_->shared().limits.max_connections) * w_->shared().workers) {
+      if (!admit()) {
         ::close(fd);
         continue;
       }
@@ -57,8 +82,62 @@ class Acceptor : public Handler {
   }
 
  private:
+  // Room for one more client connection on this listener: under the cap, or
+  // an idle connection closed to make room.
+  bool admit() {
+    ListenerState& st = *ls_.state;
+    if (ls_.open < std::min(st.max_per_worker, lowered_cap_)) return true;
+    if (w_->evict_idle_client(&st)) return true;
+    w_->warn_throttled("client connection limit reached and none idle: refusing new connections",
+                       st.address);
+    return false;
+  }
+
+  // After EMFILE: caps this worker's connections on the listener at what it
+  // holds less kEmfileHeadroom, and closes idle ones down to that. True if
+  // any was closed (a descriptor is free for the connection waiting).
+  bool lower_cap(int err) {
+    int64_t cap = std::max<int64_t>(1, ls_.open - kEmfileHeadroom);
+    if (cap < lowered_cap_) {
+      lowered_cap_ = cap;
+      log::Logger("proxy").warn(std::string("accept: ") + std::strerror(err) +
+                                    ": connection cap above what the open-file limit allows; "
+                                    "lowered for this worker",
+                                {{"listener", ls_.state->address},
+                                 {"worker", std::to_string(w_->index())},
+                                 {"max_connections", std::to_string(cap)}});
+    }
+    bool freed = false;
+    while (ls_.open > lowered_cap_ - 1 && w_->evict_idle_client(ls_.state)) freed = true;
+    return freed;
+  }
+
+  // Out of descriptors: close idle connections, accept-and-close what waits
+  // (with the reserve descriptor), and stop accepting for a moment. Existing
+  // connections keep working.
+  void shed(int err) {
+    w_->warn_throttled(std::string("accept: ") + std::strerror(err) +
+                           "; no idle connection to close: shedding new connections",
+                       ls_.state->address);
+    for (int i = 0; i < kMaxShedPerRound && ls_.fd >= 0; ++i) {
+      if (reserve_ >= 0) ::close(reserve_);
+      int fd = ::accept4(ls_.fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd >= 0) ::close(fd);
+      reserve_ = open_reserve();
+      if (fd < 0 && errno != EINTR && errno != ECONNABORTED) break;
+    }
+    paused_ = true;
+    w_->loop().at(w_->loop().now_ms() + kAcceptBackoffMs, [this] {
+      paused_ = false;
+      on_io(EPOLLIN);
+    });
+  }
+
   Worker* w_;
   ListenSocket ls_;
+  int reserve_ = -1;
+  bool paused_ = false;
+  int64_t lowered_cap_ = INT64_MAX;  // after EMFILE (lower_cap())
 };
 
 }  // namespace
@@ -190,7 +269,21 @@ void Worker::start() {
       loop_.set_prefetch([this](epoll_event* ev, int n) { prefetch_reads(ev, n); });
     }
     loop_.at(loop_.now_ms() + kTickMs, [this] { check_stop(); });
-    loop_.run();
+    // The data path does not throw; should anything (bad_alloc) escape, the
+    // worker logs it and goes on serving: an exception must never end the
+    // process.
+    for (;;) {
+      try {
+        loop_.run();
+        return;
+      } catch (const std::exception& e) {
+        log::Logger("proxy").error("worker: uncaught exception (continuing)",
+                                   {{"worker", std::to_string(index_)}, {"error", e.what()}});
+      } catch (...) {
+        log::Logger("proxy").error("worker: uncaught exception (continuing)",
+                                   {{"worker", std::to_string(index_)}});
+      }
+    }
   });
 }
 
@@ -231,6 +324,35 @@ void Worker::close_unused_pools() {
     l = l->next;
     if (!u->target->in_use.load(std::memory_order_relaxed)) u->close();
   }
+}
+
+bool Worker::evict_idle_client(const ListenerState* listener) {
+  // Keep-alive connections between requests first (they were served), then
+  // connections that never sent a byte; oldest first in both lists.
+  for (TimeoutList* list : {&t_idle, &t_header}) {
+    int looked = 0;
+    for (Link* l = list->head_.next; l != &list->head_ && looked < kEvictScan; l = l->next, ++looked) {
+      auto* c = static_cast<ClientConn*>(owner_of<Handler>(l));
+      if (c->listener() == listener && c->idle()) {
+        c->close();
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+void Worker::warn_throttled(std::string_view msg, std::string_view listener) {
+  int64_t now = loop_.now_ms();
+  if (now - last_warn_ms_ < 10000) {
+    ++warn_suppressed_;
+    return;
+  }
+  log::Logger("proxy").warn(msg, {{"listener", std::string(listener)},
+                                  {"worker", std::to_string(index_)},
+                                  {"suppressed_since_last", std::to_string(warn_suppressed_)}});
+  last_warn_ms_ = now;
+  warn_suppressed_ = 0;
 }
 
 UpstreamConn* Worker::take_pooled(TargetState* t) {

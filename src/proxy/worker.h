@@ -48,11 +48,25 @@ struct Shared {
   std::atomic<bool> draining{false};  // stopping: close keep-alive connections after their response
 };
 
+// One listener address, shared by the workers' sockets on it: its client
+// connection count and cap (Limits::max_connections, resolved). Owned by the
+// Proxy; the count is changed by the workers (relaxed atomics).
+struct ListenerState {
+  std::string address;
+  int64_t max_connections = 0;
+  // WHY a share per worker: a worker can only close its own idle
+  // connections to make room, so each holds an equal part of the cap.
+  int64_t max_per_worker = 0;
+  std::atomic<int64_t> connections{0};
+};
+
 // One bound listener socket of one worker.
 struct ListenSocket {
   int fd = -1;
   bool tls = false;
-  TlsContext* tls_ctx = nullptr;  // owned by the Proxy
+  TlsContext* tls_ctx = nullptr;    // owned by the Proxy
+  ListenerState* state = nullptr;  // owned by the Proxy
+  mutable int64_t open = 0;        // this worker's client connections on it (worker thread only)
 };
 
 // A buffer from the worker's pool, with the unconsumed range [start, end).
@@ -130,6 +144,7 @@ struct Exchange {
 
   // Response.
   bool resp_started = false;   // any byte received from the upstream
+  bool resp_sent = false;      // any response byte written to the client
   bool resp_head_done = false;
   bool resp_done = false;
   int status = 0;
@@ -208,6 +223,12 @@ class Worker {
   void put_pooled(UpstreamConn* u);
   // Closes idle pooled connections to targets the table no longer names.
   void close_unused_pools();
+  // Closes the oldest idle client connection of this worker on `listener`
+  // (waiting for its first request, or keep-alive between requests), to make
+  // room for a new one. False if there is none.
+  bool evict_idle_client(const ListenerState* listener);
+  // Logs `msg` at most once per 10 s per worker (floods must not flood the log).
+  void warn_throttled(std::string_view msg, std::string_view listener);
 
  private:
   void adopt_table();
@@ -227,6 +248,8 @@ class Worker {
   uint64_t rng_;
   int64_t stop_deadline_ms_ = 0;
   int64_t idle_close_at_ms_ = 0;  // stopping: idle client connections are closed from then on
+  int64_t last_warn_ms_ = -1000000;
+  int64_t warn_suppressed_ = 0;
   struct PendingWrite {
     ClientConn* c;  // nullptr: cancelled
     int fd;
