@@ -11,6 +11,7 @@
 #include "agent/agent_impl.h"
 #include "agent/root.h"
 #include "core/fs.h"
+#include "core/guard.h"
 #include "core/hash.h"
 #include "core/process.h"
 #include "core/systemd.h"
@@ -401,26 +402,11 @@ void Agent::Impl::reconcile_targets() {
   }
 }
 
-namespace {
-// Runs one round of a driver thread. No exception may end the thread (that
-// ends the process): it is logged and the next round runs.
-template <class Fn>
-void guarded(const char* what, Fn&& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    kLog.error("{}: uncaught exception (continuing): {}", what, e.what());
-  } catch (...) {
-    kLog.error("{}: uncaught exception (continuing)", what);
-  }
-}
-}  // namespace
-
 void Agent::Impl::start_threads() {
   threads.emplace_back([this] {
     while (!quitting) {
       last_tick_ms = real_clock().mono().time_since_epoch() / 1ms;
-      guarded("supervisor tick", [&] {
+      guarded(kLog, "supervisor tick", [&] {
         sup->tick();
         if (sup->generation() != saved_generation) (void)persist();
       });
@@ -429,14 +415,14 @@ void Agent::Impl::start_threads() {
   });
   threads.emplace_back([this] {
     while (!quitting) {
-      guarded("health checks", [&] { sup->health_round(); });
+      guarded(kLog, "health checks", [&] { sup->health_round(); });
       std::this_thread::sleep_for(50ms);
     }
   });
   threads.emplace_back([this] {
     while (!quitting) {
       for (int i = 0; i < 25 && !quitting; ++i) std::this_thread::sleep_for(20ms);
-      if (!quitting) guarded("route reconciliation", [&] { reconcile_targets(); });
+      if (!quitting) guarded(kLog, "route reconciliation", [&] { reconcile_targets(); });
     }
   });
   // systemd's WatchdogSec=: ping at half the interval while the supervisor
@@ -447,7 +433,7 @@ void Agent::Impl::start_threads() {
       while (!quitting) {
         MonoTime now = real_clock().mono();
         if (now >= next) {
-          guarded("watchdog ping", [&] {
+          guarded(kLog, "watchdog ping", [&] {
             int64_t age = now.time_since_epoch() / 1ms - last_tick_ms.load();
             if (age < every.count()) sd::notify("WATCHDOG=1");
             else kLog.warn("supervisor loop silent for {} ms: no watchdog ping", age);
@@ -461,7 +447,7 @@ void Agent::Impl::start_threads() {
   threads.emplace_back([this] {
     while (!quitting) {
       for (int i = 0; i < 10 && !quitting; ++i) std::this_thread::sleep_for(20ms);
-      if (!quitting) guarded("keep-warm retirement", [&] { retire_expired(); });
+      if (!quitting) guarded(kLog, "keep-warm retirement", [&] { retire_expired(); });
     }
   });
 }

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "agent/agent_impl.h"
+#include "core/guard.h"
 
 namespace md::agent {
 namespace {
@@ -142,12 +143,14 @@ http::Router make_router(Agent::Impl& a) {
     std::lock_guard lock(a.wake_mu);
     if (!a.waker.joinable())
       a.waker = std::thread([&a, all, restart] {
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
-        std::lock_guard lock(a.wake_mu);
-        a.stop_requested = true;
-        a.stop_all = a.stop_all || all;
-        a.restart = restart && !a.stop_all;
-        a.wake_cv.notify_all();
+        guarded(log::Logger("agent"), "shutdown waker", [&] {
+          std::this_thread::sleep_for(std::chrono::milliseconds(200));
+          std::lock_guard lock(a.wake_mu);
+          a.stop_requested = true;
+          a.stop_all = a.stop_all || all;
+          a.restart = restart && !a.stop_all;
+          a.wake_cv.notify_all();
+        });
       });
     return Response::json(200, json{{"stopping", true}, {"all", all}, {"restart", restart}});
   });

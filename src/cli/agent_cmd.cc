@@ -12,6 +12,7 @@
 #include "agent/agent.h"
 #include "cli/commands.h"
 #include "cli/version.h"
+#include "core/guard.h"
 #include "core/json.h"
 #include "core/systemd.h"
 #include "notify/courier.h"
@@ -141,7 +142,7 @@ Action setup_agent_run(CLI::App& cmd, Io& io) {
     std::thread waiter([&ag, set] {
       int sig = 0;
       sigwait(&set, &sig);
-      ag.request_stop(false);
+      md::guarded(md::log::Logger("agent"), "signal waiter", [&] { ag.request_stop(false); });
     });
     auto st = ag.status();
     io.out << "meshdeploy agent: root " << st.root << ", socket " << ag.socket_path().string()

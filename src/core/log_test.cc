@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "core/fs.h"
+#include "core/guard.h"
 
 namespace md::log {
 namespace {
@@ -188,6 +189,30 @@ TEST_F(LogTest, FileSinkReportsMissingDirectory) {
   auto r = FileSink::open("/nonexistent-dir-md/log", Format::kText);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), Errc::kNotFound);
+}
+
+TEST_F(LogTest, GuardedLogsAnExceptionOfAThreadInsteadOfTerminating) {
+  auto mem = std::make_shared<MemorySink>();
+  set_sinks({mem});
+  Logger lg("agent");
+  bool ran = false;
+  std::vector<bool> results;
+  // WHY a real thread: an exception out of a thread's function calls
+  // std::terminate; this test program would abort.
+  std::thread t([&] {
+    results.push_back(guarded(lg, "tick", [&] { ran = true; }));
+    results.push_back(guarded(lg, "tick", [] { throw std::runtime_error("boom"); }));
+    results.push_back(guarded(lg, "tick", [] { throw 42; }));
+  });
+  t.join();
+  EXPECT_TRUE(ran);
+  EXPECT_EQ(results, (std::vector<bool>{true, false, false}));
+  auto lines = mem->lines();
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[0].find("error agent: tick: uncaught exception (continuing): boom"), std::string::npos)
+      << lines[0];
+  EXPECT_NE(lines[1].find("error agent: tick: uncaught exception (continuing)"), std::string::npos)
+      << lines[1];
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "core/guard.h"
 #include "core/process.h"
 
 namespace md::deploy {
@@ -84,7 +85,12 @@ void Lease::renew_loop() {
   for (;;) {
     if (cv_.wait_for(lk, ttl_ / 3, [this] { return stopping_; })) return;
     lk.unlock();
-    Status s = store_.renew_lock(environment_, holder_, ttl_);
+    // WHY guarded: an exception out of this thread ends the controller
+    // mid-deploy; a renewal that threw is retried at the next round (the
+    // lease lasts ttl, renewed every ttl/3).
+    Status s = fail(Errc::kInternal, "the renewal threw");
+    guarded(log::Logger("deploy"), "lock lease renewal",
+            [&] { s = store_.renew_lock(environment_, holder_, ttl_); });
     if (!s && s.error().code() == Errc::kConflict) lost_ = true;
     lk.lock();
     if (lost_) return;

@@ -1,5 +1,6 @@
 #include "deploy/report.h"
 
+#include "core/guard.h"
 #include "core/json.h"
 
 #include <fmt/format.h>
@@ -118,7 +119,8 @@ Renderer::Renderer(std::ostream& out, OutputMode mode) : out_(out), mode_(mode) 
   if (mode_ != OutputMode::kTerminal) return;
   ticker_ = std::thread([this] {
     std::unique_lock lk(mu_);
-    while (!cv_.wait_for(lk, Millis(100), [this] { return stop_; })) redraw_locked();
+    while (!cv_.wait_for(lk, Millis(100), [this] { return stop_; }))
+      guarded(log::Logger("deploy"), "progress ticker", [&] { redraw_locked(); });
   });
 }
 

@@ -29,6 +29,7 @@
 #include <thread>
 
 #include "core/interrupt.h"
+#include "core/guard.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "http/http.h"
@@ -59,15 +60,7 @@ class ClientLoop {
 
  private:
   void run() {
-    for (;;) {
-      try {
-        ioc_.run();
-        return;
-      } catch (const std::exception& e) {
-        log::Logger("http").error("HTTP client loop: uncaught exception (continuing): {}", e.what());
-      } catch (...) {
-        log::Logger("http").error("HTTP client loop: uncaught exception (continuing)");
-      }
+    while (!guarded(log::Logger("http"), "HTTP client loop", [&] { ioc_.run(); })) {
     }
   }
   net::io_context ioc_{1};

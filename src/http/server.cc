@@ -25,6 +25,7 @@
 #include <thread>
 #include <tuple>
 
+#include "core/guard.h"
 #include "core/log.h"
 #include "http/http.h"
 #include "http/socket_path.h"
@@ -133,7 +134,10 @@ class Session : public std::enable_shared_from_this<Session> {
     // Handlers may block: run them on the pool, write the answer on the I/O thread.
     stream_.expires_never();
     net::post(*server_->pool, [self = shared_from_this(), req, keep, version] {
-      Response resp = self->server_->router.dispatch(*req);
+      // WHY guarded: an exception out of a pool thread ends the process.
+      Response resp = Response::error(500, Errc::kInternal, "handler failed");
+      guarded(log::Logger("http"), "control handler",
+              [&] { resp = self->server_->router.dispatch(*req); });
       net::post(self->stream_.get_executor(), [self, resp = std::move(resp), keep, version]() mutable {
         self->reply(std::move(resp), keep, version);
       });
@@ -288,15 +292,7 @@ Result<std::unique_ptr<UnixServer>> UnixServer::start(ServerOptions options, Rou
   impl->io_thread = std::thread([raw] {
     // No exception may end this thread (it would end the process): log it
     // and keep serving.
-    for (;;) {
-      try {
-        raw->ioc->run();
-        return;
-      } catch (const std::exception& e) {
-        log::Logger("http").error("control server: uncaught exception (continuing): {}", e.what());
-      } catch (...) {
-        log::Logger("http").error("control server: uncaught exception (continuing)");
-      }
+    while (!guarded(log::Logger("http"), "control server", [&] { raw->ioc->run(); })) {
     }
   });
   return std::unique_ptr<UnixServer>(new UnixServer(std::move(impl)));

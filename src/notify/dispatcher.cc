@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "core/guard.h"
 #include "core/log.h"
 #include "notify/delivery.h"
 #include "notify/notify.h"
@@ -295,7 +296,10 @@ struct Dispatcher::Impl {
 
   void loop() {
     for (;;) {
-      auto scan = pass();
+      // WHY guarded: an exception here (a transport, an allocation) would
+      // end the process that runs the dispatcher; the next pass retries.
+      Result<Scan> scan = fail(Errc::kInternal, "the pass threw");
+      guarded(kLog, "notification dispatcher", [&] { scan = pass(); });
       std::unique_lock<std::mutex> lock(mu);
       if (stopping) return;
       Millis wait = scan ? wait_for(*scan, options.poll_interval) : options.poll_interval;

@@ -537,5 +537,34 @@ TEST_F(DispatcherTest, TheThreadDeliversAfterWake) {
   EXPECT_EQ(report.deliveries.size(), 1u);
 }
 
+TEST_F(DispatcherTest, AnExceptionInTheThreadIsLoggedAndTheNextPassDelivers) {
+  Target t = target({webhook()});
+  FakeStore store(real_clock());
+  FakeTransport transport;
+  transport.push([](const HttpRequest&) -> Result<HttpResponse> {
+    throw std::runtime_error("transport blew up");
+  });
+  DispatcherOptions o = fast();
+  o.poll_interval = Millis(20);
+  Dispatcher d(store, transport, {t}, o);
+  std::atomic<int> seen{0};
+  d.on_delivery([&](const Delivery& del) {
+    if (del.outcome == Delivery::Outcome::kDelivered) ++seen;
+  });
+  state::Batch b;
+  b.outbox = fan_out(t.notifications, event(EventType::kStarted));
+  ASSERT_TRUE(store.commit(b));
+  d.start();  // before the fix: std::terminate, the whole test program aborts
+  for (int i = 0; i < 1000 && seen == 0; ++i) std::this_thread::sleep_for(Millis(10));
+  d.stop();
+  EXPECT_EQ(seen, 1);
+  EXPECT_GE(transport.posts.size(), 2u);
+  bool logged = false;
+  for (const auto& l : logs_->lines())
+    logged |= l.find("notification dispatcher: uncaught exception (continuing): transport blew up") !=
+              std::string::npos;
+  EXPECT_TRUE(logged);
+}
+
 }  // namespace
 }  // namespace md::notify

@@ -12,6 +12,7 @@
 #include <system_error>
 #include <thread>
 
+#include "core/guard.h"
 #include "core/log.h"
 #include "http/http.h"
 
@@ -126,17 +127,8 @@ void HealthChecker::set_items(std::vector<Item> items) {
 
 void HealthChecker::run() {
   // No exception may end this thread (it would end the process).
-  for (;;) {
-    try {
-      run_rounds();
-      return;
-    } catch (const std::exception& e) {
-      log::Logger("proxy").error("health checker: uncaught exception (continuing)", {{"error", e.what()}});
-    } catch (...) {
-      log::Logger("proxy").error("health checker: uncaught exception (continuing)");
-    }
+  while (!guarded(log::Logger("proxy"), "health checker", [&] { run_rounds(); }))
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
 }
 
 void HealthChecker::run_rounds() {

@@ -12,6 +12,7 @@
 #include <climits>
 #include <cstring>
 
+#include "core/guard.h"
 #include "core/log.h"
 #include "proxy/conn.h"
 
@@ -272,17 +273,8 @@ void Worker::start() {
     // The data path does not throw; should anything (bad_alloc) escape, the
     // worker logs it and goes on serving: an exception must never end the
     // process.
-    for (;;) {
-      try {
-        loop_.run();
-        return;
-      } catch (const std::exception& e) {
-        log::Logger("proxy").error("worker: uncaught exception (continuing)",
-                                   {{"worker", std::to_string(index_)}, {"error", e.what()}});
-      } catch (...) {
-        log::Logger("proxy").error("worker: uncaught exception (continuing)",
-                                   {{"worker", std::to_string(index_)}});
-      }
+    const std::string what = "proxy worker " + std::to_string(index_);
+    while (!guarded(log::Logger("proxy"), what, [&] { loop_.run(); })) {
     }
   });
 }
