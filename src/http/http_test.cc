@@ -1,6 +1,7 @@
 #include "http/http.h"
 
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -15,6 +16,8 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+
+#include "core/interrupt.h"
 
 namespace md::http {
 namespace {
@@ -44,6 +47,7 @@ class HttpTest : public ::testing::Test {
       return Response::from_error(Error(Errc::kFailedPrecondition, "targets unhealthy"));
     });
     r.add("GET", "/v1/slow", [this](const Request&) {
+      ++in_slow_;
       while (!release_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
       return Response::json(200, {{"slow", true}});
     });
@@ -53,6 +57,7 @@ class HttpTest : public ::testing::Test {
 
   fsys::path dir_, sock_;
   std::atomic<bool> release_{false};
+  std::atomic<int> in_slow_{0};
 };
 
 TEST_F(HttpTest, RoutesJsonAndParams) {
@@ -203,6 +208,37 @@ TEST_F(HttpTest, SlowHandlerDoesNotBlockOthersAndClientTimesOut) {
   auto r = slow.get();
   ASSERT_TRUE(r) << r.error().what();
   EXPECT_EQ((*r)["slow"], true);
+}
+
+// Under an interrupt::Watch (a controller), SIGTERM cuts an exchange in
+// flight on the shared client loop at once (kCancelled, not the timeout), a
+// signal still pending cuts the next exchange before it connects, and one
+// taken by the caller cuts nothing.
+TEST_F(HttpTest, ASignalCutsAnExchangeInFlight) {
+  auto srv = UnixServer::start({.socket_path = sock_}, router());
+  ASSERT_TRUE(srv);
+  interrupt::Watch watch;
+  auto slow = std::async(std::launch::async, [&] {
+    // WHY 20 s: without the cut this ends in kTimeout, which fails below.
+    return UnixClient(sock_, Millis(20'000)).request("GET", "/v1/slow");
+  });
+  while (in_slow_.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(::kill(::getpid(), SIGTERM), 0);
+  auto r = slow.get();
+  release_ = true;
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), Errc::kCancelled) << r.error().what();
+  EXPECT_NE(r.error().what().find("interrupted by a signal"), std::string::npos) << r.error().what();
+  EXPECT_TRUE(interrupt::flag().load());
+
+  auto next = UnixClient(sock_).request("GET", "/v1/ping");  // still pending
+  ASSERT_FALSE(next);
+  EXPECT_EQ(next.error().code(), Errc::kCancelled);
+
+  interrupt::take();
+  auto after = UnixClient(sock_).call("GET", "/v1/ping");
+  ASSERT_TRUE(after) << after.error().what();
+  EXPECT_EQ((*after)["pong"], true);
 }
 
 TEST_F(HttpTest, StopWithOpenConnections) {

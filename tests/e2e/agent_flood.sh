@@ -50,6 +50,9 @@ flood() {
   log "flood $name: connected/failed $(cat "$T/flood-$name.done")"
 }
 
+# The descriptors PID holds, of its limit.
+log_fds() { log "$1 holds $(ls "/proc/$2/fd" | wc -l) descriptors (limit $LIMIT)"; }
+
 # N requests through the proxy at PORT, each on a new connection, all
 # answered by VERSION.
 expect_served() {
@@ -58,6 +61,23 @@ expect_served() {
     got=$(curl -s --max-time 5 "http://127.0.0.1:$port/" | sed -n 's/.*"version":"\([^"]*\)".*/\1/p')
     expect_eq "$got" "$want" "request $i of $n through the proxy during the flood"
   done
+}
+
+# For SECS seconds, over and over: PID alive, the proxy at PORT serves
+# VERSION, and CHECK (a command) succeeds. WHY a hold and not one probe:
+# the health rounds of the supervisor (1 s) and the proxy (2 s) must run
+# while the flood holds its connections, and everything must keep working
+# throughout.
+hold() {
+  local secs=$1 pid=$2 port=$3 want=$4 check=$5 rounds=0
+  local until=$((SECONDS + secs))
+  while [ "$SECONDS" -lt "$until" ]; do
+    kill -0 "$pid" 2>/dev/null || die "pid $pid died during the flood"
+    expect_served "$port" "$want" 1
+    $check || die "$check failed during the flood"
+    rounds=$((rounds + 1))
+  done
+  log "held ${secs} s under the flood: $rounds rounds of checks passed"
 }
 
 log "agent under ulimit -n $LIMIT"
@@ -87,15 +107,11 @@ expect_eq "$(pid_of v1 web.1) $(pid_of v1 web.2)" "$pids_before" "pids after the
 
 log "flood: $FLOOD idle connects"
 flood agent "$PORT"
+log_fds agent "$AGENT_PID"
 kill -0 "$AGENT_PID" 2>/dev/null || die "the agent died during the flood"
 expect_served "$PORT" v1 20
 agent_answers || die "the control API does not answer during the flood"
-# WHY 4 s: several health rounds of the supervisor (1 s) and the proxy (2 s)
-# run while the flood holds its connections.
-sleep 4
-kill -0 "$AGENT_PID" 2>/dev/null || die "the agent died during the flood"
-agent_answers || die "the control API does not answer during the flood"
-expect_served "$PORT" v1 10
+hold 4 "$AGENT_PID" "$PORT" v1 agent_answers
 expect_eq "$(pid_of v1 web.1) $(pid_of v1 web.2)" "$pids_before" "pids of v1's web processes"
 expect_eq "$(proc_field v1 web.1 restarts) $(proc_field v1 web.2 restarts)" "0 0" "restarts"
 expect_eq "$(proc_field v1 web.1 state) $(proc_field v1 web.2 state)" "running running" "states"
@@ -115,10 +131,10 @@ PROXY_PID=$LAST_PID
 E2E_LOGS="$E2E_LOGS $T/proxy.log"
 wait_for 10 "the proxy to serve" curl -sf "http://127.0.0.1:$PPORT/"
 flood proxy "$PPORT"
-sleep 3
-kill -0 "$PROXY_PID" 2>/dev/null || die "the proxy died during the flood"
+log_fds proxy "$PROXY_PID"
+proxy_answers() { md proxy status --admin-socket "$T/proxy.sock" >/dev/null; }
+hold 3 "$PROXY_PID" "$PPORT" v1 proxy_answers
 expect_served "$PPORT" v1 20
-md proxy status --admin-socket "$T/proxy.sock" >/dev/null || die "the proxy's admin socket does not answer"
 ! grep -q 'terminate called' "$T/proxy.log" || die "the proxy logged an uncaught exception"
 kill "$FLOOD_PID"
 
