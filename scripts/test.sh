@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (README, second command):
 #   1. install every dependency from Debian's packages (idempotent)
-#   2. release build of the binary: the e2e scenarios that drive it
+#   2. release build of the binary: the style gate (scripts/lint.sh:
+#      clang-format on every file, clang-tidy on changed files), then the
+#      e2e scenarios that drive the binary
 #   3. ASan+UBSan build of the unit tests: unit and Postgres-backed tests
 #      (WHY not also in release: each test file would be compiled twice for
 #      no extra coverage; the sanitizers are the stricter run)
@@ -20,6 +22,10 @@ stage "release build (the meshdeploy binary)"
 cmake --preset release >/dev/null
 if [ "${SKIP_ASAN:-0}" != 1 ]; then
   cmake --build --preset release -j "$jobs" --target meshdeploy
+  if [ "${SKIP_LINT:-0}" != 1 ]; then
+    stage "style (clang-format, clang-tidy on changed files)"
+    bash scripts/lint.sh build/release
+  fi
   stage "e2e scenarios (release binary, real processes, Postgres, wrk)"
   ctest --preset release -L e2e -j "$jobs" --timeout 900
 else  # no sanitizer stage: the unit tests run here instead
