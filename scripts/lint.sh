@@ -28,6 +28,8 @@ rm -f "${TMPDIR:-/tmp}/md-format.$$"
 echo "lint: ${#files[@]} C++ files clang-format clean"
 
 base=${LINT_BASE:-HEAD~1}
+# A push that creates a branch has no "before" (GitHub sends 40 zeros).
+[[ "$base" =~ ^0+$ ]] && base=HEAD~1
 if ! git rev-parse -q --verify "$base^{commit}" >/dev/null; then
   echo "lint: no base commit $base (a one-commit clone?): clang-tidy skipped"
   exit 0
