@@ -29,8 +29,7 @@ struct Fixture {
   // patterns into the slower short tiers.
   explicit Fixture(int short_secrets = 0) {
     std::mt19937_64 rng(2026);
-    const std::string alnum =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    const std::string alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     const std::string punct = alnum + "!#$%&()*+,-./:;<=>?@[]^_{|}~ ";
     SecretMap m;
     for (int i = 0; i < 1000; ++i) {
@@ -89,9 +88,7 @@ BENCHMARK(BM_Redact)->Unit(benchmark::kMillisecond);
 
 // The same with 100 extra secrets of 4-15 bytes: the short tiers have small
 // strides, so this is the slow case.
-void BM_RedactWithShortSecrets(benchmark::State& state) {
-  run_redact(state, fixture_with_short());
-}
+void BM_RedactWithShortSecrets(benchmark::State& state) { run_redact(state, fixture_with_short()); }
 BENCHMARK(BM_RedactWithShortSecrets)->Unit(benchmark::kMillisecond);
 
 // The streaming form, as the supervisor uses it on process output.

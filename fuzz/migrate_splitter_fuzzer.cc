@@ -15,7 +15,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     size_t at = 0;
     for (const auto& p : s.pieces) {
       if (p.begin != at || p.end < p.begin || p.end > size) std::abort();
-      if (p.has_code && (p.code_begin < p.begin || p.code_end > p.end || p.code_begin > p.code_end)) std::abort();
+      if (p.has_code && (p.code_begin < p.begin || p.code_end > p.end || p.code_begin > p.code_end))
+        std::abort();
       at = p.end;
     }
     if (at != size) std::abort();

@@ -28,9 +28,12 @@ http::Router make_metrics_router(Agent::Impl& a);  // server.cc: GET /metrics on
 
 bool in_role(Role role, const config::Service& svc) {
   switch (role) {
-    case Role::kAll: return true;
-    case Role::kWeb: return svc.kind == config::ServiceKind::kWeb;
-    case Role::kWorkers: return svc.kind == config::ServiceKind::kWorker;
+    case Role::kAll:
+      return true;
+    case Role::kWeb:
+      return svc.kind == config::ServiceKind::kWeb;
+    case Role::kWorkers:
+      return svc.kind == config::ServiceKind::kWorker;
   }
   return true;
 }
@@ -47,8 +50,9 @@ stdfs::path Agent::Impl::secrets_path(const std::string& version) const {
   return run_dir / (version + ".secrets");
 }
 
-supervisor::ProcessSpec Agent::Impl::process_spec(const SavedRelease& rel, const config::Service& svc,
-                                                  int index, const secrets::SecretMap& secrets) const {
+supervisor::ProcessSpec Agent::Impl::process_spec(const SavedRelease& rel,
+                                                  const config::Service& svc, int index,
+                                                  const secrets::SecretMap& secrets) const {
   supervisor::ProcessSpec p;
   p.release = rel.version;
   p.service = svc.name;
@@ -84,7 +88,8 @@ supervisor::ProcessSpec Agent::Impl::process_spec(const SavedRelease& rel, const
   return p;
 }
 
-proxy::ServiceSpec Agent::Impl::proxy_spec(const SavedRelease& rel, const config::Service& svc) const {
+proxy::ServiceSpec Agent::Impl::proxy_spec(const SavedRelease& rel,
+                                           const config::Service& svc) const {
   proxy::ServiceSpec s;
   s.name = svc.name;
   s.host = svc.host;
@@ -124,7 +129,8 @@ Status Agent::Impl::persist() {
     auto it = state.releases.find(p.release);
     if (it == state.releases.end()) continue;
     it->second.processes.push_back({p.service, p.index, p.port, p.ref,
-                                    std::string(supervisor::state_name(p.state)), p.error, p.restarts});
+                                    std::string(supervisor::state_name(p.state)), p.error,
+                                    p.restarts});
     if (p.port > 0) port_version[p.port] = p.release;
   }
   auto st = save_state(state_file, state);
@@ -175,13 +181,15 @@ AgentStatus Agent::Impl::status() const {
   st.tls_cert_sha256 = tls_cert_sha256;
   st.started_at = format_time(started_at);
   struct statvfs vfs;
-  if (::statvfs(root.c_str(), &vfs) == 0) st.disk_free_bytes = uint64_t(vfs.f_bavail) * vfs.f_frsize;
+  if (::statvfs(root.c_str(), &vfs) == 0)
+    st.disk_free_bytes = uint64_t(vfs.f_bavail) * vfs.f_frsize;
   st.adopted = adopted;
 
   std::map<std::string, ReleaseInfo> by_version;
   if (auto stored = store->list())
     for (const auto& s : *stored)
-      by_version[s.version] = ReleaseInfo{s.version, s.sha256, s.unpacked_at_ms, true, "", 0, {}, ""};
+      by_version[s.version] =
+          ReleaseInfo{s.version, s.sha256, s.unpacked_at_ms, true, "", 0, {}, ""};
   std::map<std::string, ServiceRoute> routes;
   {
     std::lock_guard lock(mu);
@@ -198,7 +206,8 @@ AgentStatus Agent::Impl::status() const {
     }
     for (const auto& [s, r] : state.routes) {
       routes[s] = ServiceRoute{r.live, r.canary, r.canary_weight};
-      st.routes.push_back(RouteInfo{s, "", "/", r.live, r.canary, r.canary_weight, 0, 0, r.maintenance});
+      st.routes.push_back(
+          RouteInfo{s, "", "/", r.live, r.canary, r.canary_weight, 0, 0, r.maintenance});
     }
   }
   for (const auto& p : sup->status()) {
@@ -211,8 +220,10 @@ AgentStatus Agent::Impl::status() const {
     auto w = st.weights.find(v);
     r.weight = w == st.weights.end() ? 0 : w->second;
     for (const auto& [s, route] : routes) {
-      if (route.live == v) r.traffic = "live";
-      else if (route.canary == v && r.traffic.empty()) r.traffic = "canary";
+      if (route.live == v)
+        r.traffic = "live";
+      else if (route.canary == v && r.traffic.empty())
+        r.traffic = "canary";
     }
   }
   for (auto& ri : st.routes) {
@@ -224,9 +235,10 @@ AgentStatus Agent::Impl::status() const {
     }
   }
   for (auto& [v, r] : by_version) st.releases.push_back(std::move(r));
-  std::stable_sort(st.releases.begin(), st.releases.end(), [](const ReleaseInfo& a, const ReleaseInfo& b) {
-    return a.unpacked_at_ms < b.unpacked_at_ms;
-  });
+  std::stable_sort(st.releases.begin(), st.releases.end(),
+                   [](const ReleaseInfo& a, const ReleaseInfo& b) {
+                     return a.unpacked_at_ms < b.unpacked_at_ms;
+                   });
   return st;
 }
 
@@ -234,7 +246,8 @@ AgentStatus Agent::Impl::status() const {
 
 Status Agent::Impl::open() {
   if (opts.root.empty()) return fail(Errc::kInvalidArgument, "agent: --root is required");
-  if (opts.log_writer_argv.empty()) return fail(Errc::kInvalidArgument, "agent: no log writer command");
+  if (opts.log_writer_argv.empty())
+    return fail(Errc::kInvalidArgument, "agent: no log writer command");
   root = MD_TRY(claim_root(opts.root));
   socket = opts.socket.empty() ? root / "agent.sock" : opts.socket;
   state_file = root / "agent.state";
@@ -252,7 +265,8 @@ Status Agent::Impl::open() {
 
   stdfs::path lock_path = root / "agent.lock";
   lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (lock_fd < 0) return fail(Errc::kIo, "open " + lock_path.string() + ": " + std::strerror(errno));
+  if (lock_fd < 0)
+    return fail(Errc::kIo, "open " + lock_path.string() + ": " + std::strerror(errno));
   if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
     std::string holder = fs::read_file(lock_path).value_or("");
     while (!holder.empty() && holder.back() == '\n') holder.pop_back();
@@ -264,11 +278,13 @@ Status Agent::Impl::open() {
     kLog.warn("cannot write the agent pid into {}", lock_path.string());
 
   auto loaded = load_state(state_file);
-  if (loaded) state = std::move(*loaded);
+  if (loaded)
+    state = std::move(*loaded);
   else if (loaded.error().code() != Errc::kNotFound)
-    return fail(std::move(loaded.error()).with_context(
-        "agent: refusing to start (processes it lists would be orphaned); move the file away to "
-        "start empty"));
+    return fail(std::move(loaded.error())
+                    .with_context("agent: refusing to start (processes it lists would be "
+                                  "orphaned); move the file away to "
+                                  "start empty"));
   store.emplace(MD_TRY(ReleaseStore::open(root)));
   launcher = std::make_unique<supervisor::RealLauncher>(
       supervisor::LauncherOptions{opts.log_writer_argv, logs_dir / "log-writer.err"});
@@ -279,7 +295,8 @@ Status Agent::Impl::open() {
 Status Agent::Impl::restore() {
   // 1. The proxy, serving the saved live routes from its first accept().
   proxy::Options po;
-  for (const auto& addr : opts.listen) po.listeners.push_back({addr, opts.tls_cert, opts.tls_key, {}});
+  for (const auto& addr : opts.listen)
+    po.listeners.push_back({addr, opts.tls_cert, opts.tls_key, {}});
   if (!opts.inherited_sockets.empty()) {
     MD_TRY_STATUS(proxy::adopt_listen_sockets(po.listeners, std::move(opts.inherited_sockets)));
     opts.inherited_sockets.clear();
@@ -387,7 +404,8 @@ void Agent::Impl::reconcile_targets() {
     std::sort(want_live.begin(), want_live.end());
     if (!route.live.empty() && !want_live.empty() && want_live != endpoints(st->live)) {
       kLog.info("{}: targets of {} changed; updating the live set", service, route.live);
-      if (auto r = proxy->deploy(service, want_live, proxy::DeployOptions{30000ms, 100ms, false}); !r)
+      if (auto r = proxy->deploy(service, want_live, proxy::DeployOptions{30000ms, 100ms, false});
+          !r)
         kLog.warn("{}: cannot update the live set: {}", service, r.error().what());
     }
     auto want_canary = targets(route.canary, service);
@@ -435,8 +453,10 @@ void Agent::Impl::start_threads() {
         if (now >= next) {
           guarded(kLog, "watchdog ping", [&] {
             int64_t age = now.time_since_epoch() / 1ms - last_tick_ms.load();
-            if (age < every.count()) sd::notify("WATCHDOG=1");
-            else kLog.warn("supervisor loop silent for {} ms: no watchdog ping", age);
+            if (age < every.count())
+              sd::notify("WATCHDOG=1");
+            else
+              kLog.warn("supervisor loop silent for {} ms: no watchdog ping", age);
           });
           next = now + every / 2;
         }
@@ -544,7 +564,8 @@ void Agent::stop(bool all, Millis grace) {
   if (a.proxy) a.proxy->stop(grace);
   if (a.lock_fd >= 0) ::close(a.lock_fd);
   a.lock_fd = -1;
-  kLog.info(all ? "agent stopped with every release" : "agent stopped; release processes keep running");
+  kLog.info(all ? "agent stopped with every release"
+                : "agent stopped; release processes keep running");
 }
 
 Agent::~Agent() { stop(false, Millis(0)); }

@@ -29,22 +29,22 @@
 namespace md::agent {
 
 struct Options {
-  std::filesystem::path root;              // required; created if missing
-  std::filesystem::path socket;            // "" = <root>/agent.sock
+  std::filesystem::path root;                         // required; created if missing
+  std::filesystem::path socket;                       // "" = <root>/agent.sock
   std::vector<std::string> listen{"127.0.0.1:8080"};  // the proxy's public listeners
   // Listening sockets handed to this process (systemd socket activation, or
   // the previous agent across `agent restart`); the agent owns them. Each is
   // used by the `listen` entry with its address; with `listen` empty they are
   // the listeners. Default: none (every listener is bound).
   std::vector<int> inherited_sockets;
-  std::filesystem::path tls_cert, tls_key; // PEM; both set = HTTPS on every listener
-  int proxy_threads = 0;                   // 0 = number of cores
-  size_t max_connections = 0;              // client connections per listener; 0 = auto (proxy::Limits)
+  std::filesystem::path tls_cert, tls_key;  // PEM; both set = HTTPS on every listener
+  int proxy_threads = 0;                    // 0 = number of cores
+  size_t max_connections = 0;  // client connections per listener; 0 = auto (proxy::Limits)
   // The log writer command (see supervisor/log_writer.h), normally
   // {"<this binary>", "agent", "log-writer"}. Required.
   std::vector<std::string> log_writer_argv;
   supervisor::RestartPolicy restart;
-  std::string agent_version;               // reported in status
+  std::string agent_version;  // reported in status
   // "IP:PORT": serve GET /metrics (Prometheus text, nothing of the control
   // API) over TCP there, for a Prometheus server to scrape. "" (default): the
   // metrics are only on the control socket.

@@ -53,11 +53,11 @@ struct Agent::Impl {
 
   mutable std::mutex wake_mu;
   std::condition_variable wake_cv;
-  bool stop_requested = false;  // GUARDED_BY(wake_mu)
-  bool stop_all = false;        // GUARDED_BY(wake_mu)
-  bool restart = false;         // GUARDED_BY(wake_mu): the shutdown is `agent restart`
+  bool stop_requested = false;           // GUARDED_BY(wake_mu)
+  bool stop_all = false;                 // GUARDED_BY(wake_mu)
+  bool restart = false;                  // GUARDED_BY(wake_mu): the shutdown is `agent restart`
   std::atomic<int64_t> last_tick_ms{0};  // the supervisor loop's last round (watchdog)
-  std::thread waker;            // GUARDED_BY(wake_mu): wakes wait() after a shutdown answer
+  std::thread waker;  // GUARDED_BY(wake_mu): wakes wait() after a shutdown answer
   std::atomic<bool> quitting{false};
   bool stopped = false;
   bool restarting = false;  // stop_for_restart: the next agent takes over (no STOPPING=1)
@@ -104,12 +104,13 @@ struct Agent::Impl {
   // ---- views and helpers (agent.cc)
   AgentStatus status() const;
   Result<ReleaseInfo> release_info(const std::string& version) const;
-  supervisor::ProcessSpec process_spec(const SavedRelease& rel, const config::Service& svc, int index,
-                                       const secrets::SecretMap& secrets) const;
+  supervisor::ProcessSpec process_spec(const SavedRelease& rel, const config::Service& svc,
+                                       int index, const secrets::SecretMap& secrets) const;
   // The proxy service for a release's web service.
   proxy::ServiceSpec proxy_spec(const SavedRelease& rel, const config::Service& svc) const;
   // 127.0.0.1:<port> of every process of `service` in `version` that runs or will.
-  std::vector<proxy::Endpoint> targets(const std::string& version, const std::string& service) const;
+  std::vector<proxy::Endpoint> targets(const std::string& version,
+                                       const std::string& service) const;
   std::filesystem::path secrets_path(const std::string& version) const;
   // Copies the supervisor's view into `state` and writes the state file.
   Status persist();

@@ -16,11 +16,10 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "config/config.h"
 #include "core/clock.h"
@@ -38,8 +37,8 @@ inline constexpr int kApiVersion = 1;
 // sha256 and copies it into <root>/artifacts/ so the source may go away.
 struct RegisterArtifact {
   std::string version;
-  std::string sha256;               // lower-case hex of the file
-  std::filesystem::path path;       // absolute, on the agent's host
+  std::string sha256;          // lower-case hex of the file
+  std::filesystem::path path;  // absolute, on the agent's host
 };
 
 // Unpacks a registered (or uploaded) artifact into releases/<version>/.
@@ -64,7 +63,7 @@ struct Start {
   secrets::SecretMap secrets;              // decrypted; sent only over the 0600 socket
   std::string sticky_cookie;               // proxy canary stickiness ("" = off)
   std::string sticky_header;
-  Millis drain_deadline{30000};            // streams to a replaced set are closed after this
+  Millis drain_deadline{30000};  // streams to a replaced set are closed after this
 };
 
 // Waits until every process of `role` of the release is ready (web: healthy;
@@ -105,9 +104,9 @@ struct KeepWarm {
 struct Stop {
   std::string version;
   Role role = Role::kAll;
-  Millis grace{0};    // SIGTERM -> SIGKILL; 0 = each service's stop_grace
-  bool force = false; // stop even if it takes traffic (else kFailedPrecondition)
-  bool wait = true;   // block until every process is gone
+  Millis grace{0};     // SIGTERM -> SIGKILL; 0 = each service's stop_grace
+  bool force = false;  // stop even if it takes traffic (else kFailedPrecondition)
+  bool wait = true;    // block until every process is gone
 };
 
 struct Maintenance {
@@ -118,8 +117,8 @@ struct Maintenance {
 
 struct Logs {
   std::string version;
-  std::string process;      // "web.1"; "" = every process of the release, merged by time
-  int tail = 100;           // the last N lines (when `cursor` is empty)
+  std::string process;  // "web.1"; "" = every process of the release, merged by time
+  int tail = 100;       // the last N lines (when `cursor` is empty)
   std::map<std::string, uint64_t> cursor;  // process -> byte offset: lines after it (follow)
 };
 
@@ -131,14 +130,15 @@ struct Prune {
 // ---- answers --------------------------------------------------------------------
 
 struct ProcessInfo {
-  std::string name;        // "web.1"
+  std::string name;  // "web.1"
   std::string service;
   int index = 1;
   bool web = true;
-  std::string state;       // supervisor state: starting | running | backoff | stopping | stopped | failed
+  std::string
+      state;  // supervisor state: starting | running | backoff | stopping | stopped | failed
   bool healthy = false;
-  int port = 0;            // web only
-  int pid = -1;            // -1 when not running
+  int port = 0;  // web only
+  int pid = -1;  // -1 when not running
   int log_pid = -1;
   int restarts = 0;
   std::string last_exit;   // "exit 1", "killed by SIGKILL", "" if none
@@ -158,11 +158,11 @@ struct ReleaseInfo {
   std::string warm_until;              // RFC 3339: the agent stops it then (keep-warm); "" = never
 };
 
-struct RouteInfo {               // one proxy service
+struct RouteInfo {  // one proxy service
   std::string service;
   std::string host, path_prefix;
-  std::string live;              // version, "" if none
-  std::string canary;            // version, "" if none
+  std::string live;    // version, "" if none
+  std::string canary;  // version, "" if none
   int canary_weight = 0;
   uint64_t live_set = 0, canary_set = 0;  // proxy set ids (metrics)
   bool maintenance = false;
@@ -170,10 +170,10 @@ struct RouteInfo {               // one proxy service
 
 struct AgentStatus {
   int api_version = kApiVersion;
-  std::string agent_version;       // meshdeploy's version
+  std::string agent_version;  // meshdeploy's version
   int pid = 0;
   std::string root;
-  std::vector<std::string> listen; // the proxy's bound addresses
+  std::vector<std::string> listen;  // the proxy's bound addresses
   // HTTPS on the listeners: the absolute paths the agent loaded and the
   // sha256 (hex) of the certificate file as read at start; all "" = plain HTTP.
   std::string tls_cert, tls_key, tls_cert_sha256;
@@ -182,8 +182,8 @@ struct AgentStatus {
   // is the rest of the call).
   int64_t probe_ms = -1;
   std::string started_at;
-  uint64_t disk_free_bytes = 0;    // under root
-  int adopted = 0;                 // processes re-adopted at start-up
+  uint64_t disk_free_bytes = 0;       // under root
+  int adopted = 0;                    // processes re-adopted at start-up
   std::vector<ReleaseInfo> releases;  // oldest first
   std::vector<RouteInfo> routes;
   std::map<std::string, int> weights;  // version -> percent of web traffic
@@ -253,10 +253,10 @@ class Client {
   Result<ReleaseInfo> wait_ready(const WaitReady& r);
   Result<AgentStatus> route(const Route& r);
   // The single-step forms of route(), as the proxy names them.
-  Result<AgentStatus> switch_to(const std::string& version);             // {version: 100}
-  Result<AgentStatus> set_canary(const std::string& version, int weight); // live keeps the rest
-  Result<AgentStatus> promote(const std::string& version);               // canary -> live
-  Result<AgentStatus> abort_canary(const std::string& version);          // canary dropped
+  Result<AgentStatus> switch_to(const std::string& version);               // {version: 100}
+  Result<AgentStatus> set_canary(const std::string& version, int weight);  // live keeps the rest
+  Result<AgentStatus> promote(const std::string& version);                 // canary -> live
+  Result<AgentStatus> abort_canary(const std::string& version);            // canary dropped
   Result<AgentStatus> maintenance(const Maintenance& r);
   Status drain(const Drain& r);
   Result<ReleaseInfo> stop(const Stop& r);

@@ -1,10 +1,10 @@
 // JSON forms of the control API's types (api.h).
-#include "agent/api.h"
-
 #include <limits>
 #include <map>
 #include <type_traits>
 #include <vector>
+
+#include "agent/api.h"
 
 namespace md::agent {
 namespace {
@@ -27,10 +27,13 @@ bool exact_integers(const json& v) {
   if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
     if (!v.is_number()) return true;
     if (v.is_number_float()) return false;
-    if (v.is_number_unsigned()) return v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max());
+    if (v.is_number_unsigned())
+      return v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max());
     int64_t x = v.get<int64_t>();
-    if constexpr (std::is_unsigned_v<T>) return x >= 0 && static_cast<uint64_t>(x) <= std::numeric_limits<T>::max();
-    else return x >= std::numeric_limits<T>::min() && x <= std::numeric_limits<T>::max();
+    if constexpr (std::is_unsigned_v<T>)
+      return x >= 0 && static_cast<uint64_t>(x) <= std::numeric_limits<T>::max();
+    else
+      return x >= std::numeric_limits<T>::min() && x <= std::numeric_limits<T>::max();
   } else if constexpr (IsMap<T>::value) {
     if (v.is_object())
       for (const auto& [k, e] : v.items())
@@ -82,8 +85,10 @@ class Reader {
       return *this;
     }
     auto r = fn(j_.at(key));
-    if (!r) err_ = what_ + ": " + key + ": " + r.error().message();
-    else out = std::move(*r);
+    if (!r)
+      err_ = what_ + ": " + key + ": " + r.error().message();
+    else
+      out = std::move(*r);
     return *this;
   }
   void fail_with(std::string msg) {
@@ -120,7 +125,8 @@ Result<std::vector<T>> decode_list(const json& j) {
   std::vector<T> out;
   for (size_t i = 0; i < j.size(); ++i) {
     auto r = decode<T>(j[i]);
-    if (!r) return fail(Errc::kInvalidArgument, "[" + std::to_string(i) + "]: " + r.error().message());
+    if (!r)
+      return fail(Errc::kInvalidArgument, "[" + std::to_string(i) + "]: " + r.error().message());
     out.push_back(std::move(*r));
   }
   return out;
@@ -163,11 +169,20 @@ Result<config::HealthCheck> health_from(const json& j) {
 }
 
 json process_json(const ProcessInfo& p) {
-  return {{"name", p.name},         {"service", p.service},   {"index", p.index},
-          {"web", p.web},           {"state", p.state},       {"healthy", p.healthy},
-          {"port", p.port},         {"pid", p.pid},           {"log_pid", p.log_pid},
-          {"restarts", p.restarts}, {"last_exit", p.last_exit}, {"error", p.error},
-          {"started_at", p.started_at}, {"adopted", p.adopted}};
+  return {{"name", p.name},
+          {"service", p.service},
+          {"index", p.index},
+          {"web", p.web},
+          {"state", p.state},
+          {"healthy", p.healthy},
+          {"port", p.port},
+          {"pid", p.pid},
+          {"log_pid", p.log_pid},
+          {"restarts", p.restarts},
+          {"last_exit", p.last_exit},
+          {"error", p.error},
+          {"started_at", p.started_at},
+          {"adopted", p.adopted}};
 }
 Result<ProcessInfo> process_from(const json& j) {
   ProcessInfo p;
@@ -181,10 +196,10 @@ Result<ProcessInfo> process_from(const json& j) {
 }
 
 json route_json(const RouteInfo& x) {
-  return {{"service", x.service},     {"host", x.host},
+  return {{"service", x.service},         {"host", x.host},
           {"path_prefix", x.path_prefix}, {"live", x.live},
-          {"canary", x.canary},       {"canary_weight", x.canary_weight},
-          {"live_set", x.live_set},   {"canary_set", x.canary_set},
+          {"canary", x.canary},           {"canary_weight", x.canary_weight},
+          {"live_set", x.live_set},       {"canary_set", x.canary_set},
           {"maintenance", x.maintenance}};
 }
 Result<RouteInfo> route_from(const json& j) {
@@ -209,9 +224,12 @@ Result<std::vector<T>> list_of(const json& j, Fn fn) {
 
 std::string_view role_name(Role r) {
   switch (r) {
-    case Role::kAll: return "all";
-    case Role::kWeb: return "web";
-    case Role::kWorkers: return "workers";
+    case Role::kAll:
+      return "all";
+    case Role::kWeb:
+      return "web";
+    case Role::kWorkers:
+      return "workers";
   }
   return "all";
 }
@@ -237,9 +255,12 @@ Result<config::Service> decode<config::Service>(const json& j) {
   r.req("name", s.name).opt("kind", kind).req("command", s.command).opt("count", s.count);
   r.nested("health", s.health, health_from).opt("host", s.host).opt("path_prefix", s.path_prefix);
   r.opt_ms("stop_grace_ms", s.stop_grace).opt("env", s.env);
-  if (kind == "web") s.kind = config::ServiceKind::kWeb;
-  else if (kind == "worker") s.kind = config::ServiceKind::kWorker;
-  else r.fail_with("kind must be web or worker");
+  if (kind == "web")
+    s.kind = config::ServiceKind::kWeb;
+  else if (kind == "worker")
+    s.kind = config::ServiceKind::kWorker;
+  else
+    r.fail_with("kind must be web or worker");
   if (s.count < 0 || s.count > 256) r.fail_with("count must be 0..256");
   if (s.name.empty()) r.fail_with("name must not be empty");
   MD_TRY_STATUS(r.done());
@@ -340,7 +361,9 @@ Result<Drain> decode<Drain>(const json& j) {
   return v;
 }
 
-json to_json(const KeepWarm& v) { return {{"version", v.version}, {"window_ms", v.window.count()}}; }
+json to_json(const KeepWarm& v) {
+  return {{"version", v.version}, {"window_ms", v.window.count()}};
+}
 template <>
 Result<KeepWarm> decode<KeepWarm>(const json& j) {
   KeepWarm v;
@@ -351,8 +374,11 @@ Result<KeepWarm> decode<KeepWarm>(const json& j) {
 }
 
 json to_json(const Stop& v) {
-  return {{"version", v.version}, {"role", role_name(v.role)}, {"grace_ms", v.grace.count()},
-          {"force", v.force},     {"wait", v.wait}};
+  return {{"version", v.version},
+          {"role", role_name(v.role)},
+          {"grace_ms", v.grace.count()},
+          {"force", v.force},
+          {"wait", v.wait}};
 }
 template <>
 Result<Stop> decode<Stop>(const json& j) {
@@ -405,9 +431,10 @@ Result<Prune> decode<Prune>(const json& j) {
 json to_json(const ReleaseInfo& v) {
   json procs = json::array();
   for (const auto& p : v.processes) procs.push_back(process_json(p));
-  return {{"version", v.version}, {"sha256", v.sha256},   {"unpacked_at_ms", v.unpacked_at_ms},
-          {"unpacked", v.unpacked}, {"traffic", v.traffic}, {"weight", v.weight},
-          {"processes", procs}, {"warm_until", v.warm_until}};
+  return {
+      {"version", v.version},   {"sha256", v.sha256},        {"unpacked_at_ms", v.unpacked_at_ms},
+      {"unpacked", v.unpacked}, {"traffic", v.traffic},      {"weight", v.weight},
+      {"processes", procs},     {"warm_until", v.warm_until}};
 }
 template <>
 Result<ReleaseInfo> decode<ReleaseInfo>(const json& j) {
@@ -425,13 +452,20 @@ Result<ReleaseInfo> decode<ReleaseInfo>(const json& j) {
 json to_json(const AgentStatus& v) {
   json routes = json::array();
   for (const auto& x : v.routes) routes.push_back(route_json(x));
-  return {{"api_version", v.api_version}, {"agent_version", v.agent_version},
-          {"pid", v.pid},                 {"root", v.root},
-          {"listen", v.listen},           {"started_at", v.started_at},
-          {"disk_free_bytes", v.disk_free_bytes}, {"adopted", v.adopted},
-          {"releases", encode_list(v.releases)}, {"routes", routes},
-          {"weights", v.weights}, {"tls_cert", v.tls_cert},
-          {"tls_key", v.tls_key}, {"tls_cert_sha256", v.tls_cert_sha256},
+  return {{"api_version", v.api_version},
+          {"agent_version", v.agent_version},
+          {"pid", v.pid},
+          {"root", v.root},
+          {"listen", v.listen},
+          {"started_at", v.started_at},
+          {"disk_free_bytes", v.disk_free_bytes},
+          {"adopted", v.adopted},
+          {"releases", encode_list(v.releases)},
+          {"routes", routes},
+          {"weights", v.weights},
+          {"tls_cert", v.tls_cert},
+          {"tls_key", v.tls_key},
+          {"tls_cert_sha256", v.tls_cert_sha256},
           {"probe_ms", v.probe_ms}};
 }
 template <>
@@ -452,10 +486,14 @@ Result<AgentStatus> decode<AgentStatus>(const json& j) {
 json to_json(const VersionMetrics& v) {
   json by = json::object();
   for (const auto& [version, c] : v.by_version)
-    by[version] = {{"requests", c.requests},         {"by_class", c.by_class},
-                   {"aborted", c.aborted},           {"upstream_errors", c.upstream_errors},
-                   {"retries", c.retries},           {"latency", proxy::latency_to_json(c.latency)},
-                   {"latency_sum_us", c.latency_sum_us}, {"active", c.active}};
+    by[version] = {{"requests", c.requests},
+                   {"by_class", c.by_class},
+                   {"aborted", c.aborted},
+                   {"upstream_errors", c.upstream_errors},
+                   {"retries", c.retries},
+                   {"latency", proxy::latency_to_json(c.latency)},
+                   {"latency_sum_us", c.latency_sum_us},
+                   {"active", c.active}};
   return {{"instance", v.instance}, {"by_version", by}};
 }
 template <>
@@ -471,7 +509,8 @@ Result<VersionMetrics> decode<VersionMetrics>(const json& j) {
     Reader cr(cj, "metrics of " + version);
     cr.req("requests", c.requests).opt("by_class", c.by_class).opt("aborted", c.aborted);
     cr.opt("upstream_errors", c.upstream_errors).opt("retries", c.retries);
-    cr.nested("latency", c.latency, [](const json& l) { return proxy::latency_from_json(l, "latency"); });
+    cr.nested("latency", c.latency,
+              [](const json& l) { return proxy::latency_from_json(l, "latency"); });
     cr.opt("latency_sum_us", c.latency_sum_us).opt("active", c.active);
     MD_TRY_STATUS(cr.done());
     v.by_version[version] = c;
@@ -481,7 +520,8 @@ Result<VersionMetrics> decode<VersionMetrics>(const json& j) {
 
 json to_json(const LogsResult& v) {
   json lines = json::array();
-  for (const auto& l : v.lines) lines.push_back({{"process", l.process}, {"time", l.time}, {"text", l.text}});
+  for (const auto& l : v.lines)
+    lines.push_back({{"process", l.process}, {"time", l.time}, {"text", l.text}});
   return {{"lines", lines}, {"cursor", v.cursor}};
 }
 template <>

@@ -77,7 +77,8 @@ Result<ReleaseInfo> Client::upload_artifact(const std::string& version, const st
 Result<ReleaseInfo> Client::unpack(const Unpack& r) {
   json body = to_json(r);
   // Unpacking a large artifact takes a while: no short limit here.
-  return decode_answer<ReleaseInfo>(call("POST", "/v1/agent/unpack", &body, std::max(timeout_, Millis(600000))));
+  return decode_answer<ReleaseInfo>(
+      call("POST", "/v1/agent/unpack", &body, std::max(timeout_, Millis(600000))));
 }
 
 Result<ReleaseInfo> Client::start(const Start& r) {
@@ -87,12 +88,14 @@ Result<ReleaseInfo> Client::start(const Start& r) {
 
 Result<ReleaseInfo> Client::wait_ready(const WaitReady& r) {
   json body = to_json(r);
-  return decode_answer<ReleaseInfo>(call("POST", "/v1/agent/wait-ready", &body, r.timeout + timeout_));
+  return decode_answer<ReleaseInfo>(
+      call("POST", "/v1/agent/wait-ready", &body, r.timeout + timeout_));
 }
 
 Result<AgentStatus> Client::route(const Route& r) {
   json body = to_json(r);
-  return decode_answer<AgentStatus>(call("POST", "/v1/agent/route", &body, r.health_timeout + timeout_));
+  return decode_answer<AgentStatus>(
+      call("POST", "/v1/agent/route", &body, r.health_timeout + timeout_));
 }
 
 Result<AgentStatus> Client::switch_to(const std::string& version) {
@@ -205,14 +208,16 @@ Result<AgentStatus> Client::restart(Millis wait) {
     auto st = status();
     if (st && st->started_at != before.started_at) return st;
   }
-  return fail(Errc::kTimeout, "the agent did not answer within " + std::to_string(wait.count() / 1000) +
+  return fail(Errc::kTimeout, "the agent did not answer within " +
+                                  std::to_string(wait.count() / 1000) +
                                   " s of its restart (see its log)");
 }
 
 Status send_notify_handoff(const std::filesystem::path& socket, const std::string& body,
                            Millis timeout) {
   http::UnixClient c(socket, timeout);
-  auto r = MD_TRY(c.request_with_timeout(timeout, "PUT", "/v1/agent/notify", body, "application/json"));
+  auto r =
+      MD_TRY(c.request_with_timeout(timeout, "PUT", "/v1/agent/notify", body, "application/json"));
   return r.to_status();
 }
 

@@ -56,8 +56,10 @@ Result<std::vector<LogLine>> tail_lines(std::string_view process, const stdfs::p
     size_t skip = 0;
     if (from > 0) {
       skip = text.find('\n');
-      if (skip == std::string::npos) skip = text.size();
-      else ++skip;  // drop the partial first line
+      if (skip == std::string::npos)
+        skip = text.size();
+      else
+        ++skip;  // drop the partial first line
     }
     size_t newlines = std::count(text.begin() + static_cast<long>(skip), text.end(), '\n');
     if (newlines >= static_cast<size_t>(n) || from == 0 || window >= kMaxRead) {
@@ -97,7 +99,8 @@ Result<LogsResult> read_logs(const stdfs::path& dir, const Logs& req) {
     files.emplace_back(process, it->path());
   }
   if (files.empty() && !req.process.empty())
-    return fail(Errc::kNotFound, "no log for process " + req.process + " of release " + req.version);
+    return fail(Errc::kNotFound,
+                "no log for process " + req.process + " of release " + req.version);
   std::sort(files.begin(), files.end());
 
   LogsResult out;

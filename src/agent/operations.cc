@@ -36,19 +36,20 @@ Result<std::string> archive_extension(const stdfs::path& file) {
   ssize_t n = ::read(fd, m, sizeof m);
   ::close(fd);
   if (n >= 2 && m[0] == 0x1f && m[1] == 0x8b) return std::string(".tar.gz");
-  if (n >= 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd) return std::string(".tar.zst");
-  return fail(Errc::kInvalidArgument, file.filename().string() + " is neither gzip nor zstd compressed");
+  if (n >= 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd)
+    return std::string(".tar.zst");
+  return fail(Errc::kInvalidArgument,
+              file.filename().string() + " is neither gzip nor zstd compressed");
 }
 
 Status check_artifact_request(const std::string& version, const std::string& sha256) {
   MD_TRY_STATUS(check_version(version));
-  if (!is_hex64(sha256)) return fail(Errc::kInvalidArgument, "sha256 must be 64 lower-case hex characters");
+  if (!is_hex64(sha256))
+    return fail(Errc::kInvalidArgument, "sha256 must be 64 lower-case hex characters");
   return ok();
 }
 
-bool is_up(const supervisor::ProcessStatus& p) {
-  return p.state == State::kRunning && p.healthy;
-}
+bool is_up(const supervisor::ProcessStatus& p) { return p.state == State::kRunning && p.healthy; }
 
 }  // namespace
 
@@ -71,14 +72,16 @@ Result<ReleaseInfo> Agent::Impl::register_artifact(const RegisterArtifact& r) {
     if (auto it = state.artifacts.find(r.version); it != state.artifacts.end()) known = it->second;
   }
   if (known && known->sha256 != r.sha256)
-    return fail(Error(Errc::kAlreadyExists, "artifact " + r.version + " is registered with another sha256")
-                    .with_context(ctx));
+    return fail(
+        Error(Errc::kAlreadyExists, "artifact " + r.version + " is registered with another sha256")
+            .with_context(ctx));
   if (known && stdfs::exists(store->artifacts_dir() / known->file)) return release_info(r.version);
   std::string ext = MD_TRY_CTX(archive_extension(r.path), ctx);
   std::string actual = MD_TRY_CTX(sha256_file_hex(r.path), ctx);
   if (actual != r.sha256)
-    return fail(Error(Errc::kCorruption, r.path.filename().string() + " has sha256 " + actual.substr(0, 12) +
-                                             "..., expected " + r.sha256.substr(0, 12) + "...")
+    return fail(Error(Errc::kCorruption, r.path.filename().string() + " has sha256 " +
+                                             actual.substr(0, 12) + "..., expected " +
+                                             r.sha256.substr(0, 12) + "...")
                     .with_context(ctx));
   std::string name = r.version + ext;
   stdfs::path tmp = store->artifacts_dir() / (".tmp-" + name);
@@ -87,8 +90,9 @@ Result<ReleaseInfo> Agent::Impl::register_artifact(const RegisterArtifact& r) {
   if (!ec) stdfs::rename(tmp, store->artifacts_dir() / name, ec);
   if (ec) {
     stdfs::remove(tmp, ec);
-    return fail(Error(Errc::kIo, "copy into " + store->artifacts_dir().string() + ": " + ec.message())
-                    .with_context(ctx));
+    return fail(
+        Error(Errc::kIo, "copy into " + store->artifacts_dir().string() + ": " + ec.message())
+            .with_context(ctx));
   }
   {
     std::lock_guard lock(mu);
@@ -99,7 +103,8 @@ Result<ReleaseInfo> Agent::Impl::register_artifact(const RegisterArtifact& r) {
   return release_info(r.version);
 }
 
-Status Agent::Impl::upload_chunk(const std::string& version, uint64_t offset, std::string_view data) {
+Status Agent::Impl::upload_chunk(const std::string& version, uint64_t offset,
+                                 std::string_view data) {
   MD_TRY_STATUS(check_version(version));
   std::lock_guard op(op_mu);
   stdfs::path part = store->artifacts_dir() / (".tmp-upload-" + version);
@@ -108,7 +113,8 @@ Status Agent::Impl::upload_chunk(const std::string& version, uint64_t offset, st
   if (offset != 0 && offset != have)
     return fail(Errc::kFailedPrecondition, "upload of " + version + " has " + std::to_string(have) +
                                                " bytes; continue at that offset");
-  int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (offset == 0 ? O_TRUNC : O_APPEND), 0600);
+  int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (offset == 0 ? O_TRUNC : O_APPEND),
+                  0600);
   if (fd < 0) return fail(Errc::kIo, "open " + part.string() + ": " + std::strerror(errno));
   while (!data.empty()) {
     ssize_t n = ::write(fd, data.data(), data.size());
@@ -124,10 +130,12 @@ Status Agent::Impl::upload_chunk(const std::string& version, uint64_t offset, st
   return ok();
 }
 
-Result<ReleaseInfo> Agent::Impl::commit_upload(const std::string& version, const std::string& sha256) {
+Result<ReleaseInfo> Agent::Impl::commit_upload(const std::string& version,
+                                               const std::string& sha256) {
   MD_TRY_STATUS(check_artifact_request(version, sha256));
   stdfs::path part = store->artifacts_dir() / (".tmp-upload-" + version);
-  if (!stdfs::exists(part)) return fail(Errc::kNotFound, "no upload of " + version + " in progress");
+  if (!stdfs::exists(part))
+    return fail(Errc::kNotFound, "no upload of " + version + " in progress");
   auto info = register_artifact(RegisterArtifact{version, sha256, part});
   std::error_code ec;
   stdfs::remove(part, ec);
@@ -147,7 +155,8 @@ Result<ReleaseInfo> Agent::Impl::unpack(const Unpack& r) {
     art = it->second;
   }
   stdfs::path file = store->artifacts_dir() / art.file;
-  auto stored = MD_TRY(store->unpack(r.version, file, art.sha256, SharedPaths{r.shared_dirs, r.shared_files}));
+  auto stored = MD_TRY(
+      store->unpack(r.version, file, art.sha256, SharedPaths{r.shared_dirs, r.shared_files}));
   {
     std::lock_guard lock(mu);
     state.artifacts.erase(r.version);
@@ -164,10 +173,12 @@ Result<ReleaseInfo> Agent::Impl::unpack(const Unpack& r) {
 Result<ReleaseInfo> Agent::Impl::start_release(const Start& r) {
   MD_TRY_STATUS(check_version(r.version));
   std::string ctx = "start " + r.version;
-  if (r.services.empty()) return fail(Error(Errc::kInvalidArgument, "no services").with_context(ctx));
+  if (r.services.empty())
+    return fail(Error(Errc::kInvalidArgument, "no services").with_context(ctx));
   for (const auto& s : r.services) {
     if (s.command.empty())
-      return fail(Error(Errc::kInvalidArgument, "service " + s.name + " has no command").with_context(ctx));
+      return fail(
+          Error(Errc::kInvalidArgument, "service " + s.name + " has no command").with_context(ctx));
     if (s.kind == config::ServiceKind::kWeb) {
       SavedRelease probe;
       MD_TRY_STATUS(proxy::validate(proxy_spec(probe, s)).map_error([&](Error e) {
@@ -181,8 +192,9 @@ Result<ReleaseInfo> Agent::Impl::start_release(const Start& r) {
     }));
   std::lock_guard op(op_mu);
   if (auto stored = store->get(r.version); !stored)
-    return fail(Error(Errc::kFailedPrecondition, "release " + r.version + " is not unpacked on this host")
-                    .with_context(ctx));
+    return fail(
+        Error(Errc::kFailedPrecondition, "release " + r.version + " is not unpacked on this host")
+            .with_context(ctx));
   // A repeated start is a no-op for processes that run; one that asks for
   // another command than the running one would silently keep the old one
   // while the state file claimed the new: refuse it.
@@ -195,7 +207,8 @@ Result<ReleaseInfo> Agent::Impl::start_release(const Start& r) {
           running.insert(p.service);
       for (const auto& s : r.services) {
         const config::Service* old = find_service(it->second, s.name);
-        if (!old || !running.count(s.name) || !in_role(r.role, s) || old->command == s.command) continue;
+        if (!old || !running.count(s.name) || !in_role(r.role, s) || old->command == s.command)
+          continue;
         return fail(Error(Errc::kConflict, "service " + s.name + " of " + r.version +
                                                " runs with another command ('" + old->command +
                                                "', asked: '" + s.command +
@@ -207,9 +220,10 @@ Result<ReleaseInfo> Agent::Impl::start_release(const Start& r) {
   MD_TRY_STATUS(fs::ensure_dir(logs_dir / r.version, 0700).map_error([&](Error e) {
     return std::move(e).with_context(ctx);
   }));
-  MD_TRY_STATUS(supervisor::write_secrets_file(secrets_path(r.version), r.secrets).map_error([&](Error e) {
-    return std::move(e).with_context(ctx);
-  }));
+  MD_TRY_STATUS(
+      supervisor::write_secrets_file(secrets_path(r.version), r.secrets).map_error([&](Error e) {
+        return std::move(e).with_context(ctx);
+      }));
   SavedRelease rel;
   {
     std::lock_guard lock(mu);
@@ -243,7 +257,8 @@ Result<ReleaseInfo> Agent::Impl::start_release(const Start& r) {
     }
   }
   MD_TRY_STATUS(persist());
-  kLog.info("release {}: {} {} process(es) running or starting", r.version, started, role_name(r.role));
+  kLog.info("release {}: {} {} process(es) running or starting", r.version, started,
+            role_name(r.role));
   return release_info(r.version);
 }
 
@@ -268,22 +283,25 @@ Result<ReleaseInfo> Agent::Impl::wait_ready(const WaitReady& r) {
       ++count;
       std::string name = p.service + "." + std::to_string(p.index);
       if (p.state == State::kFailed)
-        return fail(Errc::kFailedPrecondition,
-                    r.version + "/" + name + " failed: " + p.error +
-                        " (see `meshdeploy logs --release " + r.version + "`)");
+        return fail(Errc::kFailedPrecondition, r.version + "/" + name + " failed: " + p.error +
+                                                   " (see `meshdeploy logs --release " + r.version +
+                                                   "`)");
       if (!is_up(p))
         waiting.push_back(name + " " + std::string(supervisor::state_name(p.state)) +
                           (p.last_exit.empty() ? "" : " (last: " + p.last_exit + ")"));
     }
     if (count == 0)
-      return fail(Errc::kFailedPrecondition,
-                  "release " + r.version + " has no " + std::string(role_name(r.role)) + " process started");
+      return fail(Errc::kFailedPrecondition, "release " + r.version + " has no " +
+                                                 std::string(role_name(r.role)) +
+                                                 " process started");
     if (waiting.empty()) return release_info(r.version);
     if (real_clock().mono() >= deadline) {
       std::string list;
       for (const auto& w : waiting) list += (list.empty() ? "" : ", ") + w;
-      return fail(Errc::kTimeout, "release " + r.version + " not ready within " +
-                                      std::to_string(r.timeout.count()) + "ms: " + list, true);
+      return fail(Errc::kTimeout,
+                  "release " + r.version + " not ready within " +
+                      std::to_string(r.timeout.count()) + "ms: " + list,
+                  true);
     }
     std::this_thread::sleep_for(10ms);
   }
@@ -374,7 +392,8 @@ Result<ReleaseInfo> Agent::Impl::keep_warm(const KeepWarm& r) {
   const std::string ctx = "keep " + r.version + " warm";
   std::lock_guard op(op_mu);
   if (takes_traffic(r.version))
-    return fail(Error(Errc::kFailedPrecondition, "it takes traffic; route it away first").with_context(ctx));
+    return fail(Error(Errc::kFailedPrecondition, "it takes traffic; route it away first")
+                    .with_context(ctx));
   const SysTime until = real_clock().now() + r.window;
   {
     std::lock_guard lock(mu);
@@ -401,7 +420,8 @@ void Agent::Impl::retire_expired() {
       // Routed to again (a rollback) after the deadline was set.
       {
         std::lock_guard lock(mu);
-        if (auto it = state.releases.find(v); it != state.releases.end()) it->second.warm_until_ms = 0;
+        if (auto it = state.releases.find(v); it != state.releases.end())
+          it->second.warm_until_ms = 0;
       }
       (void)persist();
       continue;
@@ -409,11 +429,13 @@ void Agent::Impl::retire_expired() {
     kLog.info("release {}: rollback window over; stopping it", v);
     auto st = stop_release(Stop{v, Role::kAll, Millis(0), false, true});
     if (!st) {
-      kLog.error("release {}: cannot stop it at the end of its rollback window: {}", v, st.error().what());
+      kLog.error("release {}: cannot stop it at the end of its rollback window: {}", v,
+                 st.error().what());
       std::lock_guard lock(mu);
       // WHY clear: retrying every tick would flood the log; the failure is
       // logged and `meshdeploy status` shows what runs.
-      if (auto it = state.releases.find(v); it != state.releases.end()) it->second.warm_until_ms = 0;
+      if (auto it = state.releases.find(v); it != state.releases.end())
+        it->second.warm_until_ms = 0;
     }
   }
 }

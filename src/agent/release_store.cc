@@ -12,7 +12,6 @@
 #include <cstring>
 #include <map>
 #include <memory>
-
 #include <nlohmann/json.hpp>
 
 #include "core/clock.h"
@@ -44,7 +43,7 @@ Error bad_entry(std::string_view path, std::string_view why) {
 }
 
 Error errno_error(std::string_view what, const stdfs::path& p, int err) {
-  Errc code = err == ENOENT ? Errc::kNotFound
+  Errc code = err == ENOENT                     ? Errc::kNotFound
               : (err == EACCES || err == EPERM) ? Errc::kPermissionDenied
                                                 : Errc::kIo;
   return Error(code, std::string(what) + " " + p.string() + ": " + std::strerror(err));
@@ -54,9 +53,8 @@ Error errno_error(std::string_view what, const stdfs::path& p, int err) {
 // temp name so a crash never leaves a half-removed release under its name.
 void remove_tree(const stdfs::path& dir, const stdfs::path& parent) {
   static std::atomic<int> seq{0};
-  stdfs::path doomed =
-      parent / (std::string(kTmpPrefix) + "rm-" + std::to_string(::getpid()) + "-" +
-                std::to_string(seq++));
+  stdfs::path doomed = parent / (std::string(kTmpPrefix) + "rm-" + std::to_string(::getpid()) +
+                                 "-" + std::to_string(seq++));
   std::error_code ec;
   stdfs::rename(dir, doomed, ec);
   stdfs::remove_all(ec ? dir : doomed, ec);
@@ -83,7 +81,8 @@ enum class Kind { kDir, kFile, kSymlink };
 
 class Unpacker {
  public:
-  Unpacker(stdfs::path dest, const UnpackLimits& limits) : dest_(std::move(dest)), limits_(limits) {}
+  Unpacker(stdfs::path dest, const UnpackLimits& limits)
+      : dest_(std::move(dest)), limits_(limits) {}
 
   Status run(const stdfs::path& artifact) {
     std::unique_ptr<archive, ArchiveCloser> in(archive_read_new());
@@ -102,19 +101,22 @@ class Unpacker {
     const int fd = MD_TRY(fs::open_regular(artifact));
     FdCloser close_fd{fd};
     if (archive_read_open_fd(in.get(), fd, 1 << 16) != ARCHIVE_OK)
-      return fail(Errc::kCorruption, std::string("open archive: ") + archive_error_string(in.get()));
+      return fail(Errc::kCorruption,
+                  std::string("open archive: ") + archive_error_string(in.get()));
     bool first = true;
     for (;;) {
       archive_entry* e = nullptr;
       int r = archive_read_next_header(in.get(), &e);
       if (r == ARCHIVE_EOF) break;
       if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
-        return fail(Errc::kCorruption, std::string("read archive: ") + archive_error_string(in.get()));
+        return fail(Errc::kCorruption,
+                    std::string("read archive: ") + archive_error_string(in.get()));
       if (first) {
         int filter = archive_filter_code(in.get(), 0);
         if (filter != ARCHIVE_FILTER_GZIP && filter != ARCHIVE_FILTER_ZSTD)
           return fail(Errc::kInvalidArgument, "not a .tar.gz or .tar.zst archive (compression: " +
-                                                  std::string(archive_filter_name(in.get(), 0)) + ")");
+                                                  std::string(archive_filter_name(in.get(), 0)) +
+                                                  ")");
         first = false;
       }
       if (++entries_ > limits_.max_entries)
@@ -142,9 +144,8 @@ class Unpacker {
   Status extract(archive* in, archive* out, archive_entry* e) {
     const char* raw_c = archive_entry_pathname(e);
     std::string raw = raw_c ? raw_c : "";
-    std::string path = MD_TRY(normalize_entry_path(raw).map_error([&](Error err) {
-      return bad_entry(raw, err.message());
-    }));
+    std::string path = MD_TRY(normalize_entry_path(raw).map_error(
+        [&](Error err) { return bad_entry(raw, err.message()); }));
     mode_t type = archive_entry_filetype(e);
     const char* hard = archive_entry_hardlink(e);
     mode_t perm = archive_entry_perm(e);
@@ -156,9 +157,8 @@ class Unpacker {
     MD_TRY_STATUS(check_parents(path, raw));
     Kind kind;
     if (hard) {
-      std::string target = MD_TRY(normalize_entry_path(hard).map_error([&](Error err) {
-        return bad_entry(raw, "hardlink target: " + err.message());
-      }));
+      std::string target = MD_TRY(normalize_entry_path(hard).map_error(
+          [&](Error err) { return bad_entry(raw, "hardlink target: " + err.message()); }));
       auto it = written_.find(target);
       if (it == written_.end() || it->second != Kind::kFile)
         return fail(bad_entry(raw, "hardlink to '" + std::string(hard) +
@@ -225,7 +225,8 @@ Status link_shared(const stdfs::path& release, const stdfs::path& shared, std::s
   std::string p = MD_TRY(normalize_entry_path(raw).map_error([&](Error e) {
     return Error(Errc::kInvalidArgument, "shared path '" + std::string(raw) + "': " + e.message());
   }));
-  if (p.empty()) return fail(Errc::kInvalidArgument, "shared path '" + std::string(raw) + "' is empty");
+  if (p.empty())
+    return fail(Errc::kInvalidArgument, "shared path '" + std::string(raw) + "' is empty");
   stdfs::path src = shared / p;
   std::error_code ec;
   if (is_dir) {
@@ -282,13 +283,14 @@ Status check_version(std::string_view v) {
   if (v.empty() || v.size() > 128)
     return fail(Errc::kInvalidArgument, "version must be 1 to 128 characters");
   if (v.front() == '.' || v.front() == '-')
-    return fail(Errc::kInvalidArgument, "version '" + std::string(v) + "' must not start with '.' or '-'");
+    return fail(Errc::kInvalidArgument,
+                "version '" + std::string(v) + "' must not start with '.' or '-'");
   for (char c : v) {
     bool okc = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                c == '.' || c == '_' || c == '-';
     if (!okc)
-      return fail(Errc::kInvalidArgument,
-                  "version '" + std::string(v) + "' may only contain letters, digits, '.', '_', '-'");
+      return fail(Errc::kInvalidArgument, "version '" + std::string(v) +
+                                              "' may only contain letters, digits, '.', '_', '-'");
   }
   return ok();
 }
@@ -309,7 +311,8 @@ Result<std::string> normalize_entry_path(std::string_view path) {
 
 Status check_symlink_target(std::string_view link_path, std::string_view target) {
   auto bad = [&](std::string_view why) {
-    return fail(Errc::kInvalidArgument, "symlink to '" + std::string(target) + "' " + std::string(why));
+    return fail(Errc::kInvalidArgument,
+                "symlink to '" + std::string(target) + "' " + std::string(why));
   };
   if (target.empty()) return bad("has an empty target");
   if (target.find('\0') != std::string_view::npos) return bad("has a NUL in its target");
@@ -331,7 +334,8 @@ Status check_symlink_target(std::string_view link_path, std::string_view target)
 }
 
 Result<ReleaseStore> ReleaseStore::open(const stdfs::path& root) {
-  if (!root.is_absolute()) return fail(Errc::kInvalidArgument, "store root must be absolute: " + root.string());
+  if (!root.is_absolute())
+    return fail(Errc::kInvalidArgument, "store root must be absolute: " + root.string());
   ReleaseStore s(root);
   MD_TRY_STATUS(fs::ensure_dir(s.releases_dir()));
   MD_TRY_STATUS(fs::ensure_dir(s.releases_dir() / ".meta"));
@@ -383,8 +387,8 @@ Result<StoredRelease> ReleaseStore::get(std::string_view version) const {
 Result<std::vector<StoredRelease>> ReleaseStore::list() const {
   std::vector<StoredRelease> out;
   std::error_code ec;
-  for (auto it = stdfs::directory_iterator(releases_dir(), ec); !ec && it != stdfs::directory_iterator();
-       it.increment(ec)) {
+  for (auto it = stdfs::directory_iterator(releases_dir(), ec);
+       !ec && it != stdfs::directory_iterator(); it.increment(ec)) {
     std::string name = it->path().filename().string();
     if (!check_version(name) || !it->is_directory()) continue;
     auto info = get(name);
@@ -398,8 +402,8 @@ Result<std::vector<StoredRelease>> ReleaseStore::list() const {
 }
 
 Result<StoredRelease> ReleaseStore::unpack(std::string_view version, const stdfs::path& artifact,
-                                         std::string_view sha256, const SharedPaths& shared,
-                                         const UnpackLimits& limits) {
+                                           std::string_view sha256, const SharedPaths& shared,
+                                           const UnpackLimits& limits) {
   MD_TRY_STATUS(check_version(version));
   if (!is_hex64(sha256))
     return fail(Errc::kInvalidArgument, "sha256 must be 64 lower-case hex characters");
@@ -407,15 +411,18 @@ Result<StoredRelease> ReleaseStore::unpack(std::string_view version, const stdfs
   if (auto existing = get(version)) {
     if (existing->sha256 == sha256) return existing;
     return fail(Error(Errc::kAlreadyExists,
-                      "release " + std::string(version) + " is already unpacked from another artifact (sha256 " +
-                          (existing->sha256.empty() ? "unknown" : existing->sha256.substr(0, 12)) + ")")
+                      "release " + std::string(version) +
+                          " is already unpacked from another artifact (sha256 " +
+                          (existing->sha256.empty() ? "unknown" : existing->sha256.substr(0, 12)) +
+                          ")")
                     .with_context(ctx));
   }
   std::string actual = MD_TRY_CTX(sha256_file_hex(artifact), ctx);
   if (actual != sha256)
-    return fail(Error(Errc::kCorruption, "artifact " + artifact.filename().string() + " has sha256 " +
-                                             actual.substr(0, 12) + "..., expected " +
-                                             std::string(sha256.substr(0, 12)) + "...")
+    return fail(Error(Errc::kCorruption, "artifact " + artifact.filename().string() +
+                                             " has sha256 " + actual.substr(0, 12) +
+                                             "..., expected " + std::string(sha256.substr(0, 12)) +
+                                             "...")
                     .with_context(ctx));
 
   static std::atomic<int> seq{0};
@@ -430,9 +437,11 @@ Result<StoredRelease> ReleaseStore::unpack(std::string_view version, const stdfs
   Unpacker u(tmp, limits);
   if (auto st = u.run(artifact); !st) return cleanup(std::move(st.error()));
   for (const auto& d : shared.dirs)
-    if (auto st = link_shared(tmp, shared_dir(), d, true); !st) return cleanup(std::move(st.error()));
+    if (auto st = link_shared(tmp, shared_dir(), d, true); !st)
+      return cleanup(std::move(st.error()));
   for (const auto& f : shared.files)
-    if (auto st = link_shared(tmp, shared_dir(), f, false); !st) return cleanup(std::move(st.error()));
+    if (auto st = link_shared(tmp, shared_dir(), f, false); !st)
+      return cleanup(std::move(st.error()));
   // Durable before it becomes visible: the release is complete or absent.
   int dfd = ::open(tmp.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
@@ -440,10 +449,9 @@ Result<StoredRelease> ReleaseStore::unpack(std::string_view version, const stdfs
     ::close(dfd);
   }
   StoredRelease info{std::string(version), std::string(sha256), to_unix_ms(real_clock().now()),
-                   release_dir(version)};
-  nlohmann::json meta = {{"version", info.version},
-                         {"sha256", info.sha256},
-                         {"unpacked_at_ms", info.unpacked_at_ms}};
+                     release_dir(version)};
+  nlohmann::json meta = {
+      {"version", info.version}, {"sha256", info.sha256}, {"unpacked_at_ms", info.unpacked_at_ms}};
   if (auto st = fs::atomic_write(meta_path(version), to_json_text(meta) + "\n"); !st)
     return cleanup(std::move(st.error()));
   if (::rename(tmp.c_str(), info.dir.c_str()) != 0) {
@@ -455,7 +463,8 @@ Result<StoredRelease> ReleaseStore::unpack(std::string_view version, const stdfs
   return info;
 }
 
-Result<std::vector<std::string>> ReleaseStore::prune(int keep, const std::set<std::string>& protect) {
+Result<std::vector<std::string>> ReleaseStore::prune(int keep,
+                                                     const std::set<std::string>& protect) {
   auto all = MD_TRY(list());
   std::vector<std::string> removed;
   int newer = 0;

@@ -46,8 +46,8 @@ Status check_symlink_target(std::string_view link_path, std::string_view target)
 
 // Limits that guard the host against hostile or broken artifacts.
 struct UnpackLimits {
-  uint64_t max_bytes = 8ull << 30;     // total size of regular files (8 GiB)
-  uint64_t max_entries = 1'000'000;    // entries in the archive
+  uint64_t max_bytes = 8ull << 30;   // total size of regular files (8 GiB)
+  uint64_t max_entries = 1'000'000;  // entries in the archive
 };
 
 // What a release needs linked in from <root>/shared/.
@@ -87,8 +87,8 @@ class ReleaseStore {
   // kNotFound: artifact or a shared file missing. Nothing is left behind on
   // failure.
   Result<StoredRelease> unpack(std::string_view version, const std::filesystem::path& artifact,
-                             std::string_view sha256, const SharedPaths& shared,
-                             const UnpackLimits& limits = {});
+                               std::string_view sha256, const SharedPaths& shared,
+                               const UnpackLimits& limits = {});
 
   // The unpacked release, or kNotFound.
   Result<StoredRelease> get(std::string_view version) const;

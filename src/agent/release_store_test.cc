@@ -2,13 +2,12 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <fstream>
-
-#include <gtest/gtest.h>
 
 #include "core/fs.h"
 #include "core/hash.h"
@@ -63,7 +62,11 @@ TEST(Version, Rules) {
 struct Entry {
   Entry(std::string p, mode_t t = AE_IFREG, std::string d = "", mode_t m = 0644,
         std::string sym = "", std::string hard = "")
-      : path(std::move(p)), type(t), data(std::move(d)), perm(m), symlink(std::move(sym)),
+      : path(std::move(p)),
+        type(t),
+        data(std::move(d)),
+        perm(m),
+        symlink(std::move(sym)),
         hardlink(std::move(hard)) {}
   std::string path;
   mode_t type;
@@ -117,7 +120,7 @@ class ReleaseStoreTest : public ::testing::Test {
     return {p, *sha256_file_hex(p)};
   }
   Result<StoredRelease> unpack(const std::string& v, const std::vector<Entry>& e,
-                             const SharedPaths& shared = {}, const UnpackLimits& limits = {}) {
+                               const SharedPaths& shared = {}, const UnpackLimits& limits = {}) {
     auto [p, sha] = make(v + ".tar.gz", e);
     return store_->unpack(v, p, sha, shared, limits);
   }
@@ -184,7 +187,8 @@ TEST_F(ReleaseStoreTest, RefusesUncompressedAndGarbage) {
   auto [p, sha] = make("plain.tar", {{"a", AE_IFREG, "x"}}, Compress::kNone);
   auto r = store_->unpack("v1", p, sha, {});
   ASSERT_FALSE(r);
-  EXPECT_NE(r.error().what().find("not a .tar.gz or .tar.zst"), std::string::npos) << r.error().what();
+  EXPECT_NE(r.error().what().find("not a .tar.gz or .tar.zst"), std::string::npos)
+      << r.error().what();
   stdfs::path junk = dir_ / "junk.tar.gz";
   ASSERT_TRUE(fs::atomic_write(junk, "this is not an archive at all"));
   auto r2 = store_->unpack("v1", junk, *sha256_file_hex(junk), {});
@@ -193,7 +197,9 @@ TEST_F(ReleaseStoreTest, RefusesUncompressedAndGarbage) {
   expect_nothing_left("v1");
 }
 
-TEST_F(ReleaseStoreTest, RefusesAbsolutePath) { expect_refused({{"/etc/evil", AE_IFREG, "x"}}, "'/etc/evil'"); }
+TEST_F(ReleaseStoreTest, RefusesAbsolutePath) {
+  expect_refused({{"/etc/evil", AE_IFREG, "x"}}, "'/etc/evil'");
+}
 TEST_F(ReleaseStoreTest, RefusesDotDot) {
   expect_refused({{"ok", AE_IFREG, "x"}, {"a/../../evil", AE_IFREG, "x"}}, "'..' in path");
 }
@@ -205,10 +211,9 @@ TEST_F(ReleaseStoreTest, RefusesSymlinkChainEscape) {
   expect_refused({{"a", AE_IFLNK, "", 0777, "."}, {"b", AE_IFLNK, "", 0777, "a/.."}}, "'b'");
 }
 TEST_F(ReleaseStoreTest, RefusesWritingThroughASymlink) {
-  expect_refused({{"sub/", AE_IFDIR, "", 0755},
-                  {"l", AE_IFLNK, "", 0777, "sub"},
-                  {"l/file", AE_IFREG, "x"}},
-                 "goes through a symlink");
+  expect_refused(
+      {{"sub/", AE_IFDIR, "", 0755}, {"l", AE_IFLNK, "", 0777, "sub"}, {"l/file", AE_IFREG, "x"}},
+      "goes through a symlink");
 }
 TEST_F(ReleaseStoreTest, RefusesHardlinkEscapes) {
   expect_refused({{"pw", AE_IFREG, "", 0644, "", "/etc/passwd"}}, "hardlink target");
@@ -229,7 +234,8 @@ TEST_F(ReleaseStoreTest, RefusesSetuidAndSetgid) {
   expect_refused({{"d/", AE_IFDIR, "", 02755}}, "setuid/setgid");
 }
 TEST_F(ReleaseStoreTest, EnforcesLimits) {
-  auto r = unpack("big", {{"a", AE_IFREG, std::string(100, 'x')}, {"b", AE_IFREG, std::string(100, 'x')}},
+  auto r = unpack("big",
+                  {{"a", AE_IFREG, std::string(100, 'x')}, {"b", AE_IFREG, std::string(100, 'x')}},
                   {}, UnpackLimits{150, 10});
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().what().find("exceeds 150 bytes"), std::string::npos);
@@ -256,9 +262,10 @@ TEST_F(ReleaseStoreTest, SameArtifactAgainIsANoOpOtherArtifactIsRefused) {
 
 TEST_F(ReleaseStoreTest, LinksSharedPathsReplacingArchiveContent) {
   ASSERT_TRUE(fs::atomic_write(store_->shared_dir() / ".env", "A=1\n"));
-  auto r = unpack("v1", {{"public/uploads/", AE_IFDIR, "", 0755},
-                         {"public/uploads/stale.txt", AE_IFREG, "old"},
-                         {".env", AE_IFREG, "from-archive"}},
+  auto r = unpack("v1",
+                  {{"public/uploads/", AE_IFDIR, "", 0755},
+                   {"public/uploads/stale.txt", AE_IFREG, "old"},
+                   {".env", AE_IFREG, "from-archive"}},
                   SharedPaths{{"public/uploads", "tmp/cache"}, {".env"}});
   ASSERT_TRUE(r) << r.error().what();
   stdfs::path d = store_->release_dir("v1");

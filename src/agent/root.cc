@@ -11,9 +11,10 @@ namespace stdfs = std::filesystem;
 namespace {
 
 Error refuse(const stdfs::path& root, const std::string& why) {
-  return Error(Errc::kInvalidArgument,
-               "agent root " + root.string() + " " + why +
-                   "; give a directory of the agent's own, new or empty (e.g. /var/lib/meshdeploy)");
+  return Error(
+      Errc::kInvalidArgument,
+      "agent root " + root.string() + " " + why +
+          "; give a directory of the agent's own, new or empty (e.g. /var/lib/meshdeploy)");
 }
 
 Status mark(const stdfs::path& root) {

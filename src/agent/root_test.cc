@@ -2,13 +2,12 @@
 // the mode of a directory it did not create.
 #include "agent/root.h"
 
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
-
-#include <gtest/gtest.h>
 
 namespace md::agent {
 namespace {
@@ -74,11 +73,13 @@ TEST_F(Root, ARootOfAnOlderMeshdeployIsKept) {
 }
 
 TEST_F(Root, SystemDirectoriesAndNonDirectoriesAreRefused) {
-  for (const char* p : {"/", "/etc", "/usr", "/var", "/var/lib", "/var/lib/", "/home", "/tmp", "/proc"}) {
+  for (const char* p :
+       {"/", "/etc", "/usr", "/var", "/var/lib", "/var/lib/", "/home", "/tmp", "/proc"}) {
     const unsigned before = mode_of(p);
     auto r = claim_root(p);
     ASSERT_FALSE(r) << p;
-    EXPECT_NE(r.error().message().find("is a system directory"), std::string::npos) << r.error().what();
+    EXPECT_NE(r.error().message().find("is a system directory"), std::string::npos)
+        << r.error().what();
     EXPECT_EQ(mode_of(p), before) << p;
     EXPECT_FALSE(stdfs::exists(stdfs::path(p) / kRootMarker)) << p;
   }

@@ -23,8 +23,10 @@ http::Handler with_body(Fn fn) {
     if (!req) return Response::from_error(req.error());
     auto res = fn(*req);
     if (!res) return Response::from_error(res.error());
-    if constexpr (std::is_same_v<std::decay_t<decltype(*res)>, json>) return Response::json(200, *res);
-    else return Response::json(200, to_json(*res));
+    if constexpr (std::is_same_v<std::decay_t<decltype(*res)>, json>)
+      return Response::json(200, *res);
+    else
+      return Response::json(200, to_json(*res));
   };
 }
 
@@ -44,7 +46,8 @@ Response answer(const Result<AgentStatus>& r) {
 // GET /metrics: the proxy's counters in Prometheus' text format.
 void add_prometheus(http::Router& r, Agent::Impl& a) {
   r.add("GET", "/metrics", [&a](const Request&) {
-    return Response::text(200, proxy::to_prometheus(a.proxy->metrics()), "text/plain; version=0.0.4");
+    return Response::text(200, proxy::to_prometheus(a.proxy->metrics()),
+                          "text/plain; version=0.0.4");
   });
 }
 
@@ -58,13 +61,15 @@ http::Router make_metrics_router(Agent::Impl& a) {
 
 http::Router make_router(Agent::Impl& a) {
   http::Router r;
-  r.add("GET", "/v1/agent/status", [&a](const Request&) { return Response::json(200, to_json(a.status())); });
+  r.add("GET", "/v1/agent/status",
+        [&a](const Request&) { return Response::json(200, to_json(a.status())); });
   r.add("GET", "/v1/agent/releases/{version}", [&a](const Request& q) {
     auto info = a.release_info(q.params.at("version"));
     return info ? Response::json(200, to_json(*info)) : Response::from_error(info.error());
   });
-  r.add("POST", "/v1/agent/artifacts",
-        with_body<RegisterArtifact>([&a](const RegisterArtifact& x) { return a.register_artifact(x); }));
+  r.add("POST", "/v1/agent/artifacts", with_body<RegisterArtifact>([&a](const RegisterArtifact& x) {
+          return a.register_artifact(x);
+        }));
   r.add("PUT", "/v1/agent/artifacts/{version}/chunks", [&a](const Request& q) {
     uint64_t offset = 0;
     std::string o = q.query_param("offset").value_or("0");
@@ -72,7 +77,8 @@ http::Router make_router(Agent::Impl& a) {
     if (ec != std::errc() || p != o.data() + o.size())
       return Response::error(400, Errc::kInvalidArgument, "offset must be a byte count");
     auto st = a.upload_chunk(q.params.at("version"), offset, q.body);
-    return st ? Response::json(200, json{{"received", offset + q.body.size()}}) : Response::from_error(st.error());
+    return st ? Response::json(200, json{{"received", offset + q.body.size()}})
+              : Response::from_error(st.error());
   });
   r.add("POST", "/v1/agent/artifacts/{version}/commit", [&a](const Request& q) {
     auto body = q.json();
@@ -82,8 +88,10 @@ http::Router make_router(Agent::Impl& a) {
     auto info = a.commit_upload(q.params.at("version"), (*body)["sha256"].get<std::string>());
     return info ? Response::json(200, to_json(*info)) : Response::from_error(info.error());
   });
-  r.add("POST", "/v1/agent/unpack", with_body<Unpack>([&a](const Unpack& x) { return a.unpack(x); }));
-  r.add("POST", "/v1/agent/start", with_body<Start>([&a](const Start& x) { return a.start_release(x); }));
+  r.add("POST", "/v1/agent/unpack",
+        with_body<Unpack>([&a](const Unpack& x) { return a.unpack(x); }));
+  r.add("POST", "/v1/agent/start",
+        with_body<Start>([&a](const Start& x) { return a.start_release(x); }));
   r.add("POST", "/v1/agent/wait-ready",
         with_body<WaitReady>([&a](const WaitReady& x) { return a.wait_ready(x); }));
   r.add("POST", "/v1/agent/route", with_body<Route>([&a](const Route& x) { return a.route(x); }));
@@ -113,14 +121,16 @@ http::Router make_router(Agent::Impl& a) {
           MD_TRY_STATUS(a.drain(x));
           return json{{"drained", x.version}};
         }));
-  r.add("POST", "/v1/agent/stop", with_body<Stop>([&a](const Stop& x) { return a.stop_release(x); }));
+  r.add("POST", "/v1/agent/stop",
+        with_body<Stop>([&a](const Stop& x) { return a.stop_release(x); }));
   r.add("POST", "/v1/agent/keep-warm",
         with_body<KeepWarm>([&a](const KeepWarm& x) { return a.keep_warm(x); }));
   r.add("POST", "/v1/agent/logs", with_body<Logs>([&a](const Logs& x) { return a.logs(x); }));
   r.add("POST", "/v1/agent/prune", with_body<Prune>([&a](const Prune& x) -> Result<json> {
           return json{{"removed", MD_TRY(a.prune(x))}};
         }));
-  r.add("GET", "/v1/agent/metrics", [&a](const Request&) { return Response::json(200, to_json(a.metrics())); });
+  r.add("GET", "/v1/agent/metrics",
+        [&a](const Request&) { return Response::json(200, to_json(a.metrics())); });
   r.add("GET", "/v1/agent/proxy/metrics",
         [&a](const Request&) { return Response::json(200, proxy::to_json(a.proxy->metrics())); });
   add_prometheus(r, a);
@@ -135,8 +145,9 @@ http::Router make_router(Agent::Impl& a) {
     bool all = body && body->is_object() && body->value("all", false);
     bool restart = body && body->is_object() && body->value("restart", false);
     if (all && restart)
-      return Response::json(400, json{{"error", {{"code", "invalid_argument"},
-                                                 {"message", "restart and all exclude each other"}}}});
+      return Response::json(400, json{{"error",
+                                       {{"code", "invalid_argument"},
+                                        {"message", "restart and all exclude each other"}}}});
     if (all) (void)a.stop_everything();
     // WHY a delay: stopping the server closes its connections, this answer's
     // too; give the I/O thread time to send it first.

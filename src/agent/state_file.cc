@@ -1,7 +1,6 @@
 #include "agent/state_file.h"
 
 #include <charconv>
-
 #include <nlohmann/json.hpp>
 
 #include "agent/api.h"
@@ -106,7 +105,9 @@ Result<AgentState> body_from(const json& j, int version) {
   return s;
 }
 
-Error corrupt(std::string why) { return Error(Errc::kCorruption, "agent state: " + std::move(why)); }
+Error corrupt(std::string why) {
+  return Error(Errc::kCorruption, "agent state: " + std::move(why));
+}
 
 }  // namespace
 
@@ -133,18 +134,20 @@ Result<AgentState> decode_state(std::string_view text) {
   if (nl == std::string_view::npos) return fail(corrupt("no header line"));
   std::string_view header = text.substr(0, nl);
   std::string_view body = text.substr(nl + 1);
-  if (!header.starts_with(kMagic) || header.size() < kMagic.size() + 1 || header[kMagic.size()] != ' ')
+  if (!header.starts_with(kMagic) || header.size() < kMagic.size() + 1 ||
+      header[kMagic.size()] != ' ')
     return fail(corrupt("not a meshdeploy agent state file (bad header)"));
   std::string_view rest = header.substr(kMagic.size() + 1);
   size_t sp = rest.find(' ');
   if (sp == std::string_view::npos) return fail(corrupt("header has no checksum"));
   int version = 0;
   auto [ptr, ec] = std::from_chars(rest.data(), rest.data() + sp, version);
-  if (ec != std::errc() || ptr != rest.data() + sp) return fail(corrupt("header has a bad format version"));
+  if (ec != std::errc() || ptr != rest.data() + sp)
+    return fail(corrupt("header has a bad format version"));
   if (version < kStateFormatOldest || version > kStateFormatVersion)
-    return fail(corrupt("format version " + std::to_string(version) + " is not supported (this agent reads " +
-                        std::to_string(kStateFormatOldest) + " to " +
-                        std::to_string(kStateFormatVersion) + ")"));
+    return fail(corrupt(
+        "format version " + std::to_string(version) + " is not supported (this agent reads " +
+        std::to_string(kStateFormatOldest) + " to " + std::to_string(kStateFormatVersion) + ")"));
   std::string_view sum = rest.substr(sp + 1);
   if (sum != sha256_hex(body)) return fail(corrupt("checksum mismatch (file damaged or edited)"));
   try {
@@ -162,7 +165,8 @@ Status save_state(const std::filesystem::path& file, const AgentState& state) {
 
 Result<AgentState> load_state(const std::filesystem::path& file) {
   std::string text = MD_TRY(fs::read_file(file));
-  return decode_state(text).map_error([&](Error e) { return std::move(e).with_context(file.string()); });
+  return decode_state(text).map_error(
+      [&](Error e) { return std::move(e).with_context(file.string()); });
 }
 
 }  // namespace md::agent

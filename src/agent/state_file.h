@@ -41,31 +41,31 @@ struct SavedRelease {
   std::string sha256;
   std::string environment;
   std::string deployment_id;
-  std::vector<config::Service> services;     // the release's services (spec)
-  std::map<std::string, std::string> env;    // plain variables (no secrets)
-  std::vector<std::string> secret_names;     // values: run/<version>.secrets (0600)
+  std::vector<config::Service> services;   // the release's services (spec)
+  std::map<std::string, std::string> env;  // plain variables (no secrets)
+  std::vector<std::string> secret_names;   // values: run/<version>.secrets (0600)
   std::string sticky_cookie, sticky_header;
   int64_t drain_deadline_ms = 30000;
-  std::set<std::string> running;             // services asked to run (started, not stopped)
+  std::set<std::string> running;  // services asked to run (started, not stopped)
   // Keep-warm deadline, ms since the Unix epoch (wall clock: it must hold
   // across an agent restart); the agent stops every process then. 0 = none.
   int64_t warm_until_ms = 0;
   std::vector<SavedProcess> processes;
 };
 
-struct SavedRoute {              // one proxy service
+struct SavedRoute {  // one proxy service
   std::string service;
-  std::string live;              // version ("" = none)
-  std::string canary;            // version ("" = none)
+  std::string live;    // version ("" = none)
+  std::string canary;  // version ("" = none)
   int canary_weight = 0;
   bool maintenance = false;
   bool operator==(const SavedRoute&) const = default;
 };
 
-struct SavedArtifact {           // registered or uploaded, not yet unpacked
+struct SavedArtifact {  // registered or uploaded, not yet unpacked
   std::string version;
   std::string sha256;
-  std::string file;              // under <root>/artifacts/
+  std::string file;  // under <root>/artifacts/
   bool operator==(const SavedArtifact&) const = default;
 };
 

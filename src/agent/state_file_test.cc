@@ -1,10 +1,9 @@
 #include "agent/state_file.h"
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
-
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "core/fs.h"
@@ -97,7 +96,8 @@ TEST(StateFile, EveryFlippedByteIsDetected) {
 
 TEST(StateFile, RefusesTruncatedForeignAndFutureFiles) {
   std::string text = encode_state(sample());
-  EXPECT_NE(decode_state(text.substr(0, text.size() / 2)).error().what().find("checksum"), std::string::npos);
+  EXPECT_NE(decode_state(text.substr(0, text.size() / 2)).error().what().find("checksum"),
+            std::string::npos);
   EXPECT_FALSE(decode_state(""));
   EXPECT_FALSE(decode_state("{\"releases\": []}\n"));
   std::string future = text;
@@ -121,8 +121,9 @@ TEST(StateFile, SaveIsPrivateAndLoadNamesTheFile) {
   std::filesystem::path dir = tmpl;
   EXPECT_EQ(load_state(dir / "agent.state").error().code(), Errc::kNotFound);
   ASSERT_TRUE(save_state(dir / "agent.state", sample()));
-  EXPECT_EQ(std::filesystem::status(dir / "agent.state").permissions() & std::filesystem::perms::all,
-            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  EXPECT_EQ(
+      std::filesystem::status(dir / "agent.state").permissions() & std::filesystem::perms::all,
+      std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   ASSERT_TRUE(load_state(dir / "agent.state"));
   ASSERT_TRUE(fs::atomic_write(dir / "agent.state", "garbage"));
   auto r = load_state(dir / "agent.state");

@@ -4,12 +4,18 @@ namespace md::agent {
 
 std::string_view op_name(OpKind k) {
   switch (k) {
-    case OpKind::kDeploy: return "deploy";
-    case OpKind::kCanary: return "canary";
-    case OpKind::kCanaryWeight: return "canary_weight";
-    case OpKind::kPromote: return "promote";
-    case OpKind::kAbort: return "abort";
-    case OpKind::kRemove: return "remove";
+    case OpKind::kDeploy:
+      return "deploy";
+    case OpKind::kCanary:
+      return "canary";
+    case OpKind::kCanaryWeight:
+      return "canary_weight";
+    case OpKind::kPromote:
+      return "promote";
+    case OpKind::kAbort:
+      return "abort";
+    case OpKind::kRemove:
+      return "remove";
   }
   return "unknown";
 }
@@ -21,13 +27,16 @@ Result<std::vector<TrafficOp>> plan_route(
   int sum = 0;
   for (const auto& [version, pct] : weights) {
     if (pct < 0 || pct > 100)
-      return fail(Errc::kInvalidArgument, "weight of " + version + " must be 0..100, not " + std::to_string(pct));
+      return fail(Errc::kInvalidArgument,
+                  "weight of " + version + " must be 0..100, not " + std::to_string(pct));
     if (pct == 0) continue;
     w[version] = pct;
     sum += pct;
   }
   if (w.empty()) return fail(Errc::kInvalidArgument, "route: no version with a weight above 0");
-  if (sum != 100) return fail(Errc::kInvalidArgument, "route: weights sum to " + std::to_string(sum) + ", not 100");
+  if (sum != 100)
+    return fail(Errc::kInvalidArgument,
+                "route: weights sum to " + std::to_string(sum) + ", not 100");
   if (w.size() > 2)
     return fail(Errc::kInvalidArgument, "route: at most two versions (live and canary) at once");
   for (const auto& [version, pct] : w) {
@@ -44,8 +53,10 @@ Result<std::vector<TrafficOp>> plan_route(
   // Makes `version` the live set of `s` (promoting it when it is the canary).
   auto make_live = [&](const std::string& s, const ServiceRoute& cur, const std::string& version) {
     if (cur.live == version) return;
-    if (cur.canary == version) ops.push_back({s, OpKind::kPromote, version, 0});
-    else ops.push_back({s, OpKind::kDeploy, version, 0});
+    if (cur.canary == version)
+      ops.push_back({s, OpKind::kPromote, version, 0});
+    else
+      ops.push_back({s, OpKind::kDeploy, version, 0});
   };
 
   if (w.size() == 1) {
@@ -53,8 +64,10 @@ Result<std::vector<TrafficOp>> plan_route(
     for (const std::string& s : web_services.at(x)) {
       ServiceRoute cur = route_of(s);
       if (cur.live == x && cur.canary.empty()) continue;
-      if (cur.live == x) ops.push_back({s, OpKind::kAbort, "", 0});
-      else make_live(s, cur, x);
+      if (cur.live == x)
+        ops.push_back({s, OpKind::kAbort, "", 0});
+      else
+        make_live(s, cur, x);
     }
     for (const auto& [s, cur] : current)
       if (!web_services.at(x).count(s) && (!cur.live.empty() || !cur.canary.empty()))

@@ -45,7 +45,9 @@ Result<Millis> Agent::Impl::apply(const TrafficOp& op, Millis health_timeout) {
     std::lock_guard lock(mu);
     if (auto it = state.routes.find(op.service); it != state.routes.end()) route = it->second;
     route.service = op.service;
-    std::string owner = op.kind == OpKind::kPromote ? route.canary : op.kind == OpKind::kDeploy ? op.version : route.live;
+    std::string owner = op.kind == OpKind::kPromote  ? route.canary
+                        : op.kind == OpKind::kDeploy ? op.version
+                                                     : route.live;
     if (auto it = state.releases.find(owner); it != state.releases.end()) rel = it->second;
   }
   // The service's routing spec follows the release that is (or becomes) live.
@@ -67,8 +69,10 @@ Result<Millis> Agent::Impl::apply(const TrafficOp& op, Millis health_timeout) {
     }
     case OpKind::kCanary: {
       if (!proxy->status(op.service)) MD_TRY_STATUS(upsert());
-      probe = MD_TRY_CTX(proxy->set_canary(op.service, targets(op.version, op.service), op.weight, opts), ctx)
-                  .health_wait;
+      probe =
+          MD_TRY_CTX(
+              proxy->set_canary(op.service, targets(op.version, op.service), op.weight, opts), ctx)
+              .health_wait;
       route.canary = op.version;
       route.canary_weight = op.weight;
       break;
@@ -96,8 +100,10 @@ Result<Millis> Agent::Impl::apply(const TrafficOp& op, Millis health_timeout) {
   }
   {
     std::lock_guard lock(mu);
-    if (op.kind == OpKind::kRemove) state.routes.erase(op.service);
-    else state.routes[op.service] = route;
+    if (op.kind == OpKind::kRemove)
+      state.routes.erase(op.service);
+    else
+      state.routes[op.service] = route;
     // A release that takes traffic again (a rollback to it) is no longer
     // waiting to be stopped.
     for (const std::string& v : {route.live, route.canary})
@@ -126,9 +132,12 @@ Result<AgentStatus> Agent::Impl::set_canary(const std::string& version, int weig
       live = r.live;
       break;
     }
-  if (live.empty()) return fail(Errc::kFailedPrecondition, "canary " + version + ": nothing is live yet");
-  if (live == version) return fail(Errc::kInvalidArgument, "canary " + version + ": it is the live release");
-  if (weight < 0 || weight > 100) return fail(Errc::kInvalidArgument, "canary weight must be 0..100");
+  if (live.empty())
+    return fail(Errc::kFailedPrecondition, "canary " + version + ": nothing is live yet");
+  if (live == version)
+    return fail(Errc::kInvalidArgument, "canary " + version + ": it is the live release");
+  if (weight < 0 || weight > 100)
+    return fail(Errc::kInvalidArgument, "canary weight must be 0..100");
   if (weight == 0) return abort_canary(version);
   return route(Route{{{live, 100 - weight}, {version, weight}}});
 }
@@ -192,9 +201,11 @@ Status Agent::Impl::drain(const Drain& r) {
     }
     if (active == 0) return ok();
     if (real_clock().mono() >= deadline)
-      return fail(Errc::kTimeout, "drain " + r.version + ": " + std::to_string(active) +
-                                      " request(s) still in flight after " +
-                                      std::to_string(r.timeout.count()) + "ms", true);
+      return fail(Errc::kTimeout,
+                  "drain " + r.version + ": " + std::to_string(active) +
+                      " request(s) still in flight after " + std::to_string(r.timeout.count()) +
+                      "ms",
+                  true);
     std::this_thread::sleep_for(10ms);
   }
 }

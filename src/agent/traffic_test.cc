@@ -18,7 +18,8 @@ Ops plan(const Routes& cur, const std::map<std::string, int>& w) {
 
 TEST(PlanRoute, FirstDeployAndBlueGreen) {
   EXPECT_EQ(plan({}, {{"v1", 100}}), (Ops{{"web", OpKind::kDeploy, "v1", 0}}));
-  EXPECT_EQ(plan({{"web", {"v1", "", 0}}}, {{"v2", 100}}), (Ops{{"web", OpKind::kDeploy, "v2", 0}}));
+  EXPECT_EQ(plan({{"web", {"v1", "", 0}}}, {{"v2", 100}}),
+            (Ops{{"web", OpKind::kDeploy, "v2", 0}}));
 }
 
 TEST(PlanRoute, RepeatingTheSplitThatHoldsIsANoOp) {
@@ -31,7 +32,8 @@ TEST(PlanRoute, CanarySteps) {
   Routes live{{"web", {"v1", "", 0}}};
   EXPECT_EQ(plan(live, {{"v1", 95}, {"v2", 5}}), (Ops{{"web", OpKind::kCanary, "v2", 5}}));
   Routes canary{{"web", {"v1", "v2", 5}}};
-  EXPECT_EQ(plan(canary, {{"v1", 50}, {"v2", 50}}), (Ops{{"web", OpKind::kCanaryWeight, "v2", 50}}));
+  EXPECT_EQ(plan(canary, {{"v1", 50}, {"v2", 50}}),
+            (Ops{{"web", OpKind::kCanaryWeight, "v2", 50}}));
   // 100 % to the canary promotes it (same set), never redeploys it.
   EXPECT_EQ(plan(canary, {{"v2", 100}}), (Ops{{"web", OpKind::kPromote, "v2", 0}}));
   // Back to the live version drops the canary.
@@ -71,7 +73,8 @@ TEST(PlanRoute, RefusesBadSplits) {
 TEST(WeightsOf, ReadsTheFirstRoutedService) {
   EXPECT_EQ(weights_of({}), (std::map<std::string, int>{}));
   EXPECT_EQ(weights_of({{"web", {"v1", "", 0}}}), (std::map<std::string, int>{{"v1", 100}}));
-  EXPECT_EQ(weights_of({{"web", {"v1", "v2", 25}}}), (std::map<std::string, int>{{"v1", 75}, {"v2", 25}}));
+  EXPECT_EQ(weights_of({{"web", {"v1", "v2", 25}}}),
+            (std::map<std::string, int>{{"v1", 75}, {"v2", 25}}));
 }
 
 }  // namespace

@@ -2,14 +2,13 @@
 // resume, rollback, promote and abort exit 6 with the rule and its place,
 // change nothing and leave an `access.denied` audit row; an allowed deploy
 // runs and its audit row names the actor; $MESHDEPLOY_ACTOR grants nothing.
+#include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
-
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "cli/cli.h"
 #include "cli/test_util.h"
@@ -83,8 +82,8 @@ TEST_F(AccessCmd, RefusedDeployExitsSixChangesNothingAndIsAudited) {
   artifact();
   Ran r = cli({"deploy", "--env", "staging", "--artifact", (dir_ / "meshhook-v1.tar.gz").string()});
   EXPECT_EQ(r.code, 6) << r.err;
-  EXPECT_EQ(r.err, "meshdeploy: user " + me_ + " may not deploy to staging (access.deploy in " + cfg_ +
-                       ":9 allows: alice, team-*)\n");
+  EXPECT_EQ(r.err, "meshdeploy: user " + me_ + " may not deploy to staging (access.deploy in " +
+                       cfg_ + ":9 allows: alice, team-*)\n");
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(deployments(), 0u) << "nothing was recorded as a deployment";
   EXPECT_FALSE(sfs::exists(dir_ / "agent")) << "no agent was started or touched";
@@ -96,7 +95,8 @@ TEST_F(AccessCmd, RefusedDeployExitsSixChangesNothingAndIsAudited) {
 
   r = cli({"deploy", "--env", "staging", "--resume"});
   EXPECT_EQ(r.code, 6) << r.err;
-  EXPECT_NE(r.err.find("may not resume a deploy in staging (access.deploy in"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("may not resume a deploy in staging (access.deploy in"), std::string::npos)
+      << r.err;
   EXPECT_EQ(audit().size(), 2u);
 }
 
@@ -104,13 +104,15 @@ TEST_F(AccessCmd, RollbackPromoteAndAbortAreRefusedBeforeAnythingElse) {
   write_config("[\"*\"]");
   Ran r = cli({"rollback", "--env", "staging"});
   EXPECT_EQ(r.code, 6) << r.err;
-  EXPECT_NE(r.err.find("may not roll back staging (access.rollback in " + cfg_ + ":8 allows: nobody-*)"),
-            std::string::npos)
+  EXPECT_NE(
+      r.err.find("may not roll back staging (access.rollback in " + cfg_ + ":8 allows: nobody-*)"),
+      std::string::npos)
       << r.err;
   // Nothing runs, which would be exit 5: the refusal comes first.
   r = cli({"promote", "--env", "staging"});
   EXPECT_EQ(r.code, 6) << r.err;
-  EXPECT_NE(r.err.find("may not promote the deploy in staging (access.promote in " + cfg_ + ":10 allows: nobody)"),
+  EXPECT_NE(r.err.find("may not promote the deploy in staging (access.promote in " + cfg_ +
+                       ":10 allows: nobody)"),
             std::string::npos)
       << r.err;
   r = cli({"abort", "--env", "staging", "--reason", "x"});
@@ -130,14 +132,16 @@ TEST_F(AccessCmd, ActorVariablesGrantNothing) {
   EXPECT_NE(r.err.find("user " + me_ + " may not deploy"), std::string::npos) << r.err;
   auto a = audit();
   ASSERT_EQ(a.size(), 1u);
-  EXPECT_EQ(a[0].actor, me_ == "alice" ? me_ : "alice (" + me_ + ")") << "the label is kept, beside the user";
+  EXPECT_EQ(a[0].actor, me_ == "alice" ? me_ : "alice (" + me_ + ")")
+      << "the label is kept, beside the user";
 }
 
 TEST_F(AccessCmd, AllowedDeployRunsAndItsAuditRowNamesTheActor) {
   write_config("[\"" + me_ + "\", alice]");
   artifact();
   setenv("MESHDEPLOY_LOCK_TTL_MS", "1000", 1);
-  Ran r = cli({"deploy", "--env", "staging", "--artifact", (dir_ / "meshhook-v1.tar.gz").string(), "--json"});
+  Ran r = cli({"deploy", "--env", "staging", "--artifact", (dir_ / "meshhook-v1.tar.gz").string(),
+               "--json"});
   unsetenv("MESHDEPLOY_LOCK_TTL_MS");
   // Allowed: it runs, and fails its preflight only because no agent is running.
   EXPECT_EQ(r.code, 1) << r.err << r.out;
@@ -167,7 +171,8 @@ TEST_F(AccessCmd, NoAccessSectionMeansEveryoneAsBefore) {
   EXPECT_EQ(cli({"promote", "--env", "staging"}).code, 5) << "not refused: nothing runs";
   Ran r = cli({"config", "show", "--env", "staging"});
   EXPECT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.out.find("access:\n  deploy: ~\n  rollback: ~\n  promote: ~\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("access:\n  deploy: ~\n  rollback: ~\n  promote: ~\n"), std::string::npos)
+      << r.out;
 }
 
 }  // namespace

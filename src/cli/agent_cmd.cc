@@ -1,9 +1,9 @@
 // `meshdeploy agent ...`: run the host agent, ask a running one for its
 // status, stop it, and the log writer the agent starts beside each process.
-#include <CLI/CLI.hpp>
 #include <signal.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <memory>
 #include <ostream>
@@ -18,7 +18,6 @@
 #include "notify/courier.h"
 #include "supervisor/log_writer.h"
 
-
 namespace md::cli {
 namespace {
 
@@ -29,21 +28,25 @@ struct Where {
 
 void add_where(CLI::App& cmd, Where& w) {
   cmd.add_option("--root", w.root, "the agent's root directory (its socket is ROOT/agent.sock)");
-  cmd.add_option("--socket", w.socket, "the agent's control socket (default: $MESHDEPLOY_AGENT_SOCKET)");
+  cmd.add_option("--socket", w.socket,
+                 "the agent's control socket (default: $MESHDEPLOY_AGENT_SOCKET)");
 }
 
 Result<std::string> socket_of(const Where& w) {
   if (!w.socket.empty()) return w.socket;
   if (!w.root.empty()) return (std::filesystem::path(w.root) / "agent.sock").string();
-  if (const char* env = std::getenv("MESHDEPLOY_AGENT_SOCKET"); env && *env) return std::string(env);
-  return fail(Errc::kInvalidArgument, "no agent: pass --root DIR or --socket PATH, or set MESHDEPLOY_AGENT_SOCKET");
+  if (const char* env = std::getenv("MESHDEPLOY_AGENT_SOCKET"); env && *env)
+    return std::string(env);
+  return fail(Errc::kInvalidArgument,
+              "no agent: pass --root DIR or --socket PATH, or set MESHDEPLOY_AGENT_SOCKET");
 }
 
 // This binary, for the log writers the agent starts.
 Result<std::string> self_exe() {
   std::error_code ec;
   auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) return fail(Errc::kIo, "cannot find this program's path (/proc/self/exe): " + ec.message());
+  if (ec)
+    return fail(Errc::kIo, "cannot find this program's path (/proc/self/exe): " + ec.message());
   return p.string();
 }
 
@@ -62,10 +65,12 @@ void print_status(std::ostream& o, const agent::AgentStatus& s) {
     o << "\n";
   }
   for (const auto& r : s.releases) {
-    o << "release " << r.version << (r.traffic.empty() ? "" : " [" + r.traffic + " " + std::to_string(r.weight) + "%]")
+    o << "release " << r.version
+      << (r.traffic.empty() ? "" : " [" + r.traffic + " " + std::to_string(r.weight) + "%]")
       << (r.unpacked ? "" : " (artifact only)") << "\n";
     for (const auto& p : r.processes) {
-      o << "  " << p.name << "  " << p.state << (p.web ? (p.healthy ? " healthy" : " unhealthy") : "");
+      o << "  " << p.name << "  " << p.state
+        << (p.web ? (p.healthy ? " healthy" : " unhealthy") : "");
       if (p.pid > 0) o << "  pid " << p.pid;
       if (p.port > 0) o << "  port " << p.port;
       if (p.restarts) o << "  restarts " << p.restarts;
@@ -89,14 +94,16 @@ Action setup_agent_run(CLI::App& cmd, Io& io) {
   auto o = std::make_shared<Opts>();
   cmd.add_option("--root", o->root, "directory for releases, logs and state")->required();
   cmd.add_option("--socket", o->socket, "control socket (default: ROOT/agent.sock)");
-  cmd.add_option("--listen", o->listen, "proxy listener HOST:PORT, repeatable (default 127.0.0.1:8080)");
+  cmd.add_option("--listen", o->listen,
+                 "proxy listener HOST:PORT, repeatable (default 127.0.0.1:8080)");
   cmd.add_option("--tls-cert", o->tls_cert, "PEM certificate chain: HTTPS on the listeners");
   cmd.add_option("--tls-key", o->tls_key, "PEM private key for --tls-cert");
   cmd.add_option("--threads", o->threads, "proxy worker threads (default: cores)");
   cmd.add_option("--metrics-listen", o->metrics_listen,
                  "serve GET /metrics (Prometheus) over TCP on HOST:PORT (default: off)");
-  cmd.add_option("--max-connections", o->max_connections,
-                 "client connections per listener (proxy.max_connections; 0 = from the open-file limit)")
+  cmd.add_option(
+         "--max-connections", o->max_connections,
+         "client connections per listener (proxy.max_connections; 0 = from the open-file limit)")
       ->check(CLI::Range(int64_t{0}, int64_t{10'000'000}));
   return [o, &io] {
     if (o->tls_cert.empty() != o->tls_key.empty())
@@ -110,8 +117,10 @@ Action setup_agent_run(CLI::App& cmd, Io& io) {
     agent::Options opts;
     opts.root = o->root;
     opts.socket = o->socket;
-    if (!o->listen.empty()) opts.listen = o->listen;
-    else if (!inherited->empty()) opts.listen.clear();  // the handed sockets are the listeners
+    if (!o->listen.empty())
+      opts.listen = o->listen;
+    else if (!inherited->empty())
+      opts.listen.clear();  // the handed sockets are the listeners
     opts.inherited_sockets = *inherited;
     opts.tls_cert = o->tls_cert;
     opts.tls_key = o->tls_key;
@@ -183,7 +192,8 @@ Action setup_agent_status(CLI::App& cmd, Io& io) {
     if (!st) return report(io, st.error());
     if (*json)
       io.out << to_json_text(agent::to_json(*st), 2) << "\n";
-    else print_status(io.out, *st);
+    else
+      print_status(io.out, *st);
     return Exit::kOk;
   };
 }
@@ -197,7 +207,8 @@ Action setup_agent_stop(CLI::App& cmd, Io& io) {
     auto sock = socket_of(*w);
     if (!sock) return report(io, sock.error());
     if (auto st = agent::Client(*sock).shutdown(*all); !st) return report(io, st.error());
-    io.out << (*all ? "agent stopping with every release\n" : "agent stopping; release processes keep running\n");
+    io.out << (*all ? "agent stopping with every release\n"
+                    : "agent stopping; release processes keep running\n");
     return Exit::kOk;
   };
 }

@@ -79,6 +79,7 @@ void add_env_option(CLI::App& cmd, std::string& env, bool required = true);
 // kInvalidArgument ("<file>: N problems") so the command exits 2.
 Result<config::Config> load_config(Io& io, const std::string& path);
 // load_config + resolve(env). kNotFound for an unknown environment.
-Result<config::Environment> load_environment(Io& io, const std::string& path, const std::string& env);
+Result<config::Environment> load_environment(Io& io, const std::string& path,
+                                             const std::string& env);
 
 }  // namespace md::cli

@@ -1,16 +1,16 @@
 // The command line as a user meets it: driven through md::cli::run with
 // string streams.
+#include "cli/cli.h"
+
+#include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-
-#include "cli/cli.h"
 #include "cli/test_util.h"
 #include "core/clock.h"
 #include "core/fs.h"
@@ -45,7 +45,8 @@ class CliTest : public ::testing::Test {
     auto v = secrets::Vault::create(dir_ / ".meshdeploy/secrets" / (env + ".vault"), env,
                                     secrets::MasterKey::generate());
     for (const std::string& n : names)
-      ASSERT_TRUE(v.set(n, secrets::Secret("value-of-" + n + "-must-not-show"), real_clock().now()));
+      ASSERT_TRUE(
+          v.set(n, secrets::Secret("value-of-" + n + "-must-not-show"), real_clock().now()));
     ASSERT_TRUE(v.save());
   }
   sfs::path dir_;
@@ -126,7 +127,8 @@ TEST_F(CliTest, ManPageAndCompletionsCoverEveryCommand) {
   ASSERT_EQ(man.code, 0) << man.err;
   EXPECT_EQ(man.out.rfind(".\\\" Generated", 0), 0u) << man.out.substr(0, 80);
   EXPECT_NE(man.out.find(".TH MESHDEPLOY 1"), std::string::npos);
-  EXPECT_NE(man.out.find("\\fB\\-\\-root\\fR \\fITEXT\\fR"), std::string::npos);  // agent run --root
+  EXPECT_NE(man.out.find("\\fB\\-\\-root\\fR \\fITEXT\\fR"),
+            std::string::npos);  // agent run --root
   EXPECT_NE(man.out.find(".SH EXIT STATUS"), std::string::npos);
   Ran bash = run_cli({"help", "--completion", "bash"});
   ASSERT_EQ(bash.code, 0) << bash.err;
@@ -178,13 +180,19 @@ environments:
   Ran r = run_cli({"config", "validate", "--config", f});
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(r.out, "");
-  EXPECT_EQ(r.err, f + ":4:5: defaults.services.web.command: missing required key 'command' for service "
-                       "'web' (the shell command that starts one process, run in the release directory)\n" +
-                       f + ":5:7: defaults.services.web.comand: unknown key 'comand' (did you mean "
-                       "'command'?)\n" +
-                       f + ":6:18: defaults.keep_releases: 'lots' is not a whole number (use a whole "
-                       "number from 1 to 1000)\n"
-                       "meshdeploy: " + f + ": 3 problems\n");
+  EXPECT_EQ(
+      r.err,
+      f +
+          ":4:5: defaults.services.web.command: missing required key 'command' for service "
+          "'web' (the shell command that starts one process, run in the release directory)\n" +
+          f +
+          ":5:7: defaults.services.web.comand: unknown key 'comand' (did you mean "
+          "'command'?)\n" +
+          f +
+          ":6:18: defaults.keep_releases: 'lots' is not a whole number (use a whole "
+          "number from 1 to 1000)\n"
+          "meshdeploy: " +
+          f + ": 3 problems\n");
 }
 
 TEST_F(CliTest, ConfigValidateChecksSecretNamesAgainstExistingVaults) {
@@ -193,10 +201,14 @@ TEST_F(CliTest, ConfigValidateChecksSecretNamesAgainstExistingVaults) {
   make_vault("staging", {"API_KEY", "SLACK_URL", "DATABASE_URL"});
   Ran r = run_cli({"config", "validate", "-c", f});
   EXPECT_EQ(r.code, 2);
-  EXPECT_EQ(r.err, f + ": environments.production.migrations.database_url_secret: secret 'DATABASE_URL' is "
-                       "not in the production vault (store it with: meshdeploy secrets set DATABASE_URL "
-                       "--env production)\n"
-                       "meshdeploy: " + f + ": 1 problem\n");
+  EXPECT_EQ(
+      r.err,
+      f +
+          ": environments.production.migrations.database_url_secret: secret 'DATABASE_URL' is "
+          "not in the production vault (store it with: meshdeploy secrets set DATABASE_URL "
+          "--env production)\n"
+          "meshdeploy: " +
+          f + ": 1 problem\n");
   make_vault("production", {"API_KEY", "SLACK_URL", "DATABASE_URL"});
   EXPECT_EQ(run_cli({"config", "validate", "-c", f}).code, 0);
 }
@@ -204,7 +216,8 @@ TEST_F(CliTest, ConfigValidateChecksSecretNamesAgainstExistingVaults) {
 TEST_F(CliTest, ConfigValidateMissingFile) {
   Ran r = run_cli({"config", "validate", "-c", (dir_ / "nope.yml").string()});
   EXPECT_EQ(r.code, 5);
-  EXPECT_EQ(r.err, "meshdeploy: no such configuration file: " + (dir_ / "nope.yml").string() + "\n");
+  EXPECT_EQ(r.err,
+            "meshdeploy: no such configuration file: " + (dir_ / "nope.yml").string() + "\n");
 }
 
 TEST_F(CliTest, ConfigShowRedactsSecretsAndNeverReadsTheVault) {
@@ -216,7 +229,8 @@ TEST_F(CliTest, ConfigShowRedactsSecretsAndNeverReadsTheVault) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("environment: production"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("API_KEY: \"[REDACTED]\""), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("VAULT_ONLY: \"[REDACTED]\""), std::string::npos) << r.out;  // from the vault
+  EXPECT_NE(r.out.find("VAULT_ONLY: \"[REDACTED]\""), std::string::npos)
+      << r.out;  // from the vault
   EXPECT_NE(r.out.find("SLACK_URL: \"[REDACTED]\""), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("DATABASE_URL: \"[REDACTED]\""), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("kind: canary"), std::string::npos) << r.out;
@@ -281,7 +295,8 @@ TEST(CliDocs, EveryCommandAndExitCodeIsDocumented) {
     EXPECT_NE(doc->find("## `meshdeploy " + std::string(c.path)), std::string::npos)
         << "docs/cli.md has no section for 'meshdeploy " << c.path << "'";
   for (int code : {0, 1, 2, 3, 4, 5, 6, 70, 130})
-    EXPECT_NE(doc->find("| " + std::to_string(code) + " |"), std::string::npos) << "exit code " << code;
+    EXPECT_NE(doc->find("| " + std::to_string(code) + " |"), std::string::npos)
+        << "exit code " << code;
 }
 
 }  // namespace

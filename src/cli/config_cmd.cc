@@ -1,7 +1,6 @@
 // `meshdeploy config validate|show`, and the -c/--env helpers every command
 // group uses to get at meshdeploy.yml.
 #include <CLI/CLI.hpp>
-
 #include <memory>
 #include <ostream>
 
@@ -30,7 +29,8 @@ Result<config::Config> load_config(Io& io, const std::string& path) {
               file.string() + ": " + std::to_string(n) + (n == 1 ? " problem" : " problems"));
 }
 
-Result<config::Environment> load_environment(Io& io, const std::string& path, const std::string& env) {
+Result<config::Environment> load_environment(Io& io, const std::string& path,
+                                             const std::string& env) {
   config::Config c = MD_TRY(load_config(io, path));
   return config::resolve(c, env);
 }
@@ -87,13 +87,14 @@ Action setup_config_validate(CLI::App& cmd, Io& io) {
       }
     }
     if (problems > 0)
-      return report(io, Error(Errc::kInvalidArgument, c->file.string() + ": " + std::to_string(problems) +
-                                                          (problems == 1 ? " problem" : " problems")));
+      return report(
+          io, Error(Errc::kInvalidArgument, c->file.string() + ": " + std::to_string(problems) +
+                                                (problems == 1 ? " problem" : " problems")));
     std::string envs;
     for (const std::string& e : c->environments) envs += (envs.empty() ? "" : ", ") + e;
     size_t n = c->environments.size();
-    io.out << c->file.string() << ": ok (" << n << (n == 1 ? " environment: " : " environments: ") << envs
-           << ")\n";
+    io.out << c->file.string() << ": ok (" << n << (n == 1 ? " environment: " : " environments: ")
+           << envs << ")\n";
     return Exit::kOk;
   };
 }
@@ -109,8 +110,10 @@ Action setup_config_show(CLI::App& cmd, Io& io) {
     // WHY names only: show never needs the key and never decrypts; the
     // vault's names (clear in the file) complete a `secrets: ["*"]`.
     std::vector<std::string> names;
-    if (auto v = vault_names(*env); v && *v) names = **v;
-    else if (!v) return report(io, v.error());
+    if (auto v = vault_names(*env); v && *v)
+      names = **v;
+    else if (!v)
+      return report(io, v.error());
     io.out << (a->json ? config::render_json(*env, names) : config::render_yaml(*env, names));
     return Exit::kOk;
   };

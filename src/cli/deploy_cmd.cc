@@ -1,16 +1,14 @@
 // `meshdeploy deploy | rollback | promote | abort | status | history | logs`:
 // options in, one deploy/ library call, output and an exit code out.
-#include <CLI/CLI.hpp>
-
+#include <fmt/format.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <optional>
-
-#include <fmt/format.h>
 
 #include "cli/commands.h"
 #include "core/interrupt.h"
@@ -49,16 +47,19 @@ deploy::OutputMode output_mode(Io& io, bool json) {
 // MESHDEPLOY_LOCK_TTL_MS, a bare number of milliseconds, still read as that
 // grammar with "ms" implied. nullopt when neither is set.
 Result<std::optional<Millis>> lock_ttl_from_env() {
-  const std::string ttl = getenv_or("MESHDEPLOY_LOCK_TTL"), ms = getenv_or("MESHDEPLOY_LOCK_TTL_MS");
+  const std::string ttl = getenv_or("MESHDEPLOY_LOCK_TTL"),
+                    ms = getenv_or("MESHDEPLOY_LOCK_TTL_MS");
   if (ttl.empty() && ms.empty()) return std::optional<Millis>();
   if (!ttl.empty() && !ms.empty())
-    return fail(Errc::kInvalidArgument, "set MESHDEPLOY_LOCK_TTL or MESHDEPLOY_LOCK_TTL_MS, not both");
+    return fail(Errc::kInvalidArgument,
+                "set MESHDEPLOY_LOCK_TTL or MESHDEPLOY_LOCK_TTL_MS, not both");
   const char* name = ttl.empty() ? "MESHDEPLOY_LOCK_TTL_MS" : "MESHDEPLOY_LOCK_TTL";
   if (!ms.empty() && ms.find_first_not_of("0123456789") != std::string::npos)
     return fail(Errc::kInvalidArgument, "MESHDEPLOY_LOCK_TTL_MS must be a number of milliseconds");
   auto d = config::parse_duration(ttl.empty() ? ms + "ms" : ttl);
   if (!d) return fail(Errc::kInvalidArgument, std::string(name) + ": " + d.error().what());
-  if (*d < Millis(300)) return fail(Errc::kInvalidArgument, std::string(name) + " must be at least 300ms");
+  if (*d < Millis(300))
+    return fail(Errc::kInvalidArgument, std::string(name) + " must be at least 300ms");
   return std::optional<Millis>(*d);
 }
 
@@ -98,8 +99,8 @@ Result<Opened> open_env(Io& io, const std::string& config_path, const std::strin
   Opened o;
   o.env = MD_TRY(load_environment(io, config_path, env_name));
   if (guard)
-    MD_TRY_STATUS(deploy::authorize(o.env, guard->command, deploy::current_identity(), guard->target,
-                                    guard->audit_allowed));
+    MD_TRY_STATUS(deploy::authorize(o.env, guard->command, deploy::current_identity(),
+                                    guard->target, guard->audit_allowed));
   if (need_secrets) {
     o.secrets = MD_TRY_CTX(secrets::load_secrets(o.env), "secrets of " + env_name);
     secrets::install_log_redactor(std::make_shared<const secrets::Redactor>(o.secrets));
@@ -110,11 +111,15 @@ Result<Opened> open_env(Io& io, const std::string& config_path, const std::strin
 
 Exit exit_for_outcome(const deploy::Outcome& r) {
   if (interrupt::flag()) return Exit::kInterrupted;
-  if (r.via_abort) return r.deployment.status == state::DeployStatus::kRolledBack ? Exit::kOk : Exit::kFailed;
+  if (r.via_abort)
+    return r.deployment.status == state::DeployStatus::kRolledBack ? Exit::kOk : Exit::kFailed;
   switch (r.deployment.status) {
-    case state::DeployStatus::kSucceeded: return Exit::kOk;
-    case state::DeployStatus::kRolledBack: return Exit::kRolledBack;
-    default: return Exit::kFailed;
+    case state::DeployStatus::kSucceeded:
+      return Exit::kOk;
+    case state::DeployStatus::kRolledBack:
+      return Exit::kRolledBack;
+    default:
+      return Exit::kFailed;
   }
 }
 
@@ -122,11 +127,15 @@ void print_outcome(Io& io, bool json, const deploy::Outcome& r, const std::strin
   if (json) {
     nlohmann::json steps = nlohmann::json::array();
     for (const deploy::StepTiming& t : r.steps)
-      steps.push_back({{"step", deploy::step_name(t.step)}, {"outcome", t.outcome},
-                       {"duration_ms", t.duration.count()}, {"detail", t.detail}});
-    nlohmann::json j{{"event", "result"}, {"deployment", deploy::deployment_json(r.deployment)},
+      steps.push_back({{"step", deploy::step_name(t.step)},
+                       {"outcome", t.outcome},
+                       {"duration_ms", t.duration.count()},
+                       {"detail", t.detail}});
+    nlohmann::json j{{"event", "result"},
+                     {"deployment", deploy::deployment_json(r.deployment)},
                      {"steps", steps}};
-    j["switch_ms"] = r.switch_time ? nlohmann::json(r.switch_time->count()) : nlohmann::json(nullptr);
+    j["switch_ms"] =
+        r.switch_time ? nlohmann::json(r.switch_time->count()) : nlohmann::json(nullptr);
     j["probe_ms"] = r.probe_time ? nlohmann::json(r.probe_time->count()) : nlohmann::json(nullptr);
     j["via_abort"] = r.via_abort;
     if (!notes.empty()) j["warning"] = notes;
@@ -174,28 +183,30 @@ struct DeployArgs {
 
 Exit run_deploy(const DeployArgs& a, Io& io) {
   if (!a.resume && a.artifact.empty() && a.version.empty())
-    return report(io, Error(Errc::kInvalidArgument, "deploy needs --artifact PATH or --version V (or --resume)"));
+    return report(io, Error(Errc::kInvalidArgument,
+                            "deploy needs --artifact PATH or --version V (or --resume)"));
   Guard guard{a.resume ? deploy::Guarded::kResume : deploy::Guarded::kDeploy,
               a.version.empty() ? a.artifact : a.version, a.resume};
-  return run_controller(io, a.config, a.env, a.json, true, std::move(guard),
-                        [&](deploy::Deployer& d, const config::Environment& env) -> Result<deploy::Outcome> {
-                          if (a.resume) return d.resume();
-                          deploy::DeployRequest req;
-                          deploy::LocatedArtifact art;
-                          if (!a.artifact.empty()) {
-                            art = MD_TRY(deploy::read_artifact(a.artifact));
-                            req.version = MD_TRY(deploy::version_from_artifact_name(
-                                env.artifact, env.app, art.path.filename().string()));
-                          } else {
-                            req.version = a.version;
-                            art = MD_TRY(deploy::locate_artifact(env, a.version));
-                          }
-                          req.artifact = art.path;
-                          req.sha256 = art.sha256;
-                          if (a.strategy == "canary") req.strategy = config::StrategyKind::kCanary;
-                          if (a.strategy == "blue_green") req.strategy = config::StrategyKind::kBlueGreen;
-                          return d.deploy(req);
-                        });
+  return run_controller(
+      io, a.config, a.env, a.json, true, std::move(guard),
+      [&](deploy::Deployer& d, const config::Environment& env) -> Result<deploy::Outcome> {
+        if (a.resume) return d.resume();
+        deploy::DeployRequest req;
+        deploy::LocatedArtifact art;
+        if (!a.artifact.empty()) {
+          art = MD_TRY(deploy::read_artifact(a.artifact));
+          req.version = MD_TRY(deploy::version_from_artifact_name(env.artifact, env.app,
+                                                                  art.path.filename().string()));
+        } else {
+          req.version = a.version;
+          art = MD_TRY(deploy::locate_artifact(env, a.version));
+        }
+        req.artifact = art.path;
+        req.sha256 = art.sha256;
+        if (a.strategy == "canary") req.strategy = config::StrategyKind::kCanary;
+        if (a.strategy == "blue_green") req.strategy = config::StrategyKind::kBlueGreen;
+        return d.deploy(req);
+      });
 }
 
 // ---- rollback -----------------------------------------------------------------
@@ -227,17 +238,20 @@ Exit run_control(const ControlArgs& a, Io& io, deploy::ControlCommand c) {
   if (!taken) return report(io, taken.error());
   const std::string what(deploy::control_name(c));
   if (a.json) {
-    io.out << to_json_text(nlohmann::json{{"deployment_id", t->deployment_id}, {"version", t->version},
-                             {"command", what}, {"taken", *taken}})
+    io.out << to_json_text(nlohmann::json{{"deployment_id", t->deployment_id},
+                                          {"version", t->version},
+                                          {"command", what},
+                                          {"taken", *taken}})
            << "\n";
   } else if (*taken) {
     io.out << fmt::format("{}: deployment {} ({}) took the {} request\n", a.env, t->deployment_id,
                           t->version, what);
   } else {
-    io.err << fmt::format("meshdeploy: {}: deployment {} has not taken the {} request within 10s; its "
-                          "controller may be gone (`meshdeploy status --env {}`); the request stays "
-                          "queued\n",
-                          a.env, t->deployment_id, what, a.env);
+    io.err << fmt::format(
+        "meshdeploy: {}: deployment {} has not taken the {} request within 10s; its "
+        "controller may be gone (`meshdeploy status --env {}`); the request stays "
+        "queued\n",
+        a.env, t->deployment_id, what, a.env);
     return Exit::kFailed;
   }
   return Exit::kOk;
@@ -269,14 +283,17 @@ void common(CLI::App& cmd, std::string& config, std::string& env) {
 Action setup_deploy(CLI::App& cmd, Io& io) {
   auto a = std::make_shared<DeployArgs>();
   common(cmd, a->config, a->env);
-  auto* art = cmd.add_option("--artifact", a->artifact, "release archive (.tar.gz/.tar.zst) with a .sha256 beside it")
+  auto* art = cmd.add_option("--artifact", a->artifact,
+                             "release archive (.tar.gz/.tar.zst) with a .sha256 beside it")
                   ->type_name("PATH");
-  auto* ver = cmd.add_option("--version", a->version, "release version; its artifact is found in artifact.dir")
+  auto* ver = cmd.add_option("--version", a->version,
+                             "release version; its artifact is found in artifact.dir")
                   ->type_name("V");
   art->excludes(ver);
   cmd.add_option("--strategy", a->strategy, "override strategy.kind for this deploy")
       ->check(CLI::IsMember({"blue_green", "canary"}));
-  auto* res = cmd.add_flag("--resume", a->resume, "finish (or roll back) a deploy whose controller died");
+  auto* res =
+      cmd.add_flag("--resume", a->resume, "finish (or roll back) a deploy whose controller died");
   res->excludes(art)->excludes(ver);
   cmd.add_flag("--json", a->json, "JSON lines on stdout, for machines");
   return [a, &io] { return run_deploy(*a, io); };
@@ -289,8 +306,9 @@ Action setup_rollback(CLI::App& cmd, Io& io) {
       ->type_name("V");
   cmd.add_flag("--json", a->json, "JSON lines on stdout, for machines");
   return [a, &io] {
-    return run_controller(io, a->config, a->env, a->json, false, Guard{deploy::Guarded::kRollback, a->to},
-                          [&](deploy::Deployer& d, const config::Environment&) { return d.rollback(a->to); });
+    return run_controller(
+        io, a->config, a->env, a->json, false, Guard{deploy::Guarded::kRollback, a->to},
+        [&](deploy::Deployer& d, const config::Environment&) { return d.rollback(a->to); });
   };
 }
 
@@ -318,8 +336,10 @@ Action setup_status(CLI::App& cmd, Io& io) {
     if (!o) return report(io, o.error());
     auto s = deploy::environment_status(o->session->store(), o->session->host(), a->env);
     if (!s) return report(io, s.error());
-    if (a->json) io.out << to_json_text(deploy::status_json(*s), 2) << "\n";
-    else io.out << deploy::format_status(*s, real_clock().now());
+    if (a->json)
+      io.out << to_json_text(deploy::status_json(*s), 2) << "\n";
+    else
+      io.out << deploy::format_status(*s, real_clock().now());
     return s->host ? Exit::kOk : Exit::kFailed;
   };
 }
@@ -327,7 +347,8 @@ Action setup_status(CLI::App& cmd, Io& io) {
 Action setup_history(CLI::App& cmd, Io& io) {
   auto a = std::make_shared<ViewArgs>();
   common(cmd, a->config, a->env);
-  cmd.add_option("-n,--limit", a->limit, "how many deployments (newest first)")->check(CLI::Range(1, 10000));
+  cmd.add_option("-n,--limit", a->limit, "how many deployments (newest first)")
+      ->check(CLI::Range(1, 10000));
   cmd.add_option("--id", a->id, "one deployment's step journal instead")->type_name("DEPLOYMENT");
   cmd.add_flag("--json", a->json, "JSON on stdout");
   return [a, &io] {
@@ -340,14 +361,18 @@ Action setup_history(CLI::App& cmd, Io& io) {
       if (!d) return report(io, d.error());
       auto j = (*store)->journal(a->id);
       if (!j) return report(io, j.error());
-      if (a->json) io.out << to_json_text(deploy::journal_json(*d, *j), 2) << "\n";
-      else io.out << deploy::format_journal(*d, *j);
+      if (a->json)
+        io.out << to_json_text(deploy::journal_json(*d, *j), 2) << "\n";
+      else
+        io.out << deploy::format_journal(*d, *j);
       return Exit::kOk;
     }
     auto ds = (*store)->deployments(a->env, a->limit);
     if (!ds) return report(io, ds.error());
-    if (a->json) io.out << to_json_text(deploy::history_json(*ds), 2) << "\n";
-    else io.out << deploy::format_history(*ds);
+    if (a->json)
+      io.out << to_json_text(deploy::history_json(*ds), 2) << "\n";
+    else
+      io.out << deploy::format_history(*ds);
     return Exit::kOk;
   };
 }
@@ -355,7 +380,8 @@ Action setup_history(CLI::App& cmd, Io& io) {
 Action setup_logs(CLI::App& cmd, Io& io) {
   auto a = std::make_shared<ViewArgs>();
   common(cmd, a->config, a->env);
-  cmd.add_option("--release", a->release, "release version (default: the live one)")->type_name("V");
+  cmd.add_option("--release", a->release, "release version (default: the live one)")
+      ->type_name("V");
   cmd.add_option("--process", a->process, "one process, e.g. web.1 (default: all, merged by time)");
   cmd.add_option("--tail", a->tail, "start with the last N lines")->check(CLI::Range(0, 1000000));
   cmd.add_flag("-f,--follow", a->follow, "keep printing new lines until interrupted");

@@ -1,14 +1,13 @@
 // `meshdeploy deploy | rollback | promote | abort | status | history` as a
 // user meets them, through md::cli::run with string streams: argument
 // errors, exit codes, and what they print against a store with no agent.
+#include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
-
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "cli/cli.h"
 #include "cli/test_util.h"
@@ -82,7 +81,8 @@ TEST_F(DeployCmd, AgentDownFailsPreflightAndIsRecorded) {
   std::ofstream(dir_ / "meshhook-v1.tar.gz") << "x";
   std::ofstream(dir_ / "meshhook-v1.tar.gz.sha256") << std::string(64, 'a') << "\n";
   setenv("MESHDEPLOY_LOCK_TTL", "1s", 1);  // meshdeploy.yml's duration grammar
-  Ran r = cli({"deploy", "--env", "staging", "--artifact", (dir_ / "meshhook-v1.tar.gz").string(), "--json"});
+  Ran r = cli({"deploy", "--env", "staging", "--artifact", (dir_ / "meshhook-v1.tar.gz").string(),
+               "--json"});
   unsetenv("MESHDEPLOY_LOCK_TTL");
   // The agent is not running: preflight fails after its retries, recorded as failed.
   EXPECT_EQ(r.code, 1) << r.err << r.out;
@@ -121,7 +121,8 @@ TEST_F(DeployCmd, LockTtlUsesTheConfigDurationGrammar) {
   EXPECT_NE(r.err.find("at least 300ms"), std::string::npos) << r.err;
   r = deploy_with("MESHDEPLOY_LOCK_TTL_MS", "1s");
   EXPECT_EQ(r.code, 2) << r.err;
-  EXPECT_NE(r.err.find("MESHDEPLOY_LOCK_TTL_MS must be a number of milliseconds"), std::string::npos)
+  EXPECT_NE(r.err.find("MESHDEPLOY_LOCK_TTL_MS must be a number of milliseconds"),
+            std::string::npos)
       << r.err;
   setenv("MESHDEPLOY_LOCK_TTL_MS", "1000", 1);
   r = deploy_with("MESHDEPLOY_LOCK_TTL", "1s");

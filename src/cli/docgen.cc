@@ -3,7 +3,6 @@
 #include "cli/docgen.h"
 
 #include <CLI/CLI.hpp>
-
 #include <ostream>
 #include <string>
 #include <vector>
@@ -36,9 +35,12 @@ bool is_leaf(const CLI::App& app) {
 std::string roff(std::string_view s) {
   std::string o;
   for (char c : s) {
-    if (c == '\\') o += "\\e";
-    else if (c == '-') o += "\\-";
-    else o += c;
+    if (c == '\\')
+      o += "\\e";
+    else if (c == '-')
+      o += "\\-";
+    else
+      o += c;
   }
   if (!o.empty() && (o[0] == '.' || o[0] == '\'')) o.insert(0, "\\&");
   return o;
@@ -47,7 +49,8 @@ std::string roff(std::string_view s) {
 // "-e,--env ENV" as roff: names bold, the value italic.
 std::string option_head(const CLI::Option& opt) {
   std::string o;
-  for (const std::string& s : opt.get_snames()) o += (o.empty() ? "" : ", ") + ("\\fB\\-" + roff(s) + "\\fR");
+  for (const std::string& s : opt.get_snames())
+    o += (o.empty() ? "" : ", ") + ("\\fB\\-" + roff(s) + "\\fR");
   for (const std::string& l : opt.get_lnames())
     o += (o.empty() ? "" : ", ") + ("\\fB\\-\\-" + roff(l) + "\\fR");
   // WHY the type name and not get_type_size(): CLI11 2.3 gives flags a
@@ -59,8 +62,10 @@ std::string option_head(const CLI::Option& opt) {
 void man_options(std::ostream& out, const CLI::App& app) {
   for (const CLI::Option* opt : app.get_options()) {
     out << ".TP\n";
-    if (opt->get_positional()) out << "\\fI" << roff(opt->get_name()) << "\\fR\n";
-    else out << option_head(*opt) << "\n";
+    if (opt->get_positional())
+      out << "\\fI" << roff(opt->get_name()) << "\\fR\n";
+    else
+      out << option_head(*opt) << "\n";
     out << roff(opt->get_description().empty() ? "-" : opt->get_description()) << "\n";
   }
 }
@@ -158,9 +163,13 @@ void write_man(std::ostream& out, const CLI::App& root, std::string_view version
 }
 
 Status write_completion(std::ostream& out, std::string_view shell, const CLI::App& root) {
-  if (shell == "bash") write_bash(out, nodes(root));
-  else if (shell == "zsh") write_zsh(out, nodes(root));
-  else return fail(Errc::kInvalidArgument, "--completion: '" + std::string(shell) + "' is not bash or zsh");
+  if (shell == "bash")
+    write_bash(out, nodes(root));
+  else if (shell == "zsh")
+    write_zsh(out, nodes(root));
+  else
+    return fail(Errc::kInvalidArgument,
+                "--completion: '" + std::string(shell) + "' is not bash or zsh");
   return ok();
 }
 

@@ -1,7 +1,6 @@
 // meshdeploy migrate status|plan|up|lint|baseline|restore: arguments to one
 // migrate:: call, its result to text or JSON and an exit code.
 #include <CLI/CLI.hpp>
-
 #include <cstdlib>
 #include <memory>
 #include <optional>
@@ -27,8 +26,8 @@ struct MigrateArgs {
   bool accept_drift = false;  // up
   bool skip_lint = false;     // up
   int lock_timeout_ms = -1;
-  std::string version;        // baseline
-  std::string file;           // restore
+  std::string version;  // baseline
+  std::string file;     // restore
 };
 
 using ArgsPtr = std::shared_ptr<MigrateArgs>;
@@ -36,9 +35,10 @@ using ArgsPtr = std::shared_ptr<MigrateArgs>;
 void add_common(CLI::App& cmd, const ArgsPtr& a) {
   add_env_option(cmd, a->env, /*required=*/false);
   add_config_option(cmd, a->config);
-  cmd.add_option("--database-url", a->database_url,
-                 "Postgres URL; wins over $MESHDEPLOY_DATABASE_URL and the vault (argv is visible to ps: "
-                 "prefer the variable)");
+  cmd.add_option(
+      "--database-url", a->database_url,
+      "Postgres URL; wins over $MESHDEPLOY_DATABASE_URL and the vault (argv is visible to ps: "
+      "prefer the variable)");
   cmd.add_option("--dir", a->dir, "migrations folder (default supabase/migrations)");
   cmd.add_flag("--json", a->json, "print JSON instead of text");
 }
@@ -61,9 +61,9 @@ Result<secrets::Secret> database_url(const MigrateArgs& a, const config::Environ
   auto it = all.find(name);
   if (it == all.end())
     return fail(Errc::kNotFound,
-                "no secret " + name + " (migrations.database_url_secret) in the " + env->name + " vault " +
-                    vault + ": add it with `meshdeploy secrets set --env " + env->name + " " + name +
-                    "`, or pass --database-url / set MESHDEPLOY_DATABASE_URL");
+                "no secret " + name + " (migrations.database_url_secret) in the " + env->name +
+                    " vault " + vault + ": add it with `meshdeploy secrets set --env " + env->name +
+                    " " + name + "`, or pass --database-url / set MESHDEPLOY_DATABASE_URL");
   return it->second;
 }
 
@@ -98,7 +98,8 @@ Result<migrate::Request> request_for(Io& io, const MigrateArgs& a, Db need) {
     io.err << "meshdeploy: linting every file without a database (no --env, --database-url or "
               "MESHDEPLOY_DATABASE_URL): each counts as pending\n";
   if (need == Db::kRequired && url->empty())
-    return fail(Errc::kInvalidArgument, "no database: pass --env, --database-url or set MESHDEPLOY_DATABASE_URL");
+    return fail(Errc::kInvalidArgument,
+                "no database: pass --env, --database-url or set MESHDEPLOY_DATABASE_URL");
   req.database_url = std::move(*url);
   if (a.include_all) req.settings.include_all = true;
   req.accept_drift = a.accept_drift;
@@ -120,8 +121,10 @@ Action status_or_plan(CLI::App& cmd, Io& io, bool plan) {
     if (!req) return report(io, req.error());
     auto p = migrate::plan(*req);
     if (!p) return report(io, p.error());
-    if (a->json) print(io, migrate::plan_json(*p, plan ? migrate::Scope::kPending : migrate::Scope::kAll));
-    else print(io, plan ? migrate::plan_text(*p) : migrate::status_text(*p));
+    if (a->json)
+      print(io, migrate::plan_json(*p, plan ? migrate::Scope::kPending : migrate::Scope::kAll));
+    else
+      print(io, plan ? migrate::plan_text(*p) : migrate::status_text(*p));
     if (plan && !p->verdict.ok) return Exit::kFailed;
     bool blocking = false;
     for (const auto& pr : p->problems) blocking |= pr.blocking && pr.code != "phase-order";
@@ -137,10 +140,12 @@ Action setup_migrate_plan(CLI::App& cmd, Io& io) { return status_or_plan(cmd, io
 Action setup_migrate_up(CLI::App& cmd, Io& io) {
   auto a = std::make_shared<MigrateArgs>();
   add_common(cmd, a);
-  cmd.add_flag("--include-all", a->include_all, "also apply files older than the newest applied one");
+  cmd.add_flag("--include-all", a->include_all,
+               "also apply files older than the newest applied one");
   cmd.add_flag("--accept-drift", a->accept_drift, "go on although applied files changed since");
   cmd.add_flag("--skip-lint", a->skip_lint, "apply although lint findings are not acknowledged");
-  cmd.add_option("--lock-timeout-ms", a->lock_timeout_ms, "lock_timeout of each migration (default 3000)");
+  cmd.add_option("--lock-timeout-ms", a->lock_timeout_ms,
+                 "lock_timeout of each migration (default 3000)");
   return [a, &io] {
     auto req = request_for(io, *a, Db::kRequired);
     if (!req) return report(io, req.error());
@@ -201,7 +206,8 @@ Action setup_migrate_baseline(CLI::App& cmd, Io& io) {
 Action setup_migrate_restore(CLI::App& cmd, Io& io) {
   auto a = std::make_shared<MigrateArgs>();
   add_common(cmd, a);
-  cmd.add_option("file", a->file, "backup written before a migration run (pg_dump -Fc)")->required();
+  cmd.add_option("file", a->file, "backup written before a migration run (pg_dump -Fc)")
+      ->required();
   return [a, &io] {
     auto req = request_for(io, *a, Db::kRequired);
     if (!req) return report(io, req.error());

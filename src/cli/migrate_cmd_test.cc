@@ -1,12 +1,12 @@
 // `meshdeploy migrate ...` argument handling, exit codes and output, without
 // a database (the engine's Postgres behaviour is tested in migrate/).
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
 #include "cli/test_util.h"
@@ -31,15 +31,18 @@ class MigrateCmd : public ::testing::Test {
 };
 
 TEST_F(MigrateCmd, LintGatesOnUnacknowledgedErrorsOnly) {
-  write("1_init.sql", "create table workflows (id bigint primary key, name text);\n"
-                      "create index on workflows (name);\n");  // new table: fine
+  write("1_init.sql",
+        "create table workflows (id bigint primary key, name text);\n"
+        "create index on workflows (name);\n");  // new table: fine
   write("2_idx.sql", "create index wf_name on workflows (name);\n");
   Ran r = run_args({"migrate", "lint", "--dir", dir_.string()});
   EXPECT_EQ(r.code, 1) << r.out << r.err;
-  EXPECT_NE(r.out.find("2_idx.sql:1: error require-concurrent-index-creation"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("2_idx.sql:1: error require-concurrent-index-creation"), std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("fix: CREATE INDEX CONCURRENTLY"), std::string::npos);
-  write("2_idx.sql", "-- meshdeploy:allow require-concurrent-index-creation tiny table\n"
-                     "create index wf_name on workflows (name);\n");
+  write("2_idx.sql",
+        "-- meshdeploy:allow require-concurrent-index-creation tiny table\n"
+        "create index wf_name on workflows (name);\n");
   Ran ok = run_args({"migrate", "lint", "--dir", dir_.string()});
   EXPECT_EQ(ok.code, 0) << ok.out;
   EXPECT_NE(ok.out.find("allowed: tiny table"), std::string::npos);
@@ -51,7 +54,8 @@ TEST_F(MigrateCmd, LintWithoutADatabaseSaysSoOnStderr) {
   write("1_init.sql", "create table workflows (id bigint primary key);\n");
   Ran r = run_args({"migrate", "lint", "--dir", dir_.string()});
   EXPECT_EQ(r.code, 0) << r.out << r.err;
-  EXPECT_NE(r.err.find("meshdeploy: linting every file without a database"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("meshdeploy: linting every file without a database"), std::string::npos)
+      << r.err;
   Ran j = run_args({"migrate", "lint", "--json", "--dir", dir_.string()});
   EXPECT_NE(j.err.find("linting every file without a database"), std::string::npos) << j.err;
   EXPECT_EQ(j.out.find("linting"), std::string::npos) << "stdout stays JSON: " << j.out;
@@ -61,10 +65,11 @@ TEST_F(MigrateCmd, LintWithoutADatabaseSaysSoOnStderr) {
 // and the process abort (exit 134). Invalid bytes (here in the identifier
 // and in the file name the report quotes) come out as U+FFFD.
 TEST_F(MigrateCmd, LintJsonWithLatin1BytesIsValidJson) {
-  write("1_caf\xe9.sql", "alter table caf\xe9 rename column nom to name;\n"
-                         "alter table t rename column a to b;\n");
+  write("1_caf\xe9.sql",
+        "alter table caf\xe9 rename column nom to name;\n"
+        "alter table t rename column a to b;\n");
   Ran r = run_args({"migrate", "lint", "--json", "--dir", dir_.string()});
-  EXPECT_EQ(r.code, 1) << r.err;  // the rename blocks; nothing crashed
+  EXPECT_EQ(r.code, 1) << r.err;                // the rename blocks; nothing crashed
   const auto j = nlohmann::json::parse(r.out);  // throws (fails the test) on invalid UTF-8
   bool rename = false;
   for (const auto& f : j["findings"]) rename = rename || f["rule"] == "renaming-column";
@@ -112,7 +117,6 @@ TEST_F(MigrateCmd, RestoreNeedsAFile) {
   EXPECT_EQ(missing.code, 5) << missing.err;
 }
 
-
 // --env: the URL comes from the environment's vault unless a flag or the
 // variable names one. No server is needed to tell which URL was used: the
 // connect error names it (password masked), so each source points at a
@@ -129,22 +133,25 @@ class MigrateEnvCmd : public MigrateCmd {
     MigrateCmd::TearDown();
   }
   void write_config(const std::string& migrations) {
-    write("meshdeploy.yml", "app: meshhook\n"
-                            "defaults:\n"
-                            "  services:\n"
-                            "    web: {command: node build/index.js}\n" +
-                                migrations +
-                                "environments:\n"
-                                "  staging: {}\n");
+    write("meshdeploy.yml",
+          "app: meshhook\n"
+          "defaults:\n"
+          "  services:\n"
+          "    web: {command: node build/index.js}\n" +
+              migrations +
+              "environments:\n"
+              "  staging: {}\n");
   }
   void vault_with(const std::string& name, const std::string& value) {
-    auto v = secrets::Vault::create(vault_path(), "staging", secrets::MasterKey::parse(key_.reveal_text()).value());
+    auto v = secrets::Vault::create(vault_path(), "staging",
+                                    secrets::MasterKey::parse(key_.reveal_text()).value());
     ASSERT_TRUE(v.set(name, secrets::Secret(value), SysTime{}));
     ASSERT_TRUE(v.save());
   }
   std::filesystem::path vault_path() { return dir_ / ".meshdeploy" / "secrets" / "staging.vault"; }
   Ran migrate(const std::string& verb, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"migrate", verb, "--env", "staging", "-c", (dir_ / "meshdeploy.yml").string()};
+    std::vector<std::string> args = {"migrate", verb, "--env",
+                                     "staging", "-c", (dir_ / "meshdeploy.yml").string()};
     args.insert(args.end(), extra.begin(), extra.end());
     return run_args(args);
   }
@@ -190,11 +197,13 @@ TEST_F(MigrateEnvCmd, MissingSecretNamesTheSecretAndTheVault) {
   for (const char* verb : {"status", "plan", "up", "baseline"}) {
     Ran r = migrate(verb);
     EXPECT_EQ(r.code, 5) << verb << ": " << r.err;
-    EXPECT_NE(r.err.find("no secret DATABASE_URL (migrations.database_url_secret) in the staging vault " +
-                         vault_path().string()),
-              std::string::npos)
+    EXPECT_NE(
+        r.err.find("no secret DATABASE_URL (migrations.database_url_secret) in the staging vault " +
+                   vault_path().string()),
+        std::string::npos)
         << r.err;
-    EXPECT_NE(r.err.find("meshdeploy secrets set --env staging DATABASE_URL"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("meshdeploy secrets set --env staging DATABASE_URL"), std::string::npos)
+        << r.err;
   }
   Ran restore = migrate("restore", {(dir_ / "some.dump").string()});
   EXPECT_EQ(restore.code, 5) << restore.err;
@@ -217,7 +226,8 @@ TEST_F(MigrateEnvCmd, NoKeySaysWhichVariable) {
 }
 
 TEST_F(MigrateEnvCmd, UnknownEnvironmentAndBadConfigAreReported) {
-  Ran unknown = run_args({"migrate", "status", "--env", "prod", "-c", (dir_ / "meshdeploy.yml").string()});
+  Ran unknown =
+      run_args({"migrate", "status", "--env", "prod", "-c", (dir_ / "meshdeploy.yml").string()});
   EXPECT_EQ(unknown.code, 5) << unknown.err;
   EXPECT_NE(unknown.err.find("prod"), std::string::npos) << unknown.err;
   write("meshdeploy.yml", "app: [\n");

@@ -1,13 +1,11 @@
 // `meshdeploy notify test|status|retry`: deployment notifications by hand.
 #include <CLI/CLI.hpp>
-
 #include <cstdlib>
 #include <iomanip>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <set>
-
-#include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "core/json.h"
@@ -64,9 +62,9 @@ void print_report(Io& io, const notify::SendReport& r, const std::string& env,
     std::string status = row.status;
     std::string detail;
     if (row.status == "pending" && row.attempts == 0) {
-      detail = row.waiting_behind > 0
-                   ? "queued behind " + std::to_string(row.waiting_behind) + " earlier undelivered event(s)"
-                   : "queued, next attempt at " + format_time(row.next_attempt);
+      detail = row.waiting_behind > 0 ? "queued behind " + std::to_string(row.waiting_behind) +
+                                            " earlier undelivered event(s)"
+                                      : "queued, next attempt at " + format_time(row.next_attempt);
     } else if (row.status == "pending") {
       status = "retrying";
       detail = "attempt " + std::to_string(row.attempts) + " failed: " + row.last_error +
@@ -85,7 +83,8 @@ void print_report(Io& io, const notify::SendReport& r, const std::string& env,
   }
   if (r.other_delivered > 0)
     io.out << "Also delivered " << r.other_delivered << " earlier queued notification(s).\n";
-  if (!r.store_error.empty()) io.err << "meshdeploy: notify: state store: " << r.store_error << "\n";
+  if (!r.store_error.empty())
+    io.err << "meshdeploy: notify: state store: " << r.store_error << "\n";
   if (pending && agent_error.empty())
     io.out << "The host agent sends the queued notifications of " << env
            << " as they fall due; `meshdeploy notify status --env " << env << "` lists them.\n";
@@ -137,8 +136,8 @@ void print_table(Io& io, const std::vector<state::OutboxEvent>& rows) {
     io.out << "No pending or failed notification deliveries.\n";
     return;
   }
-  std::vector<std::vector<std::string>> table = {
-      {"ID", "STATUS", "ENVIRONMENT", "CHANNEL", "EVENT", "ATTEMPTS", "NEXT ATTEMPT", "LAST ERROR"}};
+  std::vector<std::vector<std::string>> table = {{"ID", "STATUS", "ENVIRONMENT", "CHANNEL", "EVENT",
+                                                  "ATTEMPTS", "NEXT ATTEMPT", "LAST ERROR"}};
   int pending = 0, failed = 0;
   for (const state::OutboxEvent& r : rows) {
     bool is_pending = r.status == state::OutboxStatus::kPending;
@@ -175,7 +174,8 @@ Action setup_notify_test(CLI::App& cmd, Io& io) {
     if (!s) return report(io, s.error());
     const std::string agent_error = deploy::hand_over_notifications(s->env, s->secrets);
     auto transport = notify::make_curl_transport();
-    auto r = notify::send_test(*s->store, *transport, s->env, s->secrets, a->channel, actor(), s->wait);
+    auto r =
+        notify::send_test(*s->store, *transport, s->env, s->secrets, a->channel, actor(), s->wait);
     if (!r) return report(io, std::move(r.error()).with_context("notify test"));
     io.out << "Test notification for " << s->env.name << ":\n";
     print_report(io, *r, s->env.name, agent_error);

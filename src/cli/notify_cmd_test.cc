@@ -1,14 +1,13 @@
 // `meshdeploy notify test|status|retry` driven through md::cli::run.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
 #include <unistd.h>
 
 #include <filesystem>
-#include <sstream>
-
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "cli/cli.h"
 #include "cli/test_util.h"
@@ -41,24 +40,28 @@ class NotifyCmdTest : public ::testing::Test {
   void SetUp() override {
     dir_ = make_temp_dir("notify-cli");
     url_ = "http://127.0.0.1:" + std::to_string(closed_port()) + "/hook/s3cret-path-token";
-    std::string yml = "app: shop\n"
-                      "defaults:\n"
-                      "  services:\n"
-                      "    web: {command: \"true\"}\n"
-                      "  migrations: {enabled: false}\n"
-                      "  state: " + (dir_ / "state.db").string() + "\n"
-                      "  notifications:\n"
-                      "    channels:\n"
-                      "      hooks: {kind: webhook, url_secret: HOOK_URL, timeout: 1s}\n"
-                      "      prod-only: {kind: slack, url_secret: HOOK_URL, environments: [production]}\n"
-                      "environments:\n"
-                      "  staging: {}\n"
-                      "  production: {}\n";
+    std::string yml =
+        "app: shop\n"
+        "defaults:\n"
+        "  services:\n"
+        "    web: {command: \"true\"}\n"
+        "  migrations: {enabled: false}\n"
+        "  state: " +
+        (dir_ / "state.db").string() +
+        "\n"
+        "  notifications:\n"
+        "    channels:\n"
+        "      hooks: {kind: webhook, url_secret: HOOK_URL, timeout: 1s}\n"
+        "      prod-only: {kind: slack, url_secret: HOOK_URL, environments: [production]}\n"
+        "environments:\n"
+        "  staging: {}\n"
+        "  production: {}\n";
     ASSERT_TRUE(fs::atomic_write(dir_ / "meshdeploy.yml", yml));
     for (const char* env : {"staging", "production"}) {
       secrets::MasterKey key = secrets::MasterKey::generate();
       ::setenv(secrets::key_env_var(env).c_str(), key.reveal_text().c_str(), 1);
-      auto v = secrets::Vault::create(dir_ / ".meshdeploy/secrets" / (std::string(env) + ".vault"), env, key);
+      auto v = secrets::Vault::create(dir_ / ".meshdeploy/secrets" / (std::string(env) + ".vault"),
+                                      env, key);
       ASSERT_TRUE(v.set("HOOK_URL", secrets::Secret(url_), real_clock().now()));
       ASSERT_TRUE(v.save());
     }
@@ -84,9 +87,12 @@ TEST_F(NotifyCmdTest, TestWithTheReceiverDownQueuesAndExitsOne) {
   EXPECT_EQ(r.code, 1) << r.out << r.err;
   EXPECT_NE(r.out.find("Test notification for staging:"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("  hooks   retrying  attempt 1 failed: POST: Couldn't connect to server"),
-            std::string::npos) << r.out;
-  EXPECT_EQ(r.out.find("prod-only"), std::string::npos) << "a production-only channel is not tested for staging";
-  for (const std::string& text : {r.out, r.err}) EXPECT_EQ(text.find("s3cret-path-token"), std::string::npos);
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find("prod-only"), std::string::npos)
+      << "a production-only channel is not tested for staging";
+  for (const std::string& text : {r.out, r.err})
+    EXPECT_EQ(text.find("s3cret-path-token"), std::string::npos);
 
   Ran s = run_cli({"notify", "status", "--json"});
   ASSERT_EQ(s.code, 0) << s.err;
@@ -101,7 +107,9 @@ TEST_F(NotifyCmdTest, TestWithTheReceiverDownQueuesAndExitsOne) {
 
   Ran table = run_cli({"notify", "status", "--env", "staging"});
   EXPECT_EQ(table.code, 0);
-  EXPECT_EQ(table.out.rfind("ID  STATUS   ENVIRONMENT  CHANNEL  EVENT  ATTEMPTS  NEXT ATTEMPT", 0), 0u) << table.out;
+  EXPECT_EQ(table.out.rfind("ID  STATUS   ENVIRONMENT  CHANNEL  EVENT  ATTEMPTS  NEXT ATTEMPT", 0),
+            0u)
+      << table.out;
   EXPECT_NE(table.out.find("1 pending, 0 failed"), std::string::npos);
   Ran other = run_cli({"notify", "status", "--env", "production"});
   EXPECT_NE(other.out.find("No pending or failed notification deliveries."), std::string::npos);
@@ -119,8 +127,10 @@ TEST_F(NotifyCmdTest, BadArgumentsExitWithTheirCodes) {
   EXPECT_EQ(run_cli({"notify", "test"}).code, 2);  // --env is required
   Ran unknown = run_cli({"notify", "test", "--env", "staging", "--channel", "nope"});
   EXPECT_EQ(unknown.code, 5);
-  EXPECT_NE(unknown.err.find("no channel 'nope' in environment 'staging'; its channels: hooks, prod-only"),
-            std::string::npos) << unknown.err;
+  EXPECT_NE(unknown.err.find(
+                "no channel 'nope' in environment 'staging'; its channels: hooks, prod-only"),
+            std::string::npos)
+      << unknown.err;
   Ran foreign = run_cli({"notify", "test", "--env", "staging", "--channel", "prod-only"});
   EXPECT_EQ(foreign.code, 2) << foreign.err;
   Ran wait = run_cli({"notify", "test", "--env", "staging", "--wait", "soon"});

@@ -1,17 +1,16 @@
 // `meshdeploy proxy ...`: run the traffic proxy, and drive a running one
 // through its admin socket (--admin-socket or MESHDEPLOY_PROXY_SOCKET).
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <signal.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
 #include <sstream>
-
-#include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "config/config.h"
@@ -35,7 +34,8 @@ Result<Millis> parse_duration(const std::string& s, std::string_view flag) {
 // Where the admin socket is: --admin-socket, else $MESHDEPLOY_PROXY_SOCKET.
 Result<std::string> admin_socket(const std::string& flag) {
   if (!flag.empty()) return flag;
-  if (const char* env = std::getenv("MESHDEPLOY_PROXY_SOCKET"); env && *env) return std::string(env);
+  if (const char* env = std::getenv("MESHDEPLOY_PROXY_SOCKET"); env && *env)
+    return std::string(env);
   return fail(Errc::kInvalidArgument,
               "no admin socket: pass --admin-socket PATH or set MESHDEPLOY_PROXY_SOCKET");
 }
@@ -49,7 +49,9 @@ std::string targets_text(const proxy::SetStatus& s) {
   std::string out;
   for (const auto& t : s.targets) {
     out += (out.empty() ? "" : " ") + t.endpoint.str() + " " +
-           (t.ejected ? "ejected" : t.healthy ? "healthy" : "UNHEALTHY");
+           (t.ejected   ? "ejected"
+            : t.healthy ? "healthy"
+                        : "UNHEALTHY");
   }
   return out;
 }
@@ -64,8 +66,8 @@ void print_status(std::ostream& o, const proxy::ServiceStatus& s) {
   else
     o << "  live:     none\n";
   if (s.canary)
-    o << "  canary:   set " << s.canary->id << " at " << s.canary_weight << "%: " << targets_text(*s.canary)
-      << " (" << s.canary->active << " active)\n";
+    o << "  canary:   set " << s.canary->id << " at " << s.canary_weight
+      << "%: " << targets_text(*s.canary) << " (" << s.canary->active << " active)\n";
   for (const auto& d : s.draining)
     o << "  draining: set " << d.id << ": " << targets_text(d) << " (" << d.active << " active)\n";
   o << "  health:   GET " << (s.spec.health.path.empty() ? "(tcp connect)" : s.spec.health.path)
@@ -75,16 +77,18 @@ void print_status(std::ostream& o, const proxy::ServiceStatus& s) {
   for (const auto* set : {s.live ? &*s.live : nullptr, s.canary ? &*s.canary : nullptr})
     if (set)
       for (const auto& t : set->targets)
-        if (!t.last_error.empty()) o << "  last error of " << t.endpoint.str() << ": " << t.last_error << "\n";
+        if (!t.last_error.empty())
+          o << "  last error of " << t.endpoint.str() << ": " << t.last_error << "\n";
 }
 
 void print_counters(std::ostream& o, const std::string& label, const proxy::Counters& c) {
-  o << fmt::format("  {:<24} {:>10} req  2xx {:>9}  3xx {:>7}  4xx {:>7}  5xx {:>7}  aborted {:>5}  "
-                   "upstream errors {:>5}  retries {:>5}  active {:>4}  p50 {:.2f} ms  p90 {:.2f} ms  "
-                   "p99 {:.2f} ms\n",
-                   label, c.requests, c.by_class[1], c.by_class[2], c.by_class[3], c.by_class[4],
-                   c.aborted, c.upstream_errors, c.retries, c.active, c.percentile_ms(0.5),
-                   c.percentile_ms(0.9), c.percentile_ms(0.99));
+  o << fmt::format(
+      "  {:<24} {:>10} req  2xx {:>9}  3xx {:>7}  4xx {:>7}  5xx {:>7}  aborted {:>5}  "
+      "upstream errors {:>5}  retries {:>5}  active {:>4}  p50 {:.2f} ms  p90 {:.2f} ms  "
+      "p99 {:.2f} ms\n",
+      label, c.requests, c.by_class[1], c.by_class[2], c.by_class[3], c.by_class[4], c.aborted,
+      c.upstream_errors, c.retries, c.active, c.percentile_ms(0.5), c.percentile_ms(0.9),
+      c.percentile_ms(0.99));
 }
 
 struct RunOpts {
@@ -188,9 +192,10 @@ Exit deploy(const DeployOpts& o, Io& io) {
   d.wait_for_drain = !o.no_wait;
   auto r = c.deploy(o.service, *targets, d, spec);
   if (!r) return report(io, r.error());
-  io.out << fmt::format("{}: set {} is live ({} ms health checks, {} ms draining{})\n", o.service,
-                        r->set_id, r->health_wait.count(), r->drain_wait.count(),
-                        r->drained ? "" : fmt::format("; {} streams closed at the deadline", r->closed_streams));
+  io.out << fmt::format(
+      "{}: set {} is live ({} ms health checks, {} ms draining{})\n", o.service, r->set_id,
+      r->health_wait.count(), r->drain_wait.count(),
+      r->drained ? "" : fmt::format("; {} streams closed at the deadline", r->closed_streams));
   return Exit::kOk;
 }
 
@@ -198,20 +203,25 @@ Exit deploy(const DeployOpts& o, Io& io) {
 
 Action setup_proxy_run(CLI::App& cmd, Io& io) {
   auto o = std::make_shared<RunOpts>();
-  cmd.add_option("--listen", o->listen, "HOST:PORT to serve HTTP on (repeatable; default 127.0.0.1:8080)");
+  cmd.add_option("--listen", o->listen,
+                 "HOST:PORT to serve HTTP on (repeatable; default 127.0.0.1:8080)");
   cmd.add_option("--tls-listen", o->tls_listen, "HOST:PORT to serve HTTPS on (repeatable)");
   cmd.add_option("--tls-cert", o->tls_cert, "PEM certificate chain for HTTPS");
   cmd.add_option("--tls-key", o->tls_key, "PEM private key for HTTPS");
   add_socket_option(cmd, &o->admin_socket);
   cmd.add_option("--state", o->state, "state file: routes survive restarts");
-  cmd.add_option("--route", o->routes,
-                 "SERVICE=HOST:PORT[,HOST:PORT...]: a service at start-up (if the state file lacks it)");
-  cmd.add_option("--health-path", o->health_path, "health-check path of --route services ('' = TCP)");
-  cmd.add_option("--threads", o->threads, "worker threads (default: one per core)")->check(CLI::Range(0, 64));
+  cmd.add_option(
+      "--route", o->routes,
+      "SERVICE=HOST:PORT[,HOST:PORT...]: a service at start-up (if the state file lacks it)");
+  cmd.add_option("--health-path", o->health_path,
+                 "health-check path of --route services ('' = TCP)");
+  cmd.add_option("--threads", o->threads, "worker threads (default: one per core)")
+      ->check(CLI::Range(0, 64));
   cmd.add_option("--max-connections", o->max_connections,
                  "client connections per listener (default 0: from the open-file limit)")
       ->check(CLI::Range(int64_t{0}, int64_t{10'000'000}));
-  cmd.add_option("--grace", o->grace, "on SIGTERM, let in-flight requests finish this long (default 10s)");
+  cmd.add_option("--grace", o->grace,
+                 "on SIGTERM, let in-flight requests finish this long (default 10s)");
   return [o, &io] { return run_proxy(*o, io); };
 }
 
@@ -222,8 +232,10 @@ Action setup_proxy_deploy(CLI::App& cmd, Io& io) {
   cmd.add_option("--host", o->host, "route this Host (default: any)");
   cmd.add_option("--path-prefix", o->path_prefix, "route this path prefix (default /)");
   cmd.add_option("--health-path", o->health_path, "health-check path (default /healthz; '' = TCP)");
-  cmd.add_option("--health-timeout", o->health_timeout, "give up if not healthy within this (default 60s)");
-  cmd.add_flag("--no-wait", o->no_wait, "return right after the switch, without waiting for the drain");
+  cmd.add_option("--health-timeout", o->health_timeout,
+                 "give up if not healthy within this (default 60s)");
+  cmd.add_flag("--no-wait", o->no_wait,
+               "return right after the switch, without waiting for the drain");
   add_socket_option(cmd, &o->socket);
   return [o, &io] { return deploy(*o, io); };
 }
@@ -235,11 +247,13 @@ Action setup_proxy_canary(CLI::App& cmd, Io& io) {
   };
   auto o = std::make_shared<O>();
   cmd.add_option("service", o->service, "service name")->required();
-  cmd.add_option("--target", o->targets, "HOST:PORT[,...] of the canary (omit to change the weight only)");
+  cmd.add_option("--target", o->targets,
+                 "HOST:PORT[,...] of the canary (omit to change the weight only)");
   cmd.add_option("--weight", o->weight, "percent of new requests sent to the canary")
       ->required()
       ->check(CLI::Range(0, 100));
-  cmd.add_option("--health-timeout", o->health_timeout, "give up if not healthy within this (default 60s)");
+  cmd.add_option("--health-timeout", o->health_timeout,
+                 "give up if not healthy within this (default 60s)");
   add_socket_option(cmd, &o->socket);
   return [o, &io] {
     auto sock = admin_socket(o->socket);
@@ -256,7 +270,8 @@ Action setup_proxy_canary(CLI::App& cmd, Io& io) {
     d.health_timeout = *timeout;
     auto r = AdminClient(*sock).set_canary(o->service, targets, o->weight, d);
     if (!r) return report(io, r.error());
-    io.out << fmt::format("{}: canary set {} gets {}% of new requests\n", o->service, r->set_id, o->weight);
+    io.out << fmt::format("{}: canary set {} gets {}% of new requests\n", o->service, r->set_id,
+                          o->weight);
     return Exit::kOk;
   };
 }
@@ -292,8 +307,8 @@ Action setup_proxy_abort(CLI::App& cmd, Io& io) {
   return simple(cmd, io, [](AdminClient& c, const std::string& s, Io& io) {
     auto r = c.abort_canary(s);
     if (!r) return report(io, r.error());
-    io.out << fmt::format("{}: canary set {} dropped; all traffic to set {}\n", s, r->previous_set_id,
-                          r->set_id);
+    io.out << fmt::format("{}: canary set {} dropped; all traffic to set {}\n", s,
+                          r->previous_set_id, r->set_id);
     return Exit::kOk;
   });
 }
@@ -342,7 +357,8 @@ Action setup_proxy_metrics(CLI::App& cmd, Io& io) {
   };
   auto o = std::make_shared<O>();
   cmd.add_option("service", o->service, "only this service");
-  cmd.add_flag("--json", o->json, "print JSON (cumulative counters; diff two snapshots for a window)");
+  cmd.add_flag("--json", o->json,
+               "print JSON (cumulative counters; diff two snapshots for a window)");
   cmd.add_flag("--prometheus", o->prometheus, "print the Prometheus text format");
   add_socket_option(cmd, &o->socket);
   return [o, &io] {
@@ -399,7 +415,9 @@ Action setup_proxy_maintenance(CLI::App& cmd, Io& io) {
     }
     auto s = AdminClient(*sock).set_maintenance(o->service, !o->off, page);
     if (!s) return report(io, s.error());
-    io.out << o->service << (o->off ? ": maintenance off\n" : ": maintenance on (503 to every request but health checks)\n");
+    io.out << o->service
+           << (o->off ? ": maintenance off\n"
+                      : ": maintenance on (503 to every request but health checks)\n");
     return Exit::kOk;
   };
 }
@@ -411,7 +429,8 @@ Action setup_proxy_pause(CLI::App& cmd, Io& io) {
   };
   auto o = std::make_shared<O>();
   cmd.add_option("service", o->service, "service name")->required();
-  cmd.add_option("--max-held", o->max_held, "hold at most this many requests; more get 503 (default 10000)");
+  cmd.add_option("--max-held", o->max_held,
+                 "hold at most this many requests; more get 503 (default 10000)");
   cmd.add_option("--max-wait", o->max_wait, "a request held longer gets 503 (default 30s)");
   add_socket_option(cmd, &o->socket);
   return [o, &io] {

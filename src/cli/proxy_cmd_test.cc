@@ -1,13 +1,12 @@
 // `meshdeploy proxy ...` client commands against a real proxy in this
 // process (admin socket, real upstream), through md::cli::run.
+#include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
-
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "cli/cli.h"
 #include "cli/test_util.h"
@@ -99,8 +98,10 @@ TEST_F(ProxyCmd, BadInputExitCodes) {
   EXPECT_EQ(r.code, 2);
   r = cli({"proxy", "pause", "web", "--max-wait", "30", "--admin-socket", sock_});
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("--max-wait: '30' is not a duration: missing unit"), std::string::npos) << r.err;
-  r = cli({"proxy", "maintenance", "web", "--page", (dir_ / "missing.html").string(), "--admin-socket", sock_});
+  EXPECT_NE(r.err.find("--max-wait: '30' is not a duration: missing unit"), std::string::npos)
+      << r.err;
+  r = cli({"proxy", "maintenance", "web", "--page", (dir_ / "missing.html").string(),
+           "--admin-socket", sock_});
   EXPECT_EQ(r.code, 5);
   r = cli({"proxy", "status", "--admin-socket", (dir_ / "none.sock").string()});
   EXPECT_EQ(r.code, 1);

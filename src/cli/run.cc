@@ -1,6 +1,5 @@
 // main(): global flags, the command tree built from the table, dispatch.
 #include <CLI/CLI.hpp>
-
 #include <exception>
 #include <iostream>
 #include <map>
@@ -13,7 +12,6 @@
 #include "cli/docgen.h"
 #include "cli/version.h"
 #include "core/log.h"
-
 
 namespace md::cli {
 namespace {
@@ -42,12 +40,13 @@ CLI::App* chosen(CLI::App& app) {
 }
 
 void print_overview(Io& io) {
-  io.out << "meshdeploy " << version() << " — zero-downtime deploys for HTTP services on Postgres\n\n"
+  io.out << "meshdeploy " << version()
+         << " — zero-downtime deploys for HTTP services on Postgres\n\n"
          << "Usage: meshdeploy COMMAND [OPTIONS]\n\nCommands:\n";
   for (const CommandSpec& c : command_table()) {
     std::string name(c.path);
-    io.out << "  " << name << std::string(name.size() < 22 ? 22 - name.size() : 1, ' ')
-           << c.summary << "\n";
+    io.out << "  " << name << std::string(name.size() < 22 ? 22 - name.size() : 1, ' ') << c.summary
+           << "\n";
   }
   io.out << "\nRun 'meshdeploy help COMMAND' for a command's options.\n"
             "Exit codes: 0 ok, 1 failed, 2 usage/config error, 3 locked, 4 rolled back,\n"
@@ -58,12 +57,18 @@ void print_overview(Io& io) {
 
 Exit exit_for(const Error& e) {
   switch (e.code()) {
-    case Errc::kInvalidArgument: return Exit::kUsage;
-    case Errc::kConflict: return Exit::kConflict;
-    case Errc::kNotFound: return Exit::kNotFound;
-    case Errc::kPermissionDenied: return Exit::kPermission;
-    case Errc::kCancelled: return Exit::kInterrupted;
-    default: return Exit::kFailed;
+    case Errc::kInvalidArgument:
+      return Exit::kUsage;
+    case Errc::kConflict:
+      return Exit::kConflict;
+    case Errc::kNotFound:
+      return Exit::kNotFound;
+    case Errc::kPermissionDenied:
+      return Exit::kPermission;
+    case Errc::kCancelled:
+      return Exit::kInterrupted;
+    default:
+      return Exit::kFailed;
   }
 }
 
@@ -106,7 +111,8 @@ int run_unguarded(int argc, const char* const* argv, Io& io) {
   bool version = false;
   app.add_flag("--version", version, "print the version");
   std::string log_level, log_format;
-  app.add_option("--log-level", log_level, "debug, info (default), warn or error")->type_name("LEVEL");
+  app.add_option("--log-level", log_level, "debug, info (default), warn or error")
+      ->type_name("LEVEL");
   app.add_option("--log-format", log_format, "text (default) or json log lines on stderr")
       ->type_name("FORMAT");
   app.require_subcommand(0, 1);
@@ -156,7 +162,8 @@ int run_unguarded(int argc, const char* const* argv, Io& io) {
     }
     io.err << "meshdeploy: " << e.what() << "\n";
     CLI::App* c = chosen(app);
-    io.err << "run 'meshdeploy help" << (c ? " " + c->get_name() : std::string()) << "' for usage\n";
+    io.err << "run 'meshdeploy help" << (c ? " " + c->get_name() : std::string())
+           << "' for usage\n";
     return static_cast<int>(Exit::kUsage);
   }
 
@@ -207,7 +214,8 @@ int run_unguarded(int argc, const char* const* argv, Io& io) {
     }
     // CLI11 writes "<prefix> <name>": the prefix is the program and the group.
     const size_t space = path.rfind(' ');
-    io.out << it->second->help(space == std::string::npos ? "meshdeploy" : "meshdeploy " + path.substr(0, space));
+    io.out << it->second->help(space == std::string::npos ? "meshdeploy"
+                                                          : "meshdeploy " + path.substr(0, space));
     return static_cast<int>(Exit::kOk);
   }
   if (!cmd) {

@@ -2,16 +2,16 @@
 // on stdin or from files, never from argv (where `ps` shows them); nothing
 // here prints a value except `get`. Each change is audited in the state
 // store (actor, action, secret name — never the value).
-#include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 #include <pwd.h>
 #include <termios.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <iostream>
 #include <iterator>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
 
@@ -30,7 +30,7 @@ struct Args {
   std::string config;
   std::string env;
   std::string name;
-  std::string file;      // import: dotenv file; keygen: --out
+  std::string file;  // import: dotenv file; keygen: --out
   std::string new_key_file;
 };
 
@@ -72,9 +72,10 @@ Result<Opened> open_vault(Target t, Mode mode) {
   std::optional<secrets::VaultLock> lock;
   if (mode != Mode::kRead) lock.emplace(MD_TRY(secrets::VaultLock::acquire(t.loc.vault)));
   const secrets::VaultLocation& loc = t.loc;
-  secrets::Vault v = mode == Mode::kCreate
-                         ? MD_TRY(secrets::Vault::open_or_create(loc.vault, loc.environment, t.key.key))
-                         : MD_TRY(secrets::Vault::open(loc.vault, loc.environment, t.key.key));
+  secrets::Vault v =
+      mode == Mode::kCreate
+          ? MD_TRY(secrets::Vault::open_or_create(loc.vault, loc.environment, t.key.key))
+          : MD_TRY(secrets::Vault::open(loc.vault, loc.environment, t.key.key));
   return Opened{std::move(t), std::move(lock), std::move(v)};
 }
 Result<Opened> open_vault(Io& io, const Args& a, Mode mode) {
@@ -238,7 +239,8 @@ Action setup_secrets_list(CLI::App& cmd, Io& io) {
       auto peek = secrets::Vault::peek(loc.vault);
       if (!peek) return report(io, peek.error());
       entries = std::move(*peek);
-      io.err << "note: no key for " << loc.environment << " (" << secrets::key_env_var(loc.environment)
+      io.err << "note: no key for " << loc.environment << " ("
+             << secrets::key_env_var(loc.environment)
              << "): names listed without verifying the vault\n";
     } else {
       return report(io, key.error());
@@ -281,9 +283,9 @@ Action setup_secrets_import(CLI::App& cmd, Io& io) {
     if (!plan) return report(io, plan.error());
     if (!plan->problems.empty()) {
       for (const auto& p : plan->problems) io.err << p << "\n";
-      return report(io, Error(Errc::kInvalidArgument,
-                              "import " + a->file + ": " + std::to_string(plan->problems.size()) +
-                                  " problem(s); nothing was imported"));
+      return report(io, Error(Errc::kInvalidArgument, "import " + a->file + ": " +
+                                                          std::to_string(plan->problems.size()) +
+                                                          " problem(s); nothing was imported"));
     }
     const std::vector<std::string> skipped = plan->skipped;
     auto o = open_vault(std::move(*t), Mode::kCreate);

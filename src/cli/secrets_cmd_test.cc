@@ -1,12 +1,11 @@
 // `meshdeploy secrets ...` as a user meets it: driven through md::cli::run
 // with string streams, on a real vault file and a real (SQLite) state store.
+#include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
 #include <filesystem>
 #include <sstream>
-
-#include <gtest/gtest.h>
 
 #include "cli/cli.h"
 #include "cli/test_util.h"
@@ -188,7 +187,8 @@ TEST_F(SecretsCmdTest, ImportDotenvReportsNamesNeverValuesAllOrNothing) {
       << r.out;
   EXPECT_NE(r.out.find("skipped, empty (1): OPTIONAL"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("pw-123"), std::string::npos);
-  EXPECT_EQ(secrets("get", {"PRIVATE_KEY"}).out, "-----BEGIN KEY-----\nMIIEabcd\n-----END KEY-----\n");
+  EXPECT_EQ(secrets("get", {"PRIVATE_KEY"}).out,
+            "-----BEGIN KEY-----\nMIIEabcd\n-----END KEY-----\n");
 
   ASSERT_TRUE(fs::atomic_write(env_file,
                                "DATABASE_URL=postgres://app:pw-456@db/app\n"

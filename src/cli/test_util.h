@@ -31,8 +31,8 @@ inline Ran run_cli(const std::vector<std::string>& args, const std::string& inpu
 
 // A new directory under /dev/shm (else /tmp) named md-<tag>-XXXXXX.
 inline std::filesystem::path make_temp_dir(const std::string& tag) {
-  std::string tmpl = std::string(std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : "/tmp") + "/md-" +
-                     tag + "-XXXXXX";
+  std::string tmpl = std::string(std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : "/tmp") +
+                     "/md-" + tag + "-XXXXXX";
   return mkdtemp(tmpl.data());
 }
 

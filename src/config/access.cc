@@ -9,18 +9,24 @@ namespace md::config {
 
 std::string_view operation_name(Operation op) {
   switch (op) {
-    case Operation::kDeploy: return "deploy";
-    case Operation::kRollback: return "rollback";
-    case Operation::kPromote: return "promote";
+    case Operation::kDeploy:
+      return "deploy";
+    case Operation::kRollback:
+      return "rollback";
+    case Operation::kPromote:
+      return "promote";
   }
   return "deploy";
 }
 
 const std::optional<AccessRule>& Access::rule(Operation op) const {
   switch (op) {
-    case Operation::kRollback: return rollback;
-    case Operation::kPromote: return promote;
-    case Operation::kDeploy: break;
+    case Operation::kRollback:
+      return rollback;
+    case Operation::kPromote:
+      return promote;
+    case Operation::kDeploy:
+      break;
   }
   return deploy;
 }
@@ -61,10 +67,13 @@ AccessDecision check_access(const Environment& env, Operation op, std::string_vi
       if (glob_match(pattern, actor)) return d;
   }
   d.allowed = false;
-  std::string allows = rule->allow.empty() ? "nobody" : fmt::format("{}", fmt::join(rule->allow, ", "));
-  std::string what = action.empty() ? fmt::format("{} {}", operation_name(op), env.name) : std::string(action);
-  d.message = fmt::format("user {} may not {} ({}{} allows: {})", actor.empty() ? "(unknown)" : actor, what,
-                          d.rule, d.where.empty() ? "" : " in " + d.where, allows);
+  std::string allows =
+      rule->allow.empty() ? "nobody" : fmt::format("{}", fmt::join(rule->allow, ", "));
+  std::string what =
+      action.empty() ? fmt::format("{} {}", operation_name(op), env.name) : std::string(action);
+  d.message =
+      fmt::format("user {} may not {} ({}{} allows: {})", actor.empty() ? "(unknown)" : actor, what,
+                  d.rule, d.where.empty() ? "" : " in " + d.where, allows);
   return d;
 }
 

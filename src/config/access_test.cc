@@ -64,8 +64,9 @@ TEST(AccessGlob, PathologicalPatternStaysFast) {
 }
 
 TEST(Access, AbsentSectionAllowsEveryone) {
-  Environment e = env_of("app: shop\ndefaults:\n  services:\n    web: {command: x}\nenvironments:\n  production: {}\n",
-                         "production");
+  Environment e = env_of(
+      "app: shop\ndefaults:\n  services:\n    web: {command: x}\nenvironments:\n  production: {}\n",
+      "production");
   for (Operation op : {Operation::kDeploy, Operation::kRollback, Operation::kPromote}) {
     AccessDecision d = check_access(e, op, "anyone");
     EXPECT_TRUE(d.allowed);
@@ -80,14 +81,16 @@ TEST(Access, DefaultsApplyAndAbsentOperationAllowsEveryone) {
   EXPECT_TRUE(check_access(e, Operation::kDeploy, "team-ops").allowed);
   EXPECT_TRUE(check_access(e, Operation::kDeploy, "github:octocat").allowed);
   EXPECT_TRUE(check_access(e, Operation::kRollback, "oncall-7").allowed);
-  EXPECT_TRUE(check_access(e, Operation::kPromote, "mallory").allowed) << "promote is not restricted";
+  EXPECT_TRUE(check_access(e, Operation::kPromote, "mallory").allowed)
+      << "promote is not restricted";
   AccessDecision d = check_access(e, Operation::kDeploy, "bob");
   EXPECT_FALSE(d.allowed);
   EXPECT_EQ(d.rule, "access.deploy");
   EXPECT_EQ(d.where, "meshdeploy.yml:6");
-  EXPECT_EQ(d.message,
-            "user bob may not deploy staging (access.deploy in meshdeploy.yml:6 allows: alice, team-*, "
-            "github:*)");
+  EXPECT_EQ(
+      d.message,
+      "user bob may not deploy staging (access.deploy in meshdeploy.yml:6 allows: alice, team-*, "
+      "github:*)");
 }
 
 TEST(Access, EnvironmentOverridesReplaceTheListAndEmptyMeansNobody) {
@@ -95,12 +98,17 @@ TEST(Access, EnvironmentOverridesReplaceTheListAndEmptyMeansNobody) {
   EXPECT_TRUE(check_access(e, Operation::kDeploy, "alice").allowed);
   AccessDecision d = check_access(e, Operation::kDeploy, "team-ops", "deploy to production");
   EXPECT_FALSE(d.allowed) << "the overlay's list replaces the default's";
-  EXPECT_EQ(d.message, "user team-ops may not deploy to production (access.deploy in meshdeploy.yml:12 allows: alice)");
-  EXPECT_TRUE(check_access(e, Operation::kRollback, "oncall-1").allowed) << "inherited from defaults";
-  AccessDecision p = check_access(e, Operation::kPromote, "alice", "promote the deploy in production");
+  EXPECT_EQ(d.message,
+            "user team-ops may not deploy to production (access.deploy in meshdeploy.yml:12 "
+            "allows: alice)");
+  EXPECT_TRUE(check_access(e, Operation::kRollback, "oncall-1").allowed)
+      << "inherited from defaults";
+  AccessDecision p =
+      check_access(e, Operation::kPromote, "alice", "promote the deploy in production");
   EXPECT_FALSE(p.allowed) << "an empty list admits nobody";
   EXPECT_EQ(p.message,
-            "user alice may not promote the deploy in production (access.promote in meshdeploy.yml:13 allows: "
+            "user alice may not promote the deploy in production (access.promote in "
+            "meshdeploy.yml:13 allows: "
             "nobody)");
 }
 
@@ -140,12 +148,15 @@ defaults:
 environments:
   production: {}
 )"),
-            (V{"meshdeploy.yml:6:5: defaults.access.deplyo: unknown key 'deplyo' (did you mean 'deploy'?)",
-               "meshdeploy.yml:7:5: defaults.access.rolback: unknown key 'rolback' (did you mean 'rollback'?)"}));
+            (V{"meshdeploy.yml:6:5: defaults.access.deplyo: unknown key 'deplyo' (did you mean "
+               "'deploy'?)",
+               "meshdeploy.yml:7:5: defaults.access.rolback: unknown key 'rolback' (did you mean "
+               "'rollback'?)"}));
 }
 
 TEST(AccessConfig, BadPatternsAndShapesAreReportedWithTheirPlace) {
-  EXPECT_EQ(load_errors(R"(app: shop
+  EXPECT_EQ(
+      load_errors(R"(app: shop
 defaults:
   services:
     web: {command: x}
@@ -156,21 +167,25 @@ environments:
       rollback: alice
       promote: [{name: x}]
 )"),
-            (V{"meshdeploy.yml:8:23: environments.production.access.deploy[1]: an actor pattern must not be "
-               "empty (e.g. alice, \"team-*\" or \"github:*\")",
-               "meshdeploy.yml:8:27: environments.production.access.deploy[2]: actor pattern 'bob smith' "
-               "contains white space or a control character (actors are user names like alice or "
-               "github:octocat; `*` and `?` are the wildcards)",
-               "meshdeploy.yml:9:17: environments.production.access.rollback: expected a list of strings, got "
-               "a scalar (write a list: [alice])",
-               "meshdeploy.yml:10:17: environments.production.access.promote[0]: expected a string, got a map"}));
+      (V{"meshdeploy.yml:8:23: environments.production.access.deploy[1]: an actor pattern must not "
+         "be "
+         "empty (e.g. alice, \"team-*\" or \"github:*\")",
+         "meshdeploy.yml:8:27: environments.production.access.deploy[2]: actor pattern 'bob smith' "
+         "contains white space or a control character (actors are user names like alice or "
+         "github:octocat; `*` and `?` are the wildcards)",
+         "meshdeploy.yml:9:17: environments.production.access.rollback: expected a list of "
+         "strings, got "
+         "a scalar (write a list: [alice])",
+         "meshdeploy.yml:10:17: environments.production.access.promote[0]: expected a string, got "
+         "a map"}));
 }
 
 TEST(AccessConfig, ConfigShowPrintsTheResolvedAccess) {
   Environment e = env_of(kFile, "production");
   std::string y = render_yaml(e);
-  EXPECT_NE(y.find("access:\n  deploy: [alice]\n  rollback: [alice, \"oncall-?\"]\n  promote: []\n"),
-            std::string::npos)
+  EXPECT_NE(
+      y.find("access:\n  deploy: [alice]\n  rollback: [alice, \"oncall-?\"]\n  promote: []\n"),
+      std::string::npos)
       << y;
   std::string j = render_json(env_of(kFile, "staging"));
   EXPECT_NE(j.find("\"promote\": null"), std::string::npos) << j;
@@ -180,8 +195,8 @@ TEST(AccessConfig, SchemaListsTheOperations) {
   V keys;
   for (const KeyInfo& k : schema_keys())
     if (k.path.rfind("access", 0) == 0) keys.push_back(k.path + " " + k.type);
-  EXPECT_EQ(keys, (V{"access map", "access.deploy list of strings", "access.rollback list of strings",
-                     "access.promote list of strings"}));
+  EXPECT_EQ(keys, (V{"access map", "access.deploy list of strings",
+                     "access.rollback list of strings", "access.promote list of strings"}));
 }
 
 }  // namespace

@@ -27,25 +27,25 @@ namespace md::config {
 // ---- one environment, fully resolved -------------------------------------
 
 struct HealthCheck {
-  std::string path = "/healthz";   // GET path; 2xx/3xx is healthy
-  Millis interval{1000};           // between checks
-  Millis timeout{2000};            // per check
-  int healthy_threshold = 1;       // consecutive passes to become healthy
-  int unhealthy_threshold = 3;     // consecutive failures to become unhealthy
-  Millis start_timeout{60000};     // a new process must be healthy within this
+  std::string path = "/healthz";  // GET path; 2xx/3xx is healthy
+  Millis interval{1000};          // between checks
+  Millis timeout{2000};           // per check
+  int healthy_threshold = 1;      // consecutive passes to become healthy
+  int unhealthy_threshold = 3;    // consecutive failures to become unhealthy
+  Millis start_timeout{60000};    // a new process must be healthy within this
 };
 
 enum class ServiceKind { kWeb, kWorker };
 
 struct Service {
-  std::string name;                 // key under `services:`
+  std::string name;  // key under `services:`
   ServiceKind kind = ServiceKind::kWeb;
-  std::string command;              // run with /bin/sh -c in the release dir (required)
-  int count = 1;                    // processes of this service per host
-  HealthCheck health;               // web only
-  std::string host;                 // web: route by Host header ("" = any)
-  std::string path_prefix = "/";    // web: route by path prefix
-  Millis stop_grace{30000};         // SIGTERM → SIGKILL
+  std::string command;                     // run with /bin/sh -c in the release dir (required)
+  int count = 1;                           // processes of this service per host
+  HealthCheck health;                      // web only
+  std::string host;                        // web: route by Host header ("" = any)
+  std::string path_prefix = "/";           // web: route by path prefix
+  Millis stop_grace{30000};                // SIGTERM → SIGKILL
   std::map<std::string, std::string> env;  // extra variables for this service
 };
 
@@ -57,43 +57,44 @@ struct Artifact {
 };
 
 struct Host {
-  std::string name = "local";       // label in status output
-  std::string address = "local";    // "local", or "ssh://user@host[:port]"
-  std::string agent_root;           // default: the environment's agent.root (filled in by resolve)
+  std::string name = "local";     // label in status output
+  std::string address = "local";  // "local", or "ssh://user@host[:port]"
+  std::string agent_root;         // default: the environment's agent.root (filled in by resolve)
 };
 
 enum class StrategyKind { kBlueGreen, kCanary };
 enum class Inconclusive { kWait, kFail };
 
 struct CanaryStep {
-  int weight = 0;            // percent of traffic to the new release, 1..100
-  Millis pause{0};           // hold at this weight (and keep analysing) before the next
-  bool approval = false;     // wait for `meshdeploy promote` before moving on
+  int weight = 0;         // percent of traffic to the new release, 1..100
+  Millis pause{0};        // hold at this weight (and keep analysing) before the next
+  bool approval = false;  // wait for `meshdeploy promote` before moving on
 };
 
 struct Analysis {
-  double max_error_ratio = 0.01;   // canary 5xx / requests above this breaches a window
-  double severe_error_ratio = 0.1; // ... above this is a breach at once (>= max_error_ratio)
-  double max_p99_ms = 0;           // absolute p99 ceiling in ms, 0 = off
-  double significance = 0.01;      // Mann-Whitney p below this: the canary is slower
-  double max_median_ratio = 1.5;   // ... and its median above this x live's breaches, 0 = off
-  double max_p99_ratio = 2.0;      // ... or its p99 above this x live's breaches, 0 = off
-  double min_latency_delta_ms = 5; // ... and only by more than this many ms (median or p99)
-  uint64_t min_requests = 50;      // fewer canary requests in a window: not judged
-  int consecutive_windows = 3;     // breaching windows in a row that make a breach
-  Millis warmup{10000};            // not judged after each weight change and canary restart
+  double max_error_ratio = 0.01;    // canary 5xx / requests above this breaches a window
+  double severe_error_ratio = 0.1;  // ... above this is a breach at once (>= max_error_ratio)
+  double max_p99_ms = 0;            // absolute p99 ceiling in ms, 0 = off
+  double significance = 0.01;       // Mann-Whitney p below this: the canary is slower
+  double max_median_ratio = 1.5;    // ... and its median above this x live's breaches, 0 = off
+  double max_p99_ratio = 2.0;       // ... or its p99 above this x live's breaches, 0 = off
+  double min_latency_delta_ms = 5;  // ... and only by more than this many ms (median or p99)
+  uint64_t min_requests = 50;       // fewer canary requests in a window: not judged
+  int consecutive_windows = 3;      // breaching windows in a row that make a breach
+  Millis warmup{10000};             // not judged after each weight change and canary restart
   Inconclusive on_inconclusive = Inconclusive::kWait;
-  Millis interval{5000};           // one analysis window
-  Millis max_inconclusive{300000}; // waiting for traffic longer than this fails the step
+  Millis interval{5000};            // one analysis window
+  Millis max_inconclusive{300000};  // waiting for traffic longer than this fails the step
 };
 
 struct Strategy {
   StrategyKind kind = StrategyKind::kBlueGreen;
-  std::vector<CanaryStep> steps;   // canary only; when `steps:` is absent: 5, 25, 50, 100 with 30s pauses (filled in by resolve)
+  std::vector<CanaryStep> steps;  // canary only; when `steps:` is absent: 5, 25, 50, 100 with 30s
+                                  // pauses (filled in by resolve)
   Analysis analysis;
-  Millis watch_window{30000};      // keep analysing at 100 % before declaring success
-  std::string sticky_cookie;       // canary assignment sticky by this cookie ("" = off)
-  std::string sticky_header;       // ... or by this request header ("" = off)
+  Millis watch_window{30000};  // keep analysing at 100 % before declaring success
+  std::string sticky_cookie;   // canary assignment sticky by this cookie ("" = off)
+  std::string sticky_header;   // ... or by this request header ("" = off)
 };
 
 struct Migrations {
@@ -102,9 +103,9 @@ struct Migrations {
   std::string database_url_secret = "DATABASE_URL";  // name of the secret holding the URL
   Millis lock_timeout{3000};
   Millis statement_timeout{600000};
-  int lock_retries = 5;            // lock-timeout retries with backoff and jitter
-  bool include_all = false;        // apply files older than the newest applied one
-  bool backup = false;             // pg_dump -Fc before applying
+  int lock_retries = 5;      // lock-timeout retries with backoff and jitter
+  bool include_all = false;  // apply files older than the newest applied one
+  bool backup = false;       // pg_dump -Fc before applying
   std::string backup_dir = ".meshdeploy/backups";
   bool require_lint_clean = true;  // a deploy refuses unacknowledged findings
 };
@@ -112,19 +113,19 @@ struct Migrations {
 enum class ChannelKind { kSlack, kWebhook, kEmail };
 
 struct Channel {
-  std::string name;                      // key under notifications.channels
+  std::string name;  // key under notifications.channels
   ChannelKind kind = ChannelKind::kWebhook;
-  std::vector<std::string> events;       // empty = all events
-  std::vector<std::string> environments; // empty = all environments
-  std::string url_secret;                // slack/webhook: secret holding the URL
+  std::vector<std::string> events;           // empty = all events
+  std::vector<std::string> environments;     // empty = all environments
+  std::string url_secret;                    // slack/webhook: secret holding the URL
   std::vector<std::string> signing_secrets;  // webhook: secrets holding whsec_... keys
-  std::string smtp_url;                  // email: smtp://host:port or smtps://
+  std::string smtp_url;                      // email: smtp://host:port or smtps://
   std::string smtp_user;
-  std::string smtp_password_secret;      // email: secret holding the password
-  bool starttls = true;                  // email: require STARTTLS on smtp://
-  std::string from;                      // email
-  std::vector<std::string> to;           // email recipients
-  Millis timeout{10000};                 // one delivery attempt
+  std::string smtp_password_secret;              // email: secret holding the password
+  bool starttls = true;                          // email: require STARTTLS on smtp://
+  std::string from;                              // email
+  std::vector<std::string> to;                   // email recipients
+  Millis timeout{10000};                         // one delivery attempt
   Millis retry_horizon{3 * 24 * 3600 * 1000LL};  // give up after this
 
   // True when this channel receives `event` (a name from event_names()) from
@@ -140,11 +141,11 @@ std::span<const std::string_view> event_names();
 
 struct Notifications {
   std::vector<Channel> channels;
-  std::string dashboard_url;             // links in messages ("" = none)
+  std::string dashboard_url;  // links in messages ("" = none)
 };
 
 struct Hooks {
-  std::string pre_deploy;    // /bin/sh -c; non-zero stops the deploy before anything changes
+  std::string pre_deploy;  // /bin/sh -c; non-zero stops the deploy before anything changes
   std::string post_deploy;
   std::string on_failure;
   std::string on_rollback;
@@ -153,9 +154,9 @@ struct Hooks {
 
 struct ProxySettings {
   std::string listen = "127.0.0.1:8080";  // public listener of the agent's proxy
-  Millis drain_timeout{30000};             // in-flight requests on the old set
-  Millis stream_drain_timeout{30000};      // SSE / WebSocket on the old set
-  std::string tls_cert;                    // PEM paths ("" = plain HTTP)
+  Millis drain_timeout{30000};            // in-flight requests on the old set
+  Millis stream_drain_timeout{30000};     // SSE / WebSocket on the old set
+  std::string tls_cert;                   // PEM paths ("" = plain HTTP)
   std::string tls_key;
   // Client connections per listener (agent run --max-connections); at the
   // cap an idle one is closed, else the new one refused. 0 = from the
@@ -190,12 +191,12 @@ struct Access {
 };
 
 struct Environment {
-  std::string name;                        // development | staging | production | ...
-  std::string app;                         // top-level `app:`
-  std::filesystem::path base_dir;          // directory of meshdeploy.yml
+  std::string name;                // development | staging | production | ...
+  std::string app;                 // top-level `app:`
+  std::filesystem::path base_dir;  // directory of meshdeploy.yml
   std::vector<Service> services;
   Artifact artifact;
-  std::vector<Host> hosts;                 // default: one local host
+  std::vector<Host> hosts;  // default: one local host
   Strategy strategy;
   Migrations migrations;
   Notifications notifications;
@@ -206,10 +207,10 @@ struct Environment {
   int keep_releases = 5;                   // releases kept on disk
   std::map<std::string, std::string> env;  // plain (non-secret) variables for processes
   std::vector<std::string> secrets;        // secret names every process receives ("*" = all)
-  std::string vault;                       // default .meshdeploy/secrets/<env>.vault (filled in by resolve)
-  std::string key_file;                    // default: none (MESHDEPLOY_KEY_<ENV>)
-  std::string state;                       // state store URL or path; default .meshdeploy/state.db (filled in)
-  Access access;                           // default: every operation open to everyone
+  std::string vault;     // default .meshdeploy/secrets/<env>.vault (filled in by resolve)
+  std::string key_file;  // default: none (MESHDEPLOY_KEY_<ENV>)
+  std::string state;     // state store URL or path; default .meshdeploy/state.db (filled in)
+  Access access;         // default: every operation open to everyone
 };
 
 // ---- access control (access.cc) ----------------------------------------------
@@ -286,7 +287,7 @@ struct Diagnostic {
   int column = 0;   // 1-based
   std::string key;  // dotted path, e.g. environments.production.strategy.kind
   std::string message;
-  std::string hint; // e.g. "did you mean 'health'?" ("" = none)
+  std::string hint;  // e.g. "did you mean 'health'?" ("" = none)
   // "file:line:col: key: message (hint)"
   std::string format() const;
 };
@@ -304,7 +305,7 @@ struct Config {
 // (never just the first). Interpolates ${VAR} from `getenv`; an undefined
 // variable is a diagnostic, not an empty string.
 struct LoadResult {
-  std::optional<Config> config;         // set when diagnostics is empty
+  std::optional<Config> config;  // set when diagnostics is empty
   std::vector<Diagnostic> diagnostics;
 };
 LoadResult load(const std::filesystem::path& file);
@@ -352,6 +353,7 @@ struct DotenvEntry {
 // kInvalidArgument naming `source_name:line` on malformed input (no '=', bad
 // key, unterminated quote, text after a closing quote). Never returns a
 // value inside an error message.
-Result<std::vector<DotenvEntry>> parse_dotenv(std::string_view text, const std::string& source_name);
+Result<std::vector<DotenvEntry>> parse_dotenv(std::string_view text,
+                                              const std::string& source_name);
 
 }  // namespace md::config

@@ -246,9 +246,12 @@ TEST(Values, DurationsParseAndFormat) {
   EXPECT_EQ(*parse_duration("1.1s"), 1100ms);
   EXPECT_EQ(*parse_duration("2d"), 48h);
   EXPECT_EQ(*parse_duration("0"), 0ms);
-  EXPECT_EQ(parse_duration("30").error().message(), "'30' is not a duration: missing unit (ms, s, m, h or d)");
-  EXPECT_EQ(parse_duration("5 s").error().message(), "'5 s' is not a duration: missing unit (ms, s, m, h or d)");
-  EXPECT_EQ(parse_duration("3w").error().message(), "'3w' is not a duration: unknown unit 'w' (use ms, s, m, h or d)");
+  EXPECT_EQ(parse_duration("30").error().message(),
+            "'30' is not a duration: missing unit (ms, s, m, h or d)");
+  EXPECT_EQ(parse_duration("5 s").error().message(),
+            "'5 s' is not a duration: missing unit (ms, s, m, h or d)");
+  EXPECT_EQ(parse_duration("3w").error().message(),
+            "'3w' is not a duration: unknown unit 'w' (use ms, s, m, h or d)");
   EXPECT_EQ(parse_duration("-1s").error().message(), "'-1s' is not a duration: it is negative");
   EXPECT_FALSE(parse_duration(""));
   EXPECT_FALSE(parse_duration("0.1ms"));
@@ -288,11 +291,12 @@ environments: {production: {}}
   ASSERT_TRUE(env);
   std::vector<std::string> got;
   for (const SecretRef& r : secret_references(*env)) got.push_back(r.name + "<-" + r.used_by);
-  EXPECT_EQ(got, (std::vector<std::string>{
-                     "API_KEY<-secrets", "DATABASE_URL<-migrations.database_url_secret",
-                     "DATABASE_URL<-secrets", "HOOK_KEY<-notifications.channels.hook.signing_secrets",
-                     "HOOK_URL<-notifications.channels.hook.url_secret",
-                     "SMTP_PW<-notifications.channels.mail.smtp_password_secret"}));
+  EXPECT_EQ(got,
+            (std::vector<std::string>{
+                "API_KEY<-secrets", "DATABASE_URL<-migrations.database_url_secret",
+                "DATABASE_URL<-secrets", "HOOK_KEY<-notifications.channels.hook.signing_secrets",
+                "HOOK_URL<-notifications.channels.hook.url_secret",
+                "SMTP_PW<-notifications.channels.mail.smtp_password_secret"}));
 }
 
 TEST(Values, CheckSecretNamesPointsAtEachReference) {
@@ -308,16 +312,18 @@ environments: {production: {}}
   std::vector<std::string> known = {"API_KEY", "HOOK_KEYS"};
   std::vector<std::string> got;
   for (const Diagnostic& d : check_secret_names(c, "production", known)) got.push_back(d.format());
-  EXPECT_EQ(got, (std::vector<std::string>{
-                     "meshdeploy.yml:7:41: defaults.notifications.channels.hook.url_secret: secret "
-                     "'HOOK_URL' is not in the production vault (store it with: meshdeploy secrets set "
-                     "HOOK_URL --env production)",
-                     "meshdeploy.yml:7:69: defaults.notifications.channels.hook.signing_secrets[0]: secret "
-                     "'HOOK_KEY' is not in the production vault (did you mean 'HOOK_KEYS'? store it "
-                     "with: meshdeploy secrets set HOOK_KEY --env production)",
-                     "meshdeploy.yml: environments.production.migrations.database_url_secret: secret "
-                     "'DATABASE_URL' is not in the production vault (store it with: meshdeploy secrets "
-                     "set DATABASE_URL --env production)"}));
+  EXPECT_EQ(
+      got,
+      (std::vector<std::string>{
+          "meshdeploy.yml:7:41: defaults.notifications.channels.hook.url_secret: secret "
+          "'HOOK_URL' is not in the production vault (store it with: meshdeploy secrets set "
+          "HOOK_URL --env production)",
+          "meshdeploy.yml:7:69: defaults.notifications.channels.hook.signing_secrets[0]: secret "
+          "'HOOK_KEY' is not in the production vault (did you mean 'HOOK_KEYS'? store it "
+          "with: meshdeploy secrets set HOOK_KEY --env production)",
+          "meshdeploy.yml: environments.production.migrations.database_url_secret: secret "
+          "'DATABASE_URL' is not in the production vault (store it with: meshdeploy secrets "
+          "set DATABASE_URL --env production)"}));
   EXPECT_TRUE(check_secret_names(c, "nope", known).empty());
 }
 
@@ -344,7 +350,8 @@ environments: {production: {}}
 
 // Found by config_yaml_fuzzer: render_json threw on a value that is not UTF-8.
 TEST(Render, JsonOfInvalidUtf8DoesNotThrow) {
-  Config c = load_ok("app: shop\ndefaults: {services: {web: {command: \"a\xff\x9b\"}}}\nenvironments: {p: {}}\n");
+  Config c = load_ok(
+      "app: shop\ndefaults: {services: {web: {command: \"a\xff\x9b\"}}}\nenvironments: {p: {}}\n");
   auto env = resolve(c, "p");
   ASSERT_TRUE(env);
   std::string json = render_json(*env);

@@ -1,12 +1,11 @@
 // Each class of configuration error, with its exact file:line:col, dotted
 // key, message and hint.
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
-
-#include <gtest/gtest.h>
 
 #include "config/config.h"
 #include "config/test_util.h"
@@ -27,7 +26,8 @@ defaults:
 
 TEST(Diagnostics, YamlSyntaxErrorHasItsPlace) {
   EXPECT_EQ(load_errors("app: shop\ndefaults:\n  services: [web\n"),
-            V{"meshdeploy.yml:4:1: YAML syntax: end of sequence flow not found (check the indentation and "
+            V{"meshdeploy.yml:4:1: YAML syntax: end of sequence flow not found (check the "
+              "indentation and "
               "quoting around this place)"});
 }
 
@@ -42,7 +42,8 @@ environments:
 }
 
 TEST(Diagnostics, UnknownKeyFromKamalOrArgoGetsOurName) {
-  EXPECT_EQ(load_errors(std::string(kHead) + R"(      healthcheck: {path: /up}
+  EXPECT_EQ(
+      load_errors(std::string(kHead) + R"(      healthcheck: {path: /up}
   strategy:
     kind: canary
     steps:
@@ -51,12 +52,12 @@ TEST(Diagnostics, UnknownKeyFromKamalOrArgoGetsOurName) {
 environments:
   production: {}
 )"),
-            (V{"meshdeploy.yml:6:7: defaults.services.web.healthcheck: unknown key 'healthcheck' (did "
-               "you mean 'health'?)",
-               "meshdeploy.yml:10:9: defaults.strategy.steps[0].weight: missing required key 'weight' "
-               "(the percent of traffic for this step, 1 to 100)",
-               "meshdeploy.yml:10:9: defaults.strategy.steps[0].setWeight: unknown key 'setWeight' (did "
-               "you mean 'weight'?)"}));
+      (V{"meshdeploy.yml:6:7: defaults.services.web.healthcheck: unknown key 'healthcheck' (did "
+         "you mean 'health'?)",
+         "meshdeploy.yml:10:9: defaults.strategy.steps[0].weight: missing required key 'weight' "
+         "(the percent of traffic for this step, 1 to 100)",
+         "meshdeploy.yml:10:9: defaults.strategy.steps[0].setWeight: unknown key 'setWeight' (did "
+         "you mean 'weight'?)"}));
 }
 
 TEST(Diagnostics, UnknownKeyWithNothingCloseListsTheValidOnes) {
@@ -70,17 +71,19 @@ environments:
 }
 
 TEST(Diagnostics, EnvironmentSettingAtTheTopLevelSaysWhereItBelongs) {
-  EXPECT_EQ(load_errors(std::string(kHead) + R"(hooks:
+  EXPECT_EQ(
+      load_errors(std::string(kHead) + R"(hooks:
   pre_deploy: ./x
 environments:
   production: {}
 )"),
-            V{"meshdeploy.yml:6:1: hooks: unknown key 'hooks' ('hooks' is an environment setting: put "
-              "it under defaults: (every environment) or environments.<name>: (one environment))"});
+      V{"meshdeploy.yml:6:1: hooks: unknown key 'hooks' ('hooks' is an environment setting: put "
+        "it under defaults: (every environment) or environments.<name>: (one environment))"});
 }
 
 TEST(Diagnostics, TypeErrors) {
-  EXPECT_EQ(load_errors(std::string(kHead) + R"(      count: two
+  EXPECT_EQ(
+      load_errors(std::string(kHead) + R"(      count: two
       env: [A, B]
       health: /up
   secrets: DATABASE_URL
@@ -89,19 +92,21 @@ TEST(Diagnostics, TypeErrors) {
 environments:
   production: {}
 )"),
-            (V{"meshdeploy.yml:6:14: defaults.services.web.count: 'two' is not a whole number (use a "
-               "whole number from 0 to 1000)",
-               "meshdeploy.yml:7:12: defaults.services.web.env: expected a map of NAME: value, got a list",
-               "meshdeploy.yml:8:15: defaults.services.web.health: expected a map of settings, got a "
-               "scalar",
-               "meshdeploy.yml:9:12: defaults.secrets: expected a list of strings, got a scalar (write a "
-               "list: [DATABASE_URL])",
-               "meshdeploy.yml:11:13: defaults.migrations.backup: 'yes' is not a boolean (write true "
-               "(only true and false are booleans here))"}));
+      (V{"meshdeploy.yml:6:14: defaults.services.web.count: 'two' is not a whole number (use a "
+         "whole number from 0 to 1000)",
+         "meshdeploy.yml:7:12: defaults.services.web.env: expected a map of NAME: value, got a "
+         "list",
+         "meshdeploy.yml:8:15: defaults.services.web.health: expected a map of settings, got a "
+         "scalar",
+         "meshdeploy.yml:9:12: defaults.secrets: expected a list of strings, got a scalar (write a "
+         "list: [DATABASE_URL])",
+         "meshdeploy.yml:11:13: defaults.migrations.backup: 'yes' is not a boolean (write true "
+         "(only true and false are booleans here))"}));
 }
 
 TEST(Diagnostics, OutOfRangeValues) {
-  EXPECT_EQ(load_errors(std::string(kHead) + R"(      count: 5000
+  EXPECT_EQ(
+      load_errors(std::string(kHead) + R"(      count: 5000
   keep_releases: 0
   strategy:
     analysis:
@@ -109,16 +114,17 @@ TEST(Diagnostics, OutOfRangeValues) {
 environments:
   production: {}
 )"),
-            (V{"meshdeploy.yml:6:14: defaults.services.web.count: '5000' is out of range (use a whole "
-               "number from 0 to 1000)",
-               "meshdeploy.yml:7:18: defaults.keep_releases: '0' is out of range (use a whole number "
-               "from 1 to 1000)",
-               "meshdeploy.yml:10:24: defaults.strategy.analysis.max_error_ratio: '1.5' is out of range "
-               "(use a number from 0 to 1)"}));
+      (V{"meshdeploy.yml:6:14: defaults.services.web.count: '5000' is out of range (use a whole "
+         "number from 0 to 1000)",
+         "meshdeploy.yml:7:18: defaults.keep_releases: '0' is out of range (use a whole number "
+         "from 1 to 1000)",
+         "meshdeploy.yml:10:24: defaults.strategy.analysis.max_error_ratio: '1.5' is out of range "
+         "(use a number from 0 to 1)"}));
 }
 
 TEST(Diagnostics, CanaryAnalysisKeysAreChecked) {
-  EXPECT_EQ(load_errors(std::string(kHead) + R"(  strategy:
+  EXPECT_EQ(
+      load_errors(std::string(kHead) + R"(  strategy:
     analysis:
       max_error_ratio: 0.2
       max_median_ratio: 0.5
@@ -128,66 +134,74 @@ TEST(Diagnostics, CanaryAnalysisKeysAreChecked) {
 environments:
   production: {}
 )"),
-            (V{"meshdeploy.yml:8:24: defaults.strategy.analysis.max_error_ratio: severe_error_ratio 0.1 is "
-               "below max_error_ratio 0.2 (a 5xx ratio above severe_error_ratio breaches at once; set it "
-               "at least max_error_ratio)",
-               "meshdeploy.yml:9:25: defaults.strategy.analysis.max_median_ratio: must be 0 (off) or at "
-               "least 1 (the canary's median / the live set's median above which it is slower, e.g. 1.5)",
-               "meshdeploy.yml:10:28: defaults.strategy.analysis.consecutive_windows: '0' is out of range "
-               "(use a whole number from 1 to 100)",
-               "meshdeploy.yml:11:21: defaults.strategy.analysis.significance: '0.9' is out of range (use "
-               "a number from 1e-09 to 0.5)",
-               "meshdeploy.yml:12:15: defaults.strategy.analysis.warmup: 'soon' is not a duration: "
-               "expected a number at 'soon' (write a number and a unit: 500ms, 30s, 5m, 1h, 1h30m)"}));
+      (V{"meshdeploy.yml:8:24: defaults.strategy.analysis.max_error_ratio: severe_error_ratio 0.1 "
+         "is "
+         "below max_error_ratio 0.2 (a 5xx ratio above severe_error_ratio breaches at once; set it "
+         "at least max_error_ratio)",
+         "meshdeploy.yml:9:25: defaults.strategy.analysis.max_median_ratio: must be 0 (off) or at "
+         "least 1 (the canary's median / the live set's median above which it is slower, e.g. 1.5)",
+         "meshdeploy.yml:10:28: defaults.strategy.analysis.consecutive_windows: '0' is out of "
+         "range "
+         "(use a whole number from 1 to 100)",
+         "meshdeploy.yml:11:21: defaults.strategy.analysis.significance: '0.9' is out of range "
+         "(use "
+         "a number from 1e-09 to 0.5)",
+         "meshdeploy.yml:12:15: defaults.strategy.analysis.warmup: 'soon' is not a duration: "
+         "expected a number at 'soon' (write a number and a unit: 500ms, 30s, 5m, 1h, 1h30m)"}));
 }
 
 TEST(Diagnostics, BadEnumListsTheValidValues) {
-  EXPECT_EQ(load_errors(std::string(kHead) + R"(  strategy:
+  EXPECT_EQ(
+      load_errors(std::string(kHead) + R"(  strategy:
     kind: bluegreen
 environments:
   production: {}
 )"),
-            V{"meshdeploy.yml:7:11: defaults.strategy.kind: unknown value 'bluegreen' (did you mean "
-              "'blue_green'? valid values: blue_green, canary)"});
+      V{"meshdeploy.yml:7:11: defaults.strategy.kind: unknown value 'bluegreen' (did you mean "
+        "'blue_green'? valid values: blue_green, canary)"});
 }
 
 TEST(Diagnostics, BadDurations) {
-  EXPECT_EQ(load_errors(std::string(kHead) + R"(      stop_grace: 30
+  EXPECT_EQ(
+      load_errors(std::string(kHead) + R"(      stop_grace: 30
   rollback_window: 15 minutes
   hooks:
     timeout: 0
 environments:
   production: {}
 )"),
-            (V{"meshdeploy.yml:6:19: defaults.services.web.stop_grace: '30' is not a duration: missing "
-               "unit (ms, s, m, h or d) (write a number and a unit: 500ms, 30s, 5m, 1h, 1h30m)",
-               "meshdeploy.yml:7:20: defaults.rollback_window: '15 minutes' is not a duration: missing "
-               "unit (ms, s, m, h or d) (write a number and a unit: 500ms, 30s, 5m, 1h, 1h30m)",
-               "meshdeploy.yml:9:14: defaults.hooks.timeout: '0' is out of range (use at least 1ms)"}));
+      (V{"meshdeploy.yml:6:19: defaults.services.web.stop_grace: '30' is not a duration: missing "
+         "unit (ms, s, m, h or d) (write a number and a unit: 500ms, 30s, 5m, 1h, 1h30m)",
+         "meshdeploy.yml:7:20: defaults.rollback_window: '15 minutes' is not a duration: missing "
+         "unit (ms, s, m, h or d) (write a number and a unit: 500ms, 30s, 5m, 1h, 1h30m)",
+         "meshdeploy.yml:9:14: defaults.hooks.timeout: '0' is out of range (use at least 1ms)"}));
 }
 
 TEST(Diagnostics, MissingRequiredKeys) {
-  EXPECT_EQ(load_errors(R"(defaults:
+  EXPECT_EQ(
+      load_errors(R"(defaults:
   services:
     api:
       count: 2
 environments:
   production: {}
 )"),
-            (V{"meshdeploy.yml:1:1: app: missing required key 'app' (the application's name, e.g. app: "
-               "meshhook)",
-               "meshdeploy.yml:3:5: defaults.services.api.kind: missing required key 'kind' for service "
-               "'api' (add kind: web (takes HTTP traffic on $PORT) or kind: worker (takes none))",
-               "meshdeploy.yml:3:5: defaults.services.api.command: missing required key 'command' for "
-               "service 'api' (the shell command that starts one process, run in the release "
-               "directory)"}));
-  EXPECT_EQ(load_errors("app: shop\n"),
-            V{"meshdeploy.yml:1:1: environments: missing required key 'environments' (define at least "
-              "one, e.g. environments: {staging: {}, production: {}})"});
+      (V{"meshdeploy.yml:1:1: app: missing required key 'app' (the application's name, e.g. app: "
+         "meshhook)",
+         "meshdeploy.yml:3:5: defaults.services.api.kind: missing required key 'kind' for service "
+         "'api' (add kind: web (takes HTTP traffic on $PORT) or kind: worker (takes none))",
+         "meshdeploy.yml:3:5: defaults.services.api.command: missing required key 'command' for "
+         "service 'api' (the shell command that starts one process, run in the release "
+         "directory)"}));
+  EXPECT_EQ(
+      load_errors("app: shop\n"),
+      V{"meshdeploy.yml:1:1: environments: missing required key 'environments' (define at least "
+        "one, e.g. environments: {staging: {}, production: {}})"});
 }
 
 TEST(Diagnostics, CanaryStepRules) {
-  EXPECT_EQ(load_errors(std::string(kHead) + R"(  strategy:
+  EXPECT_EQ(
+      load_errors(std::string(kHead) + R"(  strategy:
     kind: canary
 environments:
   staging:
@@ -200,19 +214,20 @@ environments:
         - weight: 10
         - weight: 50
 )"),
-            (V{"meshdeploy.yml:11:14: environments.staging.strategy.steps: a canary needs at least one "
-               "step (e.g. steps: [{weight: 10, pause: 1m}, {weight: 100}])",
-               "meshdeploy.yml:16:19: environments.production.strategy.steps[1].weight: canary weights "
-               "must increase: 10 follows 20 (order the steps by weight)",
-               "meshdeploy.yml:17:19: environments.production.strategy.steps[2].weight: the last canary "
-               "step must send 100% of traffic, not 50% (add a final step: - weight: 100)"}));
+      (V{"meshdeploy.yml:11:14: environments.staging.strategy.steps: a canary needs at least one "
+         "step (e.g. steps: [{weight: 10, pause: 1m}, {weight: 100}])",
+         "meshdeploy.yml:16:19: environments.production.strategy.steps[1].weight: canary weights "
+         "must increase: 10 follows 20 (order the steps by weight)",
+         "meshdeploy.yml:17:19: environments.production.strategy.steps[2].weight: the last canary "
+         "step must send 100% of traffic, not 50% (add a final step: - weight: 100)"}));
 }
 
 // Regression (issue 10): steps beside blue_green were an error, so an
 // environment could not default to blue-green and take `--strategy canary`
 // with its own steps. They are allowed, and checked by the same rules.
 TEST(Diagnostics, CanaryStepsBesideBlueGreenAreCheckedNotRefused) {
-  EXPECT_EQ(load_errors(std::string(kHead) + R"(  strategy:
+  EXPECT_EQ(
+      load_errors(std::string(kHead) + R"(  strategy:
     kind: blue_green
     steps: [{weight: 20}, {weight: 100}]
     sticky_cookie: md_canary
@@ -222,33 +237,34 @@ environments:
     strategy:
       steps: [{weight: 50}]
 )"),
-            V{"meshdeploy.yml:14:24: environments.staging.strategy.steps[0].weight: the last canary "
-              "step must send 100% of traffic, not 50% (add a final step: - weight: 100)"});
+      V{"meshdeploy.yml:14:24: environments.staging.strategy.steps[0].weight: the last canary "
+        "step must send 100% of traffic, not 50% (add a final step: - weight: 100)"});
 }
 
 TEST(Diagnostics, UndefinedVariableAtItsExactColumn) {
-  EXPECT_EQ(load_errors(std::string(kHead) + R"(  env:
+  EXPECT_EQ(
+      load_errors(std::string(kHead) + R"(  env:
     API: https://${API_HOST}/v1 and ${ALSO_MISSING}
     QUOTED: "x ${QUOTED_MISSING}"
     BAD: ${1X} ${OPEN
 environments:
   production: {}
 )"),
-            (V{"meshdeploy.yml:7:18: defaults.env.API: undefined environment variable 'API_HOST' "
-               "(export it before running meshdeploy, give a default with ${API_HOST:-value}, or write "
-               "$${API_HOST} to pass it to the process's shell unexpanded)",
-               "meshdeploy.yml:7:37: defaults.env.API: undefined environment variable 'ALSO_MISSING' "
-               "(export it before running meshdeploy, give a default with ${ALSO_MISSING:-value}, or "
-               "write $${ALSO_MISSING} to pass it to the process's shell unexpanded)",
-               "meshdeploy.yml:8:13: defaults.env.QUOTED: undefined environment variable "
-               "'QUOTED_MISSING' (export it before running meshdeploy, give a default with "
-               "${QUOTED_MISSING:-value}, or write $${QUOTED_MISSING} to pass it to the process's "
-               "shell unexpanded)",
-               "meshdeploy.yml:9:10: defaults.env.BAD: invalid variable reference '${1X}' (a name is "
-               "letters, digits and '_', not starting with a digit; defaults are written "
-               "${NAME:-value})",
-               "meshdeploy.yml:9:16: defaults.env.BAD: unterminated '${' (close it with '}', or write "
-               "'$${' for a literal '${')"}));
+      (V{"meshdeploy.yml:7:18: defaults.env.API: undefined environment variable 'API_HOST' "
+         "(export it before running meshdeploy, give a default with ${API_HOST:-value}, or write "
+         "$${API_HOST} to pass it to the process's shell unexpanded)",
+         "meshdeploy.yml:7:37: defaults.env.API: undefined environment variable 'ALSO_MISSING' "
+         "(export it before running meshdeploy, give a default with ${ALSO_MISSING:-value}, or "
+         "write $${ALSO_MISSING} to pass it to the process's shell unexpanded)",
+         "meshdeploy.yml:8:13: defaults.env.QUOTED: undefined environment variable "
+         "'QUOTED_MISSING' (export it before running meshdeploy, give a default with "
+         "${QUOTED_MISSING:-value}, or write $${QUOTED_MISSING} to pass it to the process's "
+         "shell unexpanded)",
+         "meshdeploy.yml:9:10: defaults.env.BAD: invalid variable reference '${1X}' (a name is "
+         "letters, digits and '_', not starting with a digit; defaults are written "
+         "${NAME:-value})",
+         "meshdeploy.yml:9:16: defaults.env.BAD: unterminated '${' (close it with '}', or write "
+         "'$${' for a literal '${')"}));
 }
 
 TEST(Diagnostics, InterpolationErrorIsNotReportedTwice) {
@@ -264,7 +280,8 @@ environments:
 }
 
 TEST(Diagnostics, UndefinedReferences) {
-  EXPECT_EQ(load_errors(std::string(kHead) + R"(  notifications:
+  EXPECT_EQ(
+      load_errors(std::string(kHead) + R"(  notifications:
     channels:
       ops:
         kind: slack
@@ -277,23 +294,24 @@ TEST(Diagnostics, UndefinedReferences) {
 environments:
   production: {}
 )"),
-            (V{"meshdeploy.yml:11:27: defaults.notifications.channels.ops.events[1]: unknown event "
-               "'deployed' (valid events: started, succeeded, failed, rolled_back, canary_step, "
-               "approval_needed)",
-               "meshdeploy.yml:12:23: defaults.notifications.channels.ops.environments: channel 'ops' "
-               "names environment 'prod', which is not defined (did you mean 'production'?)",
-               "meshdeploy.yml:13:7: defaults.notifications.channels.mail.smtp_url: missing required "
-               "key 'smtp_url' for email channel 'mail' (e.g. smtp://mail.example.com:587)",
-               "meshdeploy.yml:13:7: defaults.notifications.channels.mail.from: missing required key "
-               "'from' for email channel 'mail' (the sender address, e.g. deploys@example.com)",
-               "meshdeploy.yml:13:7: defaults.notifications.channels.mail.to: missing required key "
-               "'to' for email channel 'mail' (a list of recipients, e.g. [ops@example.com])",
-               "meshdeploy.yml:15:21: defaults.notifications.channels.mail.url_secret: 'url_secret' "
-               "applies to slack and webhook channels only, not email (remove it, or change kind)"}));
+      (V{"meshdeploy.yml:11:27: defaults.notifications.channels.ops.events[1]: unknown event "
+         "'deployed' (valid events: started, succeeded, failed, rolled_back, canary_step, "
+         "approval_needed)",
+         "meshdeploy.yml:12:23: defaults.notifications.channels.ops.environments: channel 'ops' "
+         "names environment 'prod', which is not defined (did you mean 'production'?)",
+         "meshdeploy.yml:13:7: defaults.notifications.channels.mail.smtp_url: missing required "
+         "key 'smtp_url' for email channel 'mail' (e.g. smtp://mail.example.com:587)",
+         "meshdeploy.yml:13:7: defaults.notifications.channels.mail.from: missing required key "
+         "'from' for email channel 'mail' (the sender address, e.g. deploys@example.com)",
+         "meshdeploy.yml:13:7: defaults.notifications.channels.mail.to: missing required key "
+         "'to' for email channel 'mail' (a list of recipients, e.g. [ops@example.com])",
+         "meshdeploy.yml:15:21: defaults.notifications.channels.mail.url_secret: 'url_secret' "
+         "applies to slack and webhook channels only, not email (remove it, or change kind)"}));
 }
 
 TEST(Diagnostics, BadNamesAndValues) {
-  EXPECT_EQ(load_errors(R"(app: Shop App
+  EXPECT_EQ(
+      load_errors(R"(app: Shop App
 defaults:
   services:
     Web_1:
@@ -309,23 +327,24 @@ defaults:
 environments:
   production: {}
 )"),
-            (V{"meshdeploy.yml:1:6: app: 'Shop App' is not a valid name (use lower-case letters, "
-               "digits, '-' and '_', starting with a letter or digit (at most 63))",
-               "meshdeploy.yml:4:5: defaults.services.Web_1: 'Web_1' is not a valid name (use "
-               "lower-case letters, digits, '-' and '_', starting with a letter or digit (at most 63))",
-               "meshdeploy.yml:8:20: defaults.services.web.path_prefix: 'api' is not a URL path (start "
-               "it with '/', e.g. /healthz)",
-               "meshdeploy.yml:9:13: defaults.secrets[0]: 'database-url' is not a valid secret name "
-               "(secret names are letters, digits and '_', not starting with a digit (as `meshdeploy "
-               "secrets list` shows them))",
-               "meshdeploy.yml:11:16: defaults.hosts[0].address: 'ftp://x' is not a host address (use "
-               "\"local\" or ssh://[user@]host[:port])",
-               "meshdeploy.yml:13:13: defaults.proxy.listen: 'localhost' is not a valid listen address "
-               "(write HOST:PORT, e.g. 127.0.0.1:8080 or [::]:443)"}));
+      (V{"meshdeploy.yml:1:6: app: 'Shop App' is not a valid name (use lower-case letters, "
+         "digits, '-' and '_', starting with a letter or digit (at most 63))",
+         "meshdeploy.yml:4:5: defaults.services.Web_1: 'Web_1' is not a valid name (use "
+         "lower-case letters, digits, '-' and '_', starting with a letter or digit (at most 63))",
+         "meshdeploy.yml:8:20: defaults.services.web.path_prefix: 'api' is not a URL path (start "
+         "it with '/', e.g. /healthz)",
+         "meshdeploy.yml:9:13: defaults.secrets[0]: 'database-url' is not a valid secret name "
+         "(secret names are letters, digits and '_', not starting with a digit (as `meshdeploy "
+         "secrets list` shows them))",
+         "meshdeploy.yml:11:16: defaults.hosts[0].address: 'ftp://x' is not a host address (use "
+         "\"local\" or ssh://[user@]host[:port])",
+         "meshdeploy.yml:13:13: defaults.proxy.listen: 'localhost' is not a valid listen address "
+         "(write HOST:PORT, e.g. 127.0.0.1:8080 or [::]:443)"}));
 }
 
 TEST(Diagnostics, WebOnlyKeysOnAWorker) {
-  EXPECT_EQ(load_errors(std::string(kHead) + R"(    jobs:
+  EXPECT_EQ(
+      load_errors(std::string(kHead) + R"(    jobs:
       kind: worker
       command: node jobs.js
       health: {path: /up}
@@ -333,8 +352,8 @@ TEST(Diagnostics, WebOnlyKeysOnAWorker) {
 environments:
   production: {}
 )"),
-            V{"meshdeploy.yml:9:15: defaults.services.jobs.health: 'health' applies to web services "
-              "only (remove it, or set kind: web)"});
+      V{"meshdeploy.yml:9:15: defaults.services.jobs.health: 'health' applies to web services "
+        "only (remove it, or set kind: web)"});
 }
 
 TEST(Diagnostics, DuplicateKeys) {
@@ -349,7 +368,8 @@ environments:
 
 // A problem in shared settings that only some environments hit says which.
 TEST(Diagnostics, SharedProblemNamesTheEnvironmentsItAffects) {
-  EXPECT_EQ(load_errors(R"(app: shop
+  EXPECT_EQ(
+      load_errors(R"(app: shop
 defaults:
   services:
     api:
@@ -361,9 +381,9 @@ environments:
   production: {}
   development: {}
 )"),
-            V{"meshdeploy.yml:4:5: defaults.services.api.kind: missing required key 'kind' for service "
-              "'api' (in environments production, development) (add kind: web (takes HTTP traffic on "
-              "$PORT) or kind: worker (takes none))"});
+      V{"meshdeploy.yml:4:5: defaults.services.api.kind: missing required key 'kind' for service "
+        "'api' (in environments production, development) (add kind: web (takes HTTP traffic on "
+        "$PORT) or kind: worker (takes none))"});
 }
 
 TEST(Diagnostics, EveryProblemAtOnceInFileOrder) {
@@ -393,28 +413,32 @@ TEST(Diagnostics, AliasBombIsRefusedNotExpanded) {
   std::string bomb = "app: shop\na: &a [x, x, x, x, x, x, x, x, x, x]\n";
   char prev = 'a';
   for (char c = 'b'; c <= 'j'; ++c, ++prev)
-    bomb += std::string(1, c) + ": &" + c + " [*" + prev + ", *" + prev + ", *" + prev + ", *" + prev +
-            ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + "]\n";
+    bomb += std::string(1, c) + ": &" + c + " [*" + prev + ", *" + prev + ", *" + prev + ", *" +
+            prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev +
+            ", *" + prev + "]\n";
   auto errs = load_errors(bomb);
   ASSERT_FALSE(errs.empty());
   EXPECT_NE(errs[0].find("expands to more than 100000 nodes"), std::string::npos) << errs[0];
 }
 
 TEST(Diagnostics, NotAMapAndEmptyFile) {
-  EXPECT_EQ(load_errors("- a\n- b\n"),
-            V{"meshdeploy.yml:1:1: expected a map at the top of the file (start with app:, defaults: "
-              "and environments: (see docs/configuration.md))"});
-  EXPECT_EQ(load_errors(""),
-            V{"meshdeploy.yml:1:1: the file is empty (start with app:, defaults: and environments: (see "
-              "docs/configuration.md))"});
+  EXPECT_EQ(
+      load_errors("- a\n- b\n"),
+      V{"meshdeploy.yml:1:1: expected a map at the top of the file (start with app:, defaults: "
+        "and environments: (see docs/configuration.md))"});
+  EXPECT_EQ(
+      load_errors(""),
+      V{"meshdeploy.yml:1:1: the file is empty (start with app:, defaults: and environments: (see "
+        "docs/configuration.md))"});
 }
 
 TEST(Diagnostics, MissingFile) {
   LoadResult r = load("/nonexistent/meshdeploy.yml");
   ASSERT_EQ(r.diagnostics.size(), 1u);
-  EXPECT_EQ(r.diagnostics[0].format(),
-            "/nonexistent/meshdeploy.yml: cannot read the file: open /nonexistent/meshdeploy.yml: No "
-            "such file or directory (pass the right path with -c FILE)");
+  EXPECT_EQ(
+      r.diagnostics[0].format(),
+      "/nonexistent/meshdeploy.yml: cannot read the file: open /nonexistent/meshdeploy.yml: No "
+      "such file or directory (pass the right path with -c FILE)");
 }
 
 }  // namespace

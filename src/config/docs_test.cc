@@ -1,11 +1,11 @@
 // The configuration files and docs shipped in the repository: every example
 // validates, and every key the loader accepts is documented (with its type
 // and default) in docs/configuration.md, and nothing else is.
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <map>
 #include <set>
-
-#include <gtest/gtest.h>
 
 #include "config/config.h"
 #include "core/fs.h"
@@ -25,7 +25,8 @@ std::vector<sfs::path> example_configs() {
   for (const char* top : {"docs", "examples"}) {
     sfs::path root = source_dir() / top;
     if (!sfs::exists(root)) continue;
-    for (auto it = sfs::recursive_directory_iterator(root); it != sfs::recursive_directory_iterator(); ++it) {
+    for (auto it = sfs::recursive_directory_iterator(root);
+         it != sfs::recursive_directory_iterator(); ++it) {
       if (it->is_directory() && it->path().filename() == "node_modules") {
         it.disable_recursion_pending();
         continue;
@@ -33,7 +34,10 @@ std::vector<sfs::path> example_configs() {
       std::string ext = it->path().extension().string();
       if (!it->is_regular_file() || (ext != ".yml" && ext != ".yaml")) continue;
       std::string stem = it->path().stem().string();
-      bool in_docs_examples = it->path().lexically_relative(source_dir() / "docs" / "examples").string().rfind("..", 0) != 0;
+      bool in_docs_examples = it->path()
+                                  .lexically_relative(source_dir() / "docs" / "examples")
+                                  .string()
+                                  .rfind("..", 0) != 0;
       if (stem == "meshdeploy" || in_docs_examples) out.push_back(it->path());
     }
   }
@@ -65,7 +69,8 @@ TEST(Examples, EveryExampleConfigurationIsValid) {
 TEST(Examples, TheDocsExampleUsesEveryPart) {
   LoadResult r = load(source_dir() / "docs/examples/meshdeploy.yml");
   ASSERT_TRUE(r.config);
-  EXPECT_EQ(r.config->environments, (std::vector<std::string>{"development", "staging", "production"}));
+  EXPECT_EQ(r.config->environments,
+            (std::vector<std::string>{"development", "staging", "production"}));
   auto prod = resolve(*r.config, "production");
   ASSERT_TRUE(prod);
   std::set<ServiceKind> kinds;
@@ -116,10 +121,14 @@ TEST(Examples, TheAgentRootAndListenerAgreeWithTheSystemdUnits) {
   EXPECT_EQ(docs_prod->agent.root, roots.front());
   auto guide = fs::read_file(source_dir() / "docs/meshhook.md");
   ASSERT_TRUE(guide);
-  for (const std::string& r : values_after(*guide, "--root ")) EXPECT_EQ(r, roots.front()) << "meshhook.md";
-  for (const std::string& l : values_after(*guide, "--listen ")) EXPECT_EQ(l, listens.front()) << "meshhook.md";
-  for (const std::string& r : values_after(*guide, "root: ")) EXPECT_EQ(r, roots.front() + "}") << "meshhook.md";
-  for (const std::string& l : values_after(*guide, "listen: ")) EXPECT_EQ(l, listens.front() + "}") << "meshhook.md";
+  for (const std::string& r : values_after(*guide, "--root "))
+    EXPECT_EQ(r, roots.front()) << "meshhook.md";
+  for (const std::string& l : values_after(*guide, "--listen "))
+    EXPECT_EQ(l, listens.front()) << "meshhook.md";
+  for (const std::string& r : values_after(*guide, "root: "))
+    EXPECT_EQ(r, roots.front() + "}") << "meshhook.md";
+  for (const std::string& l : values_after(*guide, "listen: "))
+    EXPECT_EQ(l, listens.front() + "}") << "meshhook.md";
 }
 
 struct DocRow {
@@ -165,7 +174,9 @@ std::map<std::string, DocRow> documented_keys() {
       c.erase(0, c.find_first_not_of(' '));
       c.erase(c.find_last_not_of(' ') + 1);
     }
-    if (cells.size() < 3 || cells[0].size() < 3 || cells[0].front() != '`' || cells[0].back() != '`') continue;
+    if (cells.size() < 3 || cells[0].size() < 3 || cells[0].front() != '`' ||
+        cells[0].back() != '`')
+      continue;
     rows[cells[0].substr(1, cells[0].size() - 2)] = DocRow{cells[1], cells[2]};
   }
   return rows;
@@ -177,13 +188,14 @@ TEST(Docs, EveryKeyIsDocumentedWithItsTypeAndDefault) {
   for (const KeyInfo& k : schema_keys()) {
     SCOPED_TRACE(k.path);
     auto it = rows.find(k.path);
-    ASSERT_NE(it, rows.end()) << "key `" << k.path << "` is not in a table of docs/configuration.md";
+    ASSERT_NE(it, rows.end()) << "key `" << k.path
+                              << "` is not in a table of docs/configuration.md";
     EXPECT_EQ(it->second.type.substr(0, k.type.size()), k.type);
-    std::string want = k.default_text.empty()                ? "—"
-                       : k.default_text == "required" ||
-                               k.default_text.find('`') != std::string::npos
-                           ? k.default_text
-                           : "`" + k.default_text + "`";
+    std::string want =
+        k.default_text.empty() ? "—"
+        : k.default_text == "required" || k.default_text.find('`') != std::string::npos
+            ? k.default_text
+            : "`" + k.default_text + "`";
     EXPECT_EQ(it->second.default_text, want);
   }
 }

@@ -44,7 +44,8 @@ class DotenvParser {
       std::string key(t_.substr(k, i_ - k));
       skip_blanks();
       if (key.empty() || i_ >= t_.size() || t_[i_] != '=') {
-        if (key.empty()) return error(line, "expected KEY=VALUE (a key is letters, digits, '_', '.' and '-')");
+        if (key.empty())
+          return error(line, "expected KEY=VALUE (a key is letters, digits, '_', '.' and '-')");
         return error(line, "expected '=' after the key " + key);
       }
       ++i_;
@@ -73,14 +74,32 @@ class DotenvParser {
         if (c == '\\' && q == '"' && i_ < t_.size()) {
           char e = t_[i_++];
           switch (e) {
-            case 'n': v += '\n'; break;
-            case 'r': v += '\r'; break;
-            case 't': v += '\t'; break;
-            case '"': v += '"'; break;
-            case '\\': v += '\\'; break;
-            case '$': v += '$'; break;
-            case '\n': ++line_; v += "\\\n"; break;
-            default: v += '\\'; v += e; break;
+            case 'n':
+              v += '\n';
+              break;
+            case 'r':
+              v += '\r';
+              break;
+            case 't':
+              v += '\t';
+              break;
+            case '"':
+              v += '"';
+              break;
+            case '\\':
+              v += '\\';
+              break;
+            case '$':
+              v += '$';
+              break;
+            case '\n':
+              ++line_;
+              v += "\\\n";
+              break;
+            default:
+              v += '\\';
+              v += e;
+              break;
           }
           continue;
         }
@@ -114,7 +133,8 @@ class DotenvParser {
     return q == '\'' ? "single-quoted" : q == '"' ? "double-quoted" : "backtick-quoted";
   }
   bool at_eol() const {
-    return i_ >= t_.size() || t_[i_] == '\n' || (t_[i_] == '\r' && (i_ + 1 >= t_.size() || t_[i_ + 1] == '\n'));
+    return i_ >= t_.size() || t_[i_] == '\n' ||
+           (t_[i_] == '\r' && (i_ + 1 >= t_.size() || t_[i_ + 1] == '\n'));
   }
   void skip_blanks() {
     while (i_ < t_.size() && blank(t_[i_])) ++i_;
@@ -142,7 +162,8 @@ class DotenvParser {
 
 }  // namespace
 
-Result<std::vector<DotenvEntry>> parse_dotenv(std::string_view text, const std::string& source_name) {
+Result<std::vector<DotenvEntry>> parse_dotenv(std::string_view text,
+                                              const std::string& source_name) {
   return DotenvParser(text, source_name).parse();
 }
 

@@ -83,7 +83,8 @@ TEST(Dotenv, MultiLineQuotedValuesAndLineNumbers) {
 }
 
 TEST(Dotenv, CrlfAndBomAndRepeatedKeys) {
-  EXPECT_EQ(parse("\xEF\xBB\xBF" "A=1\r\nB=\"x\r\ny\"\r\nA=2\r\n"),
+  EXPECT_EQ(parse("\xEF\xBB\xBF"
+                  "A=1\r\nB=\"x\r\ny\"\r\nA=2\r\n"),
             (Pairs{{"A", "1"}, {"B", "x\ny"}, {"A", "2"}}));
 }
 
@@ -94,7 +95,8 @@ TEST(Dotenv, MalformedInputNamesSourceAndLineButNoValue) {
             ".env.test:2: expected KEY=VALUE (a key is letters, digits, '_', '.' and '-')");
   EXPECT_EQ(parse_error("A=1\nB=\"unterminated s3cr3t\nC=3\n"),
             ".env.test:2: unterminated double-quoted value (opened here)");
-  EXPECT_EQ(parse_error("A='x' trailing-s3cr3t\n"), ".env.test:1: unexpected text after the closing single-quoted");
+  EXPECT_EQ(parse_error("A='x' trailing-s3cr3t\n"),
+            ".env.test:1: unexpected text after the closing single-quoted");
   for (const char* bad : {"A=1\nthis line is a pasted s3cr3t\n", "B=\"unterminated s3cr3t\n",
                           "A='x' trailing-s3cr3t\n"}) {
     auto r = parse_dotenv(bad, "f");

@@ -32,7 +32,8 @@ Interpolated interpolate(std::string_view text, const EnvLookup& lookup) {
     }
     size_t close = text.find('}', i + 2);
     if (close == std::string_view::npos) {
-      r.errors.push_back({i, "unterminated '${'", "close it with '}', or write '$${' for a literal '${'"});
+      r.errors.push_back(
+          {i, "unterminated '${'", "close it with '}', or write '$${' for a literal '${'"});
       out.append(text.substr(i));
       break;
     }
@@ -60,8 +61,10 @@ Interpolated interpolate(std::string_view text, const EnvLookup& lookup) {
       continue;
     }
     std::optional<std::string> v = lookup(name);
-    if (v && !(default_if_empty && v->empty())) out += *v;
-    else if (has_default) out += word;
+    if (v && !(default_if_empty && v->empty()))
+      out += *v;
+    else if (has_default)
+      out += word;
     else {
       std::string hint = kUndefinedHint;
       for (size_t at; (at = hint.find("NAME")) != std::string::npos;) hint.replace(at, 4, name);
@@ -75,14 +78,16 @@ Interpolated interpolate(std::string_view text, const EnvLookup& lookup) {
 void interpolate_tree(Node& node, const EnvLookup& lookup, const std::string& file,
                       std::vector<Diagnostic>& out) {
   switch (node.type) {
-    case Node::Type::kNull: return;
+    case Node::Type::kNull:
+      return;
     case Node::Type::kMap:
       for (Entry& e : node.map) interpolate_tree(e.value, lookup, file, out);
       return;
     case Node::Type::kSeq:
       for (Node& n : node.seq) interpolate_tree(n, lookup, file, out);
       return;
-    case Node::Type::kScalar: break;
+    case Node::Type::kScalar:
+      break;
   }
   if (node.scalar.find("${") == std::string::npos) return;
   Interpolated r = interpolate(node.scalar, lookup);

@@ -35,7 +35,8 @@ std::string top_level_hint(const std::string& key) {
   for (const KeyInfo& k : schema_keys()) {
     if (k.top_level) continue;
     if (k.path == key || k.path.rfind(key + ".", 0) == 0 || k.path.rfind(key + "[", 0) == 0)
-      return "'" + key + "' is an environment setting: put it under defaults: (every environment) "
+      return "'" + key +
+             "' is an environment setting: put it under defaults: (every environment) "
              "or environments.<name>: (one environment)";
   }
   return "";
@@ -62,13 +63,14 @@ struct Collected {
 void collect(std::vector<Collected>& all, const Diagnostic& d, const std::string& env,
              bool interpolation = false) {
   for (Collected& c : all) {
-    if (c.d.line == d.line && c.d.column == d.column && c.d.key == d.key && c.d.message == d.message &&
-        c.d.hint == d.hint) {
+    if (c.d.line == d.line && c.d.column == d.column && c.d.key == d.key &&
+        c.d.message == d.message && c.d.hint == d.hint) {
       if (!env.empty()) c.envs.push_back(env);
       return;
     }
   }
-  all.push_back({d, env.empty() ? std::vector<std::string>{} : std::vector<std::string>{env}, interpolation});
+  all.push_back(
+      {d, env.empty() ? std::vector<std::string>{} : std::vector<std::string>{env}, interpolation});
 }
 
 // Every secret name written in one merged environment tree, with its place.
@@ -102,12 +104,14 @@ std::vector<Diagnostic> check_secret_names(const Config& config, const std::stri
   auto env = config.tree->environments.find(env_name);
   if (env == config.tree->environments.end()) return out;
   std::vector<std::string> names(known.begin(), known.end());
-  auto is_known = [&](const std::string& n) { return std::find(names.begin(), names.end(), n) != names.end(); };
+  auto is_known = [&](const std::string& n) {
+    return std::find(names.begin(), names.end(), n) != names.end();
+  };
   auto missing = [&](const std::string& name, Diagnostic d) {
     std::string near = detail::closest(name, names);
     d.message = "secret '" + name + "' is not in the " + env_name + " vault";
-    d.hint = (near.empty() ? "" : "did you mean '" + near + "'? ") + "store it with: meshdeploy secrets set " +
-             name + " --env " + env_name;
+    d.hint = (near.empty() ? "" : "did you mean '" + near + "'? ") +
+             "store it with: meshdeploy secrets set " + name + " --env " + env_name;
     out.push_back(std::move(d));
   };
   static const std::vector<LocatedSecret> kNone;
@@ -119,8 +123,11 @@ std::vector<Diagnostic> check_secret_names(const Config& config, const std::stri
   // References that come from a default, not from the file.
   for (const SecretRef& r : secret_references(env->second)) {
     if (r.name == "*" || is_known(r.name)) continue;
-    bool written = std::any_of(located.begin(), located.end(), [&](const LocatedSecret& s) { return s.name == r.name; });
-    if (!written) missing(r.name, Diagnostic{config.file.string(), 0, 0, "environments." + env_name + "." + r.used_by, "", ""});
+    bool written = std::any_of(located.begin(), located.end(),
+                               [&](const LocatedSecret& s) { return s.name == r.name; });
+    if (!written)
+      missing(r.name, Diagnostic{config.file.string(), 0, 0,
+                                 "environments." + env_name + "." + r.used_by, "", ""});
   }
   return out;
 }
@@ -160,11 +167,13 @@ const std::vector<KeyInfo>& schema_keys() {
   return keys;
 }
 
-LoadResult load_text(std::string_view text, const std::filesystem::path& file, const EnvLookup& lookup) {
+LoadResult load_text(std::string_view text, const std::filesystem::path& file,
+                     const EnvLookup& lookup) {
   LoadResult res;
   std::string name = file.string();
   if (text.size() > kMaxFileBytes) {
-    res.diagnostics.push_back({name, 0, 0, "", "the file is larger than 4 MiB", "is this the right file?"});
+    res.diagnostics.push_back(
+        {name, 0, 0, "", "the file is larger than 4 MiB", "is this the right file?"});
     return res;
   }
   detail::Parsed parsed = detail::parse_yaml(text, name);
@@ -188,7 +197,8 @@ LoadResult load_text(std::string_view text, const std::filesystem::path& file, c
 
   Diags top{name, {}, nullptr};
   if (root.type != Node::Type::kMap) {
-    top.add(root.mark, "", root.is_null() ? "the file is empty" : "expected a map at the top of the file",
+    top.add(root.mark, "",
+            root.is_null() ? "the file is empty" : "expected a map at the top of the file",
             "start with app:, defaults: and environments: (see docs/configuration.md)");
   } else {
     Reader r(top, &root, "", "", Mark{1, 1});
@@ -198,7 +208,8 @@ LoadResult load_text(std::string_view text, const std::filesystem::path& file, c
     r.integer("version", version, 1, 1);
     const Node* defaults = r.raw("defaults", "map", "{}");
     if (defaults && defaults->type != Node::Type::kMap) {
-      top.add(defaults->mark, "defaults", "expected a map of settings, got " + std::string(defaults->type_name()));
+      top.add(defaults->mark, "defaults",
+              "expected a map of settings, got " + std::string(defaults->type_name()));
       defaults = nullptr;
     }
     const Node* envs = r.raw("environments", "map", "required");
@@ -207,7 +218,8 @@ LoadResult load_text(std::string_view text, const std::filesystem::path& file, c
       r.error("environments", "missing required key 'environments'",
               "define at least one, e.g. environments: {staging: {}, production: {}}");
     } else if (envs->type != Node::Type::kMap) {
-      top.add(envs->mark, "environments", "expected a map of environment names, got " + std::string(envs->type_name()));
+      top.add(envs->mark, "environments",
+              "expected a map of environment names, got " + std::string(envs->type_name()));
     } else if (envs->map.empty()) {
       r.error("environments", "no environments are defined", "add e.g. production: {}");
     } else {
@@ -215,7 +227,8 @@ LoadResult load_text(std::string_view text, const std::filesystem::path& file, c
         if (auto p = detail::check_name(e.key)) {
           top.add(e.key_mark, e.value.path, p->message, p->hint);
         } else if (!e.value.is_null() && e.value.type != Node::Type::kMap) {
-          top.add(e.value.mark, e.value.path, "expected a map of settings, got " + std::string(e.value.type_name()),
+          top.add(e.value.mark, e.value.path,
+                  "expected a map of settings, got " + std::string(e.value.type_name()),
                   "write " + e.key + ": {} to use the defaults as they are");
         } else {
           env_entries.push_back(&e);
@@ -257,13 +270,15 @@ LoadResult load_text(std::string_view text, const std::filesystem::path& file, c
     if (!c.envs.empty() && !own_env && c.envs.size() < cfg.environments.size()) {
       std::string list;
       for (const std::string& e : c.envs) list += (list.empty() ? "" : ", ") + e;
-      c.d.message += c.envs.size() == 1 ? " (in environment " + list + ")" : " (in environments " + list + ")";
+      c.d.message +=
+          c.envs.size() == 1 ? " (in environment " + list + ")" : " (in environments " + list + ")";
     }
     res.diagnostics.push_back(std::move(c.d));
   }
-  std::stable_sort(res.diagnostics.begin(), res.diagnostics.end(), [](const Diagnostic& a, const Diagnostic& b) {
-    return std::tie(a.line, a.column) < std::tie(b.line, b.column);
-  });
+  std::stable_sort(res.diagnostics.begin(), res.diagnostics.end(),
+                   [](const Diagnostic& a, const Diagnostic& b) {
+                     return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+                   });
   if (res.diagnostics.empty()) {
     cfg.tree = std::move(tree);
     res.config = std::move(cfg);
@@ -275,8 +290,9 @@ LoadResult load(const std::filesystem::path& file) {
   auto text = fs::read_file(file);
   if (!text) {
     LoadResult res;
-    res.diagnostics.push_back({file.string(), 0, 0, "", "cannot read the file: " + text.error().message(),
-                               text.error().code() == Errc::kNotFound ? "pass the right path with -c FILE" : ""});
+    res.diagnostics.push_back(
+        {file.string(), 0, 0, "", "cannot read the file: " + text.error().message(),
+         text.error().code() == Errc::kNotFound ? "pass the right path with -c FILE" : ""});
     return res;
   }
   return load_text(*text, file, getenv_lookup);
@@ -289,8 +305,8 @@ Result<Environment> resolve(const Config& config, const std::string& env_name) {
   }
   std::string known;
   for (const std::string& e : config.environments) known += (known.empty() ? "" : ", ") + e;
-  std::string msg = "no environment '" + env_name + "' in " + config.file.string() + " (defined: " +
-                    (known.empty() ? "none" : known) + ")";
+  std::string msg = "no environment '" + env_name + "' in " + config.file.string() +
+                    " (defined: " + (known.empty() ? "none" : known) + ")";
   std::string near = detail::closest(env_name, config.environments);
   if (!near.empty()) msg += "; did you mean '" + near + "'?";
   return fail(Errc::kNotFound, msg);
@@ -299,16 +315,17 @@ Result<Environment> resolve(const Config& config, const std::string& env_name) {
 Result<std::filesystem::path> locate(const std::string& explicit_path) {
   std::error_code ec;
   if (!explicit_path.empty()) {
-    if (std::filesystem::is_regular_file(explicit_path, ec)) return std::filesystem::path(explicit_path);
+    if (std::filesystem::is_regular_file(explicit_path, ec))
+      return std::filesystem::path(explicit_path);
     if (std::filesystem::exists(explicit_path, ec))
       return fail(Errc::kInvalidArgument, explicit_path + " is not a regular file");
     return fail(Errc::kNotFound, "no such configuration file: " + explicit_path);
   }
   for (const char* name : {"meshdeploy.yml", "meshdeploy.yaml"})
     if (std::filesystem::is_regular_file(name, ec)) return std::filesystem::path(name);
-  return fail(Errc::kNotFound,
-              "no meshdeploy.yml in " + std::filesystem::current_path(ec).string() +
-                  "; run in the folder that holds it, or pass -c FILE");
+  return fail(Errc::kNotFound, "no meshdeploy.yml in " +
+                                   std::filesystem::current_path(ec).string() +
+                                   "; run in the folder that holds it, or pass -c FILE");
 }
 
 }  // namespace md::config

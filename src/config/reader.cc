@@ -30,11 +30,21 @@ std::string list_text(const std::vector<std::string>& v) {
 // Keys people bring from Kamal and Argo Rollouts, mapped to ours.
 std::string alias_for(std::string_view key) {
   static const std::pair<std::string_view, std::string_view> kAliases[] = {
-      {"healthcheck", "health"},  {"cmd", "command"},           {"servers", "hosts"},
-      {"setWeight", "weight"},    {"replicas", "count"},        {"retain_releases", "keep_releases"},
-      {"retain_containers", "keep_releases"}, {"type", "kind"}, {"strategy_kind", "kind"},
-      {"environment", "env"},     {"image", "artifact"},        {"webhook_url", "url_secret"},
-      {"url", "url_secret"},      {"recipients", "to"},         {"sender", "from"},
+      {"healthcheck", "health"},
+      {"cmd", "command"},
+      {"servers", "hosts"},
+      {"setWeight", "weight"},
+      {"replicas", "count"},
+      {"retain_releases", "keep_releases"},
+      {"retain_containers", "keep_releases"},
+      {"type", "kind"},
+      {"strategy_kind", "kind"},
+      {"environment", "env"},
+      {"image", "artifact"},
+      {"webhook_url", "url_secret"},
+      {"url", "url_secret"},
+      {"recipients", "to"},
+      {"sender", "from"},
   };
   for (const auto& [from, to] : kAliases)
     if (from == key) return std::string(to);
@@ -49,7 +59,8 @@ std::string join_key(const std::string& path, std::string_view key) {
 
 void Diags::add(Mark m, std::string key, std::string message, std::string hint) {
   if (recording()) return;
-  list.push_back(Diagnostic{file, m.line, m.col, std::move(key), std::move(message), std::move(hint)});
+  list.push_back(
+      Diagnostic{file, m.line, m.col, std::move(key), std::move(message), std::move(hint)});
 }
 
 Reader::Reader(Diags& d, const Node* node, std::string path, std::string schema, Mark where)
@@ -82,7 +93,8 @@ void Reader::error(std::string_view key, std::string message, std::string hint) 
 const Node* Reader::get(std::string_view key, std::string_view type, std::string default_text) {
   known_.emplace_back(key);
   if (d_.recording()) {
-    d_.keys->push_back(KeyInfo{join_key(schema_, key), std::string(type), std::move(default_text), false});
+    d_.keys->push_back(
+        KeyInfo{join_key(schema_, key), std::string(type), std::move(default_text), false});
     return nullptr;
   }
   return node(key);
@@ -100,7 +112,8 @@ const Node* Reader::scalar(std::string_view key, std::string_view type, std::str
   return n;
 }
 
-bool Reader::str(std::string_view key, std::string& out, Check check, std::string_view doc_default) {
+bool Reader::str(std::string_view key, std::string& out, Check check,
+                 std::string_view doc_default) {
   std::string def = !doc_default.empty() ? std::string(doc_default) : out.empty() ? "\"\"" : out;
   const Node* n = scalar(key, "string", def, "a string");
   if (!n) return false;
@@ -122,9 +135,10 @@ bool Reader::integer(std::string_view key, int64_t& out, int64_t lo, int64_t hi,
   const std::string& s = n->scalar;
   int64_t v = 0;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec == std::errc::result_out_of_range || (ec == std::errc() && end == s.data() + s.size() && (v < lo || v > hi))) {
-    d_.add(n->mark, n->path,
-           quote_value(s) + " is out of range", "use a whole number from " + std::to_string(lo) + " to " + std::to_string(hi));
+  if (ec == std::errc::result_out_of_range ||
+      (ec == std::errc() && end == s.data() + s.size() && (v < lo || v > hi))) {
+    d_.add(n->mark, n->path, quote_value(s) + " is out of range",
+           "use a whole number from " + std::to_string(lo) + " to " + std::to_string(hi));
     return false;
   }
   if (ec != std::errc() || end != s.data() + s.size() || s.empty()) {
@@ -183,7 +197,8 @@ bool Reader::duration(std::string_view key, Millis& out, Millis lo, Millis hi) {
   if (!n) return false;
   auto d = parse_duration(n->scalar);
   if (!d) {
-    d_.add(n->mark, n->path, d.error().message(), "write a number and a unit: 500ms, 30s, 5m, 1h, 1h30m");
+    d_.add(n->mark, n->path, d.error().message(),
+           "write a number and a unit: 500ms, 30s, 5m, 1h, 1h30m");
     return false;
   }
   if (*d < lo || *d > hi) {
@@ -223,7 +238,8 @@ bool Reader::strings(std::string_view key, std::vector<std::string>& out, Check 
   if (!n) return false;
   if (n->type != Node::Type::kSeq) {
     std::string hint = n->type == Node::Type::kScalar ? "write a list: [" + n->scalar + "]" : "";
-    d_.add(n->mark, n->path, "expected a list of strings, got " + std::string(n->type_name()), hint);
+    d_.add(n->mark, n->path, "expected a list of strings, got " + std::string(n->type_name()),
+           hint);
     return false;
   }
   std::vector<std::string> v;
@@ -247,7 +263,8 @@ bool Reader::strings(std::string_view key, std::vector<std::string>& out, Check 
   return good;
 }
 
-bool Reader::string_map(std::string_view key, std::map<std::string, std::string>& out, Check key_check) {
+bool Reader::string_map(std::string_view key, std::map<std::string, std::string>& out,
+                        Check key_check) {
   const Node* n = get(key, "map of strings", "{}");
   if (!n) return false;
   if (n->type != Node::Type::kMap) {
@@ -264,7 +281,8 @@ bool Reader::string_map(std::string_view key, std::map<std::string, std::string>
       }
     }
     if (e.value.type == Node::Type::kMap || e.value.type == Node::Type::kSeq) {
-      d_.add(e.value.mark, e.value.path, "expected a string, got " + std::string(e.value.type_name()));
+      d_.add(e.value.mark, e.value.path,
+             "expected a string, got " + std::string(e.value.type_name()));
       good = false;
       continue;
     }
@@ -284,7 +302,8 @@ void Reader::finish(std::string (*extra_hint)(const std::string& key)) {
       if (near.empty() && !alias.empty() &&
           std::find(known_.begin(), known_.end(), alias) != known_.end())
         near = alias;
-      if (!near.empty()) hint = "did you mean '" + near + "'?";
+      if (!near.empty())
+        hint = "did you mean '" + near + "'?";
       else {
         std::vector<std::string> sorted = known_;
         std::sort(sorted.begin(), sorted.end());

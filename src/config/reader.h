@@ -53,7 +53,8 @@ class Reader {
   bool duration(std::string_view key, Millis& out, Millis lo = Millis(0),
                 Millis hi = Millis(std::numeric_limits<int64_t>::max()));
   template <class E>
-  bool choice(std::string_view key, E& out, std::initializer_list<std::pair<std::string_view, E>> values,
+  bool choice(std::string_view key, E& out,
+              std::initializer_list<std::pair<std::string_view, E>> values,
               std::string_view doc_default = {});
   bool strings(std::string_view key, std::vector<std::string>& out, Check each = nullptr,
                std::string_view doc_default = {});
@@ -140,7 +141,8 @@ bool Reader::named(std::string_view key, Check name_check, F fn) {
   }
   if (!n) return false;
   if (n->type != Node::Type::kMap) {
-    d_.add(n->mark, n->path, "expected a map of names to settings, got " + std::string(n->type_name()));
+    d_.add(n->mark, n->path,
+           "expected a map of names to settings, got " + std::string(n->type_name()));
     return false;
   }
   for (const Entry& e : n->map) {
@@ -155,7 +157,8 @@ bool Reader::named(std::string_view key, Check name_check, F fn) {
       d_.add(v->mark, v->path, "expected a map of settings, got " + std::string(v->type_name()));
       continue;
     }
-    Reader sub(d_, v->is_null() ? nullptr : v, v->path, join_key(schema_, key) + ".<name>", e.key_mark);
+    Reader sub(d_, v->is_null() ? nullptr : v, v->path, join_key(schema_, key) + ".<name>",
+               e.key_mark);
     fn(e.key, sub);
     sub.finish();
   }
@@ -178,7 +181,8 @@ bool Reader::list(std::string_view key, F fn, std::string_view doc_default) {
   for (size_t i = 0; i < n->seq.size(); ++i) {
     const Node& item = n->seq[i];
     if (item.type != Node::Type::kMap) {
-      d_.add(item.mark, item.path, "expected a map of settings, got " + std::string(item.type_name()));
+      d_.add(item.mark, item.path,
+             "expected a map of settings, got " + std::string(item.type_name()));
       continue;
     }
     Reader sub(d_, &item, item.path, join_key(schema_, key) + "[]", item.mark);

@@ -1,8 +1,8 @@
 // `config show`: the resolved environment as YAML or JSON, keyed like the
 // file, durations spelled like the file, secrets by name only.
-#include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "config/config.h"
@@ -51,7 +51,8 @@ Json strategy_json(const Strategy& s) {
   if (s.kind == StrategyKind::kCanary) {
     Json steps = Json::array();
     for (const CanaryStep& st : s.steps)
-      steps.push_back({{"weight", st.weight}, {"pause", format_duration(st.pause)}, {"approval", st.approval}});
+      steps.push_back(
+          {{"weight", st.weight}, {"pause", format_duration(st.pause)}, {"approval", st.approval}});
     j["steps"] = steps;
   }
   const Analysis& a = s.analysis;
@@ -178,7 +179,8 @@ void emit_yaml(YAML::Emitter& out, const Json& j) {
       out << YAML::EndMap;
       return;
     case Json::value_t::array: {
-      bool scalars = std::all_of(j.begin(), j.end(), [](const Json& x) { return x.is_primitive(); });
+      bool scalars =
+          std::all_of(j.begin(), j.end(), [](const Json& x) { return x.is_primitive(); });
       if (j.empty() || scalars) out << YAML::Flow;
       out << YAML::BeginSeq;
       for (const Json& v : j) emit_yaml(out, v);
@@ -188,17 +190,27 @@ void emit_yaml(YAML::Emitter& out, const Json& j) {
     case Json::value_t::string: {
       const std::string& s = j.get_ref<const std::string&>();
       // Strings that YAML would read as another type, or that are empty, are quoted.
-      if (s.empty()) out << YAML::DoubleQuoted << s;
-      else out << s;
+      if (s.empty())
+        out << YAML::DoubleQuoted << s;
+      else
+        out << s;
       return;
     }
-    case Json::value_t::boolean: out << (j.get<bool>() ? "true" : "false"); return;
-    case Json::value_t::number_integer: out << j.get<int64_t>(); return;
-    case Json::value_t::number_unsigned: out << j.get<uint64_t>(); return;
+    case Json::value_t::boolean:
+      out << (j.get<bool>() ? "true" : "false");
+      return;
+    case Json::value_t::number_integer:
+      out << j.get<int64_t>();
+      return;
+    case Json::value_t::number_unsigned:
+      out << j.get<uint64_t>();
+      return;
     case Json::value_t::number_float:
       out << to_json_text(j);
       return;
-    default: out << YAML::Null; return;
+    default:
+      out << YAML::Null;
+      return;
   }
 }
 

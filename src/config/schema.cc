@@ -3,6 +3,7 @@
 // schema_keys() (which the docs test compares with docs/configuration.md).
 #include "config/schema.h"
 
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,8 +12,6 @@
 #include <cstring>
 #include <filesystem>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "core/files.h"
 
@@ -23,15 +22,16 @@ using namespace std::chrono_literals;
 
 bool all_of(const std::string& v, bool (*ok)(char)) { return std::all_of(v.begin(), v.end(), ok); }
 bool lower_name_char(char c) {
-  return std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
-         c == '-' || c == '_';
+  return std::islower(static_cast<unsigned char>(c)) ||
+         std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '_';
 }
 bool var_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
 bool token_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("!#$%&'*+-.^_`|~", c);
 }
 bool has_control(const std::string& v) {
-  return std::any_of(v.begin(), v.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
+  return std::any_of(v.begin(), v.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x20; });
 }
 
 std::optional<Problem> check_nonempty(const std::string& v) {
@@ -62,16 +62,19 @@ std::optional<Problem> check_host_header(const std::string& v) {
   if (v.empty()) return std::nullopt;
   for (char c : v)
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '*'))
-      return Problem{"'" + v + "' is not a host name", "e.g. app.example.com, or \"\" for any host"};
+      return Problem{"'" + v + "' is not a host name",
+                     "e.g. app.example.com, or \"\" for any host"};
   return std::nullopt;
 }
 
 std::optional<Problem> check_port_spec(const std::string& hostport, const std::string& what) {
   size_t colon = hostport.rfind(':');
   std::string port = colon == std::string::npos ? "" : hostport.substr(colon + 1);
-  if (port.empty() || port.size() > 5 || !all_of(port, [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }) ||
+  if (port.empty() || port.size() > 5 ||
+      !all_of(port, [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }) ||
       std::stoi(port) > 65535)
-    return Problem{"'" + hostport + "' is not a valid " + what, "write HOST:PORT, e.g. 127.0.0.1:8080 or [::]:443"};
+    return Problem{"'" + hostport + "' is not a valid " + what,
+                   "write HOST:PORT, e.g. 127.0.0.1:8080 or [::]:443"};
   return std::nullopt;
 }
 
@@ -80,7 +83,8 @@ std::optional<Problem> check_listen(const std::string& v) {
   std::string host = v.substr(0, v.rfind(':'));
   if (host.empty() || has_control(host) || host.find(' ') != std::string::npos ||
       (host.front() == '[') != (host.back() == ']'))
-    return Problem{"'" + v + "' is not a valid listen address", "write HOST:PORT, e.g. 127.0.0.1:8080 or [::]:443"};
+    return Problem{"'" + v + "' is not a valid listen address",
+                   "write HOST:PORT, e.g. 127.0.0.1:8080 or [::]:443"};
   return std::nullopt;
 }
 
@@ -92,7 +96,8 @@ std::optional<Problem> check_address(const std::string& v) {
   std::string rest = v.substr(scheme.size());
   size_t at = rest.find('@');
   std::string hostport = at == std::string::npos ? rest : rest.substr(at + 1);
-  if (at == 0 || hostport.empty() || has_control(v) || v.find_first_of(" /?#", scheme.size()) != std::string::npos)
+  if (at == 0 || hostport.empty() || has_control(v) ||
+      v.find_first_of(" /?#", scheme.size()) != std::string::npos)
     return Problem{"'" + v + "' is not a host address", hint};
   if (hostport.find(':') != std::string::npos && hostport.front() != '[') {
     if (auto p = check_port_spec(hostport, "host address")) return Problem{p->message, hint};
@@ -100,17 +105,20 @@ std::optional<Problem> check_address(const std::string& v) {
   return std::nullopt;
 }
 
-std::optional<Problem> check_url_prefix(const std::string& v, std::initializer_list<const char*> schemes,
+std::optional<Problem> check_url_prefix(const std::string& v,
+                                        std::initializer_list<const char*> schemes,
                                         const std::string& example) {
   for (const char* s : schemes) {
     std::string p = s;
-    if (v.rfind(p, 0) == 0 && v.size() > p.size() && !has_control(v) && v.find(' ') == std::string::npos)
+    if (v.rfind(p, 0) == 0 && v.size() > p.size() && !has_control(v) &&
+        v.find(' ') == std::string::npos)
       return std::nullopt;
   }
   return Problem{"'" + v + "' is not a valid URL here", "e.g. " + example};
 }
 std::optional<Problem> check_smtp_url(const std::string& v) {
-  return check_url_prefix(v, {"smtp://", "smtps://"}, "smtp://mail.example.com:587 or smtps://mail.example.com:465");
+  return check_url_prefix(v, {"smtp://", "smtps://"},
+                          "smtp://mail.example.com:587 or smtps://mail.example.com:465");
 }
 std::optional<Problem> check_http_url(const std::string& v) {
   if (v.empty()) return std::nullopt;
@@ -120,7 +128,8 @@ std::optional<Problem> check_http_url(const std::string& v) {
 std::optional<Problem> check_mailbox(const std::string& v) {
   size_t at = v.find('@');
   if (at == std::string::npos || at == 0 || at + 1 >= v.size() || has_control(v))
-    return Problem{"'" + v + "' is not an email address", "e.g. deploys@example.com or \"Deploys <deploys@example.com>\""};
+    return Problem{"'" + v + "' is not an email address",
+                   "e.g. deploys@example.com or \"Deploys <deploys@example.com>\""};
   return std::nullopt;
 }
 
@@ -137,7 +146,8 @@ std::optional<Problem> check_event(const std::string& v) {
 
 std::optional<Problem> check_token(const std::string& v) {
   if (v.empty() || all_of(v, token_char)) return std::nullopt;
-  return Problem{"'" + v + "' is not a valid cookie or header name", "use letters, digits and - _ ."};
+  return Problem{"'" + v + "' is not a valid cookie or header name",
+                 "use letters, digits and - _ ."};
 }
 
 void read_health(Reader& r, HealthCheck& h) {
@@ -154,10 +164,12 @@ void read_service(Reader& r, const std::string& name, Service& s) {
   // WHY: `web` and `worker` are what nearly every app names them; any other
   // name must say which kind it is (a worker mistaken for web would wait
   // for a health check it never answers).
-  bool kind_given = r.choice("kind", s.kind, {{"web", ServiceKind::kWeb}, {"worker", ServiceKind::kWorker}},
-                             "the service's name if `web` or `worker`, else required");
+  bool kind_given =
+      r.choice("kind", s.kind, {{"web", ServiceKind::kWeb}, {"worker", ServiceKind::kWorker}},
+               "the service's name if `web` or `worker`, else required");
   if (!kind_given && !r.diags().recording() && !r.node("kind")) {
-    if (name == "worker") s.kind = ServiceKind::kWorker;
+    if (name == "worker")
+      s.kind = ServiceKind::kWorker;
     else if (name != "web")
       r.error("kind", "missing required key 'kind' for service '" + name + "'",
               "add kind: web (takes HTTP traffic on $PORT) or kind: worker (takes none)");
@@ -175,7 +187,8 @@ void read_service(Reader& r, const std::string& name, Service& s) {
   r.string_map("env", s.env, check_env_var);
   if (r.diags().recording()) return;
   if (web && s.count < 1 && r.node("count"))
-    r.error("count", "a web service needs at least 1 process", "set count: 1 or more, or kind: worker");
+    r.error("count", "a web service needs at least 1 process",
+            "set count: 1 or more, or kind: worker");
   if (!web) {
     for (const char* k : {"health", "host", "path_prefix"})
       if (r.node(k))
@@ -183,7 +196,8 @@ void read_service(Reader& r, const std::string& name, Service& s) {
                 "remove it, or set kind: web");
   }
   if (web && s.env.count("PORT"))
-    r.error("env", "PORT is set by the agent for each web process", "remove it; read $PORT in the command");
+    r.error("env", "PORT is set by the agent for each web process",
+            "remove it; read $PORT in the command");
 }
 
 void check_routes(Reader& r, const std::vector<Service>& services) {
@@ -192,8 +206,9 @@ void check_routes(Reader& r, const std::vector<Service>& services) {
     if (s.kind != ServiceKind::kWeb) continue;
     auto [it, fresh] = seen.emplace(std::make_pair(s.host, s.path_prefix), s.name);
     if (!fresh)
-      r.error("services", "services '" + it->second + "' and '" + s.name + "' both route host '" +
-                              s.host + "' path " + s.path_prefix,
+      r.error("services",
+              "services '" + it->second + "' and '" + s.name + "' both route host '" + s.host +
+                  "' path " + s.path_prefix,
               "give one of them another host or path_prefix");
   }
 }
@@ -238,15 +253,19 @@ void read_host(Reader& r, Host& h) {
   if (!named && h.address != "local") {
     std::string rest = h.address.substr(h.address.find("://") + 3);
     if (size_t at = rest.find('@'); at != std::string::npos) rest = rest.substr(at + 1);
-    if (!rest.empty() && rest.front() == '[') rest = rest.substr(1, rest.find(']') - 1);
-    else rest = rest.substr(0, rest.find(':'));
+    if (!rest.empty() && rest.front() == '[')
+      rest = rest.substr(1, rest.find(']') - 1);
+    else
+      rest = rest.substr(0, rest.find(':'));
     h.name = rest;
   }
 }
 
 void read_step(Reader& r, CanaryStep& s) {
-  if (!r.integer("weight", s.weight, 1, 100, "required") && !r.node("weight") && !r.diags().recording())
-    r.error("weight", "missing required key 'weight'", "the percent of traffic for this step, 1 to 100");
+  if (!r.integer("weight", s.weight, 1, 100, "required") && !r.node("weight") &&
+      !r.diags().recording())
+    r.error("weight", "missing required key 'weight'",
+            "the percent of traffic for this step, 1 to 100");
   r.duration("pause", s.pause);
   r.boolean("approval", s.approval);
 }
@@ -263,29 +282,36 @@ void read_analysis(Reader& r, Analysis& a) {
   r.number("max_p99_ratio", a.max_p99_ratio, 0, 1000);
   r.number("min_latency_delta_ms", a.min_latency_delta_ms, 0, 3.6e6);
   int64_t min_requests = static_cast<int64_t>(a.min_requests);
-  if (r.integer("min_requests", min_requests, 0, 1'000'000'000)) a.min_requests = static_cast<uint64_t>(min_requests);
+  if (r.integer("min_requests", min_requests, 0, 1'000'000'000))
+    a.min_requests = static_cast<uint64_t>(min_requests);
   r.integer("consecutive_windows", a.consecutive_windows, 1, 100);
   r.duration("warmup", a.warmup, 0ms, 24h);
   // WHY here: an environment's analysis overrides its defaults' key by key,
   // so the pair is checked on the values this layer ends with.
   if ((max_set || severe_set) && a.severe_error_ratio < a.max_error_ratio)
-    r.error(severe_set ? "severe_error_ratio" : "max_error_ratio",
-            fmt::format("severe_error_ratio {:g} is below max_error_ratio {:g}", a.severe_error_ratio,
-                        a.max_error_ratio),
-            "a 5xx ratio above severe_error_ratio breaches at once; set it at least max_error_ratio");
-  r.choice("on_inconclusive", a.on_inconclusive, {{"wait", Inconclusive::kWait}, {"fail", Inconclusive::kFail}});
+    r.error(
+        severe_set ? "severe_error_ratio" : "max_error_ratio",
+        fmt::format("severe_error_ratio {:g} is below max_error_ratio {:g}", a.severe_error_ratio,
+                    a.max_error_ratio),
+        "a 5xx ratio above severe_error_ratio breaches at once; set it at least max_error_ratio");
+  r.choice("on_inconclusive", a.on_inconclusive,
+           {{"wait", Inconclusive::kWait}, {"fail", Inconclusive::kFail}});
   r.duration("interval", a.interval, 100ms);
   r.duration("max_inconclusive", a.max_inconclusive, 1ms);
 }
 
 void read_strategy(Reader& r, Strategy& s) {
-  r.choice("kind", s.kind, {{"blue_green", StrategyKind::kBlueGreen}, {"canary", StrategyKind::kCanary}});
+  r.choice("kind", s.kind,
+           {{"blue_green", StrategyKind::kBlueGreen}, {"canary", StrategyKind::kCanary}});
   std::vector<CanaryStep> steps;
-  bool have_steps = r.list("steps", [&](size_t, Reader& item) {
-    CanaryStep step;
-    read_step(item, step);
-    steps.push_back(step);
-  }, "`5, 25, 50, 100` with `30s` pauses");
+  bool have_steps = r.list(
+      "steps",
+      [&](size_t, Reader& item) {
+        CanaryStep step;
+        read_step(item, step);
+        steps.push_back(step);
+      },
+      "`5, 25, 50, 100` with `30s` pauses");
   r.object("analysis", [&](Reader& a) { read_analysis(a, s.analysis); });
   r.duration("watch_window", s.watch_window);
   r.str("sticky_cookie", s.sticky_cookie, check_token);
@@ -301,8 +327,10 @@ void read_strategy(Reader& r, Strategy& s) {
     return;
   }
   s.steps = steps;
-  if (r.node("steps") && r.node("steps")->type == Node::Type::kSeq && r.node("steps")->seq.empty()) {
-    r.error("steps", "a canary needs at least one step", "e.g. steps: [{weight: 10, pause: 1m}, {weight: 100}]");
+  if (r.node("steps") && r.node("steps")->type == Node::Type::kSeq &&
+      r.node("steps")->seq.empty()) {
+    r.error("steps", "a canary needs at least one step",
+            "e.g. steps: [{weight: 10, pause: 1m}, {weight: 100}]");
     return;
   }
   const Node* list = r.node("steps");
@@ -343,10 +371,13 @@ void read_migrations(Reader& r, Migrations& m) {
 void read_channel(Reader& r, const std::string& name, Channel& c, const EnvContext& ctx) {
   c.name = name;
   bool kind = r.choice("kind", c.kind,
-                       {{"slack", ChannelKind::kSlack}, {"webhook", ChannelKind::kWebhook}, {"email", ChannelKind::kEmail}},
+                       {{"slack", ChannelKind::kSlack},
+                        {"webhook", ChannelKind::kWebhook},
+                        {"email", ChannelKind::kEmail}},
                        "required");
   if (!kind && !r.node("kind") && !r.diags().recording())
-    r.error("kind", "missing required key 'kind' for channel '" + name + "'", "valid values: slack, webhook, email");
+    r.error("kind", "missing required key 'kind' for channel '" + name + "'",
+            "valid values: slack, webhook, email");
   r.strings("events", c.events, check_event, "`[]` (every event)");
   r.strings("environments", c.environments, check_name, "`[]` (every environment)");
   r.str("url_secret", c.url_secret, check_secret_name);
@@ -364,19 +395,25 @@ void read_channel(Reader& r, const std::string& name, Channel& c, const EnvConte
   for (const std::string& e : c.environments) {
     if (std::find(ctx.all_envs.begin(), ctx.all_envs.end(), e) == ctx.all_envs.end()) {
       std::string near = closest(e, ctx.all_envs);
-      r.error("environments", "channel '" + name + "' names environment '" + e + "', which is not defined",
-              near.empty() ? "defined: " + [&] {
-                std::string s;
-                for (const auto& x : ctx.all_envs) s += (s.empty() ? "" : ", ") + x;
-                return s;
-              }() : "did you mean '" + near + "'?");
+      r.error("environments",
+              "channel '" + name + "' names environment '" + e + "', which is not defined",
+              near.empty() ? "defined: " +
+                                 [&] {
+                                   std::string s;
+                                   for (const auto& x : ctx.all_envs)
+                                     s += (s.empty() ? "" : ", ") + x;
+                                   return s;
+                                 }()
+                           : "did you mean '" + near + "'?");
     }
   }
   std::string kind_name(channel_kind_name(c.kind));
   auto only = [&](const char* key, bool allowed, const char* for_kinds) {
     if (!allowed && r.node(key))
-      r.error(key, std::string("'") + key + "' applies to " + for_kinds + " channels only, not " + kind_name,
-              "remove it, or change kind");
+      r.error(
+          key,
+          std::string("'") + key + "' applies to " + for_kinds + " channels only, not " + kind_name,
+          "remove it, or change kind");
   };
   bool email = c.kind == ChannelKind::kEmail;
   only("url_secret", !email, "slack and webhook");
@@ -385,7 +422,10 @@ void read_channel(Reader& r, const std::string& name, Channel& c, const EnvConte
     only(k, email, "email");
   auto need = [&](const char* key, bool present, const char* what) {
     if (!present && !r.node(key))
-      r.error(key, "missing required key '" + std::string(key) + "' for " + kind_name + " channel '" + name + "'", what);
+      r.error(key,
+              "missing required key '" + std::string(key) + "' for " + kind_name + " channel '" +
+                  name + "'",
+              what);
   };
   if (email) {
     need("smtp_url", !c.smtp_url.empty(), "e.g. smtp://mail.example.com:587");
@@ -437,13 +477,17 @@ void read_agent(Reader& r, AgentSettings& a) {
 }
 
 std::optional<Problem> check_actor_pattern(const std::string& v) {
-  if (v.empty()) return Problem{"an actor pattern must not be empty", "e.g. alice, \"team-*\" or \"github:*\""};
+  if (v.empty())
+    return Problem{"an actor pattern must not be empty", "e.g. alice, \"team-*\" or \"github:*\""};
   for (char c : v) {
-    if (std::isspace(static_cast<unsigned char>(c)) || static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
-      return Problem{"actor pattern '" + v.substr(0, 64) + "' contains white space or a control character",
-                     "actors are user names like alice or github:octocat; `*` and `?` are the wildcards"};
+    if (std::isspace(static_cast<unsigned char>(c)) || static_cast<unsigned char>(c) < 0x20 ||
+        c == 0x7f)
+      return Problem{
+          "actor pattern '" + v.substr(0, 64) + "' contains white space or a control character",
+          "actors are user names like alice or github:octocat; `*` and `?` are the wildcards"};
   }
-  if (v.size() > 256) return Problem{"actor pattern '" + v.substr(0, 64) + "...' is longer than 256 characters", ""};
+  if (v.size() > 256)
+    return Problem{"actor pattern '" + v.substr(0, 64) + "...' is longer than 256 characters", ""};
   return std::nullopt;
 }
 
@@ -482,14 +526,17 @@ void check_key_file(Reader& r, const Environment& env) {
 }  // namespace
 
 std::optional<Problem> check_name(const std::string& v) {
-  if (!v.empty() && v.size() <= 63 && all_of(v, lower_name_char) && std::isalnum(static_cast<unsigned char>(v[0])))
+  if (!v.empty() && v.size() <= 63 && all_of(v, lower_name_char) &&
+      std::isalnum(static_cast<unsigned char>(v[0])))
     return std::nullopt;
-  return Problem{"'" + v.substr(0, 64) + "' is not a valid name",
-                 "use lower-case letters, digits, '-' and '_', starting with a letter or digit (at most 63)"};
+  return Problem{
+      "'" + v.substr(0, 64) + "' is not a valid name",
+      "use lower-case letters, digits, '-' and '_', starting with a letter or digit (at most 63)"};
 }
 
 std::optional<Problem> check_env_var(const std::string& v) {
-  if (!v.empty() && v.size() <= 255 && all_of(v, var_char) && !std::isdigit(static_cast<unsigned char>(v[0])))
+  if (!v.empty() && v.size() <= 255 && all_of(v, var_char) &&
+      !std::isdigit(static_cast<unsigned char>(v[0])))
     return std::nullopt;
   return Problem{"'" + v.substr(0, 64) + "' is not a valid variable name",
                  "use letters, digits and '_', not starting with a digit"};
@@ -507,15 +554,17 @@ void read_environment(Reader& r, Environment& env, const EnvContext& ctx) {
     a.str("dir", env.artifact.dir, check_nonempty);
     a.str("name_template", env.artifact.name_template, check_name_template);
     if (!recording && env.artifact.name_template.find("{version}") == std::string::npos)
-      a.error("name_template", "the artifact name must contain {version}",
-              "e.g. {app}-{version}");
+      a.error("name_template", "the artifact name must contain {version}", "e.g. {app}-{version}");
   });
   std::vector<Host> hosts;
-  bool have_hosts = r.list("hosts", [&](size_t, Reader& h) {
-    Host host;
-    read_host(h, host);
-    hosts.push_back(std::move(host));
-  }, "one host: `{name: local, address: local}`");
+  bool have_hosts = r.list(
+      "hosts",
+      [&](size_t, Reader& h) {
+        Host host;
+        read_host(h, host);
+        hosts.push_back(std::move(host));
+      },
+      "one host: `{name: local, address: local}`");
   r.object("strategy", [&](Reader& s) { read_strategy(s, env.strategy); });
   r.object("migrations", [&](Reader& m) { read_migrations(m, env.migrations); });
   r.object("notifications", [&](Reader& n) { read_notifications(n, env.notifications, ctx); });
@@ -539,17 +588,20 @@ void read_environment(Reader& r, Environment& env, const EnvContext& ctx) {
             "define at least one under services:, e.g. web: {command: node server.js}");
   check_routes(r, env.services);
   if (have_hosts && r.node("hosts")->seq.empty())
-    r.error("hosts", "an environment needs at least one host", "remove hosts: to deploy to this machine");
+    r.error("hosts", "an environment needs at least one host",
+            "remove hosts: to deploy to this machine");
   if (have_hosts) env.hosts = std::move(hosts);
   if (env.hosts.empty()) env.hosts.push_back(Host{});
   std::set<std::string> host_names;
   for (size_t i = 0; i < env.hosts.size(); ++i) {
     if (!host_names.insert(env.hosts[i].name).second)
-      r.error("hosts", "two hosts are named '" + env.hosts[i].name + "'", "give each host a distinct name");
+      r.error("hosts", "two hosts are named '" + env.hosts[i].name + "'",
+              "give each host a distinct name");
   }
   for (const std::string& s : env.secrets) {
     if (env.env.count(s))
-      r.error("env", "'" + s + "' is both a plain variable (env) and a secret", "keep it in one of them");
+      r.error("env", "'" + s + "' is both a plain variable (env) and a secret",
+              "keep it in one of them");
   }
   if (env.migrations.enabled && env.migrations.database_url_secret.empty())
     r.error("migrations", "migrations are enabled but database_url_secret is empty",

@@ -20,7 +20,7 @@ struct EnvContext {
 void read_environment(Reader& r, Environment& env, const EnvContext& ctx);
 
 // Checks shared with load.cc.
-std::optional<Problem> check_name(const std::string& v);      // app, environment, service names
-std::optional<Problem> check_env_var(const std::string& v);   // NAME of a variable / secret
+std::optional<Problem> check_name(const std::string& v);     // app, environment, service names
+std::optional<Problem> check_env_var(const std::string& v);  // NAME of a variable / secret
 
 }  // namespace md::config::detail

@@ -1,11 +1,11 @@
 // Test helpers for config/: load YAML text with a fixed environment.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <map>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "config/config.h"
 

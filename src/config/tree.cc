@@ -1,5 +1,7 @@
 // The yaml-cpp adapter: YAML text -> detail::Node. Every yaml-cpp exception
 // is caught here and becomes a diagnostic.
+#include "config/tree.h"
+
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
@@ -7,8 +9,6 @@
 #include <cctype>
 #include <optional>
 #include <sstream>
-
-#include "config/tree.h"
 
 namespace md::config::detail {
 namespace {
@@ -83,8 +83,10 @@ class Converter {
       Mark km = to_mark(k.Mark());
       if (km.line == 0) km = n.mark;
       if (!k.IsScalar()) {
-        error(km, n.path, "a key must be a plain name, not " +
-                              std::string(k.IsMap() ? "a map" : k.IsSequence() ? "a list" : "null"));
+        error(km, n.path,
+              "a key must be a plain name, not " + std::string(k.IsMap()        ? "a map"
+                                                               : k.IsSequence() ? "a list"
+                                                                                : "null"));
         continue;
       }
       std::string key = k.Scalar();
@@ -92,7 +94,8 @@ class Converter {
         keep.push_back(v);
         continue;
       }
-      auto dup = std::find_if(n.map.begin(), n.map.end(), [&](const Entry& e) { return e.key == key; });
+      auto dup =
+          std::find_if(n.map.begin(), n.map.end(), [&](const Entry& e) { return e.key == key; });
       if (dup != n.map.end()) {
         error(km, join(n.path, key),
               "duplicate key (first at line " + std::to_string(dup->key_mark.line) + ")",
@@ -108,13 +111,15 @@ class Converter {
     // Merge keys: entries of the merged map(s) that the map does not set itself.
     for (const YAML::Node& m : keep) {
       std::vector<YAML::Node> sources;
-      if (m.IsMap()) sources.push_back(m);
+      if (m.IsMap())
+        sources.push_back(m);
       else if (m.IsSequence())
         for (const YAML::Node& s : m) sources.push_back(s);
       for (const YAML::Node& src : sources) {
         if (failed_) return;
         if (!src.IsMap()) {
-          error(to_mark(src.Mark()), join(n.path, "<<"), "a merge key ('<<') needs a map or a list of maps");
+          error(to_mark(src.Mark()), join(n.path, "<<"),
+                "a merge key ('<<') needs a map or a list of maps");
           continue;
         }
         Node merged = convert(src, n.path, n.mark, depth);
@@ -178,10 +183,14 @@ const Node* Node::find(std::string_view key) const {
 
 std::string_view Node::type_name() const {
   switch (type) {
-    case Type::kNull: return "null";
-    case Type::kScalar: return "a scalar";
-    case Type::kMap: return "a map";
-    case Type::kSeq: return "a list";
+    case Type::kNull:
+      return "null";
+    case Type::kScalar:
+      return "a scalar";
+    case Type::kMap:
+      return "a map";
+    case Type::kSeq:
+      return "a list";
   }
   return "?";
 }
@@ -271,12 +280,14 @@ Node merge(const Node& base, const Node& overlay) {
   out.key_mark = overlay.key_mark;
   out.path = overlay.path;
   for (const Entry& e : overlay.map) {
-    auto it = std::find_if(out.map.begin(), out.map.end(), [&](const Entry& x) { return x.key == e.key; });
+    auto it = std::find_if(out.map.begin(), out.map.end(),
+                           [&](const Entry& x) { return x.key == e.key; });
     if (e.value.is_null()) {
       if (it != out.map.end()) out.map.erase(it);
       continue;
     }
-    if (it == out.map.end()) out.map.push_back(e);
+    if (it == out.map.end())
+      out.map.push_back(e);
     else {
       it->value = merge(it->value, e.value);
       it->key_mark = e.key_mark;

@@ -25,17 +25,17 @@ struct Entry;
 struct Node {
   enum class Type { kNull, kScalar, kMap, kSeq };
   Type type = Type::kNull;
-  std::string scalar;        // kScalar
-  bool plain = false;        // kScalar written without quotes or block style
-  std::vector<Entry> map;    // kMap, in file order
-  std::vector<Node> seq;     // kSeq
-  Mark mark;                 // where the value starts
-  Mark key_mark;             // where the key that holds it starts (= mark for list items)
-  std::string path;          // dotted key of the value in the file, e.g. "defaults.hosts[0].name"
+  std::string scalar;      // kScalar
+  bool plain = false;      // kScalar written without quotes or block style
+  std::vector<Entry> map;  // kMap, in file order
+  std::vector<Node> seq;   // kSeq
+  Mark mark;               // where the value starts
+  Mark key_mark;           // where the key that holds it starts (= mark for list items)
+  std::string path;        // dotted key of the value in the file, e.g. "defaults.hosts[0].name"
 
   bool is_null() const { return type == Type::kNull; }
   const Node* find(std::string_view key) const;  // nullptr when absent
-  std::string_view type_name() const;             // "a map", "a list", "a scalar", "null"
+  std::string_view type_name() const;            // "a map", "a list", "a scalar", "null"
 };
 
 struct Entry {

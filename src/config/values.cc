@@ -27,23 +27,31 @@ bool Channel::wants(std::string_view event, std::string_view environment) const 
          (environments.empty() || contains(environments, environment));
 }
 
-std::string_view service_kind_name(ServiceKind k) { return k == ServiceKind::kWeb ? "web" : "worker"; }
+std::string_view service_kind_name(ServiceKind k) {
+  return k == ServiceKind::kWeb ? "web" : "worker";
+}
 std::string_view strategy_kind_name(StrategyKind k) {
   return k == StrategyKind::kBlueGreen ? "blue_green" : "canary";
 }
 std::string_view channel_kind_name(ChannelKind k) {
   switch (k) {
-    case ChannelKind::kSlack: return "slack";
-    case ChannelKind::kWebhook: return "webhook";
-    case ChannelKind::kEmail: return "email";
+    case ChannelKind::kSlack:
+      return "slack";
+    case ChannelKind::kWebhook:
+      return "webhook";
+    case ChannelKind::kEmail:
+      return "email";
   }
   return "webhook";
 }
-std::string_view inconclusive_name(Inconclusive i) { return i == Inconclusive::kWait ? "wait" : "fail"; }
+std::string_view inconclusive_name(Inconclusive i) {
+  return i == Inconclusive::kWait ? "wait" : "fail";
+}
 
 Result<Millis> parse_duration(std::string_view text) {
   auto bad = [&](std::string why) {
-    return fail(Errc::kInvalidArgument, "'" + std::string(text.substr(0, 40)) + "' is not a duration: " + why);
+    return fail(Errc::kInvalidArgument,
+                "'" + std::string(text.substr(0, 40)) + "' is not a duration: " + why);
   };
   if (text == "0") return Millis(0);
   if (text.empty()) return bad("it is empty");
@@ -52,7 +60,8 @@ Result<Millis> parse_duration(std::string_view text) {
   std::string_view rest = text;
   while (!rest.empty()) {
     size_t n = 0;
-    while (n < rest.size() && (std::isdigit(static_cast<unsigned char>(rest[n])) || rest[n] == '.')) ++n;
+    while (n < rest.size() && (std::isdigit(static_cast<unsigned char>(rest[n])) || rest[n] == '.'))
+      ++n;
     if (n == 0) {
       if (rest[0] == '-') return bad("it is negative");
       return bad("expected a number at '" + std::string(rest.substr(0, 10)) + "'");
@@ -65,8 +74,12 @@ Result<Millis> parse_duration(std::string_view text) {
     while (u < rest.size() && std::isalpha(static_cast<unsigned char>(rest[u]))) ++u;
     std::string_view unit = rest.substr(0, u);
     rest.remove_prefix(u);
-    double scale = unit == "ms" ? 1 : unit == "s" ? 1e3 : unit == "m" ? 60e3 : unit == "h" ? 3600e3
-                 : unit == "d" ? 86400e3 : 0;
+    double scale = unit == "ms"  ? 1
+                   : unit == "s" ? 1e3
+                   : unit == "m" ? 60e3
+                   : unit == "h" ? 3600e3
+                   : unit == "d" ? 86400e3
+                                 : 0;
     if (unit.empty()) return bad("missing unit (ms, s, m, h or d)");
     if (scale == 0) return bad("unknown unit '" + std::string(unit) + "' (use ms, s, m, h or d)");
     total += v * scale;

@@ -27,8 +27,7 @@ Clock& real_clock();
 // A clock that moves only when told. Thread-safe (internal mutex).
 class FakeClock : public Clock {
  public:
-  explicit FakeClock(SysTime start = SysTime(std::chrono::seconds(1'700'000'000)))
-      : sys_(start) {}
+  explicit FakeClock(SysTime start = SysTime(std::chrono::seconds(1'700'000'000))) : sys_(start) {}
   SysTime now() const override;
   MonoTime mono() const override;
   void sleep_for(Millis d) override { advance(d); }

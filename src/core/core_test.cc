@@ -1,17 +1,16 @@
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
-#include <future>
 #include <fstream>
+#include <future>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "core/clock.h"
 #include "core/error.h"
@@ -86,8 +85,7 @@ TEST_F(TempDir, CheckPrivateRefusesGroupReadable) {
 }
 
 TEST(Hash, Sha256KnownVector) {
-  EXPECT_EQ(sha256_hex("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 TEST(Clock, FakeClockAdvancesBothClocks) {
@@ -167,7 +165,8 @@ TEST_F(TempDir, AFifoIsRefusedAtOnceNeverWaitedOn) {
   auto r = hashed.get();
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), Errc::kInvalidArgument);
-  EXPECT_EQ(r.error().message(), fifo.string() + " is a FIFO, not a regular file; give the file itself");
+  EXPECT_EQ(r.error().message(),
+            fifo.string() + " is a FIFO, not a regular file; give the file itself");
   auto d = fs::open_regular(dir_);
   ASSERT_FALSE(d);
   EXPECT_NE(d.error().message().find("is a directory"), std::string::npos);

@@ -6,9 +6,8 @@
 #include <cstdlib>
 #include <string>
 #include <string_view>
-#include <utility>
-
 #include <tl/expected.hpp>
+#include <utility>
 
 namespace md {
 
@@ -77,34 +76,34 @@ inline Status ok() { return {}; }
 }  // namespace md
 
 // Crashes loudly on a programming error. Not for input or environment checks.
-#define MD_CHECK(cond)                                                       \
-  do {                                                                       \
-    if (!(cond)) ::md::check_failed(#cond, __FILE__, __LINE__, nullptr);     \
+#define MD_CHECK(cond)                                                   \
+  do {                                                                   \
+    if (!(cond)) ::md::check_failed(#cond, __FILE__, __LINE__, nullptr); \
   } while (0)
-#define MD_CHECK_MSG(cond, msg)                                              \
-  do {                                                                       \
-    if (!(cond)) ::md::check_failed(#cond, __FILE__, __LINE__, (msg));       \
+#define MD_CHECK_MSG(cond, msg)                                        \
+  do {                                                                 \
+    if (!(cond)) ::md::check_failed(#cond, __FILE__, __LINE__, (msg)); \
   } while (0)
 
 // Unwraps a Result or returns its error from the enclosing function (GNU
 // statement expression, supported by g++ and clang).
-#define MD_TRY(expr)                                                         \
-  ({                                                                         \
-    auto&& md_try_result_ = (expr);                                          \
+#define MD_TRY(expr)                                                                 \
+  ({                                                                                 \
+    auto&& md_try_result_ = (expr);                                                  \
     if (!md_try_result_) return ::tl::unexpected(std::move(md_try_result_).error()); \
-    std::move(md_try_result_).value();                                       \
+    std::move(md_try_result_).value();                                               \
   })
 // Same, for Status (no value).
-#define MD_TRY_STATUS(expr)                                                  \
-  do {                                                                       \
-    auto&& md_try_status_ = (expr);                                          \
+#define MD_TRY_STATUS(expr)                                                          \
+  do {                                                                               \
+    auto&& md_try_status_ = (expr);                                                  \
     if (!md_try_status_) return ::tl::unexpected(std::move(md_try_status_).error()); \
   } while (0)
 // Same, adding a context level to the error on the way out.
-#define MD_TRY_CTX(expr, ctx)                                                \
-  ({                                                                         \
-    auto&& md_try_result_ = (expr);                                          \
-    if (!md_try_result_)                                                     \
+#define MD_TRY_CTX(expr, ctx)                                                       \
+  ({                                                                                \
+    auto&& md_try_result_ = (expr);                                                 \
+    if (!md_try_result_)                                                            \
       return ::tl::unexpected(std::move(md_try_result_.error()).with_context(ctx)); \
-    std::move(md_try_result_).value();                                       \
+    std::move(md_try_result_).value();                                              \
   })

@@ -12,7 +12,7 @@ namespace md::fs {
 namespace {
 
 Error open_error(const std::filesystem::path& p, int err) {
-  Errc code = err == ENOENT ? Errc::kNotFound
+  Errc code = err == ENOENT                     ? Errc::kNotFound
               : (err == EACCES || err == EPERM) ? Errc::kPermissionDenied
                                                 : Errc::kIo;
   return Error(code, "open " + p.string() + ": " + std::strerror(err));

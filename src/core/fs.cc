@@ -14,7 +14,7 @@ namespace {
 std::string errno_text(int err) { return std::strerror(err); }
 
 Error io_error(std::string_view what, const std::filesystem::path& p, int err) {
-  Errc code = err == ENOENT ? Errc::kNotFound
+  Errc code = err == ENOENT                     ? Errc::kNotFound
               : (err == EACCES || err == EPERM) ? Errc::kPermissionDenied
                                                 : Errc::kIo;
   return Error(code, std::string(what) + " " + p.string() + ": " + errno_text(err));
@@ -67,9 +67,8 @@ Result<std::string> read_file(const std::filesystem::path& path) {
 Status atomic_write(const std::filesystem::path& path, std::string_view data, unsigned mode) {
   std::filesystem::path dir = path.parent_path();
   std::random_device rd;
-  std::filesystem::path tmp =
-      dir / ("." + path.filename().string() + ".tmp." + std::to_string(::getpid()) + "." +
-             std::to_string(rd()));
+  std::filesystem::path tmp = dir / ("." + path.filename().string() + ".tmp." +
+                                     std::to_string(::getpid()) + "." + std::to_string(rd()));
   // WHY 0600 until the end: a process killed mid-write leaves the temp
   // behind; it must not be readable by others meanwhile, whatever `mode` is.
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);

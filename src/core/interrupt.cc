@@ -14,7 +14,8 @@ std::atomic<unsigned> g_count{0};  // signals received under the Watch
 std::atomic<unsigned> g_taken{0};  // signals handled by take()
 std::atomic<int> g_rd{-1}, g_wr{-1};
 std::atomic<bool> g_active{false};
-struct sigaction g_old_int {}, g_old_term {};
+struct sigaction g_old_int {
+}, g_old_term{};
 
 extern "C" void on_signal(int) {
   const int saved = errno;

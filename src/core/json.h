@@ -2,9 +2,8 @@
 // an nlohmann::json value into text.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json_fwd.hpp>
+#include <string>
 
 namespace md {
 

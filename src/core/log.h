@@ -145,23 +145,19 @@ class Logger {
   // fmt-style: log.info("started {} on {}", name, port). Arguments are
   // formatted only when the level is enabled.
   template <class... A>
-    requires(sizeof...(A) > 0)
-  void debug(fmt::format_string<A...> f, A&&... a) const {
+  requires(sizeof...(A) > 0) void debug(fmt::format_string<A...> f, A&&... a) const {
     logf(Level::kDebug, f, std::forward<A>(a)...);
   }
   template <class... A>
-    requires(sizeof...(A) > 0)
-  void info(fmt::format_string<A...> f, A&&... a) const {
+  requires(sizeof...(A) > 0) void info(fmt::format_string<A...> f, A&&... a) const {
     logf(Level::kInfo, f, std::forward<A>(a)...);
   }
   template <class... A>
-    requires(sizeof...(A) > 0)
-  void warn(fmt::format_string<A...> f, A&&... a) const {
+  requires(sizeof...(A) > 0) void warn(fmt::format_string<A...> f, A&&... a) const {
     logf(Level::kWarn, f, std::forward<A>(a)...);
   }
   template <class... A>
-    requires(sizeof...(A) > 0)
-  void error(fmt::format_string<A...> f, A&&... a) const {
+  requires(sizeof...(A) > 0) void error(fmt::format_string<A...> f, A&&... a) const {
     logf(Level::kError, f, std::forward<A>(a)...);
   }
 

@@ -1,14 +1,13 @@
 #include "core/log.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <stdexcept>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "core/fs.h"
 #include "core/guard.h"
@@ -209,7 +208,8 @@ TEST_F(LogTest, GuardedLogsAnExceptionOfAThreadInsteadOfTerminating) {
   EXPECT_EQ(results, (std::vector<bool>{true, false, false}));
   auto lines = mem->lines();
   ASSERT_EQ(lines.size(), 2u);
-  EXPECT_NE(lines[0].find("error agent: tick: uncaught exception (continuing): boom"), std::string::npos)
+  EXPECT_NE(lines[0].find("error agent: tick: uncaught exception (continuing): boom"),
+            std::string::npos)
       << lines[0];
   EXPECT_NE(lines[1].find("error agent: tick: uncaught exception (continuing)"), std::string::npos)
       << lines[1];

@@ -93,12 +93,11 @@ Result<pid_t> start(const Command& cmd, const std::filesystem::path& cwd, const 
   if (!cwd.empty()) {
     struct stat st;
     if (::stat(cwd.c_str(), &st) != 0)
-      return fail(errno_error("run " + cmd.describe() + ": working directory " + cwd.string(),
-                              errno));
+      return fail(
+          errno_error("run " + cmd.describe() + ": working directory " + cwd.string(), errno));
     if (!S_ISDIR(st.st_mode))
-      return fail(Errc::kInvalidArgument,
-                  "run " + cmd.describe() + ": working directory " + cwd.string() +
-                      " is not a directory");
+      return fail(Errc::kInvalidArgument, "run " + cmd.describe() + ": working directory " +
+                                              cwd.string() + " is not a directory");
   }
   SpawnPlan plan;
   sigset_t empty, all;
@@ -126,8 +125,9 @@ Result<pid_t> start(const Command& cmd, const std::filesystem::path& cwd, const 
 
   pid_t pid = -1;
   bool search = cmd.argv[0].find('/') == std::string::npos;
-  int rc = search ? ::posix_spawnp(&pid, argv[0], &plan.actions, &plan.attr, argv.data(), envp.data())
-                  : ::posix_spawn(&pid, argv[0], &plan.actions, &plan.attr, argv.data(), envp.data());
+  int rc = search
+               ? ::posix_spawnp(&pid, argv[0], &plan.actions, &plan.attr, argv.data(), envp.data())
+               : ::posix_spawn(&pid, argv[0], &plan.actions, &plan.attr, argv.data(), envp.data());
   if (rc != 0) {
     std::string what = "run " + cmd.describe();
     if (rc == ENOENT) return fail(Errc::kNotFound, what + ": executable not found");
@@ -265,8 +265,10 @@ std::string signal_name(int sig) {
 
 ExitStatus decode_wait_status(int status) {
   ExitStatus s;
-  if (WIFEXITED(status)) s.code = WEXITSTATUS(status);
-  else if (WIFSIGNALED(status)) s.signal = WTERMSIG(status);
+  if (WIFEXITED(status))
+    s.code = WEXITSTATUS(status);
+  else if (WIFSIGNALED(status))
+    s.signal = WTERMSIG(status);
   return s;
 }
 
@@ -388,8 +390,10 @@ Result<RunResult> run(const Command& cmd, const RunOptions& opts) {
       for (int which = 0; which < 2; ++which) {
         if (p.fd != outs[which]->get()) continue;
         ssize_t r = ::read(p.fd, buf, sizeof buf);
-        if (r > 0) deliver(which, std::string_view(buf, static_cast<size_t>(r)));
-        else if (r == 0 || (errno != EINTR && errno != EAGAIN)) outs[which]->reset();
+        if (r > 0)
+          deliver(which, std::string_view(buf, static_cast<size_t>(r)));
+        else if (r == 0 || (errno != EINTR && errno != EAGAIN))
+          outs[which]->reset();
       }
     }
     if (!exited) try_reap();
@@ -411,8 +415,12 @@ Result<Spawned> spawn(const Command& cmd, const SpawnOptions& opts) {
   const Redirect* r[3] = {&opts.in, &opts.out, &opts.err};
   for (int i = 0; i < 3; ++i) {
     switch (r[i]->kind) {
-      case Redirect::Kind::kNull: fds[i] = null.get(); break;
-      case Redirect::Kind::kInherit: fds[i] = i; break;
+      case Redirect::Kind::kNull:
+        fds[i] = null.get();
+        break;
+      case Redirect::Kind::kInherit:
+        fds[i] = i;
+        break;
       case Redirect::Kind::kFd:
         if (r[i]->fd < 0) return fail(Errc::kInvalidArgument, "spawn: redirect to a negative fd");
         fds[i] = r[i]->fd;
@@ -434,7 +442,8 @@ Result<Spawned> spawn(const Command& cmd, const SpawnOptions& opts) {
 }
 
 Status signal_group(pid_t pgid, int sig) {
-  if (pgid <= 1) return fail(Errc::kInvalidArgument, "signal_group: bad process group " + std::to_string(pgid));
+  if (pgid <= 1)
+    return fail(Errc::kInvalidArgument, "signal_group: bad process group " + std::to_string(pgid));
   if (::kill(-pgid, sig) == 0) return ok();
   int err = errno;
   if (err == ESRCH)

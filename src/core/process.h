@@ -38,18 +38,20 @@ struct Command {
 
 // The child's environment.
 struct Env {
-  bool inherit = true;                           // start from the parent's environ
-  std::map<std::string, std::string> set;        // added or replaced
-  std::vector<std::string> unset;                // removed (after inherit, before set)
-  static Env exact(std::map<std::string, std::string> vars) { return Env{false, std::move(vars), {}}; }
+  bool inherit = true;                     // start from the parent's environ
+  std::map<std::string, std::string> set;  // added or replaced
+  std::vector<std::string> unset;          // removed (after inherit, before set)
+  static Env exact(std::map<std::string, std::string> vars) {
+    return Env{false, std::move(vars), {}};
+  }
   // The final NAME=VALUE list, sorted by name.
   std::vector<std::string> build() const;
 };
 
 // How a process ended.
 struct ExitStatus {
-  int code = -1;    // exit code when exited normally, else -1
-  int signal = 0;   // terminating signal, else 0
+  int code = -1;   // exit code when exited normally, else -1
+  int signal = 0;  // terminating signal, else 0
   bool ok() const { return code == 0; }
   // "exit 0", "exit 3", "killed by SIGKILL".
   std::string describe() const;
@@ -59,11 +61,11 @@ ExitStatus decode_wait_status(int status);
 enum class Stream { kStdout, kStderr };
 
 struct RunOptions {
-  std::filesystem::path cwd;            // "" = the parent's cwd
-  Env env;                              // default: inherit
+  std::filesystem::path cwd;              // "" = the parent's cwd
+  Env env;                                // default: inherit
   std::optional<std::string> stdin_text;  // nullopt = /dev/null
-  Millis timeout{0};                    // 0 = none; then SIGTERM to the process group
-  Millis kill_grace{5000};              // after SIGTERM, SIGKILL to the group
+  Millis timeout{0};                      // 0 = none; then SIGTERM to the process group
+  Millis kill_grace{5000};                // after SIGTERM, SIGKILL to the group
   // Streaming: called on the calling thread as output arrives. With
   // `line_mode` each call is one line without its '\n' (the last line may
   // lack one); otherwise raw chunks. Output is still captured unless
@@ -71,7 +73,7 @@ struct RunOptions {
   std::function<void(Stream, std::string_view)> on_output;
   bool line_mode = false;
   bool capture = true;
-  size_t max_capture = 16 << 20;        // per stream; beyond it output is dropped (truncated=true)
+  size_t max_capture = 16 << 20;  // per stream; beyond it output is dropped (truncated=true)
   // After the child exits, keep reading its pipes this long for output from
   // background grandchildren that still hold them, then stop.
   Millis wait_delay{1000};
@@ -98,9 +100,9 @@ Result<RunResult> run(const Command& cmd, const RunOptions& opts = {});
 // Where a spawned process's standard stream goes.
 struct Redirect {
   enum class Kind { kNull, kInherit, kFd, kFile } kind = Kind::kNull;
-  int fd = -1;                  // kFd: dup2'd into the child; the caller keeps it
-  std::filesystem::path path;   // kFile: opened O_CREAT (mode 0600)
-  bool append = true;           // kFile: O_APPEND, else O_TRUNC
+  int fd = -1;                 // kFd: dup2'd into the child; the caller keeps it
+  std::filesystem::path path;  // kFile: opened O_CREAT (mode 0600)
+  bool append = true;          // kFile: O_APPEND, else O_TRUNC
   static Redirect null() { return {}; }
   static Redirect inherit() { return make(Kind::kInherit); }
   static Redirect to_fd(int fd) {
@@ -124,7 +126,7 @@ struct Redirect {
 };
 
 struct SpawnOptions {
-  std::filesystem::path cwd;   // "" = the parent's cwd
+  std::filesystem::path cwd;  // "" = the parent's cwd
   Env env;
   Redirect in = Redirect::null();
   Redirect out = Redirect::null();

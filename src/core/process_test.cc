@@ -1,6 +1,7 @@
 #include "core/process.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -8,8 +9,6 @@
 #include <filesystem>
 #include <set>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "core/fs.h"
 
@@ -80,7 +79,8 @@ TEST_F(ProcessTest, RunCapturesOutputAndExitCode) {
 }
 
 TEST_F(ProcessTest, ArgvIsPassedWithoutAShell) {
-  auto r = run(Command::args({"printf", "%s|", "a b", "$HOME", "*"}), with([&](RunOptions& o) { o.cwd = dir_; }));
+  auto r = run(Command::args({"printf", "%s|", "a b", "$HOME", "*"}),
+               with([&](RunOptions& o) { o.cwd = dir_; }));
   ASSERT_TRUE(r) << r.error().what();
   EXPECT_EQ(r->out, "a b|$HOME|*|");
   EXPECT_TRUE(r->ok());
@@ -92,12 +92,15 @@ TEST_F(ProcessTest, EnvironmentInheritsWithOverridesOrIsExact) {
   RunOptions o;
   o.env.set["MD_TEST_SET"] = "x y";
   o.env.unset = {"MD_TEST_UNSET"};
-  auto r = run(Command::shell("echo \"$MD_TEST_INHERITED|$MD_TEST_SET|${MD_TEST_UNSET-unset}\""), o);
+  auto r =
+      run(Command::shell("echo \"$MD_TEST_INHERITED|$MD_TEST_SET|${MD_TEST_UNSET-unset}\""), o);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->out, "from-parent|x y|unset\n");
 
-  auto exact = run(Command::shell("echo \"${MD_TEST_INHERITED-none}|$ONLY\""),
-                   with([](RunOptions& o) { o.env = Env::exact({{"ONLY", "1"}}); }));
+  auto exact =
+      run(Command::shell("echo \"${MD_TEST_INHERITED-none}|$ONLY\""), with([](RunOptions& o) {
+            o.env = Env::exact({{"ONLY", "1"}});
+          }));
   ASSERT_TRUE(exact);
   EXPECT_EQ(exact->out, "none|1\n");
   EXPECT_EQ(Env::exact({{"B", "2"}, {"A", "1"}}).build(), (std::vector<std::string>{"A=1", "B=2"}));
@@ -126,13 +129,15 @@ TEST_F(ProcessTest, StdinTextLargerThanThePipeBuffer) {
 }
 
 TEST_F(ProcessTest, ChildClosingStdinEarlyDoesNotKillUs) {
-  auto r = run(Command::shell("exec 0<&-; exit 0"), with([](RunOptions& o) { o.stdin_text = std::string(1 << 20, 'x'); }));
+  auto r = run(Command::shell("exec 0<&-; exit 0"),
+               with([](RunOptions& o) { o.stdin_text = std::string(1 << 20, 'x'); }));
   ASSERT_TRUE(r);
   EXPECT_TRUE(r->ok());
 }
 
 TEST_F(ProcessTest, TimeoutSendsSigtermToTheGroup) {
-  auto r = run(Command::shell("sleep 30 & echo $!; wait"), with([](RunOptions& o) { o.timeout = 200ms; }));
+  auto r = run(Command::shell("sleep 30 & echo $!; wait"),
+               with([](RunOptions& o) { o.timeout = 200ms; }));
   ASSERT_TRUE(r);
   EXPECT_TRUE(r->timed_out);
   EXPECT_FALSE(r->ok());
@@ -145,9 +150,9 @@ TEST_F(ProcessTest, TimeoutSendsSigtermToTheGroup) {
 
 TEST_F(ProcessTest, TimeoutEscalatesToSigkill) {
   auto r = run(Command::shell("trap '' TERM; sleep 30"), with([](RunOptions& o) {
-                  o.timeout = 100ms;
-                  o.kill_grace = 200ms;
-                }));
+                 o.timeout = 100ms;
+                 o.kill_grace = 200ms;
+               }));
   ASSERT_TRUE(r);
   EXPECT_TRUE(r->timed_out);
   EXPECT_EQ(r->status.signal, SIGKILL);
@@ -155,7 +160,8 @@ TEST_F(ProcessTest, TimeoutEscalatesToSigkill) {
 }
 
 TEST_F(ProcessTest, BackgroundGrandchildHoldingThePipeDoesNotBlockForever) {
-  auto r = run(Command::shell("sleep 30 & echo $!"), with([](RunOptions& o) { o.wait_delay = 200ms; }));
+  auto r =
+      run(Command::shell("sleep 30 & echo $!"), with([](RunOptions& o) { o.wait_delay = 200ms; }));
   ASSERT_TRUE(r);
   EXPECT_TRUE(r->ok());
   EXPECT_LT(r->duration, 5000ms);
@@ -178,8 +184,7 @@ TEST_F(ProcessTest, StreamsLinesAndChunks) {
   EXPECT_EQ(err_lines, (std::vector<std::string>{"e"}));
 
   std::string chunks;
-  auto raw = run(Command::shell("seq 1 20000"),
-                 with([&](RunOptions& o) {
+  auto raw = run(Command::shell("seq 1 20000"), with([&](RunOptions& o) {
                    o.on_output = [&](Stream, std::string_view c) { chunks.append(c); };
                  }));
   ASSERT_TRUE(raw);
@@ -188,7 +193,8 @@ TEST_F(ProcessTest, StreamsLinesAndChunks) {
 }
 
 TEST_F(ProcessTest, CaptureIsCapped) {
-  auto r = run(Command::args({"head", "-c", "100000", "/dev/zero"}), with([](RunOptions& o) { o.max_capture = 1000; }));
+  auto r = run(Command::args({"head", "-c", "100000", "/dev/zero"}),
+               with([](RunOptions& o) { o.max_capture = 1000; }));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->out.size(), 1000u);
   EXPECT_TRUE(r->out_truncated);
@@ -229,7 +235,8 @@ TEST_F(ProcessTest, NoDescriptorLeaksIntoChildren) {
 }
 
 TEST_F(ProcessTest, ChildrenGetDefaultSignalDispositions) {
-  struct sigaction ign {}, old {};
+  struct sigaction ign {
+  }, old{};
   ign.sa_handler = SIG_IGN;
   ASSERT_EQ(::sigaction(SIGUSR1, &ign, &old), 0);
   auto r = run(Command::shell("kill -USR1 $$; echo survived"));

@@ -24,8 +24,9 @@ log::Logger kLog("systemd");
 Result<std::vector<int>> take_listen_fds() {
   int n = ::sd_listen_fds(/*unset_environment=*/1);
   if (n < 0)
-    return fail(Errc::kInvalidArgument,
-                std::string("LISTEN_FDS/LISTEN_PID from the service manager: ") + std::strerror(-n));
+    return fail(
+        Errc::kInvalidArgument,
+        std::string("LISTEN_FDS/LISTEN_PID from the service manager: ") + std::strerror(-n));
   std::vector<int> fds;
   for (int i = 0; i < n; ++i) {
     int fd = SD_LISTEN_FDS_START + i;

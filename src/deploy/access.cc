@@ -1,12 +1,11 @@
 #include "deploy/access.h"
 
+#include <fmt/format.h>
 #include <pwd.h>
 #include <unistd.h>
 
-#include <vector>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "core/json.h"
 #include "state/state.h"
@@ -50,11 +49,16 @@ Identity current_identity() {
 
 std::string_view guarded_name(Guarded g) {
   switch (g) {
-    case Guarded::kDeploy: return "deploy";
-    case Guarded::kResume: return "resume";
-    case Guarded::kRollback: return "rollback";
-    case Guarded::kPromote: return "promote";
-    case Guarded::kAbort: return "abort";
+    case Guarded::kDeploy:
+      return "deploy";
+    case Guarded::kResume:
+      return "resume";
+    case Guarded::kRollback:
+      return "rollback";
+    case Guarded::kPromote:
+      return "promote";
+    case Guarded::kAbort:
+      return "abort";
   }
   return "deploy";
 }
@@ -62,10 +66,13 @@ std::string_view guarded_name(Guarded g) {
 config::Operation guarded_operation(Guarded g) {
   switch (g) {
     case Guarded::kDeploy:
-    case Guarded::kResume: return config::Operation::kDeploy;
-    case Guarded::kRollback: return config::Operation::kRollback;
+    case Guarded::kResume:
+      return config::Operation::kDeploy;
+    case Guarded::kRollback:
+      return config::Operation::kRollback;
     case Guarded::kPromote:
-    case Guarded::kAbort: return config::Operation::kPromote;
+    case Guarded::kAbort:
+      return config::Operation::kPromote;
   }
   return config::Operation::kDeploy;
 }
@@ -74,11 +81,16 @@ namespace {
 
 std::string action_text(Guarded g, const std::string& env) {
   switch (g) {
-    case Guarded::kDeploy: return "deploy to " + env;
-    case Guarded::kResume: return "resume a deploy in " + env;
-    case Guarded::kRollback: return "roll back " + env;
-    case Guarded::kPromote: return "promote the deploy in " + env;
-    case Guarded::kAbort: return "abort the deploy in " + env;
+    case Guarded::kDeploy:
+      return "deploy to " + env;
+    case Guarded::kResume:
+      return "resume a deploy in " + env;
+    case Guarded::kRollback:
+      return "roll back " + env;
+    case Guarded::kPromote:
+      return "promote the deploy in " + env;
+    case Guarded::kAbort:
+      return "abort the deploy in " + env;
   }
   return env;
 }
@@ -99,7 +111,8 @@ Status authorize(const config::Environment& env, Guarded g, const Identity& who,
   a.actor = who.display();
   a.environment = env.name;
   a.target = target;
-  nlohmann::json detail{{"command", guarded_name(g)}, {"identity", who.actor}, {"source", who.source}};
+  nlohmann::json detail{
+      {"command", guarded_name(g)}, {"identity", who.actor}, {"source", who.source}};
   if (!who.label.empty()) detail["label"] = who.label;
   if (!d.rule.empty()) {
     detail["rule"] = d.rule;
@@ -117,7 +130,8 @@ Status authorize(const config::Environment& env, Guarded g, const Identity& who,
   Status audited = append_audit(env, std::move(a));
   if (!audited)
     return fail(Errc::kPermissionDenied,
-                d.message + "; the refusal could not be written to the audit log: " + audited.error().what());
+                d.message + "; the refusal could not be written to the audit log: " +
+                    audited.error().what());
   return fail(Errc::kPermissionDenied, d.message);
 }
 

@@ -32,8 +32,8 @@ Identity current_identity();
 
 // The commands access rules guard, and the rule that guards each.
 enum class Guarded { kDeploy, kResume, kRollback, kPromote, kAbort };
-std::string_view guarded_name(Guarded g);             // "deploy", "resume", ...
-config::Operation guarded_operation(Guarded g);       // deploy, deploy, rollback, promote, promote
+std::string_view guarded_name(Guarded g);        // "deploy", "resume", ...
+config::Operation guarded_operation(Guarded g);  // deploy, deploy, rollback, promote, promote
 
 // Checks that `who` may run `g` on `env` (config::check_access). Refused:
 // appends an audit entry (action "access.denied", target `target`, e.g. the

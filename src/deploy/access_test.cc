@@ -3,13 +3,12 @@
 // audit row; an allowed command writes nothing unless asked (resume).
 #include "deploy/access.h"
 
+#include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
 #include <map>
-
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "state/state.h"
@@ -28,7 +27,9 @@ config::EnvLookup vars(std::map<std::string, std::string> m) {
 }
 
 TEST(AccessIdentity, LocallyTheOsUserWhateverTheVariablesSay) {
-  Identity id = identity_from(vars({{"USER", "root"}, {"LOGNAME", "root"}, {"GITHUB_ACTOR", "octocat"},
+  Identity id = identity_from(vars({{"USER", "root"},
+                                    {"LOGNAME", "root"},
+                                    {"GITHUB_ACTOR", "octocat"},
                                     {"MESHDEPLOY_ACTOR", "alice"}}),
                               "bob");
   EXPECT_EQ(id.actor, "bob");
@@ -40,7 +41,8 @@ TEST(AccessIdentity, LocallyTheOsUserWhateverTheVariablesSay) {
 }
 
 TEST(AccessIdentity, OnGithubActionsTheWorkflowActorWithAPrefix) {
-  Identity id = identity_from(vars({{"GITHUB_ACTIONS", "true"}, {"GITHUB_ACTOR", "octocat"}}), "runner");
+  Identity id =
+      identity_from(vars({{"GITHUB_ACTIONS", "true"}, {"GITHUB_ACTOR", "octocat"}}), "runner");
   EXPECT_EQ(id.actor, "github:octocat");
   EXPECT_EQ(id.source, "github-actions");
   // Without GITHUB_ACTIONS=true (or without an actor) the OS user stands.
@@ -67,7 +69,8 @@ TEST(AccessIdentity, GuardedCommandsMapToTheirRule) {
 class AccessAuthorize : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = std::string(sfs::is_directory("/dev/shm") ? "/dev/shm" : "/tmp") + "/md-access-XXXXXX";
+    std::string tmpl =
+        std::string(sfs::is_directory("/dev/shm") ? "/dev/shm" : "/tmp") + "/md-access-XXXXXX";
     dir_ = mkdtemp(tmpl.data());
     env_.name = "production";
     env_.base_dir = dir_;
@@ -93,7 +96,8 @@ TEST_F(AccessAuthorize, RefusalIsPermissionDeniedAndAudited) {
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().code(), Errc::kPermissionDenied);
   EXPECT_EQ(s.error().what(),
-            "user bob may not deploy to production (access.deploy in meshdeploy.yml:12 allows: alice, team-*)");
+            "user bob may not deploy to production (access.deploy in meshdeploy.yml:12 allows: "
+            "alice, team-*)");
   auto a = audit();
   ASSERT_EQ(a.size(), 1u);
   EXPECT_EQ(a[0].action, "access.denied");
@@ -109,7 +113,8 @@ TEST_F(AccessAuthorize, RefusalIsPermissionDeniedAndAudited) {
   s = authorize(env_, Guarded::kAbort, Identity{"alice", "os-user", ""});
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().what(),
-            "user alice may not abort the deploy in production (access.promote in meshdeploy.yml:14 allows: "
+            "user alice may not abort the deploy in production (access.promote in "
+            "meshdeploy.yml:14 allows: "
             "nobody)");
   EXPECT_EQ(audit().size(), 2u);
 }

@@ -1,9 +1,9 @@
 #include "deploy/analysis.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <map>
-
-#include <fmt/format.h>
 
 namespace md::deploy {
 namespace {
@@ -58,7 +58,8 @@ WindowResult judge_window(const config::Analysis& a, const Window& w) {
     r.kind = WindowKind::kCeiling;
   } else if (const auto& l = r.latency;
              l && l->p_value < a.significance &&
-             ((a.max_median_ratio > 0 && l->canary_median_ms > a.max_median_ratio * l->live_median_ms &&
+             ((a.max_median_ratio > 0 &&
+               l->canary_median_ms > a.max_median_ratio * l->live_median_ms &&
                l->canary_median_ms - l->live_median_ms > a.min_latency_delta_ms) ||
               (a.max_p99_ratio > 0 && l->canary_p99_ms > a.max_p99_ratio * l->live_p99_ms &&
                l->canary_p99_ms - l->live_p99_ms > a.min_latency_delta_ms))) {
@@ -77,22 +78,26 @@ std::string latency_text(const LatencyComparison& l) {
 }
 
 // The one line that says why a window breached, and in how many windows.
-std::string breach_text(const config::Analysis& a, const WindowResult& r, const Window& w, int streak) {
+std::string breach_text(const config::Analysis& a, const WindowResult& r, const Window& w,
+                        int streak) {
   const std::string of = fmt::format("{} of {} requests", w.canary.errors, w.canary.requests);
   const std::string windows = fmt::format("{}/{} windows", streak, a.consecutive_windows);
   switch (r.kind) {
     case WindowKind::kSevere:
-      return fmt::format("5xx: canary 5xx ratio {:.4g} > severe_error_ratio {:g} ({}): severe, no need to wait",
-                         r.error_ratio, a.severe_error_ratio, of);
+      return fmt::format(
+          "5xx: canary 5xx ratio {:.4g} > severe_error_ratio {:g} ({}): severe, no need to wait",
+          r.error_ratio, a.severe_error_ratio, of);
     case WindowKind::kErrors:
-      return fmt::format("5xx: canary 5xx ratio {:.4g} > max_error_ratio {:g} ({}, {})", r.error_ratio,
-                         a.max_error_ratio, of, windows);
+      return fmt::format("5xx: canary 5xx ratio {:.4g} > max_error_ratio {:g} ({}, {})",
+                         r.error_ratio, a.max_error_ratio, of, windows);
     case WindowKind::kCeiling:
-      return fmt::format("latency: canary p99 {} > max_p99_ms {:g} ({})", ms(quantile_ms(w.canary.latency, 0.99)),
-                         a.max_p99_ms, windows);
+      return fmt::format("latency: canary p99 {} > max_p99_ms {:g} ({})",
+                         ms(quantile_ms(w.canary.latency, 0.99)), a.max_p99_ms, windows);
     case WindowKind::kSlower:
-      return fmt::format("latency: canary slower than live ({}, {})", latency_text(*r.latency), windows);
-    default: return "";
+      return fmt::format("latency: canary slower than live ({}, {})", latency_text(*r.latency),
+                         windows);
+    default:
+      return "";
   }
 }
 
@@ -100,10 +105,14 @@ std::string breach_text(const config::Analysis& a, const WindowResult& r, const 
 
 std::string_view verdict_name(VerdictKind k) {
   switch (k) {
-    case VerdictKind::kPass: return "pass";
-    case VerdictKind::kBreach: return "breach";
-    case VerdictKind::kSuspect: return "suspect";
-    case VerdictKind::kInconclusive: return "inconclusive";
+    case VerdictKind::kPass:
+      return "pass";
+    case VerdictKind::kBreach:
+      return "breach";
+    case VerdictKind::kSuspect:
+      return "suspect";
+    case VerdictKind::kInconclusive:
+      return "inconclusive";
   }
   return "?";
 }
@@ -123,7 +132,8 @@ double quantile_ms(const std::vector<LatencyBucket>& s, double q) {
   for (const LatencyBucket& b : s) {
     if (b.count == 0) continue;
     if (static_cast<double>(seen + b.count) >= rank) {
-      const double frac = std::max(0.0, (rank - static_cast<double>(seen)) / static_cast<double>(b.count));
+      const double frac =
+          std::max(0.0, (rank - static_cast<double>(seen)) / static_cast<double>(b.count));
       return b.lo_ms + (b.hi_ms - b.lo_ms) * frac;
     }
     seen += b.count;
@@ -193,7 +203,8 @@ Verdict judge(const config::Analysis& a, const std::vector<Window>& windows) {
   }
   if (!last) {
     const uint64_t seen = windows.empty() ? 0 : windows.back().canary.requests;
-    v.reason = fmt::format("only {} canary requests in the window (min_requests {})", seen, a.min_requests);
+    v.reason = fmt::format("only {} canary requests in the window (min_requests {})", seen,
+                           a.min_requests);
     return v;
   }
   if (v.streak > 0) {

@@ -75,9 +75,9 @@ std::string_view verdict_name(VerdictKind k);
 
 struct Verdict {
   VerdictKind kind = VerdictKind::kInconclusive;
-  std::string reason;          // one line, for output and the journal
-  int windows = 0;             // windows with enough canary traffic
-  int streak = 0;              // breaching windows in a row, up to the last
+  std::string reason;  // one line, for output and the journal
+  int windows = 0;     // windows with enough canary traffic
+  int streak = 0;      // breaching windows in a row, up to the last
   // Of the last window with enough canary traffic (all 0 when none):
   uint64_t canary_requests = 0;
   uint64_t canary_errors = 0;

@@ -1,10 +1,10 @@
 #include "deploy/analysis.h"
 
-#include <algorithm>
-#include <cmath>
-
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
 
 namespace md::deploy {
 namespace {
@@ -17,7 +17,8 @@ SetMetrics set(uint64_t requests, uint64_t errors, std::vector<LatencyBucket> la
 }
 
 // n requests: tail_n of them at `tail` ms, the rest at `median` ms.
-SetMetrics sample(uint64_t n, uint64_t errors, double median, double tail = 0, uint64_t tail_n = 0) {
+SetMetrics sample(uint64_t n, uint64_t errors, double median, double tail = 0,
+                  uint64_t tail_n = 0) {
   std::vector<LatencyBucket> l{at(median, n - tail_n)};
   if (tail_n) l.push_back(at(tail, tail_n));
   return set(n, errors, l);
@@ -41,7 +42,8 @@ double p_from_ranks(const std::vector<double>& x, const std::vector<double>& y) 
   for (size_t i = 0; i < all.size();) {
     size_t j = i;
     while (j < all.size() && all[j].first == all[i].first) ++j;
-    const double mid = (static_cast<double>(i + 1) + static_cast<double>(j)) / 2, t = static_cast<double>(j - i);
+    const double mid = (static_cast<double>(i + 1) + static_cast<double>(j)) / 2,
+                 t = static_cast<double>(j - i);
     for (size_t k = i; k < j; ++k)
       if (all[k].second == 0) r1 += mid;
     ties += t * t * t - t;
@@ -57,7 +59,8 @@ TEST(WindowBetween, OnlyTheDifferenceCountsAndAnythingBackwardsIsARestart) {
   a.canary = set(10, 1, {at(5, 4), at(9, 6)});
   b.canary = set(25, 2, {at(5, 4), at(7, 5), at(9, 16)});
   b.live = set(3, 0, {at(1, 3)});
-  EXPECT_EQ(window_between(a, b), (Window{set(15, 1, {at(7, 5), at(9, 10)}), set(3, 0, {at(1, 3)})}));
+  EXPECT_EQ(window_between(a, b),
+            (Window{set(15, 1, {at(7, 5), at(9, 10)}), set(3, 0, {at(1, 3)})}));
   EXPECT_EQ(window_between(b, a), std::nullopt);  // requests went backwards
   Snapshot c = b;
   c.canary.latency = {at(5, 4), at(9, 21)};  // the 7 ms bucket emptied
@@ -66,8 +69,8 @@ TEST(WindowBetween, OnlyTheDifferenceCountsAndAnythingBackwardsIsARestart) {
 
 TEST(Quantile, LinearInsideTheBucketHoldingTheRank) {
   const std::vector<LatencyBucket> s{{10, 11, 50}, {20, 22, 50}};
-  EXPECT_DOUBLE_EQ(quantile_ms(s, 0.5), 11);     // rank 50: the top of the first bucket
-  EXPECT_DOUBLE_EQ(quantile_ms(s, 0.99), 21.96); // rank 99: 49 of 50 into [20, 22)
+  EXPECT_DOUBLE_EQ(quantile_ms(s, 0.5), 11);      // rank 50: the top of the first bucket
+  EXPECT_DOUBLE_EQ(quantile_ms(s, 0.99), 21.96);  // rank 99: 49 of 50 into [20, 22)
   EXPECT_DOUBLE_EQ(quantile_ms({}, 0.5), 0);
 }
 
@@ -99,14 +102,16 @@ TEST(Judge, TooLittleTrafficIsInconclusiveEvenWhenEveryRequestFailed) {
   EXPECT_EQ(v.kind, VerdictKind::kInconclusive);
   EXPECT_EQ(v.reason, "only 99 canary requests in the window (min_requests 100)");
   EXPECT_EQ(v.windows, 0);
-  EXPECT_EQ(judge(analysis(), {}).reason, "only 0 canary requests in the window (min_requests 100)");
+  EXPECT_EQ(judge(analysis(), {}).reason,
+            "only 0 canary requests in the window (min_requests 100)");
 }
 
 TEST(Judge, SevereErrorsBreachInOneWindow) {
   const Verdict v = judge(analysis(), {{sample(200, 100, 10), sample(2000, 0, 10)}});
   EXPECT_EQ(v.kind, VerdictKind::kBreach);
   EXPECT_EQ(v.reason,
-            "5xx: canary 5xx ratio 0.5 > severe_error_ratio 0.1 (100 of 200 requests): severe, no need to wait");
+            "5xx: canary 5xx ratio 0.5 > severe_error_ratio 0.1 (100 of 200 requests): severe, no "
+            "need to wait");
   EXPECT_EQ(v.streak, 1);
 }
 
@@ -116,7 +121,8 @@ TEST(Judge, ErrorsAboveTheThresholdMustPersistConsecutiveWindows) {
   const Window quiet{sample(20, 20, 10), sample(200, 0, 10)};  // too few: not judged
   Verdict v = judge(analysis(), {bad});
   EXPECT_EQ(v.kind, VerdictKind::kSuspect);
-  EXPECT_EQ(v.reason, "5xx: canary 5xx ratio 0.05 > max_error_ratio 0.01 (10 of 200 requests, 1/3 windows)");
+  EXPECT_EQ(v.reason,
+            "5xx: canary 5xx ratio 0.05 > max_error_ratio 0.01 (10 of 200 requests, 1/3 windows)");
   v = judge(analysis(), {bad, quiet, bad});
   EXPECT_EQ(v.kind, VerdictKind::kSuspect);
   EXPECT_EQ(v.streak, 2);
@@ -125,7 +131,8 @@ TEST(Judge, ErrorsAboveTheThresholdMustPersistConsecutiveWindows) {
   EXPECT_EQ(v.streak, 0);
   v = judge(analysis(), {good, bad, quiet, bad, bad});
   EXPECT_EQ(v.kind, VerdictKind::kBreach);
-  EXPECT_EQ(v.reason, "5xx: canary 5xx ratio 0.05 > max_error_ratio 0.01 (10 of 200 requests, 3/3 windows)");
+  EXPECT_EQ(v.reason,
+            "5xx: canary 5xx ratio 0.05 > max_error_ratio 0.01 (10 of 200 requests, 3/3 windows)");
   EXPECT_EQ(v.windows, 4);
   config::Analysis one = analysis();
   one.consecutive_windows = 1;
@@ -142,9 +149,10 @@ TEST(Judge, ATailOfAFewSlowRequestsInAnIdenticalBuildIsNotABreach) {
   ASSERT_TRUE(v.latency);
   EXPECT_GT(v.latency->canary_p99_ms, 3 * v.latency->live_p99_ms);
   EXPECT_GT(v.latency->p_value, 0.5);
-  EXPECT_EQ(v.reason, fmt::format("300 canary requests, 0 5xx, median 60.5 ms vs 60.5 ms (Mann-Whitney "
-                                  "p={:.2g}), p99 500 ms vs 75.3 ms",
-                                  v.latency->p_value));
+  EXPECT_EQ(v.reason,
+            fmt::format("300 canary requests, 0 5xx, median 60.5 ms vs 60.5 ms (Mann-Whitney "
+                        "p={:.2g}), p99 500 ms vs 75.3 ms",
+                        v.latency->p_value));
 }
 
 TEST(Judge, ASlowerBuildBreachesAfterConsecutiveWindows) {
@@ -196,7 +204,8 @@ TEST(Judge, TooFewLiveRequestsLeaveOnlyTheAbsoluteChecks) {
   a.max_p99_ms = 0;
   v = judge(a, {slow});
   EXPECT_EQ(v.kind, VerdictKind::kPass);
-  EXPECT_EQ(v.reason, "300 canary requests, 0 5xx, p99 201 ms (live: 50 requests, too few to compare)");
+  EXPECT_EQ(v.reason,
+            "300 canary requests, 0 5xx, p99 201 ms (live: 50 requests, too few to compare)");
 }
 
 }  // namespace

@@ -15,7 +15,8 @@ std::string replace_all(std::string s, std::string_view from, std::string_view t
 
 }  // namespace
 
-std::string artifact_stem(const config::Artifact& a, const std::string& app, const std::string& version) {
+std::string artifact_stem(const config::Artifact& a, const std::string& app,
+                          const std::string& version) {
   return replace_all(replace_all(a.name_template, "{app}", app), "{version}", version);
 }
 
@@ -51,7 +52,8 @@ Result<std::string> parse_sha256_file(std::string_view text) {
   std::string hex(text.substr(b, e == std::string_view::npos ? std::string_view::npos : e - b));
   for (char& c : hex) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != std::string::npos)
-    return fail(Errc::kInvalidArgument, "a .sha256 file must start with 64 hex digits (as sha256sum writes)");
+    return fail(Errc::kInvalidArgument,
+                "a .sha256 file must start with 64 hex digits (as sha256sum writes)");
   return hex;
 }
 
@@ -71,7 +73,8 @@ Result<LocatedArtifact> read_artifact(const std::filesystem::path& path) {
   return a;
 }
 
-Result<LocatedArtifact> locate_artifact(const config::Environment& env, const std::string& version) {
+Result<LocatedArtifact> locate_artifact(const config::Environment& env,
+                                        const std::string& version) {
   std::filesystem::path dir = env.artifact.dir;
   if (dir.is_relative()) dir = env.base_dir / dir;
   const std::string stem = artifact_stem(env.artifact, env.app, version);
@@ -81,8 +84,8 @@ Result<LocatedArtifact> locate_artifact(const config::Environment& env, const st
     if (std::filesystem::is_regular_file(p)) return read_artifact(p);
     tried.push_back(p.string());
   }
-  return fail(Errc::kNotFound, fmt::format("no artifact for {}: looked for {}", version,
-                                           fmt::join(tried, ", ")));
+  return fail(Errc::kNotFound,
+              fmt::format("no artifact for {}: looked for {}", version, fmt::join(tried, ", ")));
 }
 
 }  // namespace md::deploy

@@ -9,7 +9,8 @@ TEST(Artifact, StemAndVersionRoundTrip) {
   config::Artifact a;
   EXPECT_EQ(artifact_stem(a, "meshhook", "v2"), "meshhook-v2");
   EXPECT_EQ(*version_from_artifact_name(a, "meshhook", "meshhook-v2.tar.gz"), "v2");
-  EXPECT_EQ(*version_from_artifact_name(a, "meshhook", "meshhook-1.2.3-rc.1.tar.zst"), "1.2.3-rc.1");
+  EXPECT_EQ(*version_from_artifact_name(a, "meshhook", "meshhook-1.2.3-rc.1.tar.zst"),
+            "1.2.3-rc.1");
   a.name_template = "release_{version}_{app}";
   EXPECT_EQ(*version_from_artifact_name(a, "web", "release_abc123_web.tgz"), "abc123");
   auto bad = version_from_artifact_name(a, "web", "other-v1.tar.gz");

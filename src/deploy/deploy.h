@@ -47,7 +47,7 @@ Result<FaultPoint> parse_fault(std::string_view text);
 struct Seams {
   Host& host;
   state::Store& store;
-  Migrator* migrator = nullptr;   // nullptr: migrations disabled for this run
+  Migrator* migrator = nullptr;  // nullptr: migrations disabled for this run
   HookRunner& hooks;
   Clock& clock;
   Observer& observer;
@@ -56,13 +56,13 @@ struct Seams {
 };
 
 struct Options {
-  std::string actor;              // who, for records: "$USER", CI identity
-  std::string trigger = "cli";    // "cli" | "ci" | ...
-  std::string holder;             // lock holder, "user@host pid N"
-  Millis lock_ttl{30000};         // lease length; renewed every third of it
-  Millis poll{50};                // readiness, control and analysis polling
-  Millis worker_settle{1000};     // new workers stay up this long before old ones stop
-  secrets::SecretMap secrets;     // the environment's vault (processes, hooks never)
+  std::string actor;            // who, for records: "$USER", CI identity
+  std::string trigger = "cli";  // "cli" | "ci" | ...
+  std::string holder;           // lock holder, "user@host pid N"
+  Millis lock_ttl{30000};       // lease length; renewed every third of it
+  Millis poll{50};              // readiness, control and analysis polling
+  Millis worker_settle{1000};   // new workers stay up this long before old ones stop
+  secrets::SecretMap secrets;   // the environment's vault (processes, hooks never)
   std::optional<FaultPoint> fault;
   // Called at the fault point. Default: raise(SIGKILL). Tests set a
   // function that returns normally: the executor then stops writing at once
@@ -73,24 +73,24 @@ struct Options {
 };
 
 struct DeployRequest {
-  std::string version;                  // required
-  std::filesystem::path artifact;       // the .tar.gz / .tar.zst; "" = already on the host
-  std::string sha256;                   // of the artifact (read from its .sha256 file)
+  std::string version;                           // required
+  std::filesystem::path artifact;                // the .tar.gz / .tar.zst; "" = already on the host
+  std::string sha256;                            // of the artifact (read from its .sha256 file)
   std::optional<config::StrategyKind> strategy;  // overrides the environment's
 };
 
 struct StepTiming {
   Step step;
-  std::string outcome;   // ok | failed | skipped
+  std::string outcome;  // ok | failed | skipped
   Millis duration{0};
-  std::string detail;    // one line
+  std::string detail;  // one line
 };
 
 struct Outcome {
-  state::Deployment deployment;      // as finally recorded
-  std::vector<StepTiming> steps;     // this run's steps, in order
-  std::optional<Millis> switch_time; // how long the final traffic switch took (the swap)
-  std::optional<Millis> probe_time;  // the proxy's health probe of the new targets before it
+  state::Deployment deployment;       // as finally recorded
+  std::vector<StepTiming> steps;      // this run's steps, in order
+  std::optional<Millis> switch_time;  // how long the final traffic switch took (the swap)
+  std::optional<Millis> probe_time;   // the proxy's health probe of the new targets before it
   // rollback(): the release was still warm in a running deploy, which was
   // aborted and moved traffic back itself; `deployment` is that deploy.
   bool via_abort = false;

@@ -3,11 +3,10 @@
 // commands. The steps themselves are in forward.cc, traffic.cc, unwind.cc.
 #include "deploy/executor.h"
 
+#include <fmt/format.h>
 #include <signal.h>
 
 #include <random>
-
-#include <fmt/format.h>
 
 #include "agent/release_store.h"
 #include "core/interrupt.h"
@@ -47,7 +46,8 @@ Result<FaultPoint> parse_fault(std::string_view text) {
   auto bad = [&](const std::string& why) {
     std::string steps;
     for (const Transition& t : transition_table())
-      if (t.step != Step::kDone) steps += (steps.empty() ? "" : ", ") + std::string(step_name(t.step));
+      if (t.step != Step::kDone)
+        steps += (steps.empty() ? "" : ", ") + std::string(step_name(t.step));
     return fail(Errc::kInvalidArgument,
                 fmt::format("fault point '{}': {} (want STEP:intent|outcome[:N], STEP one of {})",
                             text, why, steps));
@@ -248,11 +248,13 @@ Status Deployer::Impl::journal(std::string_view step, std::string_view phase,
   if (o.fault) {
     const std::string key = fmt::format("{}:{}", step, phase);
     const int n = ++fault_counts[key];
-    if (step == step_name(o.fault->step) && phase == (o.fault->after_outcome ? "outcome" : "intent") &&
-        n == o.fault->occurrence) {
+    if (step == step_name(o.fault->step) &&
+        phase == (o.fault->after_outcome ? "outcome" : "intent") && n == o.fault->occurrence) {
       fault_hit = true;
-      if (o.on_fault) o.on_fault();
-      else raise(SIGKILL);
+      if (o.on_fault)
+        o.on_fault();
+      else
+        raise(SIGKILL);
       return fail(Errc::kCancelled, "fault injected at " + key);
     }
   }
@@ -278,7 +280,8 @@ Result<bool> Deployer::Impl::poll_controls() {
   for (const PendingControl& c : pending_controls(j)) {
     const bool abort = c.command == ControlCommand::kAbort;
     const char* note = abort ? (failing ? "already rolling back" : "aborting") : "promoted";
-    MD_TRY_STATUS(journal("control", "outcome", "ok", json::parse(control_outcome_detail(c.seq, note))));
+    MD_TRY_STATUS(
+        journal("control", "outcome", "ok", json::parse(control_outcome_detail(c.seq, note))));
     if (abort && !failing) {
       control_abort = true;
       return fail(Errc::kCancelled,
@@ -329,34 +332,56 @@ std::string Deployer::Impl::runtime_skip(Step st) const {
 
 Result<StepDone> Deployer::Impl::run_step(Step st) {
   switch (st) {
-    case Step::kPreflight: return preflight();
-    case Step::kPreDeployHook: return run_hook(st, env.hooks.pre_deploy);
+    case Step::kPreflight:
+      return preflight();
+    case Step::kPreDeployHook:
+      return run_hook(st, env.hooks.pre_deploy);
     case Step::kNotifyStarted: {
       StepDone d;
       d.outbox = fan_out(notify::EventType::kStarted);
       d.note = fmt::format("{} channel(s) notified", d.outbox.size());
       return d;
     }
-    case Step::kMigrateExpand: return migrate(migrate::Selection::kExpand);
-    case Step::kShip: return ship();
-    case Step::kStartNew: return start_new();
-    case Step::kReady: return wait_ready(new_version(), max_start_timeout());
-    case Step::kShiftTraffic: return shift_traffic();
-    case Step::kWatch: return watch();
-    case Step::kWorkers: return workers();
-    case Step::kDrainOld: return drain_old();
-    case Step::kKeepWarm: return keep_warm();
-    case Step::kStopOld: return stop_old();
-    case Step::kMigrateContract: return migrate(migrate::Selection::kContract);
-    case Step::kRecord: return record_success();
-    case Step::kPrune: return prune();
-    case Step::kPostDeployHook: return run_hook(st, env.hooks.post_deploy);
-    case Step::kRollbackTraffic: return rollback_traffic();
-    case Step::kStopNew: return stop_new();
-    case Step::kOnFailureHook: return run_hook(st, env.hooks.on_failure);
-    case Step::kOnRollbackHook: return run_hook(st, env.hooks.on_rollback);
-    case Step::kNotifyFinished: return notify_finished();
-    case Step::kDone: break;
+    case Step::kMigrateExpand:
+      return migrate(migrate::Selection::kExpand);
+    case Step::kShip:
+      return ship();
+    case Step::kStartNew:
+      return start_new();
+    case Step::kReady:
+      return wait_ready(new_version(), max_start_timeout());
+    case Step::kShiftTraffic:
+      return shift_traffic();
+    case Step::kWatch:
+      return watch();
+    case Step::kWorkers:
+      return workers();
+    case Step::kDrainOld:
+      return drain_old();
+    case Step::kKeepWarm:
+      return keep_warm();
+    case Step::kStopOld:
+      return stop_old();
+    case Step::kMigrateContract:
+      return migrate(migrate::Selection::kContract);
+    case Step::kRecord:
+      return record_success();
+    case Step::kPrune:
+      return prune();
+    case Step::kPostDeployHook:
+      return run_hook(st, env.hooks.post_deploy);
+    case Step::kRollbackTraffic:
+      return rollback_traffic();
+    case Step::kStopNew:
+      return stop_new();
+    case Step::kOnFailureHook:
+      return run_hook(st, env.hooks.on_failure);
+    case Step::kOnRollbackHook:
+      return run_hook(st, env.hooks.on_rollback);
+    case Step::kNotifyFinished:
+      return notify_finished();
+    case Step::kDone:
+      break;
   }
   MD_CHECK_MSG(false, "run_step(kDone)");
   return skipped("");
@@ -381,7 +406,8 @@ Result<Outcome> Deployer::Impl::run_from(Step first) {
     json intent = json::object();
     if (st == Step::kPreflight) {
       // What resume() needs to run the rest of this deploy again.
-      intent = json{{"artifact", req.artifact.string()}, {"sha256", req.sha256}, {"strategy", dep.strategy}};
+      intent = json{
+          {"artifact", req.artifact.string()}, {"sha256", req.sha256}, {"strategy", dep.strategy}};
     }
     if (!self_journaled) MD_TRY_STATUS(journal(step_name(st), "intent", "", std::move(intent)));
     Result<StepDone> r = run_step(st);
@@ -392,8 +418,8 @@ Result<Outcome> Deployer::Impl::run_from(Step first) {
         o.interrupted->load())
       return stop_interrupted(st, r.error());
     if (lease && lease->lost())
-      return fail(Errc::kConflict, fmt::format("lost the lock of {}: stopped at {}", env.name,
-                                               step_name(st)));
+      return fail(Errc::kConflict,
+                  fmt::format("lost the lock of {}: stopped at {}", env.name, step_name(st)));
     if (r) {
       if (!self_journaled) {
         json detail = r->detail;
@@ -434,7 +460,8 @@ Result<Outcome> Deployer::Impl::run_from(Step first) {
   out.steps = timings;
   out.switch_time = switch_time;
   out.probe_time = probe_time;
-  progress(ProgressKind::kEnd, Step::kDone, dep.reason, std::string(state::status_name(dep.status)));
+  progress(ProgressKind::kEnd, Step::kDone, dep.reason,
+           std::string(state::status_name(dep.status)));
   return out;
 }
 
@@ -459,10 +486,9 @@ Result<Outcome> Deployer::Impl::stop_interrupted(Step st, const Error& e) {
 
 Status Deployer::Impl::take_lock(const std::string& deployment_id) {
   if (lease) return ok();
-  auto l = Lease::acquire(s.store, env.name, o.holder, deployment_id, o.lock_ttl, s.clock,
-                          [this](const std::string& m) {
-                            progress(ProgressKind::kNote, Step::kPreflight, m);
-                          });
+  auto l = Lease::acquire(
+      s.store, env.name, o.holder, deployment_id, o.lock_ttl, s.clock,
+      [this](const std::string& m) { progress(ProgressKind::kNote, Step::kPreflight, m); });
   if (!l) return tl::unexpected(l.error());
   lease = std::move(*l);
   return ok();
@@ -496,8 +522,9 @@ Status Deployer::Impl::start_record(const std::string& audit_action) {
   a.action = audit_action;
   a.environment = env.name;
   a.target = dep.version;
-  a.detail = to_json_text(json{{"deployment_id", dep.id}, {"previous_version", dep.previous_version},
-                  {"strategy", dep.strategy}});
+  a.detail = to_json_text(json{{"deployment_id", dep.id},
+                               {"previous_version", dep.previous_version},
+                               {"strategy", dep.strategy}});
   b.audit.push_back(std::move(a));
   MD_TRY_STATUS(commit(b));
   t0 = s.clock.mono();
@@ -535,7 +562,8 @@ DeployRequest request_from_journal(const std::vector<state::JournalEntry>& j,
                                    const state::Deployment& d) {
   DeployRequest r;
   r.version = d.version;
-  r.strategy = d.strategy == "canary" ? config::StrategyKind::kCanary : config::StrategyKind::kBlueGreen;
+  r.strategy =
+      d.strategy == "canary" ? config::StrategyKind::kCanary : config::StrategyKind::kBlueGreen;
   for (const state::JournalEntry& e : j) {
     if (e.step != "preflight" || e.phase != "intent") continue;
     json x = json::parse(e.detail, nullptr, false);
@@ -563,13 +591,15 @@ Status Deployer::Impl::recover(const state::Deployment& dead, ResumeMode mode,
                                      : "died between steps",
                        d.summary));
   if (d.interrupted) {
-    MD_TRY_STATUS(journal(step_name(*d.interrupted), "outcome", "failed",
-                          json{{"interrupted", true},
-                               {"error", "the controller died during this step"}}));
+    MD_TRY_STATUS(
+        journal(step_name(*d.interrupted), "outcome", "failed",
+                json{{"interrupted", true}, {"error", "the controller died during this step"}}));
   }
   MD_TRY_STATUS(journal("resume", "intent", "",
-                        json{{"by", o.holder}, {"mode", mode == ResumeMode::kFinish ? "finish" : "rollback"},
-                             {"next", step_name(d.next)}, {"summary", d.summary}}));
+                        json{{"by", o.holder},
+                             {"mode", mode == ResumeMode::kFinish ? "finish" : "rollback"},
+                             {"next", step_name(d.next)},
+                             {"summary", d.summary}}));
   MD_TRY_STATUS(journal("resume", "outcome", "ok", json::object()));
   failing = d.failing;
   traffic_moved = d.traffic_moved;
@@ -577,10 +607,11 @@ Status Deployer::Impl::recover(const state::Deployment& dead, ResumeMode mode,
   failure = d.failure;
   // A rollback that went through already put traffic back.
   for (const state::JournalEntry& e : j)
-    if (e.step == "rollback_traffic" && e.phase == "outcome" && e.outcome == "ok") rolled_back = true;
+    if (e.step == "rollback_traffic" && e.phase == "outcome" && e.outcome == "ok")
+      rolled_back = true;
   const Kind kind = dead.kind == "rollback" ? Kind::kRollback : Kind::kDeploy;
-  plan = plan_steps(plan_input(env, kind, *req.strategy, !dead.previous_version.empty(),
-                               s.migrator != nullptr));
+  plan = plan_steps(
+      plan_input(env, kind, *req.strategy, !dead.previous_version.empty(), s.migrator != nullptr));
   build_launch();
   *out = run_from(d.next);
   return ok();

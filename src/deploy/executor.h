@@ -7,11 +7,10 @@
 
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "deploy/deploy.h"
 #include "deploy/lease.h"
@@ -23,9 +22,9 @@ using json = nlohmann::json;
 
 // What a step did when it did not fail.
 struct StepDone {
-  std::string outcome = "ok";          // ok | skipped
-  std::string note;                    // one line for the output and the journal
-  json detail = json::object();        // extra journal fields
+  std::string outcome = "ok";    // ok | skipped
+  std::string note;              // one line for the output and the journal
+  json detail = json::object();  // extra journal fields
   std::vector<state::Release> releases;
   std::vector<state::OutboxEvent> outbox;
   std::optional<state::Deployment> deployment;  // upserted with the outcome
@@ -48,27 +47,27 @@ struct Deployer::Impl {
   Options o;
 
   // ---- the run -------------------------------------------------------------
-  state::Deployment dep;            // the record being written
+  state::Deployment dep;  // the record being written
   DeployRequest req;
   Plan plan;
   LaunchSpec launch;
   std::unique_ptr<Lease> lease;
   MonoTime t0{};
-  int weight_done = 0;              // last canary weight analysed ok
-  bool failing = false;             // on the failure path
-  bool traffic_moved = false;       // some traffic reached the new release
-  bool rolled_back = false;         // traffic went back to the old release
-  std::string failure;              // first fatal failure, "step: error"
+  int weight_done = 0;         // last canary weight analysed ok
+  bool failing = false;        // on the failure path
+  bool traffic_moved = false;  // some traffic reached the new release
+  bool rolled_back = false;    // traffic went back to the old release
+  std::string failure;         // first fatal failure, "step: error"
   bool fault_hit = false;
-  bool interrupt_taken = false;     // a signal already aborted this run
-  bool control_abort = false;       // poll_controls just returned an abort (kCancelled)
+  bool interrupt_taken = false;             // a signal already aborted this run
+  bool control_abort = false;               // poll_controls just returned an abort (kCancelled)
   std::map<std::string, int> fault_counts;  // "step:phase" -> records written
   std::vector<StepTiming> timings;
-  std::optional<Millis> switch_time;  // the last 100 % move: the switch itself
-  std::optional<Millis> probe_time;   // and the proxy's health probe before it
+  std::optional<Millis> switch_time;        // the last 100 % move: the switch itself
+  std::optional<Millis> probe_time;         // and the proxy's health probe before it
   std::optional<migrate::Plan> migrations;  // from preflight
-  bool store_failed = false;        // a commit to the state store failed
-  std::optional<Step> last_step;    // the step run_from is at
+  bool store_failed = false;                // a commit to the state store failed
+  std::optional<Step> last_step;            // the step run_from is at
 
   const std::string& new_version() const { return dep.version; }
   const std::string& old_version() const { return dep.previous_version; }

@@ -3,7 +3,6 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
-
 #include <nlohmann/json.hpp>
 
 #include "core/hash.h"
@@ -24,8 +23,8 @@ class ExecutorTest : public ::testing::Test {
   void SetUp() override {
     // WHY /dev/shm: the store fsyncs every journal record; on tmpfs that is
     // free, and these tests write a few thousand of them.
-    std::string tmpl = std::string(fs::is_directory("/dev/shm") ? "/dev/shm" : "/tmp") +
-                       "/md-deploy-test-XXXXXX";
+    std::string tmpl =
+        std::string(fs::is_directory("/dev/shm") ? "/dev/shm" : "/tmp") + "/md-deploy-test-XXXXXX";
     dir_ = mkdtemp(tmpl.data());
     auto st = state::open_store((dir_ / "state.db").string(), clock_);
     ASSERT_TRUE(st) << st.error().what();
@@ -61,8 +60,10 @@ class ExecutorTest : public ::testing::Test {
   }
 
   Deployer make(std::optional<FaultPoint> fault = std::nullopt) {
-    Seams seams{host_, *store_, migrations_ ? &migrator_ : nullptr, hooks_, clock_, observer_,
-                [this] { ++wakes_; }};
+    Seams seams{
+        host_, *store_, migrations_ ? &migrator_ : nullptr, hooks_, clock_, observer_, [this] {
+          ++wakes_;
+        }};
     Options o;
     o.actor = "tester";
     o.holder = "tester@elsewhere pid 1";
@@ -125,16 +126,35 @@ TEST_F(ExecutorTest, FirstDeployStartsRoutesAndRecords) {
   EXPECT_EQ(d.previous_version, "");
   EXPECT_EQ(d.kind, "deploy");
   EXPECT_TRUE(d.finished_at.has_value());
-  EXPECT_EQ(journal_steps(d.id),
-            (std::vector<std::string>{
-                "preflight:intent", "preflight:ok", "pre_deploy_hook:skipped", "notify_started:intent",
-                "notify_started:ok", "migrate_expand:skipped", "ship:intent", "ship:ok",
-                "start_new:intent", "start_new:ok", "ready:intent", "ready:ok",
-                "shift_traffic:intent", "shift_traffic:ok", "watch:skipped", "workers:intent",
-                "workers:ok", "drain_old:skipped", "keep_warm:skipped", "stop_old:skipped",
-                "migrate_contract:skipped", "record:intent", "record:ok", "prune:intent", "prune:ok",
-                "post_deploy_hook:skipped", "on_rollback_hook:skipped", "notify_finished:intent",
-                "notify_finished:ok"}));
+  EXPECT_EQ(journal_steps(d.id), (std::vector<std::string>{"preflight:intent",
+                                                           "preflight:ok",
+                                                           "pre_deploy_hook:skipped",
+                                                           "notify_started:intent",
+                                                           "notify_started:ok",
+                                                           "migrate_expand:skipped",
+                                                           "ship:intent",
+                                                           "ship:ok",
+                                                           "start_new:intent",
+                                                           "start_new:ok",
+                                                           "ready:intent",
+                                                           "ready:ok",
+                                                           "shift_traffic:intent",
+                                                           "shift_traffic:ok",
+                                                           "watch:skipped",
+                                                           "workers:intent",
+                                                           "workers:ok",
+                                                           "drain_old:skipped",
+                                                           "keep_warm:skipped",
+                                                           "stop_old:skipped",
+                                                           "migrate_contract:skipped",
+                                                           "record:intent",
+                                                           "record:ok",
+                                                           "prune:intent",
+                                                           "prune:ok",
+                                                           "post_deploy_hook:skipped",
+                                                           "on_rollback_hook:skipped",
+                                                           "notify_finished:intent",
+                                                           "notify_finished:ok"}));
   EXPECT_EQ(outbox_types(), (std::vector<std::string>{"started", "succeeded"}));
   EXPECT_EQ(wakes_, 2);
   auto rel = *store_->releases("production");
@@ -150,10 +170,9 @@ TEST_F(ExecutorTest, BlueGreenReturnsAndLeavesTheOldReleaseWarmWithTheAgent) {
   env_.rollback_window = Millis(15 * 60 * 1000);
   const MonoTime before = clock_.mono();
   const state::Deployment d = ok_deploy("v2");
-  EXPECT_EQ(host_.calls,
-            (std::vector<std::string>{"ship v2", "start v2 web", "route v2=100", "start v2 workers",
-                                      "stop v1 workers", "drain v1", "keep_warm v1 900000ms",
-                                      "prune 5"}));
+  EXPECT_EQ(host_.calls, (std::vector<std::string>{
+                             "ship v2", "start v2 web", "route v2=100", "start v2 workers",
+                             "stop v1 workers", "drain v1", "keep_warm v1 900000ms", "prune 5"}));
   EXPECT_LT(clock_.mono() - before, Millis(60000));  // did not wait for the window
   EXPECT_EQ(d.previous_version, "v1");
   EXPECT_EQ(d.status, state::DeployStatus::kSucceeded);
@@ -217,8 +236,9 @@ TEST_F(ExecutorTest, RollbackInTheWindowIsARollbackDeploymentOfTheWarmRelease) {
   EXPECT_EQ(r->deployment.kind, "rollback");
   EXPECT_EQ(r->deployment.version, "v1");
   EXPECT_EQ(r->deployment.status, state::DeployStatus::kSucceeded);
-  EXPECT_EQ(host_.calls, (std::vector<std::string>{"route v1=100", "start v1 workers", "stop v2 workers",
-                                                   "drain v2", "stop v2 all", "prune 5"}));
+  EXPECT_EQ(host_.calls,
+            (std::vector<std::string>{"route v1=100", "start v1 workers", "stop v2 workers",
+                                      "drain v2", "stop v2 all", "prune 5"}));
   EXPECT_EQ(store_->deployment(v2.id)->status, state::DeployStatus::kSucceeded);
 }
 
@@ -233,8 +253,9 @@ TEST_F(ExecutorTest, StoreDeletedAfterTrafficMovedFailsSayingWhatTheHostRuns) {
   EXPECT_NE(msg.find("was deleted or replaced"), std::string::npos) << msg;
   EXPECT_NE(msg.find("stopped at watch"), std::string::npos) << msg;
   EXPECT_NE(msg.find("traffic HAD moved to v2"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("host fake: traffic v2 100%; running v1 (2/2 web healthy), v2 (2/2 web healthy)"),
-            std::string::npos)
+  EXPECT_NE(
+      msg.find("host fake: traffic v2 100%; running v1 (2/2 web healthy), v2 (2/2 web healthy)"),
+      std::string::npos)
       << msg;
   EXPECT_NE(msg.find("deploy --resume"), std::string::npos) << msg;
   host_.on_metrics = nullptr;
@@ -282,7 +303,8 @@ TEST_F(ExecutorTest, NeverHealthyFailsAndNothingMoves) {
   EXPECT_EQ(hooks_.calls[0].vars.at("MESHDEPLOY_VERSION"), "v2");
   EXPECT_EQ(hooks_.calls[0].vars.at("MESHDEPLOY_PREVIOUS_VERSION"), "v1");
   EXPECT_EQ(hooks_.calls[0].vars.at("MESHDEPLOY_REASON"), r->deployment.reason);
-  EXPECT_EQ(outbox_types(), (std::vector<std::string>{"started", "succeeded", "started", "failed"}));
+  EXPECT_EQ(outbox_types(),
+            (std::vector<std::string>{"started", "succeeded", "started", "failed"}));
 }
 
 TEST_F(ExecutorTest, CrashLoopFailsFast) {
@@ -292,7 +314,8 @@ TEST_F(ExecutorTest, CrashLoopFailsFast) {
   auto r = deploy("v2");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->deployment.status, state::DeployStatus::kFailed);
-  EXPECT_NE(r->deployment.reason.find("web.1 failed (exit 1)"), std::string::npos) << r->deployment.reason;
+  EXPECT_NE(r->deployment.reason.find("web.1 failed (exit 1)"), std::string::npos)
+      << r->deployment.reason;
   EXPECT_LT(clock_.mono() - t, Millis(1000));
 }
 
@@ -391,11 +414,13 @@ TEST_F(ExecutorTest, AgentListeningElsewhereRefusesWithEveryReasonBeforeAnything
   EXPECT_EQ(r->deployment.status, state::DeployStatus::kFailed);
   const std::string& why = r->deployment.reason;
   EXPECT_EQ(why.substr(0, why.find('\n')), "preflight: refused for 3 reasons:");
-  EXPECT_NE(why.find("\n- proxy.listen is 127.0.0.1:8080 in the config (environment production), but "
-                     "the agent on host fake listens on 127.0.0.1:9090:"),
-            std::string::npos)
+  EXPECT_NE(
+      why.find("\n- proxy.listen is 127.0.0.1:8080 in the config (environment production), but "
+               "the agent on host fake listens on 127.0.0.1:9090:"),
+      std::string::npos)
       << why;
-  EXPECT_NE(why.find("\n- migrations refused: lint: a\n- migrations refused: lint: b"), std::string::npos)
+  EXPECT_NE(why.find("\n- migrations refused: lint: a\n- migrations refused: lint: b"),
+            std::string::npos)
       << why;
   EXPECT_TRUE(host_.calls.empty()) << host_.calls.front();
   EXPECT_EQ(migrator_.calls, (std::vector<std::string>{"plan"}));
@@ -421,7 +446,8 @@ TEST_F(ExecutorTest, HealthProbeAndTrafficSwitchAreReportedApart) {
   EXPECT_TRUE(seen);
   bool noted = false;
   for (const Progress& p : observer_.events)
-    noted = noted || p.message == "100% of traffic on v2 (health probe 120 ms, traffic switch 0 ms)";
+    noted =
+        noted || p.message == "100% of traffic on v2 (health probe 120 ms, traffic switch 0 ms)";
   EXPECT_TRUE(noted);
 }
 
@@ -430,13 +456,13 @@ TEST_F(ExecutorTest, CanaryPassesEachWeight) {
   env_.strategy.kind = config::StrategyKind::kCanary;
   env_.strategy.steps = {{25, Millis(3000), false}, {100, Millis(0), false}};
   const state::Deployment d = ok_deploy("v2");
-  EXPECT_EQ(host_.calls, (std::vector<std::string>{"ship v2", "start v2 web", "route v2=25,v1=75",
-                                                   "route v2=100", "start v2 workers",
-                                                   "stop v1 workers", "drain v1", "stop v1 all",
-                                                   "prune 5"}));
+  EXPECT_EQ(host_.calls,
+            (std::vector<std::string>{"ship v2", "start v2 web", "route v2=25,v1=75",
+                                      "route v2=100", "start v2 workers", "stop v1 workers",
+                                      "drain v1", "stop v1 all", "prune 5"}));
   EXPECT_EQ(d.strategy, "canary");
-  EXPECT_EQ(outbox_types(), (std::vector<std::string>{"started", "succeeded", "started", "canary_step",
-                                                      "canary_step", "succeeded"}));
+  EXPECT_EQ(outbox_types(), (std::vector<std::string>{"started", "succeeded", "started",
+                                                      "canary_step", "canary_step", "succeeded"}));
 }
 
 TEST_F(ExecutorTest, CanaryBreachRollsBackAutomatically) {
@@ -449,9 +475,10 @@ TEST_F(ExecutorTest, CanaryBreachRollsBackAutomatically) {
   auto r = deploy("v2");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->deployment.status, state::DeployStatus::kRolledBack);
-  EXPECT_EQ(r->deployment.reason,
-            "shift_traffic: canary at 50%: 5xx: canary 5xx ratio 0.5 > severe_error_ratio 0.1 (50 of 100 "
-            "requests): severe, no need to wait");
+  EXPECT_EQ(
+      r->deployment.reason,
+      "shift_traffic: canary at 50%: 5xx: canary 5xx ratio 0.5 > severe_error_ratio 0.1 (50 of 100 "
+      "requests): severe, no need to wait");
   EXPECT_EQ(host_.calls, (std::vector<std::string>{"ship v2", "start v2 web", "route v2=50,v1=50",
                                                    "route v1=100", "stop v2 all"}));
   EXPECT_EQ(host_.running(), (std::vector<std::string>{"v1"}));
@@ -534,7 +561,8 @@ TEST_F(ColdCanary, ARestartOfACanaryProcessStartsTheWarmUpAgain) {
   EXPECT_EQ(d.status, state::DeployStatus::kSucceeded);
   bool noted = false;
   for (const Progress& p : observer_.events)
-    noted = noted || p.message == "25% a process of v2 restarted: warm-up again, analysis starts over";
+    noted =
+        noted || p.message == "25% a process of v2 restarted: warm-up again, analysis starts over";
   EXPECT_TRUE(noted);
 }
 
@@ -644,9 +672,10 @@ TEST_F(ExecutorTest, AbortDuringTheWarmWindowSwitchesBack) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->deployment.status, state::DeployStatus::kRolledBack);
   EXPECT_EQ(r->deployment.reason, "keep_warm: aborted by bob: oops");
-  EXPECT_EQ(host_.calls, (std::vector<std::string>{"ship v2", "start v2 web", "route v2=100",
-                                                   "start v2 workers", "stop v1 workers", "drain v1",
-                                                   "route v1=100", "start v1 workers", "stop v2 all"}));
+  EXPECT_EQ(host_.calls,
+            (std::vector<std::string>{"ship v2", "start v2 web", "route v2=100", "start v2 workers",
+                                      "stop v1 workers", "drain v1", "route v1=100",
+                                      "start v1 workers", "stop v2 all"}));
   EXPECT_EQ(hooks_.commands(), (std::vector<std::string>{"rolled"}));
   EXPECT_LT(clock_.mono().time_since_epoch(), Millis(600000));
 }
@@ -665,9 +694,9 @@ TEST_F(ExecutorTest, ManualRollbackStartsTheKeptReleaseFromDisk) {
   EXPECT_EQ(r->deployment.version, "v1");
   EXPECT_EQ(r->deployment.previous_version, "v2");
   EXPECT_EQ(r->deployment.status, state::DeployStatus::kSucceeded);
-  EXPECT_EQ(host_.calls, (std::vector<std::string>{"start v1 web", "route v1=100", "start v1 workers",
-                                                   "stop v2 workers", "drain v2", "stop v2 all",
-                                                   "prune 5"}));
+  EXPECT_EQ(host_.calls,
+            (std::vector<std::string>{"start v1 web", "route v1=100", "start v1 workers",
+                                      "stop v2 workers", "drain v2", "stop v2 all", "prune 5"}));
   EXPECT_EQ(hooks_.commands(), (std::vector<std::string>{"rolled"}));
   EXPECT_EQ(outbox_types().back(), "rolled_back");
   // Rolling back again goes further back, not forth: nothing before v1.

@@ -4,14 +4,14 @@
 // inject failures. Not thread-safe; used from the executor's thread only.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
 #include <map>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "deploy/seams.h"
 
@@ -20,25 +20,26 @@ namespace md::deploy::testing {
 class FakeHost : public Host {
  public:
   struct Behaviour {
-    int views_to_healthy = 1;   // view() calls after start before web passes health
+    int views_to_healthy = 1;  // view() calls after start before web passes health
     bool never_healthy = false;
-    bool crash = false;         // web processes crash-loop (state failed)
-    double error_rate = 0;      // share of its requests answered 5xx
-    double latency_ms = 10;     // latency of every request (a bucket's lower bound)
-    int restarts = 0;           // restarts of each web process so far
+    bool crash = false;      // web processes crash-loop (state failed)
+    double error_rate = 0;   // share of its requests answered 5xx
+    double latency_ms = 10;  // latency of every request (a bucket's lower bound)
+    int restarts = 0;        // restarts of each web process so far
   };
   std::map<std::string, Behaviour> behaviour;  // by version
   int web_per_release = 2;
   int workers_per_release = 1;
-  uint64_t requests_per_metrics = 200;         // traffic generated per metrics() call
-  std::vector<std::string> calls;              // "ship v2", "start v2 web", "route v2=25,v1=75", ...
-  std::map<std::string, Error> fail_next;      // "ship" | "start" | "route" | "drain" | "stop" | "keep_warm" | "view": once
+  uint64_t requests_per_metrics = 200;  // traffic generated per metrics() call
+  std::vector<std::string> calls;       // "ship v2", "start v2 web", "route v2=25,v1=75", ...
+  std::map<std::string, Error>
+      fail_next;  // "ship" | "start" | "route" | "drain" | "stop" | "keep_warm" | "view": once
   bool unreachable = false;
-  std::function<void(int)> on_metrics;         // called with the metrics() call count
-  std::function<void()> on_route;              // called after each successful route()
+  std::function<void(int)> on_metrics;  // called with the metrics() call count
+  std::function<void()> on_route;       // called after each successful route()
   uint64_t disk_free = 10ull << 30;
   std::vector<std::string> listen{"127.0.0.1:8080"};  // the proxy.listen default
-  Millis route_probe{0};                       // what route() says the health probe took
+  Millis route_probe{0};                              // what route() says the health probe took
 
   struct Rel {
     std::string sha;
@@ -46,7 +47,7 @@ class FakeHost : public Host {
     int views = 0;
   };
   std::map<std::string, Rel> rel;
-  std::vector<std::string> order;              // shipped, oldest first
+  std::vector<std::string> order;  // shipped, oldest first
   std::map<std::string, int> weights;
   std::map<std::string, SetMetrics> counters;
   int metrics_calls = 0;
@@ -98,7 +99,8 @@ class FakeHost : public Host {
     return hv;
   }
 
-  Status ship(const std::string& version, const std::filesystem::path&, const std::string& sha256) override {
+  Status ship(const std::string& version, const std::filesystem::path&,
+              const std::string& sha256) override {
     calls.push_back("ship " + version);
     if (auto e = take("ship")) return tl::unexpected(*e);
     if (rel.count(version) && rel[version].sha != sha256)
@@ -132,7 +134,8 @@ class FakeHost : public Host {
     if (auto e = take("route")) return tl::unexpected(*e);
     if (sum != 100) return fail(Errc::kInvalidArgument, "weights do not sum to 100");
     for (const auto& [v, pct] : w)
-      if (pct > 0 && (!rel.count(v) || !rel[v].web)) return fail(Errc::kFailedPrecondition, v + " not running");
+      if (pct > 0 && (!rel.count(v) || !rel[v].web))
+        return fail(Errc::kFailedPrecondition, v + " not running");
     weights.clear();
     for (const auto& [v, pct] : w)
       if (pct > 0) weights[v] = pct;
@@ -170,7 +173,7 @@ class FakeHost : public Host {
     return ok();
   }
 
-  std::map<std::string, SysTime> warm_until;   // keep_warm deadlines (the fake never acts on them)
+  std::map<std::string, SysTime> warm_until;  // keep_warm deadlines (the fake never acts on them)
   Result<SysTime> keep_warm(const std::string& version, Millis window) override {
     calls.push_back(fmt::format("keep_warm {} {}ms", version, window.count()));
     if (auto e = take("keep_warm")) return tl::unexpected(*e);
@@ -190,12 +193,14 @@ class FakeHost : public Host {
     return ok();
   }
 
-  Result<std::vector<std::string>> prune(int keep, const std::vector<std::string>& protect) override {
+  Result<std::vector<std::string>> prune(int keep,
+                                         const std::vector<std::string>& protect) override {
     calls.push_back(fmt::format("prune {}", keep));
     std::vector<std::string> gone;
     while (static_cast<int>(order.size()) > keep) {
       auto it = std::find_if(order.begin(), order.end(), [&](const std::string& v) {
-        return std::find(protect.begin(), protect.end(), v) == protect.end() && !rel[v].web && !rel[v].workers;
+        return std::find(protect.begin(), protect.end(), v) == protect.end() && !rel[v].web &&
+               !rel[v].workers;
       });
       if (it == order.end()) break;
       gone.push_back(*it);

@@ -1,9 +1,9 @@
 // The steps of a deploy's forward path (traffic moves are in traffic.cc).
 // Each is idempotent against the host's observed state, so a resumed deploy
 // can run the step it was interrupted in again.
-#include <filesystem>
-
 #include <fmt/format.h>
+
+#include <filesystem>
 
 #include "core/hash.h"
 #include "deploy/executor.h"
@@ -58,7 +58,8 @@ Result<StepDone> Deployer::Impl::preflight() {
     std::error_code ec;
     const auto size = std::filesystem::file_size(req.artifact, ec);
     if (ec && !on_host)
-      return fail(Errc::kNotFound, fmt::format("artifact {}: {}", req.artifact.string(), ec.message()));
+      return fail(Errc::kNotFound,
+                  fmt::format("artifact {}: {}", req.artifact.string(), ec.message()));
     if (!ec) {
       const std::string sum = MD_TRY_CTX(sha256_file_hex(req.artifact), "artifact");
       if (sum != req.sha256)
@@ -69,8 +70,9 @@ Result<StepDone> Deployer::Impl::preflight() {
       notes.push_back(fmt::format("artifact sha256 {} verified", sum.substr(0, 12)));
     }
   } else if (!on_host) {
-    return fail(Errc::kNotFound, fmt::format("release {} is not on host {} and no artifact was given",
-                                             new_version(), s.host.name()));
+    return fail(Errc::kNotFound,
+                fmt::format("release {} is not on host {} and no artifact was given", new_version(),
+                            s.host.name()));
   }
   if (on_host && !req.sha256.empty() && !on_host->sha256.empty() && on_host->sha256 != req.sha256)
     return fail(Errc::kAlreadyExists,
@@ -78,11 +80,12 @@ Result<StepDone> Deployer::Impl::preflight() {
                             "versions are immutable: build a new version",
                             s.host.name(), new_version(), on_host->sha256.substr(0, 12)));
   if (need > 0 && !on_host && hv.disk_free_bytes < need)
-    return fail(Errc::kFailedPrecondition,
-                fmt::format("host {} has {} MiB free under the agent root; the release needs about {} MiB",
-                            s.host.name(), hv.disk_free_bytes >> 20, need >> 20));
-  notes.push_back(fmt::format("agent {} reachable, {} MiB free", hv.agent_version,
-                              hv.disk_free_bytes >> 20));
+    return fail(
+        Errc::kFailedPrecondition,
+        fmt::format("host {} has {} MiB free under the agent root; the release needs about {} MiB",
+                    s.host.name(), hv.disk_free_bytes >> 20, need >> 20));
+  notes.push_back(
+      fmt::format("agent {} reachable, {} MiB free", hv.agent_version, hv.disk_free_bytes >> 20));
   if (!old_version().empty() && !hv.find(old_version()))
     notes.push_back(fmt::format("previous release {} is not on the host", old_version()));
   // Every reason to refuse, gathered before refusing, so one run lists them all.
@@ -97,7 +100,8 @@ Result<StepDone> Deployer::Impl::preflight() {
   if (s.migrator && plan.runs(Step::kMigrateExpand)) {
     migrate::Plan mp = MD_TRY_CTX(s.migrator->plan(), "migration plan");
     if (!mp.verdict.ok)
-      for (const std::string& r : mp.verdict.reasons) refusals.push_back("migrations refused: " + r);
+      for (const std::string& r : mp.verdict.reasons)
+        refusals.push_back("migrations refused: " + r);
     notes.push_back(fmt::format("migrations: {} expand, {} contract pending", mp.expand().size(),
                                 mp.contract().size()));
     d.detail["expand"] = mp.expand().size();
@@ -122,9 +126,10 @@ Result<StepDone> Deployer::Impl::run_hook(Step st, const std::string& command) {
   d.detail["exit"] = h.exit_code;
   if (!h.ok()) {
     const std::string last = tail_line(h.output);
-    return fail(Errc::kFailedPrecondition,
-                fmt::format("{} hook failed ({}){}", step_name(st).substr(0, step_name(st).size() - 5),
-                            h.describe, last.empty() ? "" : ": " + last));
+    return fail(
+        Errc::kFailedPrecondition,
+        fmt::format("{} hook failed ({}){}", step_name(st).substr(0, step_name(st).size() - 5),
+                    h.describe, last.empty() ? "" : ": " + last));
   }
   d.note = fmt::format("hook ran ({})", h.describe.empty() ? "exit 0" : h.describe);
   return d;
@@ -134,28 +139,33 @@ Result<StepDone> Deployer::Impl::migrate(migrate::Selection sel) {
   const bool expand = sel == migrate::Selection::kExpand;
   if (!migrations || !expand) migrations = MD_TRY_CTX(s.migrator->plan(), "migration plan");
   const size_t pending = expand ? migrations->expand().size() : migrations->contract().size();
-  if (pending == 0) return skipped(fmt::format("no pending {} migrations", expand ? "expand" : "contract"));
+  if (pending == 0)
+    return skipped(fmt::format("no pending {} migrations", expand ? "expand" : "contract"));
   migrate::ApplyReport rep = s.migrator->apply(sel, dep.id);
   StepDone d;
   d.detail["applied"] = json::array();
-  for (const migrate::AppliedFile& f : rep.applied) d.detail["applied"].push_back(f.version + "_" + f.name);
+  for (const migrate::AppliedFile& f : rep.applied)
+    d.detail["applied"].push_back(f.version + "_" + f.name);
   if (!rep.ok()) {
     std::string where;
     if (rep.failure)
-      where = fmt::format(" at {}:{} ({})", rep.failure->file, rep.failure->line, rep.failure->message);
+      where =
+          fmt::format(" at {}:{} ({})", rep.failure->file, rep.failure->line, rep.failure->message);
     Error e = *rep.error;
-    e.context(fmt::format("{} migrations ({} applied before the failure){}", expand ? "expand" : "contract",
-                          rep.applied.size(), where));
+    e.context(fmt::format("{} migrations ({} applied before the failure){}",
+                          expand ? "expand" : "contract", rep.applied.size(), where));
     return tl::unexpected(e);
   }
-  d.note = fmt::format("{} {} migration(s) applied", rep.applied.size(), expand ? "expand" : "contract");
+  d.note =
+      fmt::format("{} {} migration(s) applied", rep.applied.size(), expand ? "expand" : "contract");
   migrations.reset();
   return d;
 }
 
 Result<StepDone> Deployer::Impl::ship() {
   const HostView hv = MD_TRY(view_host());
-  if (const ReleaseView* r = hv.find(new_version()); r && (req.sha256.empty() || r->sha256 == req.sha256))
+  if (const ReleaseView* r = hv.find(new_version());
+      r && (req.sha256.empty() || r->sha256 == req.sha256))
     return skipped(fmt::format("{} is already on host {}", new_version(), s.host.name()));
   MD_TRY_STATUS(s.host.ship(new_version(), req.artifact, req.sha256));
   StepDone d;
@@ -167,7 +177,8 @@ Result<StepDone> Deployer::Impl::start_new() {
   const HostView hv = MD_TRY(view_host());
   const ReleaseView* r = hv.find(new_version());
   if (r && r->web_running() >= web_count() && !r->any_failed())
-    return skipped(fmt::format("{} already runs ({})", new_version(), release_state_note(r, web_count())));
+    return skipped(
+        fmt::format("{} already runs ({})", new_version(), release_state_note(r, web_count())));
   MD_TRY_STATUS(s.host.start(new_version(), Role::kWeb, launch));
   StepDone d;
   d.note = fmt::format("{} web process(es) of {} started", web_count(), new_version());
@@ -187,11 +198,13 @@ Result<StepDone> Deployer::Impl::wait_ready(const std::string& version, Millis t
       return d;
     }
     if (r && r->any_failed())
-      return fail(Errc::kFailedPrecondition, fmt::format("{} did not become healthy: {}", version, last));
+      return fail(Errc::kFailedPrecondition,
+                  fmt::format("{} did not become healthy: {}", version, last));
     if (s.clock.mono() >= deadline)
-      return fail(Errc::kTimeout, fmt::format("{} not healthy after {}s: {}", version,
-                                              std::chrono::duration_cast<std::chrono::seconds>(timeout).count(),
-                                              last));
+      return fail(
+          Errc::kTimeout,
+          fmt::format("{} not healthy after {}s: {}", version,
+                      std::chrono::duration_cast<std::chrono::seconds>(timeout).count(), last));
     MD_TRY(poll_controls());
     s.clock.sleep_for(o.poll);
   }
@@ -211,9 +224,11 @@ Result<StepDone> Deployer::Impl::workers() {
       if (r && r->workers_running() >= worker_count()) break;
       if (r && r->any_failed())
         return fail(Errc::kFailedPrecondition,
-                    fmt::format("workers of {} failed: {}", new_version(), release_state_note(r, web_count())));
+                    fmt::format("workers of {} failed: {}", new_version(),
+                                release_state_note(r, web_count())));
       if (s.clock.mono() >= deadline)
-        return fail(Errc::kTimeout, fmt::format("workers of {} not running after 60s", new_version()));
+        return fail(Errc::kTimeout,
+                    fmt::format("workers of {} not running after 60s", new_version()));
       MD_TRY(poll_controls());
       s.clock.sleep_for(o.poll);
     }
@@ -222,7 +237,8 @@ Result<StepDone> Deployer::Impl::workers() {
   if (!old_version().empty()) {
     if (const ReleaseView* old = hv.find(old_version()); old && old->workers_running() > 0) {
       MD_TRY_STATUS(s.host.stop(old_version(), Role::kWorkers));
-      stopped = fmt::format("; {} worker(s) of {} drained and stopped", old->workers_running(), old_version());
+      stopped = fmt::format("; {} worker(s) of {} drained and stopped", old->workers_running(),
+                            old_version());
     }
   }
   StepDone d;
@@ -245,9 +261,10 @@ Result<StepDone> Deployer::Impl::keep_warm() {
   // An abort that arrived while the old release drained is still taken.
   MD_TRY(poll_controls());
   if (const size_t n = MD_TRY(pending_contract()); n > 0)
-    return skipped(fmt::format("{} contract migration(s) pending: {} is stopped before they run "
-                               "(a contract would break it), not kept warm",
-                               n, old_version()));
+    return skipped(
+        fmt::format("{} contract migration(s) pending: {} is stopped before they run "
+                    "(a contract would break it), not kept warm",
+                    n, old_version()));
   // A resumed deploy keeps only what is left of the window.
   Millis left = env.rollback_window;
   auto j = MD_TRY(s.store.journal(dep.id));
@@ -280,7 +297,8 @@ Result<StepDone> Deployer::Impl::stop_old() {
   // Handed to the agent by keep_warm (in this run or before a resume).
   for (const state::JournalEntry& e : MD_TRY(s.store.journal(dep.id)))
     if (e.step == "keep_warm" && e.phase == "outcome" && e.outcome == "ok")
-      return skipped(fmt::format("the agent stops {} when its rollback window ends", old_version()));
+      return skipped(
+          fmt::format("the agent stops {} when its rollback window ends", old_version()));
   MD_TRY_STATUS(s.host.stop(old_version(), Role::kAll));
   StepDone d;
   d.note = fmt::format("{} stopped", old_version());
@@ -310,7 +328,7 @@ Result<StepDone> Deployer::Impl::prune() {
 
 Result<StepDone> Deployer::Impl::notify_finished() {
   StepDone d;
-  dep.status = !failing ? state::DeployStatus::kSucceeded
+  dep.status = !failing      ? state::DeployStatus::kSucceeded
                : rolled_back ? state::DeployStatus::kRolledBack
                              : state::DeployStatus::kFailed;
   if (failing) dep.reason = failure;
@@ -320,7 +338,8 @@ Result<StepDone> Deployer::Impl::notify_finished() {
   if (failing) t = rolled_back ? notify::EventType::kRolledBack : notify::EventType::kFailed;
   d.outbox = fan_out(t);
   d.deployment = dep;
-  d.note = fmt::format("{}; {} channel(s) notified", state::status_name(dep.status), d.outbox.size());
+  d.note =
+      fmt::format("{}; {} channel(s) notified", state::status_name(dep.status), d.outbox.size());
   return d;
 }
 

@@ -9,9 +9,12 @@ namespace {
 
 agent::Role to_agent(Role r) {
   switch (r) {
-    case Role::kWeb: return agent::Role::kWeb;
-    case Role::kWorkers: return agent::Role::kWorkers;
-    case Role::kAll: return agent::Role::kAll;
+    case Role::kWeb:
+      return agent::Role::kWeb;
+    case Role::kWorkers:
+      return agent::Role::kWorkers;
+    case Role::kAll:
+      return agent::Role::kAll;
   }
   return agent::Role::kAll;
 }
@@ -39,7 +42,8 @@ class AgentHost : public Host {
     if (!st) {
       Error e = st.error();
       if (e.code() == Errc::kUnavailable)
-        e.context(fmt::format("agent at {} (start it with `meshdeploy agent run`)", socket_.string()));
+        e.context(
+            fmt::format("agent at {} (start it with `meshdeploy agent run`)", socket_.string()));
       return tl::unexpected(e);
     }
     HostView hv;
@@ -147,7 +151,8 @@ class AgentHost : public Host {
     return real_clock().now() + window;
   }
 
-  Result<std::vector<std::string>> prune(int keep, const std::vector<std::string>& protect) override {
+  Result<std::vector<std::string>> prune(int keep,
+                                         const std::vector<std::string>& protect) override {
     agent::Prune p;
     p.keep = keep;
     p.protect = protect;
@@ -175,18 +180,18 @@ std::filesystem::path agent_socket(const config::Environment& env) {
 Result<std::unique_ptr<Host>> make_agent_host(const config::Environment& env, Millis call_timeout) {
   for (const config::Host& h : env.hosts)
     if (h.address != "local")
-      return fail(Errc::kInvalidArgument,
-                  fmt::format("environment {}: host {} ({}): only local hosts are supported by this "
-                              "build; run the controller on that host",
-                              env.name, h.name, h.address));
+      return fail(
+          Errc::kInvalidArgument,
+          fmt::format("environment {}: host {} ({}): only local hosts are supported by this "
+                      "build; run the controller on that host",
+                      env.name, h.name, h.address));
   if (env.hosts.size() > 1)
     return fail(Errc::kInvalidArgument,
                 fmt::format("environment {}: {} hosts configured; this build deploys to one host",
                             env.name, env.hosts.size()));
   Millis health{0};
   for (const config::Service& s : env.services)
-    if (s.kind == config::ServiceKind::kWeb)
-      health = std::max(health, s.health.start_timeout);
+    if (s.kind == config::ServiceKind::kWeb) health = std::max(health, s.health.start_timeout);
   return std::unique_ptr<Host>(std::make_unique<AgentHost>(agent_socket(env), call_timeout,
                                                            std::max(health, Millis(10000))));
 }

@@ -1,11 +1,10 @@
 #include "deploy/host_check.h"
 
+#include <fmt/format.h>
 #include <netdb.h>
 #include <sys/socket.h>
 
 #include <set>
-
-#include <fmt/format.h>
 
 #include "core/hash.h"
 #include "proxy/proxy.h"
@@ -33,7 +32,8 @@ std::set<std::string> numeric_hosts(const std::string& host) {
   if (::getaddrinfo(host.c_str(), nullptr, &hints, &res) == 0) {
     for (addrinfo* a = res; a; a = a->ai_next) {
       char buf[NI_MAXHOST];
-      if (::getnameinfo(a->ai_addr, a->ai_addrlen, buf, sizeof buf, nullptr, 0, NI_NUMERICHOST) == 0)
+      if (::getnameinfo(a->ai_addr, a->ai_addrlen, buf, sizeof buf, nullptr, 0, NI_NUMERICHOST) ==
+          0)
         out.insert(buf);
     }
     ::freeaddrinfo(res);
@@ -71,11 +71,12 @@ std::vector<std::string> config_mismatches(const config::Environment& env, const
     bool found = false;
     for (const std::string& l : hv.listen) found = found || same_listener(env.proxy.listen, l);
     if (!found)
-      out.push_back(fmt::format(
-          "proxy.listen is {} {}, but {} listens on {}: restart the agent with --listen {} (systemd: "
-          "ListenStream={} in meshdeploy-agent.socket), or set proxy.listen to {}{}",
-          env.proxy.listen, in, agent, join(hv.listen), env.proxy.listen, env.proxy.listen,
-          hv.listen.size() > 1 ? "one of " : "", join(hv.listen)));
+      out.push_back(
+          fmt::format("proxy.listen is {} {}, but {} listens on {}: restart the agent with "
+                      "--listen {} (systemd: "
+                      "ListenStream={} in meshdeploy-agent.socket), or set proxy.listen to {}{}",
+                      env.proxy.listen, in, agent, join(hv.listen), env.proxy.listen,
+                      env.proxy.listen, hv.listen.size() > 1 ? "one of " : "", join(hv.listen)));
   }
 
   const bool want_tls = !env.proxy.tls_cert.empty();
@@ -89,7 +90,8 @@ std::vector<std::string> config_mismatches(const config::Environment& env, const
   } else if (!want_tls && has_tls) {
     out.push_back(fmt::format(
         "proxy.tls_cert is not set in the config (environment {}, plain HTTP), but {} serves HTTPS "
-        "with {}: set proxy.tls_cert: {} and proxy.tls_key: {}, or restart the agent without --tls-cert",
+        "with {}: set proxy.tls_cert: {} and proxy.tls_key: {}, or restart the agent without "
+        "--tls-cert",
         env.name, agent, hv.tls_cert, hv.tls_cert, hv.tls_key));
   } else if (want_tls && has_tls) {
     const fs::path want = from_config(env, env.proxy.tls_cert);
@@ -112,10 +114,11 @@ std::vector<std::string> config_mismatches(const config::Environment& env, const
   if (!hv.root.empty()) {
     const fs::path want = from_config(env, env.agent.root);
     if (want != from_config(env, hv.root))
-      out.push_back(fmt::format(
-          "agent.root is {} {}, but the root of {} is {}: set agent.root: {}, or point agent.socket "
-          "at the agent started with --root {}",
-          env.agent.root, in, agent, hv.root, hv.root, want.string()));
+      out.push_back(
+          fmt::format("agent.root is {} {}, but the root of {} is {}: set agent.root: {}, or point "
+                      "agent.socket "
+                      "at the agent started with --root {}",
+                      env.agent.root, in, agent, hv.root, hv.root, want.string()));
   }
   return out;
 }

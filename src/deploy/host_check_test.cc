@@ -42,11 +42,12 @@ TEST_F(HostCheck, MatchingAgentHasNothingToSay) {
 
 TEST_F(HostCheck, ListenerElsewhereNamesBothValuesAndTheWaysOut) {
   env_.proxy.listen = "0.0.0.0:443";
-  EXPECT_EQ(check(), (std::vector<std::string>{
-                         "proxy.listen is 0.0.0.0:443 in the config (environment production), but the "
-                         "agent on host web-1 listens on 127.0.0.1:8080: restart the agent with --listen "
-                         "0.0.0.0:443 (systemd: ListenStream=0.0.0.0:443 in meshdeploy-agent.socket), or "
-                         "set proxy.listen to 127.0.0.1:8080"}));
+  EXPECT_EQ(check(),
+            (std::vector<std::string>{
+                "proxy.listen is 0.0.0.0:443 in the config (environment production), but the "
+                "agent on host web-1 listens on 127.0.0.1:8080: restart the agent with --listen "
+                "0.0.0.0:443 (systemd: ListenStream=0.0.0.0:443 in meshdeploy-agent.socket), or "
+                "set proxy.listen to 127.0.0.1:8080"}));
   env_.proxy.listen = "127.0.0.1:8081";  // same host, other port
   EXPECT_EQ(check().size(), 1u);
 }
@@ -59,9 +60,10 @@ TEST_F(HostCheck, TlsFromTheSameCertificateOrRefused) {
   env_.proxy.tls_key = "key.pem";
   auto v = check();
   ASSERT_EQ(v.size(), 1u);
-  EXPECT_EQ(v[0].substr(0, v[0].find(':', 20)),
-            "proxy.tls_cert is cert.pem in the config (environment production), but the agent on host "
-            "web-1 serves plain HTTP");
+  EXPECT_EQ(
+      v[0].substr(0, v[0].find(':', 20)),
+      "proxy.tls_cert is cert.pem in the config (environment production), but the agent on host "
+      "web-1 serves plain HTTP");
   hv_.tls_cert = (dir_ / "cert.pem").string();
   hv_.tls_key = (dir_ / "key.pem").string();
   hv_.tls_cert_sha256 = "whatever";  // same path: the same file
@@ -72,15 +74,18 @@ TEST_F(HostCheck, TlsFromTheSameCertificateOrRefused) {
   env_.proxy.tls_cert = "other.pem";
   v = check();
   ASSERT_EQ(v.size(), 1u);
-  EXPECT_NE(v[0].find("but the agent on host web-1 serves " + (dir_ / "copy.pem").string()), std::string::npos)
+  EXPECT_NE(v[0].find("but the agent on host web-1 serves " + (dir_ / "copy.pem").string()),
+            std::string::npos)
       << v[0];
   env_.proxy.tls_cert = "";
   env_.proxy.tls_key = "";
   v = check();
   ASSERT_EQ(v.size(), 1u);
-  EXPECT_EQ(v[0].substr(0, v[0].find(':', 20)),
-            "proxy.tls_cert is not set in the config (environment production, plain HTTP), but the agent "
-            "on host web-1 serves HTTPS with " + (dir_ / "copy.pem").string());
+  EXPECT_EQ(
+      v[0].substr(0, v[0].find(':', 20)),
+      "proxy.tls_cert is not set in the config (environment production, plain HTTP), but the agent "
+      "on host web-1 serves HTTPS with " +
+          (dir_ / "copy.pem").string());
 }
 
 TEST_F(HostCheck, OtherCertificateAtAnotherPathShowsBothFingerprints) {
@@ -92,16 +97,21 @@ TEST_F(HostCheck, OtherCertificateAtAnotherPathShowsBothFingerprints) {
   hv_.tls_cert_sha256 = "c2b5d6d1b3d1c3f6c8b5b0f8c0b4fe0a7f6b3f0c5b4a6e3d1c2b0a9f8e7d6c5b";
   const auto v = check();
   ASSERT_EQ(v.size(), 1u);
-  EXPECT_NE(v[0].find("proxy.tls_cert is cert.pem (sha256 708f5266711e)"), std::string::npos) << v[0];
-  EXPECT_NE(v[0].find("serves /etc/elsewhere/fullchain.pem (sha256 c2b5d6d1b3d1)"), std::string::npos) << v[0];
+  EXPECT_NE(v[0].find("proxy.tls_cert is cert.pem (sha256 708f5266711e)"), std::string::npos)
+      << v[0];
+  EXPECT_NE(v[0].find("serves /etc/elsewhere/fullchain.pem (sha256 c2b5d6d1b3d1)"),
+            std::string::npos)
+      << v[0];
 }
 
 TEST_F(HostCheck, AnotherRootNamesBoth) {
   env_.agent.root = "/srv/meshdeploy";
-  EXPECT_EQ(check(), (std::vector<std::string>{
-                         "agent.root is /srv/meshdeploy in the config (environment production), but the "
-                         "root of the agent on host web-1 is " + hv_.root + ": set agent.root: " + hv_.root +
-                         ", or point agent.socket at the agent started with --root /srv/meshdeploy"}));
+  EXPECT_EQ(check(),
+            (std::vector<std::string>{
+                "agent.root is /srv/meshdeploy in the config (environment production), but the "
+                "root of the agent on host web-1 is " +
+                hv_.root + ": set agent.root: " + hv_.root +
+                ", or point agent.socket at the agent started with --root /srv/meshdeploy"}));
   fs::create_directory_symlink(dir_ / "agent", dir_ / "link");
   env_.agent.root = (dir_ / "link").string();  // a symlink to the same root
   EXPECT_TRUE(check().empty());

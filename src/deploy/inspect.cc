@@ -32,8 +32,10 @@ Result<EnvironmentStatus> environment_status(state::Store& store, Host& host,
                                              const std::string& environment) {
   EnvironmentStatus s;
   s.environment = environment;
-  if (auto hv = host.view()) s.host = std::move(*hv);
-  else s.host_error = hv.error().what();
+  if (auto hv = host.view())
+    s.host = std::move(*hv);
+  else
+    s.host_error = hv.error().what();
   s.running = MD_TRY(store.running(environment));
   if (s.running) {
     const auto j = MD_TRY(store.journal(s.running->id));
@@ -57,15 +59,17 @@ std::string format_status(const EnvironmentStatus& s, SysTime now) {
   std::string out;
   const std::string live = s.host ? s.host->live() : "";
   out += fmt::format("{}: {}\n", s.environment,
-                     !s.host ? "agent unreachable: " + s.host_error
+                     !s.host        ? "agent unreachable: " + s.host_error
                      : live.empty() ? std::string("nothing live")
                                     : fmt::format("{} live", live));
   if (s.last_done)
-    out += fmt::format("  last deployment: {} {} {} {} ({} ago, by {})\n", s.last_done->id,
-                       s.last_done->kind, s.last_done->version, state::status_name(s.last_done->status),
-                       fmt::format("{}s", std::chrono::duration_cast<std::chrono::seconds>(
-                                              now - s.last_done->started_at).count()),
-                       s.last_done->actor);
+    out += fmt::format(
+        "  last deployment: {} {} {} {} ({} ago, by {})\n", s.last_done->id, s.last_done->kind,
+        s.last_done->version, state::status_name(s.last_done->status),
+        fmt::format("{}s",
+                    std::chrono::duration_cast<std::chrono::seconds>(now - s.last_done->started_at)
+                        .count()),
+        s.last_done->actor);
   if (s.running) {
     out += fmt::format("  in progress: {} {} {} -> {} at {}", s.running->id, s.running->kind,
                        s.running->previous_version.empty() ? "-" : s.running->previous_version,
@@ -81,7 +85,8 @@ std::string format_status(const EnvironmentStatus& s, SysTime now) {
     const int weight = w == s.host->weights.end() ? 0 : w->second;
     std::string procs;
     for (const ProcessView& p : r.processes) procs += (procs.empty() ? "" : ", ") + process_text(p);
-    out += fmt::format("    {:<16} {:>4}%  {}{}\n", r.version, weight, procs.empty() ? "on disk" : procs,
+    out += fmt::format("    {:<16} {:>4}%  {}{}\n", r.version, weight,
+                       procs.empty() ? "on disk" : procs,
                        r.warm_until.empty() ? "" : "; warm until " + r.warm_until);
   }
   return out;
@@ -113,7 +118,8 @@ json status_json(const EnvironmentStatus& s) {
   j["weights"] = s.host ? json(s.host->weights) : json::object();
   j["running"] = s.running ? deployment_json(*s.running) : json(nullptr);
   if (s.running) j["running"]["step"] = s.running_step;
-  j["lock"] = s.lock ? json{{"holder", s.lock->holder}, {"deployment_id", s.lock->deployment_id},
+  j["lock"] = s.lock ? json{{"holder", s.lock->holder},
+                            {"deployment_id", s.lock->deployment_id},
                             {"expires_at", format_time(s.lock->expires_at)}}
                      : json(nullptr);
   j["last"] = s.last_done ? deployment_json(*s.last_done) : json(nullptr);
@@ -122,20 +128,28 @@ json status_json(const EnvironmentStatus& s) {
     for (const ReleaseView& r : s.host->releases) {
       json procs = json::array();
       for (const ProcessView& p : r.processes)
-        procs.push_back({{"service", p.service}, {"index", p.index}, {"web", p.web}, {"state", p.state},
-                         {"healthy", p.healthy}, {"restarts", p.restarts}, {"last_exit", p.last_exit}});
+        procs.push_back({{"service", p.service},
+                         {"index", p.index},
+                         {"web", p.web},
+                         {"state", p.state},
+                         {"healthy", p.healthy},
+                         {"restarts", p.restarts},
+                         {"last_exit", p.last_exit}});
       auto w = s.host->weights.find(r.version);
-      j["releases"].push_back({{"version", r.version}, {"sha256", r.sha256},
+      j["releases"].push_back({{"version", r.version},
+                               {"sha256", r.sha256},
                                {"weight", w == s.host->weights.end() ? 0 : w->second},
-                               {"processes", procs}, {"warm_until", r.warm_until}});
+                               {"processes", procs},
+                               {"warm_until", r.warm_until}});
     }
   }
   return j;
 }
 
 std::string format_history(const std::vector<state::Deployment>& ds) {
-  std::string out = fmt::format("{:<24} {:<8} {:<14} {:<14} {:<10} {:<11} {:<24} {:>8}  {}\n", "ID",
-                                "KIND", "VERSION", "FROM", "STRATEGY", "STATUS", "STARTED", "TOOK", "BY");
+  std::string out =
+      fmt::format("{:<24} {:<8} {:<14} {:<14} {:<10} {:<11} {:<24} {:>8}  {}\n", "ID", "KIND",
+                  "VERSION", "FROM", "STRATEGY", "STATUS", "STARTED", "TOOK", "BY");
   for (const state::Deployment& d : ds) {
     out += fmt::format("{:<24} {:<8} {:<14} {:<14} {:<10} {:<11} {:<24} {:>8}  {}\n", d.id, d.kind,
                        d.version, d.previous_version.empty() ? "-" : d.previous_version, d.strategy,
@@ -153,13 +167,14 @@ json history_json(const std::vector<state::Deployment>& ds) {
 }
 
 std::string format_journal(const state::Deployment& d, const std::vector<state::JournalEntry>& j) {
-  std::string out = fmt::format("{} {} {} -> {} ({}, {}){}\n", d.id, d.kind,
-                                d.previous_version.empty() ? "-" : d.previous_version, d.version,
-                                d.strategy, state::status_name(d.status),
-                                d.reason.empty() ? "" : ": " + d.reason);
+  std::string out =
+      fmt::format("{} {} {} -> {} ({}, {}){}\n", d.id, d.kind,
+                  d.previous_version.empty() ? "-" : d.previous_version, d.version, d.strategy,
+                  state::status_name(d.status), d.reason.empty() ? "" : ": " + d.reason);
   for (const state::JournalEntry& e : j)
-    out += fmt::format("  {:>4} {} {:<17} {:<8} {}\n", e.seq, format_time(e.at), e.step,
-                       e.phase == "intent" ? "intent" : e.outcome, e.detail == "{}" ? "" : e.detail);
+    out +=
+        fmt::format("  {:>4} {} {:<17} {:<8} {}\n", e.seq, format_time(e.at), e.step,
+                    e.phase == "intent" ? "intent" : e.outcome, e.detail == "{}" ? "" : e.detail);
   if (!journal_complete(j)) out += "  (incomplete: a step has an intent without an outcome)\n";
   return out;
 }
@@ -168,10 +183,15 @@ json journal_json(const state::Deployment& d, const std::vector<state::JournalEn
   json rows = json::array();
   for (const state::JournalEntry& e : j) {
     json detail = json::parse(e.detail.empty() ? "{}" : e.detail, nullptr, false);
-    rows.push_back({{"seq", e.seq}, {"at", format_time(e.at)}, {"step", e.step}, {"phase", e.phase},
-                    {"outcome", e.outcome}, {"detail", detail.is_discarded() ? json(e.detail) : detail}});
+    rows.push_back({{"seq", e.seq},
+                    {"at", format_time(e.at)},
+                    {"step", e.step},
+                    {"phase", e.phase},
+                    {"outcome", e.outcome},
+                    {"detail", detail.is_discarded() ? json(e.detail) : detail}});
   }
-  return json{{"deployment", deployment_json(d)}, {"complete", journal_complete(j)}, {"journal", rows}};
+  return json{
+      {"deployment", deployment_json(d)}, {"complete", journal_complete(j)}, {"journal", rows}};
 }
 
 Status stream_logs(const config::Environment& env, const std::string& version,
@@ -180,20 +200,25 @@ Status stream_logs(const config::Environment& env, const std::string& version,
   agent::Client client(agent_socket(env));
   std::string v = version;
   if (v.empty()) {
-    const agent::AgentStatus st = MD_TRY_CTX(client.status(), "agent at " + agent_socket(env).string());
+    const agent::AgentStatus st =
+        MD_TRY_CTX(client.status(), "agent at " + agent_socket(env).string());
     int best = 0;
     for (const auto& [ver, w] : st.weights)
       if (w > best) {
         best = w;
         v = ver;
       }
-    if (v.empty()) return fail(Errc::kNotFound, fmt::format("nothing is live in {}: name a --release", env.name));
+    if (v.empty())
+      return fail(Errc::kNotFound,
+                  fmt::format("nothing is live in {}: name a --release", env.name));
   }
   agent::Logs req;
   req.version = v;
   req.process = process;
   req.tail = tail;
-  auto emit = [&](const agent::LogLine& l) { return sink(fmt::format("{} {} {}", l.time, l.process, l.text)); };
+  auto emit = [&](const agent::LogLine& l) {
+    return sink(fmt::format("{} {} {}", l.time, l.process, l.text));
+  };
   if (follow) return client.follow_logs(req, emit);
   const agent::LogsResult r = MD_TRY(client.logs(req));
   for (const agent::LogLine& l : r.lines)

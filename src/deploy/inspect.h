@@ -4,11 +4,10 @@
 #pragma once
 
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "config/config.h"
 #include "deploy/seams.h"
@@ -18,13 +17,13 @@ namespace md::deploy {
 
 struct EnvironmentStatus {
   std::string environment;
-  std::optional<HostView> host;               // nullopt when the agent is unreachable
-  std::string host_error;                     // why ("" when reachable)
-  std::optional<state::Deployment> running;   // a deploy in progress (or left by a dead controller)
-  std::string running_step;                   // its last journaled step
+  std::optional<HostView> host;              // nullopt when the agent is unreachable
+  std::string host_error;                    // why ("" when reachable)
+  std::optional<state::Deployment> running;  // a deploy in progress (or left by a dead controller)
+  std::string running_step;                  // its last journaled step
   std::optional<state::LockInfo> lock;
-  std::optional<state::Deployment> last_done; // the newest finished deployment
-  std::vector<state::Release> releases;       // the store's view of release states
+  std::optional<state::Deployment> last_done;  // the newest finished deployment
+  std::vector<state::Release> releases;        // the store's view of release states
 };
 
 // Gathers the status. Errors only from the store; an unreachable host is

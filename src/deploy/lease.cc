@@ -1,9 +1,8 @@
 #include "deploy/lease.h"
 
+#include <fmt/format.h>
 #include <pwd.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include "core/guard.h"
 #include "core/process.h"
@@ -46,11 +45,10 @@ bool holder_is_dead_local(const std::string& holder) {
 
 }  // namespace
 
-Result<std::unique_ptr<Lease>> Lease::acquire(state::Store& store, const std::string& environment,
-                                              const std::string& holder,
-                                              const std::string& deployment_id, Millis ttl,
-                                              Clock& clock,
-                                              const std::function<void(const std::string&)>& on_wait) {
+Result<std::unique_ptr<Lease>> Lease::acquire(
+    state::Store& store, const std::string& environment, const std::string& holder,
+    const std::string& deployment_id, Millis ttl, Clock& clock,
+    const std::function<void(const std::string&)>& on_wait) {
   bool waited = false;
   for (;;) {
     auto got = store.acquire_lock(environment, holder, deployment_id, ttl);
@@ -63,9 +61,10 @@ Result<std::unique_ptr<Lease>> Lease::acquire(state::Store& store, const std::st
     if (!holder_is_dead_local(li.holder)) return tl::unexpected(got.error());
     const auto left = std::chrono::duration_cast<Millis>(li.expires_at - clock.now());
     if (!waited && on_wait) {
-      on_wait(fmt::format("the lock of {} is held by {}, which is no longer running: waiting {:.1f}s "
-                          "for its lease to expire",
-                          environment, li.holder, std::max<double>(0, left.count() / 1000.0)));
+      on_wait(
+          fmt::format("the lock of {} is held by {}, which is no longer running: waiting {:.1f}s "
+                      "for its lease to expire",
+                      environment, li.holder, std::max<double>(0, left.count() / 1000.0)));
     }
     waited = true;
     clock.sleep_for(std::clamp(left + Millis(20), Millis(20), Millis(1000)));

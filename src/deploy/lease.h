@@ -33,11 +33,10 @@ class Lease {
   //   remaining ttl, calling `on_wait` once with a message), then takes it;
   // - otherwise kConflict naming the holder, the deployment and since when.
   // Starts renewing every ttl/3 on a thread that uses real time.
-  static Result<std::unique_ptr<Lease>> acquire(state::Store& store, const std::string& environment,
-                                                const std::string& holder,
-                                                const std::string& deployment_id, Millis ttl,
-                                                Clock& clock,
-                                                const std::function<void(const std::string&)>& on_wait);
+  static Result<std::unique_ptr<Lease>> acquire(
+      state::Store& store, const std::string& environment, const std::string& holder,
+      const std::string& deployment_id, Millis ttl, Clock& clock,
+      const std::function<void(const std::string&)>& on_wait);
   ~Lease();  // release()
   Lease(const Lease&) = delete;
   Lease& operator=(const Lease&) = delete;

@@ -1,11 +1,10 @@
 #include "deploy/lease.h"
 
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
-
-#include <gtest/gtest.h>
 
 namespace md::deploy {
 namespace {
@@ -15,7 +14,8 @@ namespace fs = std::filesystem;
 class LeaseTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = std::string(fs::is_directory("/dev/shm") ? "/dev/shm" : "/tmp") + "/md-lease-XXXXXX";
+    std::string tmpl =
+        std::string(fs::is_directory("/dev/shm") ? "/dev/shm" : "/tmp") + "/md-lease-XXXXXX";
     dir_ = mkdtemp(tmpl.data());
     store_ = std::move(*state::open_store((dir_ / "s.db").string(), clock_));
   }
@@ -49,7 +49,8 @@ TEST_F(LeaseTest, ConflictNamesTheLiveHolderAndReleaseFreesIt) {
   EXPECT_EQ(b.error().code(), Errc::kConflict);
   EXPECT_NE(b.error().what().find("ann@elsewhere pid 1"), std::string::npos) << b.error().what();
   (*a)->release();
-  EXPECT_TRUE(Lease::acquire(*store_, "prod", "bob@elsewhere pid 2", "d-b", Millis(30000), clock_, {}));
+  EXPECT_TRUE(
+      Lease::acquire(*store_, "prod", "bob@elsewhere pid 2", "d-b", Millis(30000), clock_, {}));
 }
 
 TEST_F(LeaseTest, ADeadLocalHolderIsWaitedOutNotRefused) {

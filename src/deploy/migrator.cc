@@ -44,11 +44,12 @@ Result<std::unique_ptr<Migrator>> make_migrator(const config::Environment& env,
   }
   auto url = secrets.find(env.migrations.database_url_secret);
   if (url == secrets.end())
-    return fail(Errc::kNotFound,
-                fmt::format("{} holds migrations, but secret {} (migrations.database_url_secret) is not "
-                            "in the {} vault: `meshdeploy secrets set --env {} {}`",
-                            env.migrations.dir, env.migrations.database_url_secret, env.name, env.name,
-                            env.migrations.database_url_secret));
+    return fail(
+        Errc::kNotFound,
+        fmt::format("{} holds migrations, but secret {} (migrations.database_url_secret) is not "
+                    "in the {} vault: `meshdeploy secrets set --env {} {}`",
+                    env.migrations.dir, env.migrations.database_url_secret, env.name, env.name,
+                    env.migrations.database_url_secret));
   migrate::Request req;
   req.settings = env.migrations;
   req.dir = dir;

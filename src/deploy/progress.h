@@ -23,11 +23,11 @@ enum class ProgressKind {
 struct Progress {
   ProgressKind kind = ProgressKind::kNote;
   Step step = Step::kPreflight;
-  std::string outcome;          // kStepDone, kEnd
-  std::string message;          // one line, already redacted
-  Millis elapsed{0};            // since the deployment started
-  Millis step_elapsed{0};       // kStepDone: the step's duration
-  std::optional<int> weight;    // shift_traffic: the canary weight
+  std::string outcome;        // kStepDone, kEnd
+  std::string message;        // one line, already redacted
+  Millis elapsed{0};          // since the deployment started
+  Millis step_elapsed{0};     // kStepDone: the step's duration
+  std::optional<int> weight;  // shift_traffic: the canary weight
   std::string deployment_id;
 };
 

@@ -1,9 +1,9 @@
 #include "deploy/recovery.h"
 
+#include <fmt/format.h>
+
 #include <array>
 #include <map>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "core/json.h"
@@ -85,7 +85,8 @@ ResumeDecision decide_resume(const std::vector<state::JournalEntry>& journal, Re
     // WHY keep_warm too: once it is done the old release belongs to the
     // agent's rollback window; the deploy is past moving traffic back.
     const int kw = static_cast<int>(Step::kKeepWarm);
-    const bool old_stopping = intent[static_cast<int>(Step::kStopOld)] || (outcome[kw] && !failed[kw]);
+    const bool old_stopping =
+        intent[static_cast<int>(Step::kStopOld)] || (outcome[kw] && !failed[kw]);
     if (old_stopping || !has_previous) {
       d.next = walk(Step::kPreflight);
       d.summary = fmt::format("finishing at {}: {}", step_name(d.next),
@@ -95,7 +96,7 @@ ResumeDecision decide_resume(const std::vector<state::JournalEntry>& journal, Re
     }
     d.failing = true;
     d.failure = "interrupted: the controller died";
-    d.next = d.traffic_moved                       ? Step::kRollbackTraffic
+    d.next = d.traffic_moved                             ? Step::kRollbackTraffic
              : intent[static_cast<int>(Step::kStartNew)] ? Step::kStopNew
                                                          : Step::kOnFailureHook;
     d.summary = fmt::format("rolling back from {}", step_name(d.next));
@@ -120,9 +121,9 @@ std::vector<PendingControl> pending_controls(const std::vector<state::JournalEnt
     if (e.phase == "intent") {
       const std::string cmd = string_of(d, "command");
       if (cmd != "promote" && cmd != "abort") continue;
-      open[e.seq] = PendingControl{e.seq,
-                                   cmd == "promote" ? ControlCommand::kPromote : ControlCommand::kAbort,
-                                   string_of(d, "actor"), string_of(d, "reason")};
+      open[e.seq] = PendingControl{
+          e.seq, cmd == "promote" ? ControlCommand::kPromote : ControlCommand::kAbort,
+          string_of(d, "actor"), string_of(d, "reason")};
     } else if (auto it = d.find("for_seq"); it != d.end() && it->is_number_integer()) {
       open.erase(it->get<int64_t>());
     }

@@ -22,13 +22,13 @@ enum class ResumeMode {
 };
 
 struct ResumeDecision {
-  Step next = Step::kPreflight;      // the first step to run
-  bool failing = false;              // on the failure path: the deploy ends failed/rolled back
-  bool traffic_moved = false;        // some traffic reached the new release
-  int weight_done = 0;               // last canary weight recorded ok (0 = none)
-  std::optional<Step> interrupted;   // the step with an intent but no outcome
-  std::string failure;               // the recorded failure reason ("" = none)
-  std::string summary;               // one line for output and the journal
+  Step next = Step::kPreflight;     // the first step to run
+  bool failing = false;             // on the failure path: the deploy ends failed/rolled back
+  bool traffic_moved = false;       // some traffic reached the new release
+  int weight_done = 0;              // last canary weight recorded ok (0 = none)
+  std::optional<Step> interrupted;  // the step with an intent but no outcome
+  std::string failure;              // the recorded failure reason ("" = none)
+  std::string summary;              // one line for output and the journal
   bool operator==(const ResumeDecision&) const = default;
 };
 
@@ -53,7 +53,7 @@ enum class ControlCommand { kPromote, kAbort };
 std::string_view control_name(ControlCommand c);  // "promote" | "abort"
 
 struct PendingControl {
-  int64_t seq = 0;                  // of the intent record
+  int64_t seq = 0;  // of the intent record
   ControlCommand command = ControlCommand::kPromote;
   std::string actor;
   std::string reason;

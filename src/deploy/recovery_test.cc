@@ -12,7 +12,8 @@ class J {
   J& in(const std::string& step, const std::string& detail = "{}") {
     return add(step, "intent", "", detail);
   }
-  J& out(const std::string& step, const std::string& outcome = "ok", const std::string& detail = "{}") {
+  J& out(const std::string& step, const std::string& outcome = "ok",
+         const std::string& detail = "{}") {
     return add(step, "outcome", outcome, detail);
   }
   J& done(const std::string& step) { return in(step).out(step); }
@@ -129,7 +130,8 @@ TEST(Resume, RollBackModeFinishesOnceTheOldReleaseIsStopping) {
 TEST(Resume, NonFatalFailuresDoNotTurnIntoRollbacks) {
   J j = upto_ready();
   j.in("shift_traffic", R"({"weight":100})").out("shift_traffic", "ok", R"({"weight":100})");
-  for (const char* s : {"watch", "workers", "drain_old", "keep_warm", "stop_old", "migrate_contract", "record"})
+  for (const char* s :
+       {"watch", "workers", "drain_old", "keep_warm", "stop_old", "migrate_contract", "record"})
     j.done(s);
   j.in("prune").out("prune", "failed", R"({"error":"disk"})");
   const ResumeDecision d = decide_resume(j.entries(), ResumeMode::kFinish, true);
@@ -153,7 +155,8 @@ TEST(Controls, PendingUntilAnswered) {
             (std::vector<PendingControl>{{1, ControlCommand::kPromote, "ann", ""},
                                          {2, ControlCommand::kAbort, "bob", "bad metrics"}}));
   add("outcome", control_outcome_detail(1, "promoted"));
-  EXPECT_EQ(pending_controls(j), (std::vector<PendingControl>{{2, ControlCommand::kAbort, "bob", "bad metrics"}}));
+  EXPECT_EQ(pending_controls(j),
+            (std::vector<PendingControl>{{2, ControlCommand::kAbort, "bob", "bad metrics"}}));
 }
 
 TEST(Journal, CompleteWhenEveryIntentHasAnOutcome) {

@@ -1,22 +1,29 @@
 #include "deploy/report.h"
 
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
 #include "core/guard.h"
 #include "core/json.h"
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 namespace md::deploy {
 namespace {
 
 std::string kind_name(ProgressKind k) {
   switch (k) {
-    case ProgressKind::kBegin: return "begin";
-    case ProgressKind::kStep: return "step";
-    case ProgressKind::kStepDone: return "step_done";
-    case ProgressKind::kNote: return "note";
-    case ProgressKind::kWarning: return "warning";
-    case ProgressKind::kEnd: return "end";
+    case ProgressKind::kBegin:
+      return "begin";
+    case ProgressKind::kStep:
+      return "step";
+    case ProgressKind::kStepDone:
+      return "step_done";
+    case ProgressKind::kNote:
+      return "note";
+    case ProgressKind::kWarning:
+      return "warning";
+    case ProgressKind::kEnd:
+      return "end";
   }
   return "?";
 }
@@ -25,10 +32,14 @@ std::string kind_name(ProgressKind k) {
 std::string gh_escape(std::string_view s) {
   std::string out;
   for (char c : s) {
-    if (c == '%') out += "%25";
-    else if (c == '\r') out += "%0D";
-    else if (c == '\n') out += "%0A";
-    else out += c;
+    if (c == '%')
+      out += "%25";
+    else if (c == '\r')
+      out += "%0D";
+    else if (c == '\n')
+      out += "%0A";
+    else
+      out += c;
   }
   return out;
 }
@@ -57,9 +68,7 @@ std::string headline(std::string_view message) {
   return first + " (listed above)";
 }
 
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 OutputMode pick_mode(bool json, bool github_actions, bool is_tty) {
   if (json) return OutputMode::kJson;
@@ -72,17 +81,21 @@ std::string format_elapsed(Millis m) { return fmt::format("{:>7}", seconds(m)); 
 std::string plain_line(const Progress& p) {
   const std::string at = "[" + format_elapsed(p.elapsed) + "]";
   switch (p.kind) {
-    case ProgressKind::kBegin: return fmt::format("{} {} ({})", at, p.message, p.deployment_id);
-    case ProgressKind::kStep: return "";
+    case ProgressKind::kBegin:
+      return fmt::format("{} {} ({})", at, p.message, p.deployment_id);
+    case ProgressKind::kStep:
+      return "";
     case ProgressKind::kStepDone:
       return fmt::format("{} {:<17} {:<7} {:>7}{}", at, step_name(p.step), p.outcome,
                          p.outcome == "skipped" ? "" : seconds(p.step_elapsed),
                          p.message.empty() ? "" : "  " + indent_rest(p.message));
-    case ProgressKind::kNote: return fmt::format("{}   {}", at, indent_rest(p.message));
+    case ProgressKind::kNote:
+      return fmt::format("{}   {}", at, indent_rest(p.message));
     case ProgressKind::kWarning:
       return fmt::format("{}   warning: {}: {}", at, step_name(p.step), indent_rest(p.message));
     case ProgressKind::kEnd:
-      return fmt::format("{} {}{}", at, p.outcome, p.message.empty() ? "" : ": " + headline(p.message));
+      return fmt::format("{} {}{}", at, p.outcome,
+                         p.message.empty() ? "" : ": " + headline(p.message));
   }
   return "";
 }
@@ -103,9 +116,11 @@ std::string json_line(const Progress& p) {
 
 std::string github_annotation(const Progress& p) {
   if (p.kind == ProgressKind::kWarning)
-    return fmt::format("::warning title=meshdeploy {}::{}", step_name(p.step), gh_escape(p.message));
+    return fmt::format("::warning title=meshdeploy {}::{}", step_name(p.step),
+                       gh_escape(p.message));
   if (p.kind == ProgressKind::kStepDone && p.outcome == "failed")
-    return fmt::format("::error title=meshdeploy {} failed::{}", step_name(p.step), gh_escape(p.message));
+    return fmt::format("::error title=meshdeploy {} failed::{}", step_name(p.step),
+                       gh_escape(p.message));
   if (p.kind == ProgressKind::kEnd) {
     if (p.outcome == "succeeded")
       return fmt::format("::notice title=meshdeploy::deployment {} succeeded", p.deployment_id);
@@ -147,8 +162,9 @@ void Renderer::redraw_locked() {
   const auto in_step = std::chrono::duration_cast<Millis>(now - step_started_);
   static const char* kSpin[] = {"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"};
   const char* spin = kSpin[(in_step.count() / 100) % 10];
-  out_ << "\r\033[2K" << "[" << format_elapsed(total) << "] " << spin << " " << current_ << " "
-       << seconds(in_step) << std::flush;
+  out_ << "\r\033[2K"
+       << "[" << format_elapsed(total) << "] " << spin << " " << current_ << " " << seconds(in_step)
+       << std::flush;
   status_shown_ = true;
 }
 
@@ -192,16 +208,19 @@ void Renderer::line(std::string_view text) {
 std::string summary_line(const Outcome& o) {
   const state::Deployment& d = o.deployment;
   if (o.via_abort) {
-    std::string s = fmt::format("rollback: the running deploy of {} was aborted; {} takes all traffic in {}",
-                                d.version, d.previous_version, d.environment);
-    if (o.switch_time) s += " (" + switch_words(o.probe_time.value_or(Millis(0)), *o.switch_time) + ")";
+    std::string s =
+        fmt::format("rollback: the running deploy of {} was aborted; {} takes all traffic in {}",
+                    d.version, d.previous_version, d.environment);
+    if (o.switch_time)
+      s += " (" + switch_words(o.probe_time.value_or(Millis(0)), *o.switch_time) + ")";
     return s;
   }
   Millis took{0};
   if (d.finished_at) took = std::chrono::duration_cast<Millis>(*d.finished_at - d.started_at);
   std::string s = fmt::format("{} {} to {} {} in {}", d.kind, d.version, d.environment,
                               state::status_name(d.status), seconds(took));
-  if (o.switch_time) s += " (" + switch_words(o.probe_time.value_or(Millis(0)), *o.switch_time) + ")";
+  if (o.switch_time)
+    s += " (" + switch_words(o.probe_time.value_or(Millis(0)), *o.switch_time) + ")";
   if (!d.reason.empty()) s += ": " + headline(d.reason);
   return s;
 }

@@ -68,7 +68,7 @@ class Renderer : public Observer {
   std::condition_variable cv_;
   bool stop_ = false;
   bool status_shown_ = false;
-  std::string current_;            // the step running now ("" = none)
+  std::string current_;  // the step running now ("" = none)
   MonoTime step_started_{};
   Millis base_elapsed_{0};
   MonoTime base_at_{};

@@ -51,16 +51,19 @@ TEST(Report, ReasonsOfARefusalOneALineAndOnce) {
   o.deployment.environment = "production";
   o.deployment.status = state::DeployStatus::kFailed;
   o.deployment.reason = end.message;
-  EXPECT_EQ(summary_line(o), "deploy v2 to production failed in 0.00s: preflight: refused for 2 reasons (listed above)");
+  EXPECT_EQ(
+      summary_line(o),
+      "deploy v2 to production failed in 0.00s: preflight: refused for 2 reasons (listed above)");
   EXPECT_EQ(headline("one line: as it is"), "one line: as it is");
 }
 
 TEST(Report, JsonLine) {
   Progress p = done(Step::kShiftTraffic, "ok", 2000, 5, "100% of traffic on v2");
   p.weight = 100;
-  EXPECT_EQ(json_line(p),
-            R"({"deployment_id":"d-1","duration_ms":5,"elapsed_ms":2000,"event":"step_done",)"
-            R"("message":"100% of traffic on v2","outcome":"ok","step":"shift_traffic","weight":100})");
+  EXPECT_EQ(
+      json_line(p),
+      R"({"deployment_id":"d-1","duration_ms":5,"elapsed_ms":2000,"event":"step_done",)"
+      R"("message":"100% of traffic on v2","outcome":"ok","step":"shift_traffic","weight":100})");
 }
 
 TEST(Report, GithubAnnotations) {

@@ -10,10 +10,15 @@ class RetryingHost : public Host {
  public:
   RetryingHost(std::unique_ptr<Host> inner, Clock& clock, Millis patience,
                std::function<void(const std::string&)> on_retry)
-      : inner_(std::move(inner)), clock_(clock), patience_(patience), on_retry_(std::move(on_retry)) {}
+      : inner_(std::move(inner)),
+        clock_(clock),
+        patience_(patience),
+        on_retry_(std::move(on_retry)) {}
 
   std::string name() const override { return inner_->name(); }
-  Result<HostView> view() override { return again("status", [&] { return inner_->view(); }); }
+  Result<HostView> view() override {
+    return again("status", [&] { return inner_->view(); });
+  }
   Status ship(const std::string& v, const std::filesystem::path& a, const std::string& s) override {
     return again("ship", [&] { return inner_->ship(v, a, s); });
   }

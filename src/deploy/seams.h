@@ -28,37 +28,38 @@ struct ProcessView {
   std::string service;
   int index = 1;
   bool web = true;
-  std::string state;       // supervisor state: starting | running | backoff | stopping | stopped | failed
-  bool healthy = false;    // web: passes its health check; worker: running
+  std::string
+      state;  // supervisor state: starting | running | backoff | stopping | stopped | failed
+  bool healthy = false;  // web: passes its health check; worker: running
   int restarts = 0;
-  std::string last_exit;   // "exit 1", "" when it never exited
+  std::string last_exit;  // "exit 1", "" when it never exited
   bool operator==(const ProcessView&) const = default;
 };
 
 // One release known to the host: on disk, and what of it runs.
 struct ReleaseView {
   std::string version;
-  std::string sha256;                   // of the artifact it was unpacked from
-  std::vector<ProcessView> processes;   // empty: not running
-  std::string warm_until;               // RFC 3339: the agent stops it then (rollback window); "" = never
-  int web_running() const;              // web processes not stopped/failed
+  std::string sha256;                  // of the artifact it was unpacked from
+  std::vector<ProcessView> processes;  // empty: not running
+  std::string warm_until;   // RFC 3339: the agent stops it then (rollback window); "" = never
+  int web_running() const;  // web processes not stopped/failed
   int web_healthy() const;
   int workers_running() const;
-  bool any_failed() const;              // a process gave up (crash loop, start timeout)
+  bool any_failed() const;  // a process gave up (crash loop, start timeout)
   bool operator==(const ReleaseView&) const = default;
 };
 
 // What runs on a host right now.
 struct HostView {
   std::string agent_version;
-  uint64_t disk_free_bytes = 0;          // under the agent's root
+  uint64_t disk_free_bytes = 0;  // under the agent's root
   // What the agent serves, for deploy/host_check.h ("" / empty: not reported).
-  std::string root;                      // canonical
-  std::vector<std::string> listen;       // bound addresses, "127.0.0.1:8080"
-  std::string tls_cert, tls_key;         // absolute PEM paths; "" = plain HTTP
-  std::string tls_cert_sha256;           // of the certificate it loaded
-  std::vector<ReleaseView> releases;     // every release on disk, oldest first
-  std::map<std::string, int> weights;    // version -> percent of web traffic (sums to 100, or empty)
+  std::string root;                    // canonical
+  std::vector<std::string> listen;     // bound addresses, "127.0.0.1:8080"
+  std::string tls_cert, tls_key;       // absolute PEM paths; "" = plain HTTP
+  std::string tls_cert_sha256;         // of the certificate it loaded
+  std::vector<ReleaseView> releases;   // every release on disk, oldest first
+  std::map<std::string, int> weights;  // version -> percent of web traffic (sums to 100, or empty)
   const ReleaseView* find(const std::string& version) const;
   // The version with the largest weight ("" when nothing takes traffic).
   std::string live() const;
@@ -70,11 +71,11 @@ struct LaunchSpec {
   std::string environment;
   std::string deployment_id;
   std::vector<config::Service> services;
-  std::map<std::string, std::string> env;   // plain variables (environment's env + MESHDEPLOY_*)
-  secrets::SecretMap secrets;               // the vault entries the processes receive
-  std::string sticky_cookie;                // canary stickiness (strategy.sticky_*)
+  std::map<std::string, std::string> env;  // plain variables (environment's env + MESHDEPLOY_*)
+  secrets::SecretMap secrets;              // the vault entries the processes receive
+  std::string sticky_cookie;               // canary stickiness (strategy.sticky_*)
   std::string sticky_header;
-  Millis drain_deadline{30000};             // streams on a replaced set close after this
+  Millis drain_deadline{30000};  // streams on a replaced set close after this
 };
 
 // The host agent, as the controller drives it. Every call blocks; every
@@ -128,10 +129,10 @@ class Migrator {
 };
 
 struct HookResult {
-  int exit_code = 0;       // -1 when killed (timeout or signal)
+  int exit_code = 0;  // -1 when killed (timeout or signal)
   bool timed_out = false;
-  std::string output;      // combined stdout+stderr, redacted, at most 64 KiB (the tail)
-  std::string describe;    // "exit 3", "timed out after 300000ms"
+  std::string output;    // combined stdout+stderr, redacted, at most 64 KiB (the tail)
+  std::string describe;  // "exit 3", "timed out after 300000ms"
   bool ok() const { return exit_code == 0 && !timed_out; }
 };
 

@@ -3,8 +3,8 @@
 #include <fmt/format.h>
 
 #include "agent/agent.h"
-#include "notify/courier.h"
 #include "deploy/adapters.h"
+#include "notify/courier.h"
 
 namespace md::deploy {
 
@@ -21,7 +21,8 @@ Result<std::unique_ptr<Session>> Session::open(const config::Environment& env,
   // calls are idempotent and a restarted agent re-adopts everything.
   s->host_ = with_retries(MD_TRY(make_agent_host(env)), real_clock(), options.agent_patience,
                           options.on_retry);
-  if (options.migrations) s->migrator_ = MD_TRY(make_migrator(env, secrets, actor, &s->why_no_migrator_));
+  if (options.migrations)
+    s->migrator_ = MD_TRY(make_migrator(env, secrets, actor, &s->why_no_migrator_));
   s->hooks_ = make_shell_hooks(env.base_dir, options.hook_line);
   if (options.notifications && !env.notifications.channels.empty()) {
     s->transport_ = notify::make_curl_transport();
@@ -31,8 +32,8 @@ Result<std::unique_ptr<Session>> Session::open(const config::Environment& env,
     t.secrets = std::move(secrets);
     s->env_ = env;
     s->channel_secrets_ = notify::channel_secrets(env.notifications, t.secrets);
-    s->dispatcher_ = std::make_unique<notify::Dispatcher>(*s->store_, *s->transport_,
-                                                          std::vector<notify::Target>{std::move(t)});
+    s->dispatcher_ = std::make_unique<notify::Dispatcher>(
+        *s->store_, *s->transport_, std::vector<notify::Target>{std::move(t)});
   }
   return s;
 }

@@ -17,8 +17,8 @@
 namespace md::deploy {
 
 struct SessionOptions {
-  bool migrations = true;      // open the migration engine (deploy), or not (rollback, status)
-  bool notifications = true;   // run a Dispatcher for the environment's channels
+  bool migrations = true;     // open the migration engine (deploy), or not (rollback, status)
+  bool notifications = true;  // run a Dispatcher for the environment's channels
   std::function<void(std::string_view)> hook_line;  // each line of hook output
   Millis agent_patience{30000};  // agent calls are retried this long while it is unreachable
   std::function<void(const std::string&)> on_retry;  // told when an agent call is retried
@@ -62,7 +62,7 @@ class Session {
   std::unique_ptr<notify::Dispatcher> dispatcher_;
   std::optional<config::Environment> env_;  // set with dispatcher_: for the hand-off
   secrets::SecretMap channel_secrets_;
-  std::string handoff_error_ = "not yet";   // "" once the agent took the hand-off
+  std::string handoff_error_ = "not yet";  // "" once the agent took the hand-off
 };
 
 }  // namespace md::deploy

@@ -41,11 +41,29 @@ constexpr std::array<Transition, kStepCount> kTable = {{
 }};
 
 constexpr std::array<std::string_view, kStepCount> kNames = {
-    "preflight",     "pre_deploy_hook",  "notify_started",   "migrate_expand", "ship",
-    "start_new",     "ready",            "shift_traffic",    "watch",          "workers",
-    "drain_old",     "keep_warm",        "stop_old",         "migrate_contract", "record",
-    "prune",         "post_deploy_hook", "rollback_traffic", "stop_new",       "on_failure_hook",
-    "on_rollback_hook", "notify_finished", "done",
+    "preflight",
+    "pre_deploy_hook",
+    "notify_started",
+    "migrate_expand",
+    "ship",
+    "start_new",
+    "ready",
+    "shift_traffic",
+    "watch",
+    "workers",
+    "drain_old",
+    "keep_warm",
+    "stop_old",
+    "migrate_contract",
+    "record",
+    "prune",
+    "post_deploy_hook",
+    "rollback_traffic",
+    "stop_new",
+    "on_failure_hook",
+    "on_rollback_hook",
+    "notify_finished",
+    "done",
 };
 
 bool table_is_consistent() {
@@ -105,20 +123,27 @@ Plan plan_steps(const PlanInput& in) {
     };
     switch (p.step) {
       case Step::kPreDeployHook:
-        if (rollback) skip("a rollback runs on_rollback, not pre_deploy");
-        else if (in.hooks.pre_deploy.empty()) skip("no pre_deploy hook configured");
+        if (rollback)
+          skip("a rollback runs on_rollback, not pre_deploy");
+        else if (in.hooks.pre_deploy.empty())
+          skip("no pre_deploy hook configured");
         break;
       case Step::kMigrateExpand:
       case Step::kMigrateContract:
-        if (rollback) skip("rollbacks never migrate (expand/contract keeps the old release compatible)");
-        else if (!in.migrations_enabled) skip("migrations are disabled");
+        if (rollback)
+          skip("rollbacks never migrate (expand/contract keeps the old release compatible)");
+        else if (!in.migrations_enabled)
+          skip("migrations are disabled");
         break;
       case Step::kWatch:
-        if (rollback) skip("a rollback does not watch");
-        else if (in.watch_window.count() <= 0) skip("strategy.watch_window is 0");
+        if (rollback)
+          skip("a rollback does not watch");
+        else if (in.watch_window.count() <= 0)
+          skip("strategy.watch_window is 0");
         // WHY: the watch compares the new release with the previous one;
         // alone, every window ends "inconclusive" (issue 10).
-        else if (!in.has_live) skip("first deploy: no previous release to compare with");
+        else if (!in.has_live)
+          skip("first deploy: no previous release to compare with");
         break;
       case Step::kWorkers:
         if (!in.has_workers) skip("no worker services");
@@ -128,13 +153,18 @@ Plan plan_steps(const PlanInput& in) {
         if (!in.has_live) skip("first deploy: no old release");
         break;
       case Step::kKeepWarm:
-        if (!in.has_live) skip("first deploy: no old release");
-        else if (rollback) skip("a rollback does not keep the release it leaves warm");
-        else if (in.rollback_window.count() <= 0) skip("rollback_window is 0");
+        if (!in.has_live)
+          skip("first deploy: no old release");
+        else if (rollback)
+          skip("a rollback does not keep the release it leaves warm");
+        else if (in.rollback_window.count() <= 0)
+          skip("rollback_window is 0");
         break;
       case Step::kPostDeployHook:
-        if (rollback) skip("a rollback runs on_rollback, not post_deploy");
-        else if (in.hooks.post_deploy.empty()) skip("no post_deploy hook configured");
+        if (rollback)
+          skip("a rollback runs on_rollback, not post_deploy");
+        else if (in.hooks.post_deploy.empty())
+          skip("no post_deploy hook configured");
         break;
       case Step::kOnFailureHook:
         if (in.hooks.on_failure.empty()) skip("no on_failure hook configured");

@@ -17,19 +17,19 @@ namespace md::deploy {
 
 // In the order a successful deploy passes them, then the failure path.
 enum class Step : uint8_t {
-  kPreflight,        // agent reachable, artifact + sha256, migration verdict, disk
-  kPreDeployHook,    // hooks.pre_deploy; non-zero stops before anything changes
-  kNotifyStarted,    // outbox rows for `started`
-  kMigrateExpand,    // pending expand migrations
-  kShip,             // artifact to the host, unpacked into releases/<version>/
-  kStartNew,         // web processes of the new release beside the old ones
-  kReady,            // every new web process passes its health check
-  kShiftTraffic,     // blue_green: 100 % at once; canary: one record per weight
-  kWatch,            // keep analysing at 100 % for strategy.watch_window
-  kWorkers,          // start new workers, then SIGTERM the old ones
-  kDrainOld,         // in-flight requests on the old release finish
-  kKeepWarm,         // the old release is handed to the agent: warm for rollback_window, then stopped
-  kStopOld,          // the old release's processes stop (unless handed to the agent)
+  kPreflight,      // agent reachable, artifact + sha256, migration verdict, disk
+  kPreDeployHook,  // hooks.pre_deploy; non-zero stops before anything changes
+  kNotifyStarted,  // outbox rows for `started`
+  kMigrateExpand,  // pending expand migrations
+  kShip,           // artifact to the host, unpacked into releases/<version>/
+  kStartNew,       // web processes of the new release beside the old ones
+  kReady,          // every new web process passes its health check
+  kShiftTraffic,   // blue_green: 100 % at once; canary: one record per weight
+  kWatch,          // keep analysing at 100 % for strategy.watch_window
+  kWorkers,        // start new workers, then SIGTERM the old ones
+  kDrainOld,       // in-flight requests on the old release finish
+  kKeepWarm,       // the old release is handed to the agent: warm for rollback_window, then stopped
+  kStopOld,        // the old release's processes stop (unless handed to the agent)
   kMigrateContract,  // pending contract migrations (no old process runs)
   kRecord,           // deployment succeeded, release states
   kPrune,            // keep_releases on the host
@@ -71,8 +71,8 @@ struct PlanInput {
   Kind kind = Kind::kDeploy;
   config::StrategyKind strategy = config::StrategyKind::kBlueGreen;
   std::vector<config::CanaryStep> canary_steps;  // strategy.steps (canary only)
-  bool has_live = false;          // some release takes traffic now (false: first deploy)
-  bool has_workers = false;       // the environment has worker services
+  bool has_live = false;     // some release takes traffic now (false: first deploy)
+  bool has_workers = false;  // the environment has worker services
   bool migrations_enabled = false;
   Millis watch_window{0};
   Millis rollback_window{0};

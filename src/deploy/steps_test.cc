@@ -39,7 +39,7 @@ TEST(Steps, EveryPathEndsInDone) {
 
 TEST(Steps, FailureEdgesUndoOnlyWhatHappened) {
   EXPECT_EQ(transition(Step::kPreDeployHook).on_fail, Step::kOnFailureHook);  // nothing changed yet
-  EXPECT_EQ(transition(Step::kReady).on_fail, Step::kStopNew);                 // no traffic moved
+  EXPECT_EQ(transition(Step::kReady).on_fail, Step::kStopNew);                // no traffic moved
   EXPECT_EQ(transition(Step::kShiftTraffic).on_fail, Step::kRollbackTraffic);
   EXPECT_EQ(transition(Step::kKeepWarm).on_fail, Step::kRollbackTraffic);
   EXPECT_EQ(transition(Step::kStopOld).on_fail, Step::kOnFailureHook);  // the old one is going
@@ -88,8 +88,9 @@ TEST(Plan, CanaryWithEverythingAppends100) {
   in.hooks.on_failure = "c";
   in.hooks.on_rollback = "d";
   const Plan p = plan_steps(in);
-  EXPECT_EQ(p.weights, (std::vector<Weight>{{5, Millis(1000), false}, {50, Millis(2000), true},
-                                            {100, Millis(0), false}}));
+  EXPECT_EQ(p.weights,
+            (std::vector<Weight>{
+                {5, Millis(1000), false}, {50, Millis(2000), true}, {100, Millis(0), false}}));
   for (const PlannedStep& s : p.steps) {
     if (s.step == Step::kMigrateExpand || s.step == Step::kMigrateContract) {
       EXPECT_FALSE(s.run);
@@ -120,10 +121,11 @@ TEST(Plan, RollbackSkipsMigrationsHooksWatchAndWarmth) {
   in.hooks.post_deploy = "b";
   in.hooks.on_rollback = "d";
   const Plan p = plan_steps(in);
-  EXPECT_EQ(run_names(p), (std::vector<std::string>{
-                              "preflight", "notify_started", "ship", "start_new", "ready",
-                              "shift_traffic", "drain_old", "stop_old", "record", "prune",
-                              "rollback_traffic", "stop_new", "on_rollback_hook", "notify_finished"}));
+  EXPECT_EQ(run_names(p),
+            (std::vector<std::string>{"preflight", "notify_started", "ship", "start_new", "ready",
+                                      "shift_traffic", "drain_old", "stop_old", "record", "prune",
+                                      "rollback_traffic", "stop_new", "on_rollback_hook",
+                                      "notify_finished"}));
   EXPECT_EQ(p.weights.size(), 1u);
   EXPECT_EQ(p.skip_reason(Step::kMigrateExpand),
             "rollbacks never migrate (expand/contract keeps the old release compatible)");

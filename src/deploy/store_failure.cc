@@ -30,19 +30,20 @@ Result<Outcome> Deployer::Impl::settle_store_failure(Result<Outcome> r) {
   const Status freed = s.store.release_lock(env.name, o.holder);
   const std::string lock =
       freed ? fmt::format("the lock of {} was released", env.name)
-            : fmt::format("the lock of {} could not be released in that store; it expires on its "
-                          "own within {:.0f}s",
-                          env.name, o.lock_ttl.count() / 1000.0);
-  return fail(r.error().code(),
-              fmt::format("{}\n{} {} of {} stopped at {} with its journal unwritable; {}.\n"
-                          "Now: {}.\n{}. Once the store is back, `meshdeploy deploy --resume` "
-                          "finishes the {} or `meshdeploy rollback` returns to {}.",
-                          r.error().what(), dep.kind, dep.version, env.name, at,
-                          traffic_moved ? "traffic HAD moved to " + dep.version
-                                        : "no traffic had moved to " + dep.version,
-                          hosts, lock, dep.kind,
-                          dep.previous_version.empty() ? "the previous release"
-                                                       : dep.previous_version));
+            : fmt::format(
+                  "the lock of {} could not be released in that store; it expires on its "
+                  "own within {:.0f}s",
+                  env.name, o.lock_ttl.count() / 1000.0);
+  return fail(
+      r.error().code(),
+      fmt::format("{}\n{} {} of {} stopped at {} with its journal unwritable; {}.\n"
+                  "Now: {}.\n{}. Once the store is back, `meshdeploy deploy --resume` "
+                  "finishes the {} or `meshdeploy rollback` returns to {}.",
+                  r.error().what(), dep.kind, dep.version, env.name, at,
+                  traffic_moved ? "traffic HAD moved to " + dep.version
+                                : "no traffic had moved to " + dep.version,
+                  hosts, lock, dep.kind,
+                  dep.previous_version.empty() ? "the previous release" : dep.previous_version));
 }
 
 }  // namespace md::deploy

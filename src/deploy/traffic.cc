@@ -66,8 +66,10 @@ Result<std::string> Deployer::Impl::analyse(int weight, Millis pause, bool appro
         std::optional<Window> w = window_between(*before, after);
         before = after;
         // A restarted proxy counts from zero: the windows start over from it.
-        if (!w) windows.clear();
-        else windows.push_back(std::move(*w));
+        if (!w)
+          windows.clear();
+        else
+          windows.push_back(std::move(*w));
         Verdict v = judge(a, windows);
         if (!last || v.kind != last->kind || v.kind == VerdictKind::kBreach ||
             v.kind == VerdictKind::kSuspect)
@@ -75,8 +77,9 @@ Result<std::string> Deployer::Impl::analyse(int weight, Millis pause, bool appro
                    fmt::format("{}% {}: {}", weight, verdict_name(v.kind), v.reason), "", Millis(0),
                    weight);
         if (v.kind == VerdictKind::kBreach)
-          return fail(Errc::kFailedPrecondition,
-                      fmt::format("{} at {}%: {}", final_watch ? "watch" : "canary", weight, v.reason));
+          return fail(
+              Errc::kFailedPrecondition,
+              fmt::format("{} at {}%: {}", final_watch ? "watch" : "canary", weight, v.reason));
         last = std::move(v);
         next_check = now + interval;
       }
@@ -95,8 +98,10 @@ Result<std::string> Deployer::Impl::analyse(int weight, Millis pause, bool appro
       if (awaiting_approval)
         MD_TRY_STATUS(journal("approval", "outcome", "ok", json{{"weight", weight}}));
       if (last && last->kind == VerdictKind::kPass) return last->reason;
-      if (promoted) return "promoted by an operator: " + (last ? last->reason : std::string("no verdict"));
-      const std::string why = last ? last->reason : std::string("no window judged after the warm-up yet");
+      if (promoted)
+        return "promoted by an operator: " + (last ? last->reason : std::string("no verdict"));
+      const std::string why =
+          last ? last->reason : std::string("no window judged after the warm-up yet");
       // A suspect streak is settled by the next windows (breach or pass), and
       // a canary step waits for its first window after the warm-up.
       const bool settling = last ? last->kind == VerdictKind::kSuspect : !final_watch;
@@ -107,9 +112,10 @@ Result<std::string> Deployer::Impl::analyse(int weight, Millis pause, bool appro
         return "inconclusive: " + why;
       }
       if (!settling && a.on_inconclusive == config::Inconclusive::kFail)
-        return fail(Errc::kFailedPrecondition,
-                    fmt::format("canary at {}% inconclusive ({}) and analysis.on_inconclusive is fail",
-                                weight, why));
+        return fail(
+            Errc::kFailedPrecondition,
+            fmt::format("canary at {}% inconclusive ({}) and analysis.on_inconclusive is fail",
+                        weight, why));
       if (now - pause_end >= a.max_inconclusive)
         return fail(Errc::kTimeout, fmt::format("{} at {}% still {} after waiting {}s: {}",
                                                 final_watch ? "watch" : "canary", weight,
@@ -140,7 +146,8 @@ Result<StepDone> Deployer::Impl::shift_traffic() {
     state::Batch b;
     const bool canary = plan.weights.size() > 1;
     if (canary) b.outbox = fan_out(notify::EventType::kCanaryStep, w.percent);
-    MD_TRY_STATUS(journal("shift_traffic", "intent", "", json{{"weight", w.percent}}, std::move(b)));
+    MD_TRY_STATUS(
+        journal("shift_traffic", "intent", "", json{{"weight", w.percent}}, std::move(b)));
     traffic_moved = true;
     auto fail_here = [&](Error e) -> Result<StepDone> {
       Status js = journal("shift_traffic", "outcome", "failed",
@@ -155,13 +162,15 @@ Result<StepDone> Deployer::Impl::shift_traffic() {
     if (!probe) return fail_here(probe.error());
     // WHY apart: the proxy's health probe of the new targets is most of the
     // call; the switch itself is an atomic swap.
-    const Millis took = std::max(Millis(0), std::chrono::duration_cast<Millis>(s.clock.mono() - t) - *probe);
+    const Millis took =
+        std::max(Millis(0), std::chrono::duration_cast<Millis>(s.clock.mono() - t) - *probe);
     if (w.percent == 100) {
       switch_time = took;
       probe_time = *probe;
     }
     progress(ProgressKind::kNote, Step::kShiftTraffic,
-             fmt::format("{}% of traffic on {} ({})", w.percent, new_version(), switch_words(*probe, took)),
+             fmt::format("{}% of traffic on {} ({})", w.percent, new_version(),
+                         switch_words(*probe, took)),
              "", Millis(0), w.percent);
     std::string verdict;
     if (canary && (w.percent < 100 || w.pause.count() > 0 || w.approval)) {

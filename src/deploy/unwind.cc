@@ -20,7 +20,8 @@ Result<StepDone> Deployer::Impl::rollback_traffic() {
   }
   const MonoTime t = s.clock.mono();
   probe_time = MD_TRY(s.host.route({{old_version(), 100}}));
-  switch_time = std::max(Millis(0), std::chrono::duration_cast<Millis>(s.clock.mono() - t) - *probe_time);
+  switch_time =
+      std::max(Millis(0), std::chrono::duration_cast<Millis>(s.clock.mono() - t) - *probe_time);
   rolled_back = true;
   progress(ProgressKind::kNote, Step::kRollbackTraffic,
            fmt::format("100% of traffic back on {} ({}){}", old_version(),
@@ -30,8 +31,8 @@ Result<StepDone> Deployer::Impl::rollback_traffic() {
   if (worker_count() > 0 && old && old->workers_running() < worker_count())
     MD_TRY_STATUS(s.host.start(old_version(), Role::kWorkers, launch));
   StepDone d;
-  d.note = fmt::format("traffic back on {} ({}){}", old_version(), switch_words(*probe_time, *switch_time),
-                       started);
+  d.note = fmt::format("traffic back on {} ({}){}", old_version(),
+                       switch_words(*probe_time, *switch_time), started);
   d.detail["probe_ms"] = probe_time->count();
   d.detail["switch_ms"] = switch_time->count();
   d.releases.push_back(release_row(old_version(), "live"));
@@ -64,9 +65,11 @@ Result<Outcome> Deployer::Impl::rollback(const std::string& to) {
   // A deploy in progress (e.g. keeping the old release warm) is aborted: its
   // failure path puts traffic back on the release it replaced.
   if (auto lock = MD_TRY(s.store.lock_info(env.name)); lock) {
-    if (auto running = MD_TRY(s.store.running(env.name)); running && running->id == lock->deployment_id) {
-      MD_TRY(request_control(s.store, env.name, ControlCommand::kAbort, o.actor,
-                             to.empty() ? "rollback requested" : "rollback to " + to + " requested"));
+    if (auto running = MD_TRY(s.store.running(env.name));
+        running && running->id == lock->deployment_id) {
+      MD_TRY(
+          request_control(s.store, env.name, ControlCommand::kAbort, o.actor,
+                          to.empty() ? "rollback requested" : "rollback to " + to + " requested"));
       t0 = s.clock.mono();
       progress(ProgressKind::kNote, Step::kPreflight,
                fmt::format("asked the running deploy {} ({}) to abort and roll back", running->id,
@@ -79,10 +82,13 @@ Result<Outcome> Deployer::Impl::rollback(const std::string& to) {
             out.deployment = st;
             out.via_abort = true;
             for (const state::JournalEntry& e : MD_TRY(s.store.journal(st.id))) {
-              if (e.step != "rollback_traffic" || e.phase != "outcome" || e.outcome != "ok") continue;
+              if (e.step != "rollback_traffic" || e.phase != "outcome" || e.outcome != "ok")
+                continue;
               json x = json::parse(e.detail, nullptr, false);
-              if (x.is_object() && x.contains("switch_ms")) out.switch_time = Millis(x["switch_ms"].get<int64_t>());
-              if (x.is_object() && x.contains("probe_ms")) out.probe_time = Millis(x["probe_ms"].get<int64_t>());
+              if (x.is_object() && x.contains("switch_ms"))
+                out.switch_time = Millis(x["switch_ms"].get<int64_t>());
+              if (x.is_object() && x.contains("probe_ms"))
+                out.probe_time = Millis(x["probe_ms"].get<int64_t>());
             }
             return out;
           }
@@ -98,22 +104,25 @@ Result<Outcome> Deployer::Impl::rollback(const std::string& to) {
   const HostView hv = MD_TRY(view_host());
   const std::string current = hv.live();
   if (current.empty())
-    return fail(Errc::kFailedPrecondition, fmt::format("nothing is live in {}: deploy a release first", env.name));
+    return fail(Errc::kFailedPrecondition,
+                fmt::format("nothing is live in {}: deploy a release first", env.name));
   std::string target = to;
   if (target.empty()) {
     target = previous_of(MD_TRY(s.store.deployments(env.name, 500)), current);
     if (target.empty())
-      return fail(Errc::kNotFound, fmt::format("no release before {} is recorded in {}; name one with --to",
-                                               current, env.name));
+      return fail(Errc::kNotFound,
+                  fmt::format("no release before {} is recorded in {}; name one with --to", current,
+                              env.name));
   }
   if (target == current)
     return fail(Errc::kAlreadyExists, fmt::format("{} is already live in {}", target, env.name));
   const ReleaseView* r = hv.find(target);
   if (!r)
-    return fail(Errc::kNotFound,
-                fmt::format("release {} is not on host {} (pruned or never deployed); deploy it again "
-                            "with `meshdeploy deploy --version {}`",
-                            target, s.host.name(), target));
+    return fail(
+        Errc::kNotFound,
+        fmt::format("release {} is not on host {} (pruned or never deployed); deploy it again "
+                    "with `meshdeploy deploy --version {}`",
+                    target, s.host.name(), target));
   req = DeployRequest{};
   req.version = target;
   req.sha256 = r->sha256;

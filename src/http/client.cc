@@ -8,6 +8,7 @@
 // cost its socket and nothing else, and fail with a value when even that is
 // not available.
 #include <netdb.h>
+#include <unistd.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -19,17 +20,14 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-
-#include <unistd.h>
-
 #include <cstring>
 #include <future>
 #include <mutex>
 #include <optional>
 #include <thread>
 
-#include "core/interrupt.h"
 #include "core/guard.h"
+#include "core/interrupt.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "http/http.h"
@@ -131,8 +129,8 @@ void watch_signal(const std::shared_ptr<Exchange<Protocol>>& x) {
 // Runs connect -> write -> read on the client loop until done or the
 // deadline; blocks the caller meanwhile.
 template <class Protocol, class Endpoints>
-Result<Outcome> run_exchange(Endpoints eps, bhttp::request<bhttp::string_body> req,
-                             Millis timeout, size_t max_body) {
+Result<Outcome> run_exchange(Endpoints eps, bhttp::request<bhttp::string_body> req, Millis timeout,
+                             size_t max_body) {
   net::io_context* ioc = MD_TRY(client_loop());
   auto x = std::make_shared<Exchange<Protocol>>(*ioc);
   x->req = std::move(req);
@@ -195,9 +193,8 @@ Result<Outcome> run_exchange(Endpoints eps, bhttp::request<bhttp::string_body> r
       }
     }
     if constexpr (std::is_same_v<Protocol, net::ip::tcp>) {
-      x->stream.async_connect(eps, [after_connect](beast::error_code ec, const auto&) {
-        after_connect(ec);
-      });
+      x->stream.async_connect(
+          eps, [after_connect](beast::error_code ec, const auto&) { after_connect(ec); });
     } else {
       x->stream.async_connect(eps, after_connect);
     }
@@ -225,13 +222,16 @@ Error to_error(const Outcome& o, const std::string& peer) {
       ec == bhttp::error::end_of_stream || ec == net::error::broken_pipe)
     return Error(Errc::kUnavailable, where + ec.message(), true);
   if (ec.category() == net::error::get_system_category() && local_resource_errno(ec.value()))
-    return Error(Errc::kUnavailable, where + std::string(kLocalResourcesPrefix) + ec.message(), true);
+    return Error(Errc::kUnavailable, where + std::string(kLocalResourcesPrefix) + ec.message(),
+                 true);
   return Error(Errc::kIo, where + ec.message());
 }
 
 }  // namespace
 
-bool local_resource_errno(int e) { return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM; }
+bool local_resource_errno(int e) {
+  return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
+}
 
 bool is_local_resource_error(const Error& e) {
   return e.message().find(kLocalResourcesPrefix) != std::string::npos;

@@ -38,14 +38,25 @@ Errc errc_from_name(std::string_view name, Errc fallback) {
 
 Errc errc_for_status(int status) {
   switch (status) {
-    case 400: case 413: case 422: return Errc::kInvalidArgument;
-    case 401: case 403: return Errc::kPermissionDenied;
-    case 404: return Errc::kNotFound;
-    case 409: return Errc::kConflict;
-    case 412: return Errc::kFailedPrecondition;
-    case 503: return Errc::kUnavailable;
-    case 504: return Errc::kTimeout;
-    default: return status >= 500 ? Errc::kInternal : Errc::kInvalidArgument;
+    case 400:
+    case 413:
+    case 422:
+      return Errc::kInvalidArgument;
+    case 401:
+    case 403:
+      return Errc::kPermissionDenied;
+    case 404:
+      return Errc::kNotFound;
+    case 409:
+      return Errc::kConflict;
+    case 412:
+      return Errc::kFailedPrecondition;
+    case 503:
+      return Errc::kUnavailable;
+    case 504:
+      return Errc::kTimeout;
+    default:
+      return status >= 500 ? Errc::kInternal : Errc::kInvalidArgument;
   }
 }
 
@@ -61,7 +72,8 @@ std::optional<std::string> Request::query_param(std::string_view name) const {
     size_t eq = kv.find('=');
     std::string_view k = kv.substr(0, eq);
     if (k == name) {
-      auto v = percent_decode(eq == std::string_view::npos ? std::string_view() : kv.substr(eq + 1));
+      auto v =
+          percent_decode(eq == std::string_view::npos ? std::string_view() : kv.substr(eq + 1));
       return v ? std::optional<std::string>(*v) : std::nullopt;
     }
     if (amp == std::string_view::npos) break;
@@ -93,19 +105,29 @@ Response Response::error(int status, Errc code, std::string_view message) {
 
 int status_for(Errc code) {
   switch (code) {
-    case Errc::kInvalidArgument: return 400;
-    case Errc::kNotFound: return 404;
+    case Errc::kInvalidArgument:
+      return 400;
+    case Errc::kNotFound:
+      return 404;
     case Errc::kAlreadyExists:
-    case Errc::kConflict: return 409;
-    case Errc::kPermissionDenied: return 403;
-    case Errc::kFailedPrecondition: return 412;
-    case Errc::kUnavailable: return 503;
-    case Errc::kTimeout: return 504;
-    default: return 500;
+    case Errc::kConflict:
+      return 409;
+    case Errc::kPermissionDenied:
+      return 403;
+    case Errc::kFailedPrecondition:
+      return 412;
+    case Errc::kUnavailable:
+      return 503;
+    case Errc::kTimeout:
+      return 504;
+    default:
+      return 500;
   }
 }
 
-Response Response::from_error(const Error& e) { return error(status_for(e.code()), e.code(), e.what()); }
+Response Response::from_error(const Error& e) {
+  return error(status_for(e.code()), e.code(), e.what());
+}
 
 Response Response::text(int status, std::string body, std::string content_type) {
   Response r;
@@ -138,7 +160,8 @@ Response Router::dispatch(Request& req) const {
     }
     if (!match) continue;
     if (r.method != req.method) {
-      if (allow.find(r.method) == std::string::npos) allow += (allow.empty() ? "" : ", ") + r.method;
+      if (allow.find(r.method) == std::string::npos)
+        allow += (allow.empty() ? "" : ", ") + r.method;
       continue;
     }
     req.params = std::move(params);
@@ -149,9 +172,9 @@ Response Router::dispatch(Request& req) const {
     }
   }
   if (!allow.empty()) {
-    Response resp = Response::error(405, Errc::kInvalidArgument,
-                                    "method " + req.method + " not allowed on " + req.path +
-                                        " (allowed: " + allow + ")");
+    Response resp = Response::error(
+        405, Errc::kInvalidArgument,
+        "method " + req.method + " not allowed on " + req.path + " (allowed: " + allow + ")");
     resp.headers.emplace_back("Allow", allow);
     return resp;
   }
@@ -180,7 +203,8 @@ Status ClientResponse::to_status() const {
       const auto& e = j["error"];
       std::string code = e.value("code", "");
       std::string msg = e.value("message", "");
-      return fail(errc_from_name(code, fallback), msg.empty() ? "HTTP " + std::to_string(status) : msg);
+      return fail(errc_from_name(code, fallback),
+                  msg.empty() ? "HTTP " + std::to_string(status) : msg);
     }
   } catch (const std::exception&) {
   }
@@ -198,7 +222,7 @@ Result<std::string> percent_decode(std::string_view s) {
       continue;
     }
     auto hex = [](char c) {
-      return c >= '0' && c <= '9' ? c - '0'
+      return c >= '0' && c <= '9'   ? c - '0'
              : c >= 'a' && c <= 'f' ? c - 'a' + 10
              : c >= 'A' && c <= 'F' ? c - 'A' + 10
                                     : -1;

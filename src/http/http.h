@@ -19,13 +19,12 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/clock.h"
 #include "core/error.h"
@@ -71,7 +70,8 @@ struct Response {
   // 404 not_found, 409 already_exists/conflict, 403 permission_denied,
   // 412 failed_precondition, 503 unavailable, 504 timeout, else 500).
   static Response from_error(const Error& e);
-  static Response text(int status, std::string body, std::string content_type = "text/plain; charset=utf-8");
+  static Response text(int status, std::string body,
+                       std::string content_type = "text/plain; charset=utf-8");
 };
 
 // The HTTP status for an error code (as in Response::from_error).
@@ -104,11 +104,11 @@ struct ServerOptions {
   // "IP:PORT" or "[V6]:PORT": serve over TCP there instead of a unix socket
   // (the agent's Prometheus endpoint); port 0 picks a free one. Default "".
   std::string tcp_address{};
-  unsigned socket_mode = 0600;        // permission bits of the socket file
-  int handler_threads = 4;            // handlers running at once; more requests wait
-  size_t max_body_bytes = 1 << 20;    // larger request bodies get 413
-  Millis read_timeout{30000};         // a client that sends nothing for this long is closed
-  Millis idle_timeout{120000};        // keep-alive connections idle this long are closed
+  unsigned socket_mode = 0600;      // permission bits of the socket file
+  int handler_threads = 4;          // handlers running at once; more requests wait
+  size_t max_body_bytes = 1 << 20;  // larger request bodies get 413
+  Millis read_timeout{30000};       // a client that sends nothing for this long is closed
+  Millis idle_timeout{120000};      // keep-alive connections idle this long are closed
 };
 
 // An HTTP/1.1 server on a unix socket, or on TCP with tcp_address (Boost.Beast).

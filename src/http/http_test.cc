@@ -1,5 +1,6 @@
 #include "http/http.h"
 
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -14,8 +15,6 @@
 #include <fstream>
 #include <future>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "core/interrupt.h"
 
@@ -40,7 +39,8 @@ class HttpTest : public ::testing::Test {
     r.add("POST", "/v1/items/{name}", [](const Request& req) {
       auto body = req.json();
       if (!body) return Response::from_error(body.error());
-      return Response::json(200, {{"name", req.params.at("name")}, {"body", *body},
+      return Response::json(200, {{"name", req.params.at("name")},
+                                  {"body", *body},
                                   {"q", req.query_param("q").value_or("")}});
     });
     r.add("GET", "/v1/fail", [](const Request&) {
@@ -198,7 +198,8 @@ TEST_F(HttpTest, ClientErrorsWhenSocketMissing) {
 TEST_F(HttpTest, SlowHandlerDoesNotBlockOthersAndClientTimesOut) {
   auto srv = UnixServer::start({.socket_path = sock_}, router());
   ASSERT_TRUE(srv);
-  auto slow = std::async(std::launch::async, [&] { return UnixClient(sock_).call("GET", "/v1/slow"); });
+  auto slow =
+      std::async(std::launch::async, [&] { return UnixClient(sock_).call("GET", "/v1/slow"); });
   // Others are served while the slow handler runs.
   for (int i = 0; i < 5; ++i) EXPECT_TRUE(UnixClient(sock_).call("GET", "/v1/ping"));
   auto timed = UnixClient(sock_, Millis(100)).request("GET", "/v1/slow");
@@ -228,7 +229,8 @@ TEST_F(HttpTest, ASignalCutsAnExchangeInFlight) {
   release_ = true;
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), Errc::kCancelled) << r.error().what();
-  EXPECT_NE(r.error().what().find("interrupted by a signal"), std::string::npos) << r.error().what();
+  EXPECT_NE(r.error().what().find("interrupted by a signal"), std::string::npos)
+      << r.error().what();
   EXPECT_TRUE(interrupt::flag().load());
 
   auto next = UnixClient(sock_).request("GET", "/v1/ping");  // still pending

@@ -10,8 +10,21 @@ constexpr bool is_tchar_c(unsigned char c) {
   if (c >= '0' && c <= '9') return true;
   if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return true;
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
       return true;
     default:
       return false;
@@ -109,10 +122,14 @@ HeadError parse_fields(const char* data, size_t pos, size_t head_len, const Head
           out->content_length = n;
         } else if (iequals(name, "connection")) {
           for_each_token(value, [&](std::string_view t) {
-            if (iequals(t, "close")) out->flags |= kConnClose;
-            else if (iequals(t, "keep-alive")) out->flags |= kConnKeepAlive;
-            else if (iequals(t, "upgrade")) out->flags |= kConnUpgrade;
-            else out->flags |= kConnOther;
+            if (iequals(t, "close"))
+              out->flags |= kConnClose;
+            else if (iequals(t, "keep-alive"))
+              out->flags |= kConnKeepAlive;
+            else if (iequals(t, "upgrade"))
+              out->flags |= kConnUpgrade;
+            else
+              out->flags |= kConnOther;
           });
         }
         break;
@@ -136,7 +153,8 @@ HeadError parse_fields(const char* data, size_t pos, size_t head_len, const Head
         if (iequals(name, "upgrade")) out->flags |= kHasUpgrade;
         break;
       case 'e':
-        if (iequals(name, "expect") && iequals(value, "100-continue")) out->flags |= kExpectContinue;
+        if (iequals(name, "expect") && iequals(value, "100-continue"))
+          out->flags |= kExpectContinue;
         break;
       default:
         break;
@@ -163,19 +181,32 @@ bool iequals(std::string_view a, std::string_view b) {
 
 std::string_view head_error_text(HeadError e) {
   switch (e) {
-    case HeadError::kNone: return "ok";
-    case HeadError::kBadStartLine: return "malformed start line";
-    case HeadError::kBadVersion: return "unsupported HTTP version";
-    case HeadError::kBadHeader: return "malformed header field";
-    case HeadError::kTooLarge: return "header section too large";
-    case HeadError::kTooManyHeaders: return "too many header fields";
-    case HeadError::kBadContentLength: return "invalid Content-Length";
-    case HeadError::kDuplicateContentLength: return "more than one Content-Length";
-    case HeadError::kBadTransferEncoding: return "invalid Transfer-Encoding";
-    case HeadError::kLengthAndChunked: return "both Content-Length and Transfer-Encoding";
-    case HeadError::kMissingHost: return "missing Host header";
-    case HeadError::kDuplicateHost: return "more than one Host header";
-    case HeadError::kBadMethod: return "method not supported by this proxy";
+    case HeadError::kNone:
+      return "ok";
+    case HeadError::kBadStartLine:
+      return "malformed start line";
+    case HeadError::kBadVersion:
+      return "unsupported HTTP version";
+    case HeadError::kBadHeader:
+      return "malformed header field";
+    case HeadError::kTooLarge:
+      return "header section too large";
+    case HeadError::kTooManyHeaders:
+      return "too many header fields";
+    case HeadError::kBadContentLength:
+      return "invalid Content-Length";
+    case HeadError::kDuplicateContentLength:
+      return "more than one Content-Length";
+    case HeadError::kBadTransferEncoding:
+      return "invalid Transfer-Encoding";
+    case HeadError::kLengthAndChunked:
+      return "both Content-Length and Transfer-Encoding";
+    case HeadError::kMissingHost:
+      return "missing Host header";
+    case HeadError::kDuplicateHost:
+      return "more than one Host header";
+    case HeadError::kBadMethod:
+      return "method not supported by this proxy";
   }
   return "unknown error";
 }
@@ -183,10 +214,14 @@ std::string_view head_error_text(HeadError e) {
 int head_error_status(HeadError e) {
   switch (e) {
     case HeadError::kTooLarge:
-    case HeadError::kTooManyHeaders: return 431;
-    case HeadError::kBadVersion: return 505;
-    case HeadError::kBadMethod: return 405;
-    default: return 400;
+    case HeadError::kTooManyHeaders:
+      return 431;
+    case HeadError::kBadVersion:
+      return 505;
+    case HeadError::kBadMethod:
+      return 405;
+    default:
+      return 400;
   }
 }
 
@@ -300,24 +335,24 @@ HeadError parse_request_head(const char* data, size_t head_len, const HeadLimits
     out->path = target;
   } else {
     size_t scheme_end = target.find("://");
-    if (scheme_end == std::string_view::npos ||
-        !(iequals(target.substr(0, scheme_end), "http") ||
-          iequals(target.substr(0, scheme_end), "https")))
+    if (scheme_end == std::string_view::npos || !(iequals(target.substr(0, scheme_end), "http") ||
+                                                  iequals(target.substr(0, scheme_end), "https")))
       return HeadError::kBadStartLine;
     std::string_view rest = target.substr(scheme_end + 3);
     size_t slash = rest.find_first_of("/?");
     abs_authority = rest.substr(0, slash);
     if (abs_authority.empty() || abs_authority.find('@') != std::string_view::npos)
       return HeadError::kBadStartLine;
-    std::string_view path = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
+    std::string_view path =
+        slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
     out->path = path[0] == '/' ? path.substr(0, path.find('?')) : std::string_view("/");
   }
 
   bool saw_te = false, saw_cl = false;
   int host_count = 0;
   std::string_view host;
-  HeadError e = parse_fields(data, line_len + 2, head_len, limits, out, &saw_te, &saw_cl,
-                             &host_count, &host);
+  HeadError e =
+      parse_fields(data, line_len + 2, head_len, limits, out, &saw_te, &saw_cl, &host_count, &host);
   if (e != HeadError::kNone) return e;
   if (saw_te && saw_cl) return HeadError::kLengthAndChunked;
   if (saw_te && (minor == 0 || out->body != BodyKind::kChunked))
@@ -378,8 +413,7 @@ HeadError parse_response_head(const char* data, size_t head_len, std::string_vie
 }
 
 bool is_idempotent(std::string_view m) {
-  return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" ||
-         m == "DELETE";
+  return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
 }
 
 }  // namespace md::http

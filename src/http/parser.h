@@ -20,18 +20,18 @@ namespace md::http {
 // Why a head was rejected. The proxy answers 400 for all but the noted ones.
 enum class HeadError : uint8_t {
   kNone = 0,
-  kBadStartLine,          // request or status line malformed
-  kBadVersion,            // not HTTP/1.0 or HTTP/1.1 (505)
-  kBadHeader,             // header line malformed (bad name, CTL in value, obs-fold, bare CR/LF)
-  kTooLarge,              // head longer than the limit (431)
-  kTooManyHeaders,        // more header fields than the limit (431)
-  kBadContentLength,      // not a decimal number, or too large
+  kBadStartLine,      // request or status line malformed
+  kBadVersion,        // not HTTP/1.0 or HTTP/1.1 (505)
+  kBadHeader,         // header line malformed (bad name, CTL in value, obs-fold, bare CR/LF)
+  kTooLarge,          // head longer than the limit (431)
+  kTooManyHeaders,    // more header fields than the limit (431)
+  kBadContentLength,  // not a decimal number, or too large
   kDuplicateContentLength,
-  kBadTransferEncoding,   // unknown coding last, or "chunked" not last, or in HTTP/1.0
-  kLengthAndChunked,      // both Content-Length and Transfer-Encoding
-  kMissingHost,           // HTTP/1.1 request without Host
+  kBadTransferEncoding,  // unknown coding last, or "chunked" not last, or in HTTP/1.0
+  kLengthAndChunked,     // both Content-Length and Transfer-Encoding
+  kMissingHost,          // HTTP/1.1 request without Host
   kDuplicateHost,
-  kBadMethod,             // CONNECT (this is not a forward proxy) (405)
+  kBadMethod,  // CONNECT (this is not a forward proxy) (405)
 };
 std::string_view head_error_text(HeadError e);
 
@@ -165,12 +165,23 @@ class ChunkedScanner {
 
  private:
   enum State : uint8_t {
-    kStSize, kStSizeLws, kStExt, kStSizeLf, kStData, kStDataCr, kStDataLf,
-    kStTrailerStart, kStTrailerLine, kStTrailerLf, kStFinalLf, kStDone, kStError,
+    kStSize,
+    kStSizeLws,
+    kStExt,
+    kStSizeLf,
+    kStData,
+    kStDataCr,
+    kStDataLf,
+    kStTrailerStart,
+    kStTrailerLine,
+    kStTrailerLf,
+    kStFinalLf,
+    kStDone,
+    kStError,
   };
   State state_ = kStSize;
   uint8_t size_digits_ = 0;
-  uint64_t remaining_ = 0;  // chunk-size being read, then data bytes left
+  uint64_t remaining_ = 0;   // chunk-size being read, then data bytes left
   uint32_t line_bytes_ = 0;  // bytes of the current extension / trailer line
 };
 

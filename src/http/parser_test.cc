@@ -1,8 +1,8 @@
 #include "http/parser.h"
 
-#include <string>
-
 #include <gtest/gtest.h>
+
+#include <string>
 
 namespace md::http {
 namespace {
@@ -15,7 +15,7 @@ HeadError parse_req(const std::string& in, RequestHead* h, HeadLimits lim = {}) 
   const std::string& s = g_buf;
   size_t scan = 0;
   size_t n = find_head_end(s.data(), s.size(), &scan);
-  if (n == 0) return HeadError::kTooLarge;  // test helper: incomplete
+  if (n == 0) return HeadError::kTooLarge;             // test helper: incomplete
   if (n == kHeadBareLf) return HeadError::kBadHeader;  // as the proxy treats it
   return parse_request_head(s.data(), n, lim, h);
 }
@@ -33,7 +33,8 @@ TEST(FindHeadEnd, BareLfIsReportedAtOnce) {
   EXPECT_EQ(find_head_end(mixed.data(), mixed.size(), &scan), kHeadBareLf);
   std::string fine = "GET / HTTP/1.1\r\nHost: a\r\n\r\nbody\n";
   scan = 0;
-  EXPECT_EQ(find_head_end(fine.data(), fine.size(), &scan), 27u);  // bytes after the head are not looked at
+  EXPECT_EQ(find_head_end(fine.data(), fine.size(), &scan),
+            27u);  // bytes after the head are not looked at
 }
 
 TEST(FindHeadEnd, FindsTerminatorAcrossPieces) {
@@ -67,7 +68,8 @@ TEST(RequestHead, ParsesSimpleGet) {
 
 TEST(RequestHead, BodyFraming) {
   RequestHead h;
-  ASSERT_EQ(parse_req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n", &h), HeadError::kNone);
+  ASSERT_EQ(parse_req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n", &h),
+            HeadError::kNone);
   EXPECT_EQ(h.body, BodyKind::kLength);
   EXPECT_EQ(h.content_length, 12u);
   ASSERT_EQ(parse_req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", &h),
@@ -76,23 +78,30 @@ TEST(RequestHead, BodyFraming) {
   ASSERT_EQ(parse_req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n", &h),
             HeadError::kNone);
   EXPECT_EQ(h.body, BodyKind::kChunked);
-  ASSERT_EQ(parse_req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", &h), HeadError::kNone);
+  ASSERT_EQ(parse_req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", &h),
+            HeadError::kNone);
   EXPECT_EQ(h.body, BodyKind::kNone);
 }
 
 TEST(RequestHead, SmugglingGuards) {
   RequestHead h;
-  EXPECT_EQ(parse_req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", &h),
-            HeadError::kLengthAndChunked);
-  EXPECT_EQ(parse_req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", &h),
-            HeadError::kDuplicateContentLength);
+  EXPECT_EQ(
+      parse_req(
+          "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+          &h),
+      HeadError::kLengthAndChunked);
+  EXPECT_EQ(
+      parse_req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", &h),
+      HeadError::kDuplicateContentLength);
   EXPECT_EQ(parse_req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", &h),
             HeadError::kBadContentLength);
   EXPECT_EQ(parse_req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", &h),
             HeadError::kBadContentLength);
   EXPECT_EQ(parse_req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", &h),
             HeadError::kBadTransferEncoding);
-  EXPECT_EQ(parse_req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", &h),
+  EXPECT_EQ(parse_req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+                      "chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+                      &h),
             HeadError::kBadTransferEncoding);
   EXPECT_EQ(parse_req("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", &h),
             HeadError::kBadTransferEncoding);
@@ -107,10 +116,12 @@ TEST(RequestHead, SmugglingGuards) {
 TEST(RequestHead, HostRules) {
   RequestHead h;
   EXPECT_EQ(parse_req("GET / HTTP/1.1\r\nX: y\r\n\r\n", &h), HeadError::kMissingHost);
-  EXPECT_EQ(parse_req("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", &h), HeadError::kDuplicateHost);
+  EXPECT_EQ(parse_req("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", &h),
+            HeadError::kDuplicateHost);
   EXPECT_EQ(parse_req("GET / HTTP/1.0\r\n\r\n", &h), HeadError::kNone);
   EXPECT_FALSE(h.keep_alive());
-  EXPECT_EQ(parse_req("GET http://b.example/x?q HTTP/1.1\r\nHost: a\r\n\r\n", &h), HeadError::kNone);
+  EXPECT_EQ(parse_req("GET http://b.example/x?q HTTP/1.1\r\nHost: a\r\n\r\n", &h),
+            HeadError::kNone);
   EXPECT_EQ(h.authority, "b.example");
   EXPECT_EQ(h.path, "/x");
 }
@@ -175,19 +186,22 @@ TEST(ResponseHead, Framing) {
   ASSERT_EQ(parse("HTTP/1.0 200 OK\r\n\r\n", "GET", &h), HeadError::kNone);
   EXPECT_EQ(h.body, BodyKind::kClose);
   EXPECT_FALSE(h.keep_alive());
-  ASSERT_EQ(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "GET", &h), HeadError::kNone);
+  ASSERT_EQ(parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "GET", &h),
+            HeadError::kNone);
   EXPECT_EQ(h.body, BodyKind::kChunked);
   EXPECT_EQ(parse("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", "GET", &h),
             HeadError::kDuplicateContentLength);
   EXPECT_EQ(parse("HTTP/1.1 20x OK\r\n\r\n", "GET", &h), HeadError::kBadStartLine);
-  EXPECT_EQ(parse("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
-                  "GET", &h),
-            HeadError::kNone);
+  EXPECT_EQ(
+      parse("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+            "GET", &h),
+      HeadError::kNone);
   EXPECT_EQ(h.body, BodyKind::kNone);
 }
 
 TEST(Chunked, ScansAndDecodes) {
-  std::string body = "4\r\nWiki\r\n5;ext=1\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+  std::string body =
+      "4\r\nWiki\r\n5;ext=1\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nX-T: 1\r\n\r\nNEXT";
   for (size_t split = 0; split <= body.size(); ++split) {
     ChunkedScanner s;
     std::string data;
@@ -207,7 +221,8 @@ TEST(Chunked, ScansAndDecodes) {
 }
 
 TEST(Chunked, RejectsMalformed) {
-  for (std::string bad : {"x\r\n", "4\r\nWikiXX", "4\nWiki\r\n", "ffffffffffffffff0\r\n", "0\r\n\n"}) {
+  for (std::string bad :
+       {"x\r\n", "4\r\nWikiXX", "4\nWiki\r\n", "ffffffffffffffff0\r\n", "0\r\n\n"}) {
     ChunkedScanner s;
     size_t used = 0;
     EXPECT_EQ(s.feed(bad.data(), bad.size(), &used), ChunkedScanner::Status::kError) << bad;

@@ -17,7 +17,6 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-
 #include <cerrno>
 #include <cstring>
 #include <future>
@@ -81,7 +80,8 @@ Request to_request(bhttp::request<bhttp::string_body>&& msg) {
   size_t q = r.target.find('?');
   r.path = r.target.substr(0, q);
   if (q != std::string::npos) r.query = r.target.substr(q + 1);
-  for (const auto& f : msg) r.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+  for (const auto& f : msg)
+    r.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
   r.body = std::move(msg.body());
   return r;
 }
@@ -104,14 +104,16 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(server_->opts.max_body_bytes);
     parser_->header_limit(64 * 1024);
     stream_.expires_after(first_ ? server_->opts.read_timeout : server_->opts.idle_timeout);
-    bhttp::async_read(stream_, buf_, *parser_,
-                      [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+    bhttp::async_read(
+        stream_, buf_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
   }
 
   void on_read(beast::error_code ec) {
     first_ = false;
     if (ec == bhttp::error::end_of_stream || ec == net::error::operation_aborted ||
-        ec == beast::error::timeout || ec == net::error::eof || ec == net::error::connection_reset) {
+        ec == beast::error::timeout || ec == net::error::eof ||
+        ec == net::error::connection_reset) {
       close();
       return;
     }
@@ -138,9 +140,10 @@ class Session : public std::enable_shared_from_this<Session> {
       Response resp = Response::error(500, Errc::kInternal, "handler failed");
       guarded(log::Logger("http"), "control handler",
               [&] { resp = self->server_->router.dispatch(*req); });
-      net::post(self->stream_.get_executor(), [self, resp = std::move(resp), keep, version]() mutable {
-        self->reply(std::move(resp), keep, version);
-      });
+      net::post(self->stream_.get_executor(),
+                [self, resp = std::move(resp), keep, version]() mutable {
+                  self->reply(std::move(resp), keep, version);
+                });
     });
   }
 
@@ -214,8 +217,8 @@ void UnixServer::Impl::stop() {
   }
   // Remove the socket file only if it is still the one we created.
   struct stat st {};
-  if (opts.tcp_address.empty() && ::lstat(opts.socket_path.c_str(), &st) == 0 && st.st_ino == socket_ino &&
-      st.st_dev == socket_dev)
+  if (opts.tcp_address.empty() && ::lstat(opts.socket_path.c_str(), &st) == 0 &&
+      st.st_ino == socket_ino && st.st_dev == socket_dev)
     ::unlink(opts.socket_path.c_str());
 }
 
@@ -228,13 +231,15 @@ Result<std::pair<int, int>> listen_tcp(const std::string& address) {
   if (colon == std::string::npos || colon + 1 == address.size())
     return fail(Errc::kInvalidArgument, "'" + address + "' is not HOST:PORT");
   std::string host = address.substr(0, colon), port = address.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* res = nullptr;
-  if (int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &res); rc != 0)
+  if (int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &res);
+      rc != 0)
     return fail(Errc::kInvalidArgument, "'" + address + "': " + ::gai_strerror(rc));
   std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> guard(res, ::freeaddrinfo);
   int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
@@ -253,7 +258,8 @@ Result<std::pair<int, int>> listen_tcp(const std::string& address) {
 }  // namespace
 
 Result<std::unique_ptr<UnixServer>> UnixServer::start(ServerOptions options, Router router) {
-  if (options.handler_threads < 1) return fail(Errc::kInvalidArgument, "handler_threads must be >= 1");
+  if (options.handler_threads < 1)
+    return fail(Errc::kInvalidArgument, "handler_threads must be >= 1");
   const bool tcp = !options.tcp_address.empty();
   int fd = -1, family = AF_UNIX, proto = 0;
   if (tcp) {
@@ -282,7 +288,8 @@ Result<std::unique_ptr<UnixServer>> UnixServer::start(ServerOptions options, Rou
       ::close(fd);
       return fail(Errc::kIo, "listen on " + where + ": " + ec.message());
     }
-    impl->pool = std::make_unique<net::thread_pool>(static_cast<size_t>(impl->opts.handler_threads));
+    impl->pool =
+        std::make_unique<net::thread_pool>(static_cast<size_t>(impl->opts.handler_threads));
   } catch (const std::exception& e) {
     if (!impl->acceptor || !impl->acceptor->is_open()) ::close(fd);
     return fail(Errc::kIo, "serve on " + where + ": " + e.what());

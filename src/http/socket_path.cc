@@ -28,10 +28,10 @@ std::string errno_text(int e) { return std::strerror(e); }
 Status check_socket_path(const std::filesystem::path& path) {
   if (path.empty()) return fail(Errc::kInvalidArgument, "unix socket path is empty");
   if (path.native().size() > kMaxPath)
-    return fail(Errc::kInvalidArgument,
-                "unix socket path " + path.string() + " is " +
-                    std::to_string(path.native().size()) + " bytes; the limit is " +
-                    std::to_string(kMaxPath) + " (use a shorter directory)");
+    return fail(Errc::kInvalidArgument, "unix socket path " + path.string() + " is " +
+                                            std::to_string(path.native().size()) +
+                                            " bytes; the limit is " + std::to_string(kMaxPath) +
+                                            " (use a shorter directory)");
   return ok();
 }
 
@@ -48,8 +48,7 @@ Result<int> listen_unix(const std::filesystem::path& path, unsigned mode) {
     int rc = ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
     int err = errno;
     ::close(probe);
-    if (rc == 0)
-      return fail(Errc::kAlreadyExists, "another process is listening on " + p);
+    if (rc == 0) return fail(Errc::kAlreadyExists, "another process is listening on " + p);
     if (err != ECONNREFUSED)
       return fail(Errc::kIo, "check existing socket " + p + ": " + errno_text(err));
     // Stale: its server died without removing it.
@@ -65,8 +64,8 @@ Result<int> listen_unix(const std::filesystem::path& path, unsigned mode) {
   if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     int err = errno;
     ::close(fd);
-    Errc code = err == EACCES ? Errc::kPermissionDenied
-                : err == ENOENT ? Errc::kNotFound
+    Errc code = err == EACCES       ? Errc::kPermissionDenied
+                : err == ENOENT     ? Errc::kNotFound
                 : err == EADDRINUSE ? Errc::kAlreadyExists
                                     : Errc::kIo;
     return fail(code, "bind " + p + ": " + errno_text(err));

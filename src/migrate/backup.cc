@@ -36,11 +36,12 @@ Status run_client(const Request& req, std::vector<std::string> argv, const std::
   if (r.ok()) return ok();
   std::string err = r.err;
   if (!password.empty())
-    for (size_t at; (at = err.find(password)) != std::string::npos;) err.replace(at, password.size(), "***");
+    for (size_t at; (at = err.find(password)) != std::string::npos;)
+      err.replace(at, password.size(), "***");
   while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
   if (err.size() > 2000) err = "..." + err.substr(err.size() - 2000);
-  return fail(Errc::kFailedPrecondition,
-              program + " " + r.describe() + " (" + outcome + ")" + (err.empty() ? "" : ": " + err));
+  return fail(Errc::kFailedPrecondition, program + " " + r.describe() + " (" + outcome + ")" +
+                                             (err.empty() ? "" : ": " + err));
 }
 
 // Creates `path` empty with mode 0600 (the umask only removes bits), replacing a
@@ -75,18 +76,22 @@ Result<std::filesystem::path> backup(const Request& req) {
   // one millisecond get -2, -3...). Runs are serialised by the runner lock.
   auto now = std::chrono::system_clock::now();
   std::time_t secs = std::chrono::system_clock::to_time_t(now);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", std::gmtime(&secs));
-  std::string stem = std::string("pre-migrate-") + stamp + "." + std::to_string(1000 + ms).substr(1) + "Z" +
+  std::string stem = std::string("pre-migrate-") + stamp + "." +
+                     std::to_string(1000 + ms).substr(1) + "Z" +
                      (req.deployment_id.empty() ? "" : "-" + req.deployment_id);
   std::string name = stem + ".dump";
-  for (int n = 2; std::filesystem::exists(dir / name); ++n) name = stem + "-" + std::to_string(n) + ".dump";
+  for (int n = 2; std::filesystem::exists(dir / name); ++n)
+    name = stem + "-" + std::to_string(n) + ".dump";
   std::filesystem::path out = dir / name;
   std::filesystem::path tmp = dir / (name + ".partial");
   MD_TRY_STATUS(create_private(tmp));
   // pg_dump -f opens the existing file for writing: it keeps mode 0600.
-  auto st = run_client(req, {"pg_dump", "-Fc", "--no-password", "-f", tmp.string()}, "no backup written");
+  auto st =
+      run_client(req, {"pg_dump", "-Fc", "--no-password", "-f", tmp.string()}, "no backup written");
   if (st) st = sync_path(tmp);
   std::error_code ec;
   if (st) {
@@ -103,10 +108,12 @@ Result<std::filesystem::path> backup(const Request& req) {
 
 Status restore(const Request& req, const std::filesystem::path& dump) {
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(dump, ec)) return fail(Errc::kNotFound, "no backup file " + dump.string());
+  if (!std::filesystem::is_regular_file(dump, ec))
+    return fail(Errc::kNotFound, "no backup file " + dump.string());
   auto vars = MD_TRY(pg::env_for(req.database_url.reveal()));
-  std::vector<std::string> argv = {"pg_restore", "--clean", "--if-exists", "--no-owner", "--no-password",
-                                   "--single-transaction", "--exit-on-error"};
+  std::vector<std::string> argv = {"pg_restore",     "--clean",       "--if-exists",
+                                   "--no-owner",     "--no-password", "--single-transaction",
+                                   "--exit-on-error"};
   // WHY --dbname: without it pg_restore prints SQL instead of connecting; the
   // other connection settings (and the password) come from the environment.
   for (const auto& [k, v] : vars)

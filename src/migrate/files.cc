@@ -24,7 +24,9 @@ std::string trim(std::string_view s) {
   return std::string(s.substr(b, e - b + 1));
 }
 
-int count_lines(std::string_view s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+int count_lines(std::string_view s) {
+  return static_cast<int>(std::count(s.begin(), s.end(), '\n'));
+}
 
 }  // namespace
 
@@ -33,7 +35,8 @@ Result<std::vector<FileRef>> list_dir(const std::filesystem::path& dir) {
   std::error_code ec;
   if (!std::filesystem::exists(dir, ec)) return out;
   if (!std::filesystem::is_directory(dir, ec))
-    return fail(Errc::kInvalidArgument, "migrations folder " + dir.string() + " is not a directory");
+    return fail(Errc::kInvalidArgument,
+                "migrations folder " + dir.string() + " is not a directory");
   static const std::regex pattern(R"(^([0-9]+)_(.*)\.sql$)");
   for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
     std::string fname = e.path().filename().string();
@@ -53,8 +56,8 @@ Result<std::vector<FileRef>> list_dir(const std::filesystem::path& dir) {
   });
   for (size_t i = 1; i < out.size(); ++i)
     if (out[i].version == out[i - 1].version)
-      return fail(Errc::kInvalidArgument, "two migration files have version " + out[i].version + ": " +
-                                              out[i - 1].file + " and " + out[i].file);
+      return fail(Errc::kInvalidArgument, "two migration files have version " + out[i].version +
+                                              ": " + out[i - 1].file + " and " + out[i].file);
   return out;
 }
 
@@ -77,7 +80,8 @@ Result<ParsedFile> parse_file(const FileRef& ref, std::string_view content, Anal
   pf.sha256 = sha256_hex(content);
   SplitResult sr = split(content);
   if (!sr.lex.error.empty())
-    return fail(Errc::kInvalidArgument, ref.file + ":" + std::to_string(sr.lex.error_line) + ": " + sr.lex.error);
+    return fail(Errc::kInvalidArgument,
+                ref.file + ":" + std::to_string(sr.lex.error_line) + ": " + sr.lex.error);
   pf.supabase_statements = supabase_statements(content, sr);
 
   std::vector<Allow> allows;
@@ -89,17 +93,21 @@ Result<ParsedFile> parse_file(const FileRef& ref, std::string_view content, Anal
     if (std::regex_match(text, m, allow_re)) {
       allows.push_back(Allow{m[1], trim(m[2].str()), c.line});
     } else if (std::regex_match(text, m, phase_re)) {
-      if (m[1] == "contract") pf.phase = Phase::kContract;
-      else if (m[1] == "expand") pf.phase = Phase::kExpand;
+      if (m[1] == "contract")
+        pf.phase = Phase::kContract;
+      else if (m[1] == "expand")
+        pf.phase = Phase::kExpand;
       else
-        return fail(Errc::kInvalidArgument, ref.file + ":" + std::to_string(c.line) +
-                                                ": meshdeploy:phase must be 'expand' or 'contract', not '" +
-                                                m[1].str() + "'");
+        return fail(Errc::kInvalidArgument,
+                    ref.file + ":" + std::to_string(c.line) +
+                        ": meshdeploy:phase must be 'expand' or 'contract', not '" + m[1].str() +
+                        "'");
       pf.phase_declared = true;
     } else if (text.rfind("meshdeploy:", 0) == 0) {
-      return fail(Errc::kInvalidArgument, ref.file + ":" + std::to_string(c.line) +
-                                              ": unknown directive '" + text.substr(0, 40) +
-                                              "' (meshdeploy:allow RULE REASON or meshdeploy:phase expand|contract)");
+      return fail(Errc::kInvalidArgument,
+                  ref.file + ":" + std::to_string(c.line) + ": unknown directive '" +
+                      text.substr(0, 40) +
+                      "' (meshdeploy:allow RULE REASON or meshdeploy:phase expand|contract)");
     }
   }
 

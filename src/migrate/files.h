@@ -28,8 +28,8 @@ struct ParsedFile {
   PlannedFile planned;
   std::vector<std::string> statements;  // text to execute, one per planned statement
   std::vector<std::pair<std::string, int>> extensions;  // CREATE EXTENSION names, with line
-  std::vector<std::pair<std::string, int>> schemas;  // referenced, with line
-  std::vector<std::pair<std::string, int>> roles;    // referenced, with line
+  std::vector<std::pair<std::string, int>> schemas;     // referenced, with line
+  std::vector<std::pair<std::string, int>> roles;       // referenced, with line
   std::vector<std::string> created_schemas, created_roles;
 };
 

@@ -43,8 +43,8 @@ struct InvalidIndex {
 // What the server holds. Built by observe(); plain data for the pure planner.
 struct Observed {
   int server_version = 0;
-  std::map<std::string, SupabaseRow> supabase;     // by version
-  std::map<std::string, MeshdeployRow> meshdeploy; // by version
+  std::map<std::string, SupabaseRow> supabase;      // by version
+  std::map<std::string, MeshdeployRow> meshdeploy;  // by version
   std::set<std::string> available_extensions;
   std::set<std::string> schemas;
   std::set<std::string> roles;
@@ -59,15 +59,16 @@ Status ensure_tables(pg::Connection& c);
 
 // SQL that records a completed file (both tables), for appending to the file's
 // own transaction. `duration_ms` < 0 means "now() - started_at of the row".
-std::string record_sql(const std::string& version, const std::string& name, const std::vector<std::string>& supabase_statements,
-                       const std::string& checksum, const std::string& phase, bool transactional, int statements_total,
-                       int64_t duration_ms, int lock_retries, const std::string& applied_by,
-                       const std::string& deployment_id);
+std::string record_sql(const std::string& version, const std::string& name,
+                       const std::vector<std::string>& supabase_statements,
+                       const std::string& checksum, const std::string& phase, bool transactional,
+                       int statements_total, int64_t duration_ms, int lock_retries,
+                       const std::string& applied_by, const std::string& deployment_id);
 
 // Non-transactional files: creates or updates the progress row.
 Status record_progress(pg::Connection& c, const std::string& version, const std::string& name,
-                       const std::string& checksum, const std::string& phase, int statements_total, int done,
-                       const std::string& applied_by, const std::string& deployment_id);
+                       const std::string& checksum, const std::string& phase, int statements_total,
+                       int done, const std::string& applied_by, const std::string& deployment_id);
 
 // SQL that moves the progress of a non-transactional file to `done`, for a
 // transaction that also runs statement done-1 (so both commit together).
@@ -75,9 +76,9 @@ std::string progress_sql(const std::string& version, int done);
 
 // Baseline: records a file as applied without running it.
 std::string baseline_sql(const std::string& version, const std::string& name,
-                         const std::vector<std::string>& supabase_statements, const std::string& checksum,
-                         const std::string& phase, bool transactional, int statements_total,
-                         const std::string& applied_by);
+                         const std::vector<std::string>& supabase_statements,
+                         const std::string& checksum, const std::string& phase, bool transactional,
+                         int statements_total, const std::string& applied_by);
 
 // True when `index` exists and is valid / exists at all.
 Result<std::optional<bool>> index_valid(pg::Connection& c, const std::string& qualified_index);

@@ -7,7 +7,9 @@ namespace {
 
 bool ident_start(unsigned char c) { return std::isalpha(c) || c == '_' || c >= 0x80; }
 bool ident_char(unsigned char c) { return ident_start(c) || std::isdigit(c) || c == '$'; }
-bool space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool space(unsigned char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -30,7 +32,8 @@ class Lexer {
   // Advances i_ to `to`, counting newlines.
   void advance(size_t to) {
     to = std::min(to, s_.size());
-    line_ += static_cast<int>(std::count(s_.begin() + static_cast<long>(i_), s_.begin() + static_cast<long>(to), '\n'));
+    line_ += static_cast<int>(
+        std::count(s_.begin() + static_cast<long>(i_), s_.begin() + static_cast<long>(to), '\n'));
     i_ = to;
   }
 
@@ -58,7 +61,8 @@ class Lexer {
     if (c == '/' && at(i_ + 1) == '*') return block_comment();
     if (c == '\'') return quoted_string(b, b, false);
     if ((c == 'e' || c == 'E') && at(i_ + 1) == '\'') return quoted_string(b, b + 1, true);
-    if ((c == 'b' || c == 'B' || c == 'x' || c == 'X' || c == 'n' || c == 'N') && at(i_ + 1) == '\'')
+    if ((c == 'b' || c == 'B' || c == 'x' || c == 'X' || c == 'n' || c == 'N') &&
+        at(i_ + 1) == '\'')
       return quoted_string(b, b + 1, false);
     if ((c == 'u' || c == 'U') && at(i_ + 1) == '&' && at(i_ + 2) == '\'')
       return quoted_string(b, b + 2, false);
@@ -120,7 +124,8 @@ class Lexer {
     }
     if (depth > 0) unterminated("block comment", line);
     size_t inner_end = depth > 0 ? s_.size() : k - 2;
-    out_.comments.push_back(Comment{std::string(s_.substr(b + 2, inner_end > b + 2 ? inner_end - b - 2 : 0)), line});
+    out_.comments.push_back(
+        Comment{std::string(s_.substr(b + 2, inner_end > b + 2 ? inner_end - b - 2 : 0)), line});
     advance(k);
   }
 
@@ -252,7 +257,8 @@ SplitResult split(std::string_view sql, bool standard_conforming_strings) {
       p.line = toks[first].line;
     } else {
       p.code_begin = p.code_end = end;
-      p.line = 1 + static_cast<int>(std::count(sql.begin(), sql.begin() + static_cast<long>(begin), '\n'));
+      p.line = 1 + static_cast<int>(
+                       std::count(sql.begin(), sql.begin() + static_cast<long>(begin), '\n'));
     }
     r.pieces.push_back(p);
     begin = end;
@@ -274,8 +280,10 @@ SplitResult split(std::string_view sql, bool standard_conforming_strings) {
       if (head.size() < 4) head.push_back(tok.text);
       // psql's rule (psqlscan.l): inside CREATE [OR REPLACE] FUNCTION/PROCEDURE,
       // BEGIN and CASE open a block that END closes.
-      if ((tok.text == "begin" || tok.text == "case") && is_routine_start(head)) ++begin_depth;
-      else if (tok.text == "end" && begin_depth > 0) --begin_depth;
+      if ((tok.text == "begin" || tok.text == "case") && is_routine_start(head))
+        ++begin_depth;
+      else if (tok.text == "end" && begin_depth > 0)
+        --begin_depth;
     }
   }
   if (begin < sql.size() || r.pieces.empty()) {

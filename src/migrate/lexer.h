@@ -12,12 +12,12 @@
 namespace md::migrate {
 
 enum class TokKind {
-  kWord,     // keyword or bare identifier; `text` is lower-cased
-  kIdent,    // "quoted identifier"; `text` is the unquoted name
-  kString,   // any string literal, incl. dollar-quoted; `text` is the raw token
+  kWord,    // keyword or bare identifier; `text` is lower-cased
+  kIdent,   // "quoted identifier"; `text` is the unquoted name
+  kString,  // any string literal, incl. dollar-quoted; `text` is the raw token
   kNumber,
-  kParam,    // $1
-  kPunct,    // one operator/punctuation character, e.g. ( ) , ; . = :
+  kParam,  // $1
+  kPunct,  // one operator/punctuation character, e.g. ( ) , ; . = :
 };
 
 struct Token {

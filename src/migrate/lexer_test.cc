@@ -45,8 +45,9 @@ select 1;)";
 }
 
 TEST(Splitter, QuotesIdentifiersAndEscapeStrings) {
-  auto s = stmts("insert into \"we;ird\"\"t\" values ('a;b', E'it\\'s;', 'x''y;');"
-                 "select $1 ; select U&'d\\0061t;a'");
+  auto s = stmts(
+      "insert into \"we;ird\"\"t\" values ('a;b', E'it\\'s;', 'x''y;');"
+      "select $1 ; select U&'d\\0061t;a'");
   ASSERT_EQ(s.size(), 3u);
   EXPECT_EQ(s[0], "insert into \"we;ird\"\"t\" values ('a;b', E'it\\'s;', 'x''y;')");
   EXPECT_EQ(s[1], "select $1");
@@ -81,7 +82,9 @@ TEST(Splitter, BeginAtomicBodies) {
 }
 
 TEST(Splitter, ParenthesesHoldSemicolons) {
-  auto s = stmts("create rule r as on insert to t do also (insert into a values (1); insert into b values (2)); select 1");
+  auto s = stmts(
+      "create rule r as on insert to t do also (insert into a values (1); insert into b values "
+      "(2)); select 1");
   EXPECT_EQ(s.size(), 2u);
 }
 

@@ -10,62 +10,80 @@ using S = Severity;
 
 const std::vector<RuleDoc> kRules = {
     {"adding-field-with-default", S::kError,
-     "a volatile default (or any default before Postgres 11) rewrites the whole table under an ACCESS "
+     "a volatile default (or any default before Postgres 11) rewrites the whole table under an "
+     "ACCESS "
      "EXCLUSIVE lock: every read and write waits until it finishes",
-     "add the column without a default (or with a constant one on Postgres 11+), set the default in a "
+     "add the column without a default (or with a constant one on Postgres 11+), set the default "
+     "in a "
      "second statement, then backfill existing rows in batches"},
     {"adding-serial-column", S::kError,
-     "adding a serial or identity column fills every existing row: a full table rewrite under ACCESS "
+     "adding a serial or identity column fills every existing row: a full table rewrite under "
+     "ACCESS "
      "EXCLUSIVE",
-     "create the table with the column from the start, or add a nullable bigint column, a sequence and a "
+     "create the table with the column from the start, or add a nullable bigint column, a sequence "
+     "and a "
      "default, and backfill in batches"},
     {"adding-stored-generated-column", S::kError,
-     "a STORED generated column is computed for every existing row: a full rewrite under ACCESS EXCLUSIVE",
+     "a STORED generated column is computed for every existing row: a full rewrite under ACCESS "
+     "EXCLUSIVE",
      "add a plain column, fill it with a trigger for new rows and a batched backfill for old ones"},
     {"adding-required-field", S::kError,
-     "NOT NULL without a default fails on a table with rows, and the old release's INSERTs that do not "
+     "NOT NULL without a default fails on a table with rows, and the old release's INSERTs that do "
+     "not "
      "name the column fail once it exists",
      "add the column nullable or with a default; enforce NOT NULL later with a validated CHECK"},
     {"adding-not-nullable-field", S::kError,
      "SET NOT NULL scans the whole table under ACCESS EXCLUSIVE to check every row",
-     "ADD CONSTRAINT c CHECK (col IS NOT NULL) NOT VALID; VALIDATE CONSTRAINT c (in a later statement); "
+     "ADD CONSTRAINT c CHECK (col IS NOT NULL) NOT VALID; VALIDATE CONSTRAINT c (in a later "
+     "statement); "
      "then SET NOT NULL (Postgres 12+ uses the validated constraint and skips the scan); drop c"},
     {"require-concurrent-index-creation", S::kError,
-     "CREATE INDEX without CONCURRENTLY blocks every write to the table (SHARE lock) until the index is "
+     "CREATE INDEX without CONCURRENTLY blocks every write to the table (SHARE lock) until the "
+     "index is "
      "built",
-     "CREATE INDEX CONCURRENTLY in a file of its own (it cannot run in a transaction; meshdeploy runs "
+     "CREATE INDEX CONCURRENTLY in a file of its own (it cannot run in a transaction; meshdeploy "
+     "runs "
      "such files statement by statement and resumes them)"},
     {"require-concurrent-index-deletion", S::kError,
      "DROP INDEX without CONCURRENTLY takes ACCESS EXCLUSIVE on the table: reads and writes wait",
      "DROP INDEX CONCURRENTLY IF EXISTS name"},
     {"constraint-missing-not-valid", S::kError,
-     "adding a CHECK or FOREIGN KEY constraint validates every row while holding a lock that blocks "
+     "adding a CHECK or FOREIGN KEY constraint validates every row while holding a lock that "
+     "blocks "
      "writes (and, for a foreign key, the referenced table too)",
-     "ADD CONSTRAINT ... NOT VALID (instant), then VALIDATE CONSTRAINT in a separate statement (takes only "
+     "ADD CONSTRAINT ... NOT VALID (instant), then VALIDATE CONSTRAINT in a separate statement "
+     "(takes only "
      "SHARE UPDATE EXCLUSIVE)"},
     {"adding-foreign-key-constraint", S::kError,
      "a column added with REFERENCES validates at once and locks both tables",
-     "add the column first, then ADD CONSTRAINT ... FOREIGN KEY ... NOT VALID and VALIDATE CONSTRAINT"},
+     "add the column first, then ADD CONSTRAINT ... FOREIGN KEY ... NOT VALID and VALIDATE "
+     "CONSTRAINT"},
     {"changing-column-type", S::kError,
-     "changing a column's type usually rewrites the table and its indexes under ACCESS EXCLUSIVE, and the "
-     "old release may not understand the new type (only varchar(n) to larger/text and similar are free)",
-     "add a new column of the new type, write both from the application, backfill in batches, switch "
+     "changing a column's type usually rewrites the table and its indexes under ACCESS EXCLUSIVE, "
+     "and the "
+     "old release may not understand the new type (only varchar(n) to larger/text and similar are "
+     "free)",
+     "add a new column of the new type, write both from the application, backfill in batches, "
+     "switch "
      "reads, then drop the old column in a contract migration"},
     {"renaming-column", S::kError,
      "the release still running during the switch queries the old column name and fails",
      "add a new column, write both, backfill, switch reads, then drop the old column (contract)"},
     {"renaming-table", S::kError,
      "the release still running during the switch queries the old table name and fails",
-     "create the new table (or a view with the new name over the old one), move the application, then "
+     "create the new table (or a view with the new name over the old one), move the application, "
+     "then "
      "drop the old name in a contract migration"},
     {"ban-drop-column", S::kError,
-     "the release still running may read or write the column; dropping it breaks those queries and loses "
+     "the release still running may read or write the column; dropping it breaks those queries and "
+     "loses "
      "its data",
-     "stop using the column in a release first, then drop it in a contract migration (runs after the old "
+     "stop using the column in a release first, then drop it in a contract migration (runs after "
+     "the old "
      "release stopped); acknowledge with meshdeploy:allow once that is so"},
-    {"ban-drop-table", S::kError,
-     "the release still running may use the table; its data is gone",
-     "stop using the table in a release first, then drop it in a contract migration; keep a backup"},
+    {"ban-drop-table", S::kError, "the release still running may use the table; its data is gone",
+     "stop using the table in a release first, then drop it in a contract migration; keep a "
+     "backup"},
     {"ban-drop-database", S::kError, "dropping a database loses every table in it",
      "do it by hand, never from a migration"},
     {"ban-truncate", S::kError, "TRUNCATE takes ACCESS EXCLUSIVE and deletes every row",
@@ -75,7 +93,8 @@ const std::vector<RuleDoc> kRules = {
      "CREATE UNIQUE INDEX CONCURRENTLY idx ...; then ADD CONSTRAINT c UNIQUE USING INDEX idx"},
     {"adding-primary-key-constraint", S::kError,
      "ADD PRIMARY KEY builds its index (and checks NOT NULL) under ACCESS EXCLUSIVE",
-     "CREATE UNIQUE INDEX CONCURRENTLY idx ...; then ADD CONSTRAINT pk PRIMARY KEY USING INDEX idx"},
+     "CREATE UNIQUE INDEX CONCURRENTLY idx ...; then ADD CONSTRAINT pk PRIMARY KEY USING INDEX "
+     "idx"},
     {"adding-exclusion-constraint", S::kError,
      "an EXCLUDE constraint builds its index and checks every row under ACCESS EXCLUSIVE",
      "create the table with it, or accept the lock in a maintenance window (acknowledge)"},
@@ -90,30 +109,36 @@ const std::vector<RuleDoc> kRules = {
      "REINDEX without CONCURRENTLY blocks writes (and reads that use the index)",
      "REINDEX ... CONCURRENTLY (Postgres 12+), in a file of its own"},
     {"table-rewrite", S::kError,
-     "SET TABLESPACE / SET LOGGED / SET UNLOGGED / SET ACCESS METHOD rewrite the table under ACCESS "
+     "SET TABLESPACE / SET LOGGED / SET UNLOGGED / SET ACCESS METHOD rewrite the table under "
+     "ACCESS "
      "EXCLUSIVE",
      "do it outside a deploy, in a maintenance window"},
     {"identity-change", S::kError,
-     "adding, changing or dropping an identity or generation expression changes how the running release's "
+     "adding, changing or dropping an identity or generation expression changes how the running "
+     "release's "
      "INSERTs behave and takes ACCESS EXCLUSIVE",
-     "give the column a sequence default first (expand), move the application, then change identity "
+     "give the column a sequence default first (expand), move the application, then change "
+     "identity "
      "(contract)"},
     {"explicit-lock", S::kError,
      "LOCK TABLE in a strong mode holds every conflicting query until the migration commits",
      "remove the LOCK, or use a weaker mode"},
     {"unbatched-backfill", S::kError,
-     "an UPDATE or DELETE in the same transaction as DDL on that table holds the DDL's ACCESS EXCLUSIVE lock "
+     "an UPDATE or DELETE in the same transaction as DDL on that table holds the DDL's ACCESS "
+     "EXCLUSIVE lock "
      "for the whole backfill",
      "backfill in its own migration (or outside migrations), in batches of a few thousand rows"},
     {"transaction-nesting", S::kError,
-     "meshdeploy runs each file in its own transaction; BEGIN/COMMIT inside the file end it early, so a "
+     "meshdeploy runs each file in its own transaction; BEGIN/COMMIT inside the file end it early, "
+     "so a "
      "failure half-applies the file",
      "remove BEGIN/COMMIT from the file"},
     {"ban-alter-domain-with-add-constraint", S::kError,
      "ALTER DOMAIN ADD CONSTRAINT checks every column of that domain while holding locks",
      "add the constraint NOT VALID and VALIDATE it separately"},
     {"missing-lock-timeout", S::kWarning,
-     "meshdeploy sets lock_timeout for every migration, but the Supabase CLI and psql do not: run there, "
+     "meshdeploy sets lock_timeout for every migration, but the Supabase CLI and psql do not: run "
+     "there, "
      "this file could queue behind a long query and block every other query on the table",
      "start the file with SET lock_timeout = '3s';"},
     {"ban-drop-not-null", S::kWarning,
@@ -123,7 +148,8 @@ const std::vector<RuleDoc> kRules = {
      "a domain's constraints cannot be changed later without scanning every column that uses it",
      "use a CHECK constraint on the table instead"},
     {"prefer-jsonb", S::kWarning,
-     "json has no equality operator: SELECT DISTINCT and UNION on the table break, and it is slower",
+     "json has no equality operator: SELECT DISTINCT and UNION on the table break, and it is "
+     "slower",
      "use jsonb"},
     {"prefer-text-field", S::kWarning,
      "changing varchar(n)'s limit later may need an ACCESS EXCLUSIVE lock",
@@ -136,10 +162,13 @@ const std::vector<RuleDoc> kRules = {
      "bigint / bigserial / bigint generated always as identity"},
     {"ban-char-field", S::kWarning, "char(n) pads with spaces and is no faster than text", "text"},
     {"unanalysed-sql", S::kWarning,
-     "meshdeploy reads every statement with Postgres's own parser, with the PL/pgSQL of DO blocks and of "
-     "the functions the run calls; SQL built at run time (EXECUTE) or rejected by the Postgres 15 grammar "
+     "meshdeploy reads every statement with Postgres's own parser, with the PL/pgSQL of DO blocks "
+     "and of "
+     "the functions the run calls; SQL built at run time (EXECUTE) or rejected by the Postgres 15 "
+     "grammar "
      "cannot be read, so what it locks, rewrites or drops is unknown",
-     "write the statements out (or EXECUTE a constant string); otherwise check by hand what it locks and "
+     "write the statements out (or EXECUTE a constant string); otherwise check by hand what it "
+     "locks and "
      "acknowledge with -- meshdeploy:allow unanalysed-sql <reason>"},
 };
 
@@ -150,7 +179,8 @@ bool has(const std::vector<Token>& t, std::string_view w, size_t from = 0) {
 }
 
 // Index of the word sequence `ws` (at any depth) from `from`; npos if none.
-size_t find_seq(const std::vector<Token>& t, std::initializer_list<std::string_view> ws, size_t from = 0) {
+size_t find_seq(const std::vector<Token>& t, std::initializer_list<std::string_view> ws,
+                size_t from = 0) {
   for (size_t k = from; k + ws.size() <= t.size(); ++k) {
     size_t j = 0;
     for (std::string_view w : ws) {
@@ -162,9 +192,11 @@ size_t find_seq(const std::vector<Token>& t, std::initializer_list<std::string_v
   return std::string::npos;
 }
 
-const std::set<std::string> kVolatile = {"random", "clock_timestamp", "gen_random_uuid", "uuid_generate_v1",
-                                         "uuid_generate_v1mc", "uuid_generate_v4", "nextval", "timeofday",
-                                         "txid_current", "gen_random_bytes", "uuid_generate_v7"};
+const std::set<std::string> kVolatile = {
+    "random",           "clock_timestamp",    "gen_random_uuid",
+    "uuid_generate_v1", "uuid_generate_v1mc", "uuid_generate_v4",
+    "nextval",          "timeofday",          "txid_current",
+    "gen_random_bytes", "uuid_generate_v7"};
 
 class Linter {
  public:
@@ -176,13 +208,15 @@ class Linter {
     if (t_.empty()) return {};
     const std::string& w0 = t_[0].text;
     bool existing = !f_.target.empty() && !ctx_.new_relations.count(f_.target);
-    if (f_.explicit_transaction) add("transaction-nesting", "explicit " + f_.summary + " in a migration file");
+    if (f_.explicit_transaction)
+      add("transaction-nesting", "explicit " + f_.summary + " in a migration file");
     if (w0 == "alter" && t_.size() > 1 && t_[1].text == "table" && existing) alter_table();
     if (existing)
       for (const std::string& col : f_.inline_checks)
-        add("constraint-missing-not-valid", "inline CHECK on new column " + f_.target + "." + col +
-                                                " validates every row under ACCESS EXCLUSIVE (a column "
-                                                "constraint cannot be NOT VALID)");
+        add("constraint-missing-not-valid",
+            "inline CHECK on new column " + f_.target + "." + col +
+                " validates every row under ACCESS EXCLUSIVE (a column "
+                "constraint cannot be NOT VALID)");
     if (w0 == "alter" && t_.size() > 1 && t_[1].text == "table") column_types(true);
     if (w0 == "create" && has(t_, "table") && !has(t_, "index")) column_types(false);
     if (w0 == "create" && f_.summary.find("INDEX") != std::string::npos && existing &&
@@ -202,16 +236,18 @@ class Linter {
     }
     if ((w0 == "update" || w0 == "delete") && existing && ctx_.ddl_tables.count(f_.target))
       add("unbatched-backfill", f_.summary + " after DDL on the same table in this file");
-    if (w0 == "alter" && t_.size() > 1 && t_[1].text == "domain" && find_seq(t_, {"add", "constraint"}) != std::string::npos &&
-        !has(t_, "valid"))
+    if (w0 == "alter" && t_.size() > 1 && t_[1].text == "domain" &&
+        find_seq(t_, {"add", "constraint"}) != std::string::npos && !has(t_, "valid"))
       add("ban-alter-domain-with-add-constraint", f_.summary);
-    if (w0 == "create" && t_.size() > 1 && t_[1].text == "domain" && (has(t_, "check") || has(t_, "constraint")))
+    if (w0 == "create" && t_.size() > 1 && t_[1].text == "domain" &&
+        (has(t_, "check") || has(t_, "constraint")))
       add("ban-create-domain-with-constraint", f_.summary);
     if (!ctx_.file_sets_lock_timeout) {
       for (const Lock& l : f_.locks)
         if (!l.new_object && l.mode >= LockMode::kShare && !ctx_.warned_lock_timeout) {
-          add("missing-lock-timeout", f_.summary + " takes " + std::string(lock_mode_name(l.mode)) + " on " +
-                                          l.target + " without SET lock_timeout in the file");
+          add("missing-lock-timeout", f_.summary + " takes " + std::string(lock_mode_name(l.mode)) +
+                                          " on " + l.target +
+                                          " without SET lock_timeout in the file");
           break;
         }
     }
@@ -238,14 +274,15 @@ class Linter {
   std::vector<std::pair<size_t, size_t>> actions() const {
     std::vector<std::pair<size_t, size_t>> out;
     size_t k = 2;
-    while (k < t_.size() && !(t_[k].kind == TokKind::kWord &&
-                              (t_[k].text == "add" || t_[k].text == "alter" || t_[k].text == "drop" ||
-                               t_[k].text == "rename" || t_[k].text == "set" || t_[k].text == "validate" ||
-                               t_[k].text == "cluster" || t_[k].text == "enable" || t_[k].text == "disable" ||
-                               t_[k].text == "attach" || t_[k].text == "detach" || t_[k].text == "owner" ||
-                               t_[k].text == "replica" || t_[k].text == "inherit" || t_[k].text == "no" ||
-                               t_[k].text == "force" || t_[k].text == "reset" || t_[k].text == "of" ||
-                               t_[k].text == "not")))
+    while (k < t_.size() &&
+           !(t_[k].kind == TokKind::kWord &&
+             (t_[k].text == "add" || t_[k].text == "alter" || t_[k].text == "drop" ||
+              t_[k].text == "rename" || t_[k].text == "set" || t_[k].text == "validate" ||
+              t_[k].text == "cluster" || t_[k].text == "enable" || t_[k].text == "disable" ||
+              t_[k].text == "attach" || t_[k].text == "detach" || t_[k].text == "owner" ||
+              t_[k].text == "replica" || t_[k].text == "inherit" || t_[k].text == "no" ||
+              t_[k].text == "force" || t_[k].text == "reset" || t_[k].text == "of" ||
+              t_[k].text == "not")))
       ++k;
     int depth = 0;
     size_t start = k;
@@ -280,15 +317,18 @@ class Linter {
         if (word(k, "foreign") || word(k, "check")) {
           if (!range_has(k, e, "valid"))
             add("constraint-missing-not-valid",
-                std::string(word(k, "check") ? "CHECK" : "FOREIGN KEY") + " constraint on " + tbl + " without NOT VALID");
+                std::string(word(k, "check") ? "CHECK" : "FOREIGN KEY") + " constraint on " + tbl +
+                    " without NOT VALID");
           continue;
         }
         if (word(k, "unique")) {
-          if (!range_has(k, e, "using")) add("disallowed-unique-constraint", "ADD UNIQUE on " + tbl);
+          if (!range_has(k, e, "using"))
+            add("disallowed-unique-constraint", "ADD UNIQUE on " + tbl);
           continue;
         }
         if (word(k, "primary")) {
-          if (!range_has(k, e, "using")) add("adding-primary-key-constraint", "ADD PRIMARY KEY on " + tbl);
+          if (!range_has(k, e, "using"))
+            add("adding-primary-key-constraint", "ADD PRIMARY KEY on " + tbl);
           continue;
         }
         if (word(k, "exclude")) {
@@ -308,7 +348,8 @@ class Linter {
             add("adding-not-nullable-field", "SET NOT NULL on " + tbl + "." + col);
         } else if (word(k, "drop") && word(k + 1, "not") && word(k + 2, "null"))
           add("ban-drop-not-null", "DROP NOT NULL on " + tbl + "." + col);
-        else if ((word(k, "add") && word(k + 1, "generated")) || (word(k, "set") && word(k + 1, "generated")) ||
+        else if ((word(k, "add") && word(k + 1, "generated")) ||
+                 (word(k, "set") && word(k + 1, "generated")) ||
                  (word(k, "drop") && (word(k + 1, "identity") || word(k + 1, "expression"))))
           add("identity-change", "identity/generation change of " + tbl + "." + col);
       } else if (word(b, "drop")) {
@@ -316,14 +357,18 @@ class Linter {
         size_t k = b + 1;
         if (word(k, "column")) ++k;
         if (word(k, "if")) k += 2;
-        add("ban-drop-column", "DROP COLUMN " + (k < e ? t_[k].text : std::string()) + " of " + tbl);
+        add("ban-drop-column",
+            "DROP COLUMN " + (k < e ? t_[k].text : std::string()) + " of " + tbl);
       } else if (word(b, "rename")) {
-        if (word(b + 1, "to")) add("renaming-table", "RENAME of " + tbl);
-        else if (!word(b + 1, "constraint")) add("renaming-column", "RENAME COLUMN of " + tbl);
+        if (word(b + 1, "to"))
+          add("renaming-table", "RENAME of " + tbl);
+        else if (!word(b + 1, "constraint"))
+          add("renaming-column", "RENAME COLUMN of " + tbl);
       } else if (word(b, "set") && word(b + 1, "schema")) {
         add("renaming-table", "SET SCHEMA of " + tbl);
-      } else if (word(b, "set") && (word(b + 1, "tablespace") || word(b + 1, "logged") || word(b + 1, "unlogged") ||
-                                     (word(b + 1, "access") && word(b + 2, "method")))) {
+      } else if (word(b, "set") &&
+                 (word(b + 1, "tablespace") || word(b + 1, "logged") || word(b + 1, "unlogged") ||
+                  (word(b + 1, "access") && word(b + 2, "method")))) {
         add("table-rewrite", "SET " + t_[b + 1].text + " on " + tbl);
       }
     }
@@ -340,26 +385,28 @@ class Linter {
       if (word(j, "default")) def = j;
     bool serial = false;
     for (size_t j = k + 1; j < e && j < k + 3; ++j)
-      if (word(j, "serial") || word(j, "bigserial") || word(j, "smallserial") || word(j, "serial4") ||
-          word(j, "serial8") || word(j, "serial2"))
+      if (word(j, "serial") || word(j, "bigserial") || word(j, "smallserial") ||
+          word(j, "serial4") || word(j, "serial8") || word(j, "serial2"))
         serial = true;
     if (range_has(k, e, "identity")) serial = true;
-    if (serial) add("adding-serial-column", "serial/identity column " + what + " added to an existing table");
+    if (serial)
+      add("adding-serial-column", "serial/identity column " + what + " added to an existing table");
     if (range_has(k, e, "generated") && range_has(k, e, "stored"))
       add("adding-stored-generated-column", "stored generated column " + what);
     if (def != std::string::npos) {
       bool volatile_call = false;
       std::string fn;
       for (size_t j = def + 1; j + 1 < e; ++j) {
-        if (t_[j].kind == TokKind::kWord && t_[j + 1].kind == TokKind::kPunct && t_[j + 1].text == "(" &&
-            kVolatile.count(t_[j].text)) {
+        if (t_[j].kind == TokKind::kWord && t_[j + 1].kind == TokKind::kPunct &&
+            t_[j + 1].text == "(" && kVolatile.count(t_[j].text)) {
           volatile_call = true;
           fn = t_[j].text;
         }
       }
       if (ctx_.server_version < 110000)
         add("adding-field-with-default", "column " + what + " with a DEFAULT on Postgres " +
-                                             std::to_string(ctx_.server_version / 10000) + " (before 11)");
+                                             std::to_string(ctx_.server_version / 10000) +
+                                             " (before 11)");
       else if (volatile_call)
         add("adding-field-with-default", "column " + what + " with volatile default " + fn + "()");
     }
@@ -368,7 +415,8 @@ class Linter {
       if (word(j, "not") && word(j + 1, "null")) not_null = true;
     if (not_null && def == std::string::npos && !serial)
       add("adding-required-field", "NOT NULL column " + what + " without a default");
-    if (range_has(k, e, "references")) add("adding-foreign-key-constraint", "column " + what + " REFERENCES");
+    if (range_has(k, e, "references"))
+      add("adding-foreign-key-constraint", "column " + what + " REFERENCES");
   }
 
   // Column type choices in CREATE TABLE / ADD COLUMN (warnings).
@@ -376,9 +424,12 @@ class Linter {
     for (size_t k = 2; k < t_.size(); ++k) {
       if (t_[k].kind != TokKind::kWord) continue;
       // only type positions: the word after a column name (preceded by a word or ident)
-      bool after_name = k > 0 && (t_[k - 1].kind == TokKind::kWord || t_[k - 1].kind == TokKind::kIdent) &&
-                        k > 1 && ((t_[k - 2].kind == TokKind::kPunct && (t_[k - 2].text == "(" || t_[k - 2].text == ",")) ||
-                                  (alter && (word(k - 2, "column") || word(k - 2, "add") || word(k - 2, "exists"))));
+      bool after_name =
+          k > 0 && (t_[k - 1].kind == TokKind::kWord || t_[k - 1].kind == TokKind::kIdent) &&
+          k > 1 &&
+          ((t_[k - 2].kind == TokKind::kPunct &&
+            (t_[k - 2].text == "(" || t_[k - 2].text == ",")) ||
+           (alter && (word(k - 2, "column") || word(k - 2, "add") || word(k - 2, "exists"))));
       if (!after_name) continue;
       const std::string& ty = t_[k].text;
       std::string col = t_[k - 1].text;
@@ -390,10 +441,11 @@ class Linter {
       if ((ty == "char" || ty == "character") && !word(k + 1, "varying"))
         add("ban-char-field", "char column " + col);
       bool pk = false;
-      for (size_t j = k + 1; j < t_.size() && !(t_[j].kind == TokKind::kPunct && t_[j].text == ","); ++j)
+      for (size_t j = k + 1; j < t_.size() && !(t_[j].kind == TokKind::kPunct && t_[j].text == ",");
+           ++j)
         if (word(j, "primary")) pk = true;
-      if (pk && (ty == "int" || ty == "integer" || ty == "int4" || ty == "serial" || ty == "serial4" ||
-                 ty == "smallint" || ty == "smallserial"))
+      if (pk && (ty == "int" || ty == "integer" || ty == "int4" || ty == "serial" ||
+                 ty == "serial4" || ty == "smallint" || ty == "smallserial"))
         add("prefer-bigint", ty + " primary key " + col);
     }
   }

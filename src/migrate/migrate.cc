@@ -29,7 +29,8 @@ Result<std::vector<LoadedFile>> load_files(const Request& req) {
   return out;
 }
 
-PlanInput input_for(const Request& req, std::vector<LoadedFile> files, std::optional<Observed> obs) {
+PlanInput input_for(const Request& req, std::vector<LoadedFile> files,
+                    std::optional<Observed> obs) {
   PlanInput in;
   in.files = std::move(files);
   in.observed = std::move(obs);
@@ -66,12 +67,15 @@ Status acquire_runner_lock(pg::Connection& c, Millis wait, Clock& clock) {
     // WHY polling pg_try_advisory_lock: a runner blocked in pg_advisory_lock
     // holds a snapshot that CREATE INDEX CONCURRENTLY of the lock holder
     // waits for: a deadlock. A try returns at once.
-    auto r = c.exec("SELECT pg_try_advisory_lock($1::bigint) AS got", {std::to_string(kRunnerLockKey)});
+    auto r =
+        c.exec("SELECT pg_try_advisory_lock($1::bigint) AS got", {std::to_string(kRunnerLockKey)});
     if (!r) return fail(std::move(r.error()).with_context("take the migration lock"));
     if (r->at(0, "got") == "t") return ok();
     if (clock.mono() >= deadline)
-      return fail(Errc::kConflict, "another migration runner holds the lock on this database (waited " +
-                                       std::to_string(wait.count()) + " ms)", true);
+      return fail(Errc::kConflict,
+                  "another migration runner holds the lock on this database (waited " +
+                      std::to_string(wait.count()) + " ms)",
+                  true);
     clock.sleep_for(pause);
     pause = std::min(Millis(500), pause * 2);
   }
@@ -98,7 +102,8 @@ ApplyReport apply(const Request& req, Selection sel) {
   auto conn = connect(req);
   if (!conn) return stop(conn.error());
   Clock& clock = clock_of(req);
-  if (auto st = acquire_runner_lock(*conn, req.runner_lock_wait, clock); !st) return stop(st.error());
+  if (auto st = acquire_runner_lock(*conn, req.runner_lock_wait, clock); !st)
+    return stop(st.error());
   struct Unlock {
     pg::Connection& c;
     ~Unlock() { release_runner_lock(c); }
@@ -158,12 +163,16 @@ Result<std::vector<std::string>> baseline(const Request& req, const std::string&
   Plan p = MD_TRY(make_plan(input_for(req, std::move(files), std::move(obs))));
   std::string sql = "BEGIN;\n";
   std::vector<std::string> added;
-  auto le = [](const std::string& a, const std::string& b) { return a.size() != b.size() ? a.size() < b.size() : a <= b; };
+  auto le = [](const std::string& a, const std::string& b) {
+    return a.size() != b.size() ? a.size() < b.size() : a <= b;
+  };
   for (const PlannedFile* f : p.pending()) {
     if (!up_to_version.empty() && !le(f->version, up_to_version)) continue;
     if (f->state == FileState::kPartial) continue;
-    sql += baseline_sql(f->version, f->name, f->supabase_statements, f->sha256, std::string(phase_name(f->phase)),
-                        f->transactional, static_cast<int>(f->statements.size()), actor_of(req)) + ";\n";
+    sql += baseline_sql(f->version, f->name, f->supabase_statements, f->sha256,
+                        std::string(phase_name(f->phase)), f->transactional,
+                        static_cast<int>(f->statements.size()), actor_of(req)) +
+           ";\n";
     added.push_back(f->version);
   }
   sql += "COMMIT;";

@@ -64,7 +64,7 @@ std::string_view lock_mode_name(LockMode m);  // "ACCESS EXCLUSIVE", "none", ...
 // One lock a statement takes, e.g. {kAccessExclusive, "public.workflows"}.
 struct Lock {
   LockMode mode = LockMode::kNone;
-  std::string target;  // schema-qualified relation ("public." added when unqualified)
+  std::string target;       // schema-qualified relation ("public." added when unqualified)
   bool new_object = false;  // the relation is created earlier in the same run: nobody waits
 };
 
@@ -76,13 +76,13 @@ std::string_view severity_name(Severity s);  // "error" | "warning"
 
 // One lint finding, anchored to a statement.
 struct Finding {
-  std::string file;      // file name (no directory), e.g. 20240101000000_init.sql
-  int line = 0;          // 1-based line of the statement's first token
-  std::string rule;      // stable rule id, e.g. "adding-not-nullable-field"
+  std::string file;  // file name (no directory), e.g. 20240101000000_init.sql
+  int line = 0;      // 1-based line of the statement's first token
+  std::string rule;  // stable rule id, e.g. "adding-not-nullable-field"
   Severity severity = Severity::kError;
-  std::string message;   // what this statement does that is flagged
-  std::string why;       // why it is dangerous on a busy production table
-  std::string recipe;    // the safe way to do it
+  std::string message;        // what this statement does that is flagged
+  std::string why;            // why it is dangerous on a busy production table
+  std::string recipe;         // the safe way to do it
   bool acknowledged = false;  // a `-- meshdeploy:allow <rule> <reason>` covers it
   std::string ack_reason;     // that comment's reason ("" when not acknowledged)
   // "file:line: rule: message" (+ " [allowed: reason]")
@@ -90,12 +90,12 @@ struct Finding {
 };
 
 struct PlannedStatement {
-  int line = 0;             // 1-based start line in the file
-  std::string text;         // the statement as written (trimmed, no trailing ';')
-  std::string summary;      // first words, e.g. "ALTER TABLE public.workflows ADD COLUMN"
-  bool transactional = true;  // false: cannot run inside a transaction block
-  std::vector<Lock> locks;    // what it locks on existing relations (may be empty)
-  Phase phase = Phase::kExpand;  // phase this statement alone would need
+  int line = 0;                   // 1-based start line in the file
+  std::string text;               // the statement as written (trimmed, no trailing ';')
+  std::string summary;            // first words, e.g. "ALTER TABLE public.workflows ADD COLUMN"
+  bool transactional = true;      // false: cannot run inside a transaction block
+  std::vector<Lock> locks;        // what it locks on existing relations (may be empty)
+  Phase phase = Phase::kExpand;   // phase this statement alone would need
   std::vector<Finding> findings;  // its own and those of the PL/pgSQL bodies it runs
   // What the analysis could not see, e.g. "line 12: EXECUTE of SQL built at
   // run time: ..."; when not empty, `locks` may be incomplete.
@@ -113,31 +113,31 @@ enum class FileState {
 std::string_view file_state_name(FileState s);  // "pending", "applied", ...
 
 struct PlannedFile {
-  std::string version;       // the digits before the first '_'
-  std::string name;          // the rest of the stem
-  std::string file;          // file name
-  std::string sha256;        // hex of the file's bytes ("" for kMissing)
+  std::string version;  // the digits before the first '_'
+  std::string name;     // the rest of the stem
+  std::string file;     // file name
+  std::string sha256;   // hex of the file's bytes ("" for kMissing)
   FileState state = FileState::kPending;
   Phase phase = Phase::kExpand;  // declared (`-- meshdeploy:phase contract`) or inferred
   bool phase_declared = false;
-  bool transactional = true;     // false: run statement by statement, outside a transaction
-  int resume_at = 0;             // kPartial: index of the first statement not yet done
+  bool transactional = true;  // false: run statement by statement, outside a transaction
+  int resume_at = 0;          // kPartial: index of the first statement not yet done
   std::vector<PlannedStatement> statements;
   std::vector<std::string> supabase_statements;  // exactly what the Supabase CLI records
-  std::vector<Finding> findings() const;          // all statements' findings, in order
+  std::vector<Finding> findings() const;         // all statements' findings, in order
 };
 
 // A preflight problem: something that would fail or is unsafe before anything
 // runs (missing extension, schema, role; invalid index; drift; ...).
 struct Problem {
-  std::string code;     // stable id: "missing-extension", "missing-schema", "missing-role",
-                        // "invalid-index", "drift", "missing-file", "out-of-order",
-                        // "phase-order", "lint"
-  std::string file;     // "" when not tied to a file
+  std::string code;  // stable id: "missing-extension", "missing-schema", "missing-role",
+                     // "invalid-index", "drift", "missing-file", "out-of-order",
+                     // "phase-order", "lint"
+  std::string file;  // "" when not tied to a file
   int line = 0;
-  std::string message;  // names the thing, e.g. "extension \"pg_cron\" is not available"
-  std::string fix;      // a command or step that fixes it ("" = none)
-  bool blocking = true; // false: reported only (e.g. an invalid index no pending file touches)
+  std::string message;   // names the thing, e.g. "extension \"pg_cron\" is not available"
+  std::string fix;       // a command or step that fixes it ("" = none)
+  bool blocking = true;  // false: reported only (e.g. an invalid index no pending file touches)
   std::string where() const;  // "file:line: ", "file: " or ""
 };
 
@@ -149,25 +149,25 @@ struct Verdict {
 // ---- inputs ----------------------------------------------------------------
 
 struct Request {
-  config::Migrations settings;         // lock_timeout, statement_timeout, retries, include_all,
-                                       // backup, backup_dir, require_lint_clean
-  std::filesystem::path dir;           // migrations folder (absolute, or relative to the cwd)
-  secrets::Secret database_url;        // libpq URL; revealed only to connect
-  std::string deployment_id;           // recorded with each applied file ("" outside a deploy)
-  std::string actor;                   // who runs it, recorded as applied_by (default: $USER)
-  bool accept_drift = false;           // up: go on although applied files changed
-  Millis runner_lock_wait{60000};      // wait for the one-runner advisory lock at most this long
-  bool production = false;             // with settings.backup: pg_dump before applying
-  Clock* clock = nullptr;              // backoff, durations; nullptr = real_clock()
-  uint64_t jitter_seed = 0;            // 0 = random; tests fix it
+  config::Migrations settings;     // lock_timeout, statement_timeout, retries, include_all,
+                                   // backup, backup_dir, require_lint_clean
+  std::filesystem::path dir;       // migrations folder (absolute, or relative to the cwd)
+  secrets::Secret database_url;    // libpq URL; revealed only to connect
+  std::string deployment_id;       // recorded with each applied file ("" outside a deploy)
+  std::string actor;               // who runs it, recorded as applied_by (default: $USER)
+  bool accept_drift = false;       // up: go on although applied files changed
+  Millis runner_lock_wait{60000};  // wait for the one-runner advisory lock at most this long
+  bool production = false;         // with settings.backup: pg_dump before applying
+  Clock* clock = nullptr;          // backoff, durations; nullptr = real_clock()
+  uint64_t jitter_seed = 0;        // 0 = random; tests fix it
 };
 
 // ---- results ---------------------------------------------------------------
 
 struct Plan {
-  int server_version = 0;            // e.g. 150018; 0 when planned without a database
-  std::vector<PlannedFile> files;    // every file and every recorded version, version order
-  std::vector<Problem> problems;     // preflight problems (each also in verdict.reasons)
+  int server_version = 0;          // e.g. 150018; 0 when planned without a database
+  std::vector<PlannedFile> files;  // every file and every recorded version, version order
+  std::vector<Problem> problems;   // preflight problems (each also in verdict.reasons)
   Verdict verdict;
   std::vector<const PlannedFile*> pending() const;   // kPending/kOutOfOrder/kPartial, in order
   std::vector<const PlannedFile*> expand() const;    // pending expand files
@@ -185,9 +185,9 @@ struct AppliedFile {
   std::string name;
   Phase phase = Phase::kExpand;
   bool transactional = true;
-  int statements = 0;         // statements run by this run
-  int resumed_from = 0;       // > 0: a previous run had done this many
-  int lock_retries = 0;       // lock timeouts retried before success
+  int statements = 0;    // statements run by this run
+  int resumed_from = 0;  // > 0: a previous run had done this many
+  int lock_retries = 0;  // lock timeouts retried before success
   Millis duration{0};
 };
 
@@ -195,9 +195,9 @@ struct AppliedFile {
 struct StatementFailure {
   std::string file;
   int line = 0;
-  std::string statement;     // the statement text
-  std::string sqlstate;      // "" if not a server error
-  std::string message;       // Postgres' message (or ours)
+  std::string statement;  // the statement text
+  std::string sqlstate;   // "" if not a server error
+  std::string message;    // Postgres' message (or ours)
   std::string detail;
   std::string hint;
 };
@@ -245,7 +245,8 @@ std::vector<std::string> blockers(const Plan& p, Selection sel, bool lint);
 
 // Records every file as applied without running it (adopting an existing
 // database). Files already recorded are left alone. Returns the versions added.
-Result<std::vector<std::string>> baseline(const Request& req, const std::string& up_to_version = "");
+Result<std::vector<std::string>> baseline(const Request& req,
+                                          const std::string& up_to_version = "");
 
 // pg_dump -Fc of the database into settings.backup_dir; returns the path.
 Result<std::filesystem::path> backup(const Request& req);

@@ -2,14 +2,13 @@
 // its own database and migrations folder.
 #include "migrate/migrate.h"
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <fstream>
 #include <random>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "pg/pg.h"
 
@@ -92,21 +91,27 @@ alter table workflows enable row level security;
 TEST_F(MigrateDb, AppliesWithSupabaseCompatibleHistoryAndIsIdempotent) {
   write("20240101000000_init.sql", kInit);
   write("20240102000000_webhooks.sql",
-        "create table webhooks (id bigint generated always as identity primary key, url text not null);\n"
+        "create table webhooks (id bigint generated always as identity primary key, url text not "
+        "null);\n"
         "do $$ begin perform 1; end $$;\n");
   ApplyReport r = apply(req_, Selection::kAll);
   ASSERT_TRUE(r.ok()) << r.error->what();
   ASSERT_EQ(r.applied.size(), 2u);
   EXPECT_EQ(one("select count(*) from supabase_migrations.schema_migrations"), "2");
-  EXPECT_EQ(one("select name from supabase_migrations.schema_migrations where version = '20240101000000'"), "init");
-  EXPECT_EQ(one("select array_length(statements, 1) from supabase_migrations.schema_migrations where version = "
+  EXPECT_EQ(one("select name from supabase_migrations.schema_migrations where version = "
+                "'20240101000000'"),
+            "init");
+  EXPECT_EQ(one("select array_length(statements, 1) from supabase_migrations.schema_migrations "
+                "where version = "
                 "'20240101000000'"),
             "5");
-  EXPECT_EQ(one("select statements[1] from supabase_migrations.schema_migrations where version = '20240101000000'"),
+  EXPECT_EQ(one("select statements[1] from supabase_migrations.schema_migrations where version = "
+                "'20240101000000'"),
             "-- MeshHook's first schema\ncreate extension if not exists pgcrypto");
-  EXPECT_EQ(one("select applied_by || ' ' || statements_done || ' ' || (applied_at is not null) from "
-                "supabase_migrations.meshdeploy_history where version = '20240102000000'"),
-            "tester 2 true");
+  EXPECT_EQ(
+      one("select applied_by || ' ' || statements_done || ' ' || (applied_at is not null) from "
+          "supabase_migrations.meshdeploy_history where version = '20240102000000'"),
+      "tester 2 true");
   ApplyReport again = apply(req_, Selection::kAll);
   ASSERT_TRUE(again.ok());
   EXPECT_TRUE(again.applied.empty());
@@ -166,13 +171,15 @@ TEST_F(MigrateDb, DriftMissingFilesAndOutOfOrderStopUp) {
   std::filesystem::remove(dir_ / "3_c.sql");
   ApplyReport missing = apply(req_, Selection::kAll);
   ASSERT_FALSE(missing.ok());
-  EXPECT_NE(missing.error->what().find("version 3 is recorded as applied but no file"), std::string::npos);
+  EXPECT_NE(missing.error->what().find("version 3 is recorded as applied but no file"),
+            std::string::npos);
 }
 
 TEST_F(MigrateDb, LockTimeoutIsRetriedWithBackoffThenFailsWithNothingApplied) {
   write("1_init.sql", "create table workflows (id bigint primary key, name text);");
   ASSERT_TRUE(apply(req_, Selection::kAll).ok());
-  write("2_col.sql", "create table side (id bigint);\nalter table workflows add column paused boolean;\n");
+  write("2_col.sql",
+        "create table side (id bigint);\nalter table workflows add column paused boolean;\n");
   auto holder = conn();
   ASSERT_TRUE(holder.exec_script("BEGIN; LOCK TABLE workflows IN ACCESS SHARE MODE;"));
   FakeClock clock;
@@ -181,10 +188,13 @@ TEST_F(MigrateDb, LockTimeoutIsRetriedWithBackoffThenFailsWithNothingApplied) {
   ApplyReport r = apply(req_, Selection::kAll);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error->code(), Errc::kTimeout);
-  EXPECT_NE(r.error->what().find("reached 4 times waiting for ACCESS EXCLUSIVE on public.workflows"), std::string::npos)
+  EXPECT_NE(
+      r.error->what().find("reached 4 times waiting for ACCESS EXCLUSIVE on public.workflows"),
+      std::string::npos)
       << r.error->what();
   EXPECT_NE(r.error->what().find("nothing of 2_col.sql was applied"), std::string::npos);
-  EXPECT_GE(clock.mono().time_since_epoch(), Millis(125 + 250 + 500));  // backoff slept (fake clock)
+  EXPECT_GE(clock.mono().time_since_epoch(),
+            Millis(125 + 250 + 500));  // backoff slept (fake clock)
   EXPECT_EQ(one("select to_regclass('side') is null"), "t");
   ASSERT_TRUE(holder.exec("COMMIT"));
   ApplyReport ok = apply(req_, Selection::kAll);
@@ -192,18 +202,23 @@ TEST_F(MigrateDb, LockTimeoutIsRetriedWithBackoffThenFailsWithNothingApplied) {
 }
 
 TEST_F(MigrateDb, NonTransactionalFileResumesAndReportsInvalidIndex) {
-  write("1_init.sql", "create table workflow_runs (id bigint primary key, wid bigint);\n"
-                      "insert into workflow_runs select g, g % 3 from generate_series(1, 30) g;");
-  write("2_idx.sql", "create index concurrently wr_id on workflow_runs (id);\n"
-                     "create unique index concurrently wr_wid on workflow_runs (wid);\n"
-                     "vacuum analyze workflow_runs;\n");
+  write("1_init.sql",
+        "create table workflow_runs (id bigint primary key, wid bigint);\n"
+        "insert into workflow_runs select g, g % 3 from generate_series(1, 30) g;");
+  write("2_idx.sql",
+        "create index concurrently wr_id on workflow_runs (id);\n"
+        "create unique index concurrently wr_wid on workflow_runs (wid);\n"
+        "vacuum analyze workflow_runs;\n");
   ApplyReport r = apply(req_, Selection::kAll);
   ASSERT_FALSE(r.ok());
   ASSERT_EQ(r.applied.size(), 1u);
   EXPECT_EQ(r.failure->line, 2);
-  EXPECT_NE(r.error->what().find("DROP INDEX CONCURRENTLY IF EXISTS \"public\".\"wr_wid\""), std::string::npos)
+  EXPECT_NE(r.error->what().find("DROP INDEX CONCURRENTLY IF EXISTS \"public\".\"wr_wid\""),
+            std::string::npos)
       << r.error->what();
-  EXPECT_EQ(one("select statements_done from supabase_migrations.meshdeploy_history where version = '2'"), "1");
+  EXPECT_EQ(
+      one("select statements_done from supabase_migrations.meshdeploy_history where version = '2'"),
+      "1");
   auto p = plan(req_);
   ASSERT_TRUE(p);
   EXPECT_EQ(p->files[1].state, FileState::kPartial);
@@ -218,14 +233,17 @@ TEST_F(MigrateDb, NonTransactionalFileResumesAndReportsInvalidIndex) {
   ASSERT_TRUE(again.ok()) << again.error->what();
   ASSERT_EQ(again.applied.size(), 1u);
   EXPECT_EQ(again.applied[0].resumed_from, 1);
-  EXPECT_EQ(one("select bool_and(indisvalid) from pg_index where indrelid = 'workflow_runs'::regclass"), "t");
+  EXPECT_EQ(
+      one("select bool_and(indisvalid) from pg_index where indrelid = 'workflow_runs'::regclass"),
+      "t");
   EXPECT_EQ(one("select count(*) from supabase_migrations.schema_migrations"), "2");
 }
 
 TEST_F(MigrateDb, PreflightNamesMissingExtensionsSchemasAndRolesBeforeApplying) {
   write("1_a.sql", "create table a (id bigint);");
-  write("2_b.sql", "create extension if not exists no_such_ext_xyz;\ngrant select on a to ghost_role;\n"
-                   "create table reporting.daily (id bigint);\n");
+  write("2_b.sql",
+        "create extension if not exists no_such_ext_xyz;\ngrant select on a to ghost_role;\n"
+        "create table reporting.daily (id bigint);\n");
   auto p = plan(req_);
   ASSERT_TRUE(p);
   std::string all;
@@ -243,7 +261,9 @@ TEST_F(MigrateDb, ExpandAndContractPhasesAndTheirOrder) {
   write("1_init.sql", "create table workflows (id bigint primary key, legacy text);");
   ASSERT_TRUE(apply(req_, Selection::kAll).ok());
   write("2_add.sql", "alter table workflows add column title text;");
-  write("3_drop.sql", "-- meshdeploy:allow ban-drop-column v2 no longer reads it\nalter table workflows drop column legacy;");
+  write("3_drop.sql",
+        "-- meshdeploy:allow ban-drop-column v2 no longer reads it\nalter table workflows drop "
+        "column legacy;");
   auto p = plan(req_);
   ASSERT_TRUE(p);
   EXPECT_TRUE(p->verdict.ok) << p->verdict.reasons.front();
@@ -254,17 +274,21 @@ TEST_F(MigrateDb, ExpandAndContractPhasesAndTheirOrder) {
   ApplyReport e = apply(req_, Selection::kExpand);
   ASSERT_TRUE(e.ok()) << e.error->what();
   ASSERT_EQ(e.applied.size(), 1u);
-  EXPECT_EQ(one("select count(*) from information_schema.columns where table_name = 'workflows'"), "3");
+  EXPECT_EQ(one("select count(*) from information_schema.columns where table_name = 'workflows'"),
+            "3");
   ApplyReport c = apply(req_, Selection::kContract);
   ASSERT_TRUE(c.ok()) << c.error->what();
-  EXPECT_EQ(one("select count(*) from information_schema.columns where table_name = 'workflows'"), "2");
+  EXPECT_EQ(one("select count(*) from information_schema.columns where table_name = 'workflows'"),
+            "2");
   // a contract file before an expand file is refused for a deploy
   write("4_drop2.sql", "-- meshdeploy:phase contract\ndrop function if exists nothing();");
   write("5_add2.sql", "alter table workflows add column note text;");
   auto p2 = plan(req_);
   ASSERT_TRUE(p2);
   EXPECT_FALSE(p2->verdict.ok);
-  EXPECT_NE(p2->verdict.reasons[0].find("contract file 4_drop2.sql precedes expand file 5_add2.sql"), std::string::npos);
+  EXPECT_NE(
+      p2->verdict.reasons[0].find("contract file 4_drop2.sql precedes expand file 5_add2.sql"),
+      std::string::npos);
   EXPECT_FALSE(apply(req_, Selection::kExpand).ok());
   EXPECT_EQ(one("select count(*) from supabase_migrations.schema_migrations"), "3");
   EXPECT_TRUE(apply(req_, Selection::kAll).ok());
@@ -277,9 +301,11 @@ TEST_F(MigrateDb, LintFindingsRefuseTheVerdictUnlessAcknowledged) {
   auto p = plan(req_);
   ASSERT_TRUE(p);
   EXPECT_FALSE(p->verdict.ok);
-  EXPECT_NE(p->verdict.reasons[0].find("2_idx.sql:1: require-concurrent-index-creation"), std::string::npos);
-  write("2_idx.sql", "-- meshdeploy:allow require-concurrent-index-creation table has 10 rows\n"
-                     "create index wf_name on workflows (name);");
+  EXPECT_NE(p->verdict.reasons[0].find("2_idx.sql:1: require-concurrent-index-creation"),
+            std::string::npos);
+  write("2_idx.sql",
+        "-- meshdeploy:allow require-concurrent-index-creation table has 10 rows\n"
+        "create index wf_name on workflows (name);");
   auto p2 = plan(req_);
   ASSERT_TRUE(p2);
   EXPECT_TRUE(p2->verdict.ok);

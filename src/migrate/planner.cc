@@ -9,9 +9,10 @@ bool is_pending(FileState s) {
   return s == FileState::kPending || s == FileState::kOutOfOrder || s == FileState::kPartial;
 }
 
-void add_problem(Plan& p, std::string code, std::string file, int line, std::string message, std::string fix,
-                 bool blocking = true) {
-  p.problems.push_back(Problem{std::move(code), std::move(file), line, std::move(message), std::move(fix), blocking});
+void add_problem(Plan& p, std::string code, std::string file, int line, std::string message,
+                 std::string fix, bool blocking = true) {
+  p.problems.push_back(Problem{std::move(code), std::move(file), line, std::move(message),
+                               std::move(fix), blocking});
 }
 
 // State of a file given the history.
@@ -28,7 +29,8 @@ FileState state_of(const LoadedFile& f, const PlannedFile& pf, const Observed& o
   if (md != o.meshdeploy.end() && md->second.complete)
     return md->second.checksum == pf.sha256 ? FileState::kApplied : FileState::kDrifted;
   // Applied by another tool (the Supabase CLI): compare the statements it recorded.
-  if (!sb->second.statements.empty() && sb->second.statements != pf.supabase_statements) return FileState::kDrifted;
+  if (!sb->second.statements.empty() && sb->second.statements != pf.supabase_statements)
+    return FileState::kDrifted;
   return FileState::kApplied;
 }
 
@@ -63,7 +65,8 @@ Result<Plan> make_plan(const PlanInput& in) {
       if (newest_applied.empty() || num_less(newest_applied, v)) newest_applied = v;
     }
     for (size_t i = 0; i < in.files.size(); ++i)
-      if (states[i] == FileState::kPending && !newest_applied.empty() && num_less(in.files[i].ref.version, newest_applied))
+      if (states[i] == FileState::kPending && !newest_applied.empty() &&
+          num_less(in.files[i].ref.version, newest_applied))
         states[i] = FileState::kOutOfOrder;
   }
 
@@ -102,21 +105,25 @@ Result<Plan> make_plan(const PlanInput& in) {
                       "create the role first (CREATE ROLE " + r + " NOLOGIN)");
     }
     if (states[i] == FileState::kDrifted) {
-      bool partial = obs && obs->meshdeploy.count(pf.version) && !obs->meshdeploy.at(pf.version).complete;
-      add_problem(plan, "drift", f, 0,
-                  f + (partial ? " changed while partly applied" : " changed after it was applied") +
-                      " (sha256 differs from the history)",
-                  "restore the file as applied and put the change in a new migration, or pass --accept-drift",
-                  !in.accept_drift);
+      bool partial =
+          obs && obs->meshdeploy.count(pf.version) && !obs->meshdeploy.at(pf.version).complete;
+      add_problem(
+          plan, "drift", f, 0,
+          f + (partial ? " changed while partly applied" : " changed after it was applied") +
+              " (sha256 differs from the history)",
+          "restore the file as applied and put the change in a new migration, or pass "
+          "--accept-drift",
+          !in.accept_drift);
       if (partial && in.accept_drift) {
         pf.state = FileState::kPartial;
         pf.resume_at = resume[i];
       }
     }
     if (states[i] == FileState::kOutOfOrder)
-      add_problem(plan, "out-of-order", f, 0,
-                  f + " is not applied but is older than the newest applied version " + newest_applied,
-                  "rename it with a newer version, or pass --include-all", !in.settings.include_all);
+      add_problem(
+          plan, "out-of-order", f, 0,
+          f + " is not applied but is older than the newest applied version " + newest_applied,
+          "rename it with a newer version, or pass --include-all", !in.settings.include_all);
     plan.files.push_back(std::move(pf));
   }
 
@@ -125,16 +132,20 @@ Result<Plan> make_plan(const PlanInput& in) {
     for (const auto& entry : obs->supabase) {
       const std::string& v = entry.first;  // WHY not a structured binding: lambdas capture it below
       const SupabaseRow& row = entry.second;
-      bool found = std::any_of(in.files.begin(), in.files.end(), [&](const LoadedFile& lf) { return lf.ref.version == v; });
+      bool found = std::any_of(in.files.begin(), in.files.end(),
+                               [&](const LoadedFile& lf) { return lf.ref.version == v; });
       if (found) continue;
       PlannedFile pf;
       pf.version = v;
       pf.name = row.name;
       pf.file = v + "_" + row.name + ".sql";
       pf.state = FileState::kMissing;
-      add_problem(plan, "missing-file", pf.file, 0,
-                  "version " + v + " is recorded as applied but no file " + pf.file + " is in the folder",
-                  "restore the file from version control (or `supabase migration repair --status reverted " + v + "`)");
+      add_problem(
+          plan, "missing-file", pf.file, 0,
+          "version " + v + " is recorded as applied but no file " + pf.file + " is in the folder",
+          "restore the file from version control (or `supabase migration repair --status "
+          "reverted " +
+              v + "`)");
       auto pos = std::find_if(plan.files.begin(), plan.files.end(), [&](const PlannedFile& x) {
         return x.version.size() != v.size() ? x.version.size() > v.size() : x.version > v;
       });
@@ -142,7 +153,8 @@ Result<Plan> make_plan(const PlanInput& in) {
     }
     for (const InvalidIndex& ix : obs->invalid_indexes)
       add_problem(plan, "invalid-index", "", 0,
-                  "index " + ix.index + " on " + ix.table + " is INVALID (a failed CREATE INDEX CONCURRENTLY)",
+                  "index " + ix.index + " on " + ix.table +
+                      " is INVALID (a failed CREATE INDEX CONCURRENTLY)",
                   "DROP INDEX CONCURRENTLY IF EXISTS " + ix.index + ";", false);
   }
 

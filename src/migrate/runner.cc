@@ -42,8 +42,9 @@ FileError statement_error(const PlannedFile& f, const PlannedStatement& st, cons
 
 std::string timeouts_sql(const Request& req, bool local) {
   std::string set = local ? "SET LOCAL " : "SET ";
-  return set + "lock_timeout = '" + std::to_string(req.settings.lock_timeout.count()) + "ms';\n" + set +
-         "statement_timeout = '" + std::to_string(req.settings.statement_timeout.count()) + "ms';\n";
+  return set + "lock_timeout = '" + std::to_string(req.settings.lock_timeout.count()) + "ms';\n" +
+         set + "statement_timeout = '" + std::to_string(req.settings.statement_timeout.count()) +
+         "ms';\n";
 }
 
 std::string lock_of(const PlannedStatement& st) {
@@ -58,7 +59,9 @@ std::string concurrent_index_name(const PlannedStatement& st) {
   LexResult lx = lex(st.text);
   const auto& t = lx.tokens;
   size_t k = 0;
-  auto w = [&](std::string_view s) { return k < t.size() && t[k].kind == TokKind::kWord && t[k].text == s; };
+  auto w = [&](std::string_view s) {
+    return k < t.size() && t[k].kind == TokKind::kWord && t[k].text == s;
+  };
   if (!w("create")) return "";
   ++k;
   if (w("unique")) ++k;
@@ -67,7 +70,8 @@ std::string concurrent_index_name(const PlannedStatement& st) {
   if (!w("concurrently")) return "";
   ++k;
   if (w("if")) k += 3;
-  if (k >= t.size() || w("on") || (t[k].kind != TokKind::kWord && t[k].kind != TokKind::kIdent)) return "";
+  if (k >= t.size() || w("on") || (t[k].kind != TokKind::kWord && t[k].kind != TokKind::kIdent))
+    return "";
   std::string name = pg::quote_ident(t[k].text);
   std::string schema = "public";
   for (const Lock& l : st.locks) schema = l.target.substr(0, l.target.find('.'));
@@ -98,8 +102,9 @@ FileResult<AppliedFile> apply_transactional(RunContext& rc, const PlannedFile& f
     at_chars += chars(st.text) + 2;
   }
   MonoTime t0 = rc.clock.mono();
-  script += record_sql(f.version, f.name, f.supabase_statements, f.sha256, std::string(phase_name(f.phase)), true,
-                       static_cast<int>(f.statements.size()), -1, 0, rc.actor, rc.req.deployment_id);
+  script += record_sql(
+      f.version, f.name, f.supabase_statements, f.sha256, std::string(phase_name(f.phase)), true,
+      static_cast<int>(f.statements.size()), -1, 0, rc.actor, rc.req.deployment_id);
   script += ";\nCOMMIT;";
   for (int attempt = 0;; ++attempt) {
     auto r = rc.conn.exec_script(script);
@@ -117,7 +122,8 @@ FileResult<AppliedFile> apply_transactional(RunContext& rc, const PlannedFile& f
     size_t done = rc.conn.script_completed();
     (void)rc.conn.exec("ROLLBACK");
     if (done < kPrefix || done >= kPrefix + f.statements.size()) {
-      return tl::unexpected(FileError{std::move(r.error()).with_context(f.file + ": record history"), std::nullopt});
+      return tl::unexpected(
+          FileError{std::move(r.error()).with_context(f.file + ": record history"), std::nullopt});
     }
     size_t idx = done - kPrefix;
     const PlannedStatement& st = f.statements[idx];
@@ -133,15 +139,17 @@ FileResult<AppliedFile> apply_transactional(RunContext& rc, const PlannedFile& f
       fe.error = Error(Errc::kTimeout,
                        f.file + ":" + std::to_string(st.line) + ": lock_timeout (" +
                            std::to_string(rc.req.settings.lock_timeout.count()) + " ms) reached " +
-                           std::to_string(attempt + 1) + " times waiting for " + lock_of(st) + "; nothing of " +
-                           f.file + " was applied\n  statement: " + clip(st.text),
+                           std::to_string(attempt + 1) + " times waiting for " + lock_of(st) +
+                           "; nothing of " + f.file + " was applied\n  statement: " + clip(st.text),
                        true);
     return tl::unexpected(std::move(fe));
   }
 }
 
 FileResult<AppliedFile> apply_statements(RunContext& rc, const PlannedFile& f, ApplyReport& rep) {
-  auto plain = [&](Error e) { return tl::unexpected(FileError{std::move(e).with_context(f.file), std::nullopt}); };
+  auto plain = [&](Error e) {
+    return tl::unexpected(FileError{std::move(e).with_context(f.file), std::nullopt});
+  };
   MonoTime t0 = rc.clock.mono();
   std::string phase(phase_name(f.phase));
   int total = static_cast<int>(f.statements.size());
@@ -152,11 +160,12 @@ FileResult<AppliedFile> apply_statements(RunContext& rc, const PlannedFile& f, A
   } reset{rc.conn};
   // A row already there means an earlier run stopped inside this file: its
   // statement `resume_at` may have completed without its progress being recorded.
-  auto row = rc.conn.exec("SELECT 1 FROM supabase_migrations.meshdeploy_history WHERE version = $1", {f.version});
+  auto row = rc.conn.exec("SELECT 1 FROM supabase_migrations.meshdeploy_history WHERE version = $1",
+                          {f.version});
   if (!row) return plain(row.error());
   bool maybe_in_flight = !row->empty();
-  if (auto st = record_progress(rc.conn, f.version, f.name, f.sha256, phase, total, f.resume_at, rc.actor,
-                                rc.req.deployment_id);
+  if (auto st = record_progress(rc.conn, f.version, f.name, f.sha256, phase, total, f.resume_at,
+                                rc.actor, rc.req.deployment_id);
       !st)
     return plain(st.error());
   int retries = 0;
@@ -169,8 +178,8 @@ FileResult<AppliedFile> apply_statements(RunContext& rc, const PlannedFile& f, A
       if (!valid) return plain(valid.error());
       if (valid->has_value() && **valid) {
         in_flight = false;
-        if (auto p = record_progress(rc.conn, f.version, f.name, f.sha256, phase, total, i + 1, rc.actor,
-                                     rc.req.deployment_id);
+        if (auto p = record_progress(rc.conn, f.version, f.name, f.sha256, phase, total, i + 1,
+                                     rc.actor, rc.req.deployment_id);
             !p)
           return plain(p.error());
         continue;  // the interrupted build had finished
@@ -183,8 +192,9 @@ FileResult<AppliedFile> apply_statements(RunContext& rc, const PlannedFile& f, A
     // A statement that can run in a transaction commits together with its
     // progress row: a kill between the two cannot make a rerun repeat it.
     const std::string begin = "BEGIN;\n";
-    std::string sql = st.transactional ? begin + st.text + ";\n" + progress_sql(f.version, i + 1) + ";\nCOMMIT;"
-                                       : st.text;
+    std::string sql = st.transactional
+                          ? begin + st.text + ";\n" + progress_sql(f.version, i + 1) + ";\nCOMMIT;"
+                          : st.text;
     bool recorded = false;
     for (int attempt = 0;; ++attempt) {
       auto r = rc.conn.exec_script(sql);
@@ -197,10 +207,13 @@ FileResult<AppliedFile> apply_statements(RunContext& rc, const PlannedFile& f, A
       if (st.transactional) {
         (void)rc.conn.exec("ROLLBACK");
         if (completed != 1) return plain(std::move(r.error()).with_context("record progress"));
-        if (se.position > static_cast<int>(begin.size())) se.position -= static_cast<int>(begin.size());
-        else se.position = 0;
+        if (se.position > static_cast<int>(begin.size()))
+          se.position -= static_cast<int>(begin.size());
+        else
+          se.position = 0;
       }
-      if (in_flight && !st.transactional && (se.sqlstate == "42P07" || se.sqlstate == "42710" || se.sqlstate == "42701"))
+      if (in_flight && !st.transactional &&
+          (se.sqlstate == "42P07" || se.sqlstate == "42710" || se.sqlstate == "42701"))
         break;  // the interrupted run had completed it
       if (se.sqlstate == kLockNotAvailable && attempt < rc.req.settings.lock_retries) {
         ++retries;
@@ -212,31 +225,37 @@ FileResult<AppliedFile> apply_statements(RunContext& rc, const PlannedFile& f, A
       if (!index.empty()) {
         auto valid = index_valid(rc.conn, index);
         if (valid && valid->has_value() && !**valid) {
-          Problem pb{"invalid-index", f.file, st.line,
+          Problem pb{"invalid-index",
+                     f.file,
+                     st.line,
                      "CREATE INDEX CONCURRENTLY failed and left index " + index + " INVALID",
-                     "DROP INDEX CONCURRENTLY IF EXISTS " + index + ";", true};
-          fe.error = Error(fe.error.code(), fe.error.message() + "\n  left INVALID index " + index +
-                                                "; clean up with: " + pb.fix,
-                           fe.error.retryable());
+                     "DROP INDEX CONCURRENTLY IF EXISTS " + index + ";",
+                     true};
+          fe.error = Error(
+              fe.error.code(),
+              fe.error.message() + "\n  left INVALID index " + index + "; clean up with: " + pb.fix,
+              fe.error.retryable());
           rep.problems.push_back(std::move(pb));
         }
       }
       if (i > 0)
-        fe.error = Error(fe.error.code(), fe.error.message() + "\n  statements 1.." + std::to_string(i) + " of " +
-                                              f.file + " stay applied (it cannot run in a transaction); a rerun resumes here",
-                         fe.error.retryable());
+        fe.error =
+            Error(fe.error.code(),
+                  fe.error.message() + "\n  statements 1.." + std::to_string(i) + " of " + f.file +
+                      " stay applied (it cannot run in a transaction); a rerun resumes here",
+                  fe.error.retryable());
       return tl::unexpected(std::move(fe));
     }
     in_flight = false;
     if (recorded) continue;
-    if (auto p = record_progress(rc.conn, f.version, f.name, f.sha256, phase, total, i + 1, rc.actor,
-                                 rc.req.deployment_id);
+    if (auto p = record_progress(rc.conn, f.version, f.name, f.sha256, phase, total, i + 1,
+                                 rc.actor, rc.req.deployment_id);
         !p)
       return plain(p.error());
   }
   std::string done_sql = "BEGIN;\n" +
-                         record_sql(f.version, f.name, f.supabase_statements, f.sha256, phase, false, total, -1, retries,
-                                    rc.actor, rc.req.deployment_id) +
+                         record_sql(f.version, f.name, f.supabase_statements, f.sha256, phase,
+                                    false, total, -1, retries, rc.actor, rc.req.deployment_id) +
                          ";\nCOMMIT;";
   if (auto r = rc.conn.exec_script(done_sql); !r) {
     (void)rc.conn.exec("ROLLBACK");

@@ -9,27 +9,42 @@ std::string_view severity_name(Severity s) { return s == Severity::kWarning ? "w
 
 std::string_view lock_mode_name(LockMode m) {
   switch (m) {
-    case LockMode::kNone: return "none";
-    case LockMode::kAccessShare: return "ACCESS SHARE";
-    case LockMode::kRowShare: return "ROW SHARE";
-    case LockMode::kRowExclusive: return "ROW EXCLUSIVE";
-    case LockMode::kShareUpdateExclusive: return "SHARE UPDATE EXCLUSIVE";
-    case LockMode::kShare: return "SHARE";
-    case LockMode::kShareRowExclusive: return "SHARE ROW EXCLUSIVE";
-    case LockMode::kExclusive: return "EXCLUSIVE";
-    case LockMode::kAccessExclusive: return "ACCESS EXCLUSIVE";
+    case LockMode::kNone:
+      return "none";
+    case LockMode::kAccessShare:
+      return "ACCESS SHARE";
+    case LockMode::kRowShare:
+      return "ROW SHARE";
+    case LockMode::kRowExclusive:
+      return "ROW EXCLUSIVE";
+    case LockMode::kShareUpdateExclusive:
+      return "SHARE UPDATE EXCLUSIVE";
+    case LockMode::kShare:
+      return "SHARE";
+    case LockMode::kShareRowExclusive:
+      return "SHARE ROW EXCLUSIVE";
+    case LockMode::kExclusive:
+      return "EXCLUSIVE";
+    case LockMode::kAccessExclusive:
+      return "ACCESS EXCLUSIVE";
   }
   return "none";
 }
 
 std::string_view file_state_name(FileState s) {
   switch (s) {
-    case FileState::kPending: return "pending";
-    case FileState::kApplied: return "applied";
-    case FileState::kDrifted: return "drifted";
-    case FileState::kPartial: return "partial";
-    case FileState::kMissing: return "missing";
-    case FileState::kOutOfOrder: return "out-of-order";
+    case FileState::kPending:
+      return "pending";
+    case FileState::kApplied:
+      return "applied";
+    case FileState::kDrifted:
+      return "drifted";
+    case FileState::kPartial:
+      return "partial";
+    case FileState::kMissing:
+      return "missing";
+    case FileState::kOutOfOrder:
+      return "out-of-order";
   }
   return "pending";
 }
@@ -47,7 +62,8 @@ std::string Problem::where() const {
 
 std::vector<Finding> PlannedFile::findings() const {
   std::vector<Finding> out;
-  for (const PlannedStatement& s : statements) out.insert(out.end(), s.findings.begin(), s.findings.end());
+  for (const PlannedStatement& s : statements)
+    out.insert(out.end(), s.findings.begin(), s.findings.end());
   return out;
 }
 

@@ -1,16 +1,16 @@
 // The hand-off of an environment's outbox to the agent: its JSON form, and
 // the Courier that runs one Dispatcher per environment until the agent stops.
+#include "notify/courier.h"
+
 #include <algorithm>
 #include <cctype>
 #include <map>
 #include <mutex>
-
 #include <nlohmann/json.hpp>
 
 #include "core/fs.h"
 #include "core/json.h"
 #include "core/log.h"
-#include "notify/courier.h"
 
 namespace md::notify {
 namespace {
@@ -41,8 +41,8 @@ Result<config::Channel> parse_channel(const json& j) {
     c.name = j.at("name").get<std::string>();
     std::string kind = j.at("kind").get<std::string>();
     bool known = false;
-    for (auto k : {config::ChannelKind::kSlack, config::ChannelKind::kWebhook,
-                   config::ChannelKind::kEmail})
+    for (auto k :
+         {config::ChannelKind::kSlack, config::ChannelKind::kWebhook, config::ChannelKind::kEmail})
       if (config::channel_kind_name(k) == kind) c.kind = k, known = true;
     if (!known) return fail(Errc::kInvalidArgument, "hand-off: channel kind '" + kind + "'");
     c.events = j.at("events").get<std::vector<std::string>>();
@@ -65,10 +65,9 @@ Result<config::Channel> parse_channel(const json& j) {
 
 // An environment name is a file name here: the config's rule, checked again.
 bool safe_name(const std::string& s) {
-  return !s.empty() && s.size() <= 64 && s[0] != '.' &&
-         std::all_of(s.begin(), s.end(), [](char c) {
-           return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
-         });
+  return !s.empty() && s.size() <= 64 && s[0] != '.' && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
 }
 
 }  // namespace
@@ -89,7 +88,8 @@ secrets::SecretMap channel_secrets(const config::Notifications& n, const secrets
 
 std::string handoff_json(const Handoff& h) {
   json channels = json::array();
-  for (const config::Channel& c : h.target.notifications.channels) channels.push_back(channel_json(c));
+  for (const config::Channel& c : h.target.notifications.channels)
+    channels.push_back(channel_json(c));
   json values = json::object();
   // WHY reveal: this text goes to the agent's private socket and its 0600
   // file only (see the hand-off section of notify.h).

@@ -28,8 +28,8 @@ namespace md::notify {
 // as it keeps a release's secrets, so a restarted agent goes on sending.
 
 struct Handoff {
-  std::string store_url;              // absolute SQLite path or Postgres URL
-  Target target;                      // secrets: only those the channels name
+  std::string store_url;  // absolute SQLite path or Postgres URL
+  Target target;          // secrets: only those the channels name
 };
 
 // The values of `all` that the channels of `n` name (url_secret,

@@ -1,14 +1,14 @@
 // The hand-off to the agent: its JSON form, the secrets it carries, and the
 // Courier sending from a real SQLite store until stopped, across a restart.
+#include "notify/courier.h"
+
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 
-#include <gtest/gtest.h>
-
 #include "core/fs.h"
-#include "notify/courier.h"
 #include "notify/testing.h"
 
 namespace md::notify {

@@ -42,7 +42,8 @@ struct Easy {
   // curl's messages name the host and port at most.
   std::string message(const char* what, CURLcode rc) const {
     std::string m = std::string(what) + ": " + curl_easy_strerror(rc);
-    if (error[0] && std::strcmp(error, curl_easy_strerror(rc)) != 0) m += " (" + std::string(error) + ")";
+    if (error[0] && std::strcmp(error, curl_easy_strerror(rc)) != 0)
+      m += " (" + std::string(error) + ")";
     return m;
   }
 };
@@ -58,8 +59,7 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
   auto* retry_after = static_cast<std::string*>(user);
   std::string_view line(data, size * n);
   constexpr std::string_view kName = "retry-after:";
-  if (line.size() > kName.size() &&
-      strncasecmp(line.data(), kName.data(), kName.size()) == 0) {
+  if (line.size() > kName.size() && strncasecmp(line.data(), kName.data(), kName.size()) == 0) {
     line.remove_prefix(kName.size());
     while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
     *retry_after = std::string(line);
@@ -96,12 +96,17 @@ bool retryable(CURLcode rc) {
 
 Errc code_for(CURLcode rc) {
   switch (rc) {
-    case CURLE_OPERATION_TIMEDOUT: return Errc::kTimeout;
+    case CURLE_OPERATION_TIMEDOUT:
+      return Errc::kTimeout;
     case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL: return Errc::kInvalidArgument;
-    case CURLE_LOGIN_DENIED: return Errc::kPermissionDenied;
-    case CURLE_USE_SSL_FAILED: return Errc::kFailedPrecondition;
-    default: return Errc::kUnavailable;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+      return Errc::kInvalidArgument;
+    case CURLE_LOGIN_DENIED:
+      return Errc::kPermissionDenied;
+    case CURLE_USE_SSL_FAILED:
+      return Errc::kFailedPrecondition;
+    default:
+      return Errc::kUnavailable;
   }
 }
 
@@ -142,7 +147,8 @@ class CurlTransport : public Transport {
     curl_easy_setopt(e.h, CURLOPT_URL, req.smtp_url.c_str());
     curl_easy_setopt(e.h, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
     curl_easy_setopt(e.h, CURLOPT_MAIL_FROM, ("<" + req.from + ">").c_str());
-    for (const std::string& to : req.to) e.rcpt = curl_slist_append(e.rcpt, ("<" + to + ">").c_str());
+    for (const std::string& to : req.to)
+      e.rcpt = curl_slist_append(e.rcpt, ("<" + to + ">").c_str());
     curl_easy_setopt(e.h, CURLOPT_MAIL_RCPT, e.rcpt);
     curl_easy_setopt(e.h, CURLOPT_USE_SSL,
                      req.require_starttls ? static_cast<long>(CURLUSESSL_ALL)
@@ -163,7 +169,8 @@ class CurlTransport : public Transport {
     curl_easy_getinfo(e.h, CURLINFO_RESPONSE_CODE, &smtp);
     std::string msg = e.message("SMTP", rc);
     if (smtp >= 400) msg += " (server answered " + std::to_string(smtp) + ")";
-    if (rc == CURLE_USE_SSL_FAILED) msg += ": the server does not offer STARTTLS and starttls is required";
+    if (rc == CURLE_USE_SSL_FAILED)
+      msg += ": the server does not offer STARTTLS and starttls is required";
     // SMTP 5xx is a permanent refusal (RFC 5321 4.2.1); 4xx is transient.
     bool retry = smtp >= 500 ? false : smtp >= 400 ? true : retryable(rc);
     return fail(smtp >= 500 ? Errc::kFailedPrecondition : code_for(rc), msg, retry);

@@ -28,7 +28,8 @@ Result<const secrets::Secret*> lookup(const Target& t, const config::Channel& c,
   auto it = t.secrets.find(name);
   if (it == t.secrets.end())
     return fail(Errc::kNotFound, "secret '" + name + "' (" + key + " of channel '" + c.name +
-                                     "') is not in the vault of environment '" + t.environment + "'");
+                                     "') is not in the vault of environment '" + t.environment +
+                                     "'");
   return &it->second;
 }
 
@@ -38,20 +39,22 @@ Attempt from_response(const HttpResponse& r, const secrets::Redactor& redactor, 
   a.detail = "HTTP " + std::to_string(r.status);
   if (a.verdict != Verdict::kDelivered && !r.body.empty())
     a.detail += ": " + snippet(redactor.redact(r.body));
-  if (r.status >= 300 && r.status < 400) a.detail += " (redirects are not followed: update the URL)";
+  if (r.status >= 300 && r.status < 400)
+    a.detail += " (redirects are not followed: update the URL)";
   if (!r.retry_after.empty()) a.retry_after = parse_retry_after(r.retry_after, now);
   return a;
 }
 
 Attempt from_error(const Error& e, const secrets::Redactor& redactor) {
-  return {e.retryable() ? Verdict::kRetry : Verdict::kPermanent, snippet(redactor.redact(e.what())),
+  return {e.retryable() ? Verdict::kRetry : Verdict::kPermanent,
+          snippet(redactor.redact(e.what())),
           {}};
 }
 
 Attempt send_http(Transport& transport, HttpRequest req, const secrets::Redactor& redactor,
                   SysTime now) {
-  req.headers.insert(req.headers.begin(), {{"Content-Type", "application/json"},
-                                           {"User-Agent", kUserAgent}});
+  req.headers.insert(req.headers.begin(),
+                     {{"Content-Type", "application/json"}, {"User-Agent", kUserAgent}});
   auto resp = transport.post(req);
   if (!resp) return from_error(resp.error(), redactor);
   return from_response(*resp, redactor, now);
@@ -73,10 +76,12 @@ Attempt send_webhook(Transport& transport, const Target& t, const config::Channe
   HttpRequest req;
   req.url = (*url)->reveal();
   req.timeout = timeout;
-  req.body = redactor.redact(webhook_body(e, row.event_id, dashboard_link(t.notifications.dashboard_url, e)));
+  req.body = redactor.redact(
+      webhook_body(e, row.event_id, dashboard_link(t.notifications.dashboard_url, e)));
   int64_t ts = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
   req.headers = {{"webhook-id", row.event_id}, {"webhook-timestamp", std::to_string(ts)}};
-  if (!keys.empty()) req.headers.push_back({"webhook-signature", sign(row.event_id, ts, req.body, keys)});
+  if (!keys.empty())
+    req.headers.push_back({"webhook-signature", sign(row.event_id, ts, req.body, keys)});
   return send_http(transport, std::move(req), redactor, now);
 }
 
@@ -88,7 +93,8 @@ Attempt send_slack(Transport& transport, const Target& t, const config::Channel&
   HttpRequest req;
   req.url = (*url)->reveal();
   req.timeout = timeout;
-  req.body = redactor.redact(slack_message(e, row.event_id, dashboard_link(t.notifications.dashboard_url, e)));
+  req.body = redactor.redact(
+      slack_message(e, row.event_id, dashboard_link(t.notifications.dashboard_url, e)));
   return send_http(transport, std::move(req), redactor, now);
 }
 
@@ -124,7 +130,8 @@ Attempt send_email(Transport& transport, const Target& t, const config::Channel&
   req.timeout = timeout;
   auto sent = transport.send_mail(req);
   if (!sent) return from_error(sent.error(), redactor);
-  return {Verdict::kDelivered, "SMTP accepted for " + std::to_string(to.size()) + " recipient(s)", {}};
+  return {
+      Verdict::kDelivered, "SMTP accepted for " + std::to_string(to.size()) + " recipient(s)", {}};
 }
 
 }  // namespace

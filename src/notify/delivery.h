@@ -40,8 +40,8 @@ std::string snippet(std::string_view text, size_t max = 300);
 
 struct Attempt {
   Verdict verdict = Verdict::kRetry;
-  std::string detail;                   // "HTTP 200", "HTTP 404: body", error text; redacted
-  std::optional<Millis> retry_after;    // the receiver's Retry-After, when given
+  std::string detail;                 // "HTTP 200", "HTTP 404: body", error text; redacted
+  std::optional<Millis> retry_after;  // the receiver's Retry-After, when given
 };
 
 // Sends `row` (payload = event_json) through `channel` of `target`, with

@@ -44,9 +44,12 @@ const config::Channel* find_channel(const config::Notifications& n, const std::s
 
 std::string_view outcome_name(Delivery::Outcome o) {
   switch (o) {
-    case Delivery::Outcome::kDelivered: return "delivered";
-    case Delivery::Outcome::kRetrying: return "retrying";
-    case Delivery::Outcome::kFailed: return "failed";
+    case Delivery::Outcome::kDelivered:
+      return "delivered";
+    case Delivery::Outcome::kRetrying:
+      return "retrying";
+    case Delivery::Outcome::kFailed:
+      return "failed";
   }
   return "unknown";
 }
@@ -61,13 +64,16 @@ struct Dispatcher::Impl {
 
   // What one pass saw, for the thread's sleep and for drain().
   struct Scan {
-    int pending = 0;                    // rows of our environments still pending
-    std::optional<SysTime> next_due;    // earliest next attempt of a head we may send
-    bool held_elsewhere = false;        // a due head waits for another process's lease
+    int pending = 0;                  // rows of our environments still pending
+    std::optional<SysTime> next_due;  // earliest next attempt of a head we may send
+    bool held_elsewhere = false;      // a due head waits for another process's lease
   };
 
   Impl(state::Store& s, Transport& t, DispatcherOptions o, Clock& c)
-      : store(s), transport(t), options(std::move(o)), clock(c),
+      : store(s),
+        transport(t),
+        options(std::move(o)),
+        clock(c),
         rng(options.seed ? options.seed : std::random_device{}()) {
     if (options.holder.empty()) options.holder = default_holder();
   }
@@ -279,7 +285,8 @@ struct Dispatcher::Impl {
     std::set<std::pair<std::string, std::string>> seen;
     for (const auto& r : after) {
       ++scan.pending;
-      if (elsewhere.count(r.environment) || !seen.insert({r.environment, r.channel}).second) continue;
+      if (elsewhere.count(r.environment) || !seen.insert({r.environment, r.channel}).second)
+        continue;
       if (!scan.next_due || r.next_attempt_at < *scan.next_due) scan.next_due = r.next_attempt_at;
     }
     return scan;

@@ -1,9 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <thread>
-
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "core/log.h"
 #include "notify/delivery.h"
@@ -90,9 +89,7 @@ DispatcherOptions fast() {
 
 class DispatcherTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    log::set_sinks({logs_});
-  }
+  void SetUp() override { log::set_sinks({logs_}); }
   void TearDown() override { log::reset(); }
 
   // Commits the fan-out of `e` for the channels of `t`.
@@ -121,7 +118,8 @@ class DispatcherTest : public ::testing::Test {
 TEST(Policy, ClassifiesHttpStatuses) {
   EXPECT_EQ(classify_http(200), Verdict::kDelivered);
   EXPECT_EQ(classify_http(204), Verdict::kDelivered);
-  for (int s : {408, 425, 429, 500, 502, 503, 504}) EXPECT_EQ(classify_http(s), Verdict::kRetry) << s;
+  for (int s : {408, 425, 429, 500, 502, 503, 504})
+    EXPECT_EQ(classify_http(s), Verdict::kRetry) << s;
   for (int s : {100, 301, 302, 400, 401, 403, 404, 410, 413, 422})
     EXPECT_EQ(classify_http(s), Verdict::kPermanent) << s;
 }
@@ -317,7 +315,8 @@ TEST_F(DispatcherTest, GivesUpAtTheRetryHorizon) {
   EXPECT_EQ(last, Outcome::kFailed);
   EXPECT_GE(attempts, 3);
   EXPECT_EQ(row(0).status, state::OutboxStatus::kFailed);
-  EXPECT_NE(row(0).last_error.find("HTTP 500: oops (gave up"), std::string::npos) << row(0).last_error;
+  EXPECT_NE(row(0).last_error.find("HTTP 500: oops (gave up"), std::string::npos)
+      << row(0).last_error;
   EXPECT_NE(row(0).last_error.find("retry horizon of 10 s"), std::string::npos);
 }
 
@@ -326,7 +325,8 @@ TEST_F(DispatcherTest, SecretsNeverReachErrorsLogsOrTheStore) {
   enqueue(t, event(EventType::kFailed));
   // Receivers that echo what they got, including the secrets, in errors.
   transport_.push([](const HttpRequest& r) {
-    return Result<HttpResponse>(HttpResponse{400, "bad request to " + r.url + " key " + kWhsec, ""});
+    return Result<HttpResponse>(
+        HttpResponse{400, "bad request to " + r.url + " key " + kWhsec, ""});
   });
   transport_.push([](const HttpRequest& r) -> Result<HttpResponse> {
     return fail(Errc::kUnavailable, "connect to " + r.url + " failed", true);
@@ -336,7 +336,8 @@ TEST_F(DispatcherTest, SecretsNeverReachErrorsLogsOrTheStore) {
   ASSERT_EQ(out.size(), 2u);
   std::string everything = logs_->text();
   for (const auto& o : out) everything += o.detail;
-  for (const auto& r : store_.rows()) everything += r.last_error + r.payload + r.channel + r.event_id;
+  for (const auto& r : store_.rows())
+    everything += r.last_error + r.payload + r.channel + r.event_id;
   for (const char* secret : {kHookUrl, kWhsec, kSlackUrl, "T0KEN-abc123xyz", "XXXXSLACKTOKEN"})
     EXPECT_EQ(everything.find(secret), std::string::npos) << secret << " in: " << everything;
   EXPECT_NE(everything.find("[REDACTED]"), std::string::npos);
@@ -468,7 +469,8 @@ TEST_F(DispatcherTest, SmtpRefusalsArePermanentAndTransientsRetry) {
   enqueue(t, event(EventType::kStarted));
   enqueue(t, event(EventType::kSucceeded));
   transport_.push_mail([](const MailRequest&) {
-    return Status(fail(Errc::kUnavailable, "SMTP: Failure when receiving data (server answered 451)", true));
+    return Status(
+        fail(Errc::kUnavailable, "SMTP: Failure when receiving data (server answered 451)", true));
   });
   transport_.push_mail([](const MailRequest&) {
     return Status(fail(Errc::kFailedPrecondition, "SMTP: (server answered 550)", false));
@@ -561,8 +563,9 @@ TEST_F(DispatcherTest, AnExceptionInTheThreadIsLoggedAndTheNextPassDelivers) {
   EXPECT_GE(transport.posts.size(), 2u);
   bool logged = false;
   for (const auto& l : logs_->lines())
-    logged |= l.find("notification dispatcher: uncaught exception (continuing): transport blew up") !=
-              std::string::npos;
+    logged |=
+        l.find("notification dispatcher: uncaught exception (continuing): transport blew up") !=
+        std::string::npos;
   EXPECT_TRUE(logged);
 }
 

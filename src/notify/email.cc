@@ -23,12 +23,23 @@ std::string html_escape(std::string_view s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -132,9 +143,12 @@ std::string encode_header_text(std::string_view text) {
     while (end < text.size()) {
       size_t n = 1;
       unsigned char c = static_cast<unsigned char>(text[end]);
-      if (c >= 0xF0) n = 4;
-      else if (c >= 0xE0) n = 3;
-      else if (c >= 0xC0) n = 2;
+      if (c >= 0xF0)
+        n = 4;
+      else if (c >= 0xE0)
+        n = 3;
+      else if (c >= 0xC0)
+        n = 2;
       if (end + n - i > 45) break;
       end += n;
     }
@@ -213,7 +227,8 @@ Mail mail_content(const Event& e, std::string_view event_id, std::string_view li
     std::string value = html_escape(f.value);
     if (f.label == "Dashboard") value = "<a href=\"" + value + "\">" + value + "</a>";
     if (f.label == "Reason") value = "<pre style=\"margin:0\">" + value + "</pre>";
-    m.html += "<tr><th align=\"left\">" + html_escape(f.label) + "</th><td>" + value + "</td></tr>\n";
+    m.html +=
+        "<tr><th align=\"left\">" + html_escape(f.label) + "</th><td>" + value + "</td></tr>\n";
   }
   m.html += "</table>\n";
   if (e.type == EventType::kApprovalNeeded)

@@ -1,7 +1,6 @@
 // Events: names, ids, channel filters, the pure fan-out and the payload JSON.
 #include <algorithm>
 #include <array>
-
 #include <nlohmann/json.hpp>
 
 #include "core/hash.h"
@@ -110,7 +109,8 @@ Result<Event> parse_event_json(std::string_view payload) {
     auto it = j.find(name);
     if (it == j.end() || it->is_null()) return ok();
     if (!it->is_string())
-      return fail(Errc::kInvalidArgument, std::string("event payload: '") + name + "' is not a string");
+      return fail(Errc::kInvalidArgument,
+                  std::string("event payload: '") + name + "' is not a string");
     out = it->get<std::string>();
     return ok();
   };
@@ -118,7 +118,8 @@ Result<Event> parse_event_json(std::string_view payload) {
     auto it = j.find(name);
     if (it == j.end() || it->is_null()) return std::optional<int64_t>();
     if (!it->is_number_integer())
-      return fail(Errc::kInvalidArgument, std::string("event payload: '") + name + "' is not an integer");
+      return fail(Errc::kInvalidArgument,
+                  std::string("event payload: '") + name + "' is not an integer");
     return std::optional<int64_t>(it->get<int64_t>());
   };
   std::string type;

@@ -101,7 +101,8 @@ TEST(Wants, TestEventsPassEventFiltersButNotEnvironmentFilters) {
 
 TEST(FanOut, OneRowPerInterestedChannelInChannelOrder) {
   config::Notifications n;
-  n.channels = {channel("slack"), channel("failures", {"failed"}), channel("staging", {}, {"staging"}),
+  n.channels = {channel("slack"), channel("failures", {"failed"}),
+                channel("staging", {}, {"staging"}),
                 channel("hooks", {"succeeded", "failed"}, {"production"})};
   Event e = deploy_event(EventType::kSucceeded);
   auto rows = fan_out(n, e);
@@ -176,9 +177,9 @@ TEST(EventJson, InvalidUtf8IsReplacedNotFatal) {
 }
 
 TEST(EventJson, RejectsWhatItDidNotWrite) {
-  for (const char* bad : {"", "[]", "{", R"({"type":"nope"})", R"({"type":"failed","version":3})",
-                          R"({"type":"failed","canary_weight":101})",
-                          R"({"type":"failed","duration_ms":"5"})"}) {
+  for (const char* bad :
+       {"", "[]", "{", R"({"type":"nope"})", R"({"type":"failed","version":3})",
+        R"({"type":"failed","canary_weight":101})", R"({"type":"failed","duration_ms":"5"})"}) {
     auto r = parse_event_json(bad);
     ASSERT_FALSE(r) << bad;
     EXPECT_EQ(r.error().code(), Errc::kInvalidArgument);

@@ -62,8 +62,9 @@ TEST(DashboardLink, FillsPlaceholdersUrlEncoded) {
   e.version = "v 4/2";
   EXPECT_EQ(dashboard_link("", e), "");
   EXPECT_EQ(dashboard_link("https://deploy.example.com/", e), "https://deploy.example.com/");
-  EXPECT_EQ(dashboard_link("https://d.example.com/{environment}/deployments/{deployment}?v={version}", e),
-            "https://d.example.com/production/deployments/d-20261122-090000-ab12?v=v%204%2F2");
+  EXPECT_EQ(
+      dashboard_link("https://d.example.com/{environment}/deployments/{deployment}?v={version}", e),
+      "https://d.example.com/production/deployments/d-20261122-090000-ab12?v=v%204%2F2");
 }
 
 TEST(Truncate, CountsUtf16AndNeverSplitsACharacter) {
@@ -81,7 +82,8 @@ TEST(Truncate, CountsUtf16AndNeverSplitsACharacter) {
 TEST(Slack, BlockKitWithEveryFact) {
   Event e = sample();
   json m = json::parse(slack_message(e, "evt_1", "https://d.example.com/x"));
-  EXPECT_EQ(m["text"], "Deploy of meshhook v42 to production failed: canary 5xx ratio 0.12 &gt; 0.01");
+  EXPECT_EQ(m["text"],
+            "Deploy of meshhook v42 to production failed: canary 5xx ratio 0.12 &gt; 0.01");
   auto& blocks = m["blocks"];
   ASSERT_EQ(blocks.size(), 5u);
   EXPECT_EQ(blocks[0]["type"], "header");
@@ -168,8 +170,8 @@ TEST(Mailbox, ParsesBareAndNamedAddresses) {
   ASSERT_TRUE(b);
   EXPECT_EQ(b->name, "Deploy Bot");
   EXPECT_EQ(b->address, "deploy@example.com");
-  for (const char* bad : {"nobody", "@example.com", "a@", "a@b@c", "x <a@b.c", "a@b.c\r\nBcc: x@y.z",
-                          "Bob <a@b.c> trailing", "a b@c.d"}) {
+  for (const char* bad : {"nobody", "@example.com", "a@", "a@b@c", "x <a@b.c",
+                          "a@b.c\r\nBcc: x@y.z", "Bob <a@b.c> trailing", "a b@c.d"}) {
     auto r = parse_mailbox(bad, "notifications.channels.mail.to");
     ASSERT_FALSE(r) << bad;
     EXPECT_NE(r.error().what().find("notifications.channels.mail.to"), std::string::npos);
@@ -237,7 +239,8 @@ TEST(Mail, MultipartAlternativeWithProperHeaders) {
   auto to1 = parse_mailbox("ops@example.com", "to");
   auto to2 = parse_mailbox("Zoë <zoe@example.org>", "to");
   ASSERT_TRUE(from && to1 && to2);
-  std::string msg = mime_message(mail, *from, {*to1, *to2}, "evt_abc", from_unix_ms(1'790'000'000'123));
+  std::string msg =
+      mime_message(mail, *from, {*to1, *to2}, "evt_abc", from_unix_ms(1'790'000'000'123));
   EXPECT_NE(msg.find("Date: Mon, 21 Sep 2026 14:13:20 +0000\r\n"), std::string::npos);
   EXPECT_NE(msg.find("From: \"Deploy Bot\" <deploy@example.com>\r\n"), std::string::npos);
   EXPECT_NE(msg.find("To: ops@example.com,\r\n =?UTF-8?B?Wm/Dqw==?= <zoe@example.org>\r\n"),

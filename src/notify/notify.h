@@ -60,18 +60,18 @@ const std::vector<EventType>& all_event_types();
 struct Event {
   EventType type = EventType::kStarted;
   std::string environment;
-  std::string app;                    // top-level `app:` ("" = omitted)
+  std::string app;  // top-level `app:` ("" = omitted)
   std::string version;
-  std::string previous_version;       // "" for a first deploy
-  std::string deployment_id;          // required except for kTest
-  std::string actor;                  // who: user or CI identity
-  std::string trigger;                // what: "cli", "ci", "webhook", "auto-rollback", ...
-  std::string strategy;               // "blue_green" | "canary" ("" = omitted)
-  std::optional<Millis> duration;     // time since the deploy started (nullopt = omitted)
-  std::string status;                 // deployment status: "running", "succeeded", ...
-  std::string reason;                 // failure / rollback reason ("" = none)
-  std::optional<int> canary_weight;   // canary_step / approval_needed: percent 0..100
-  SysTime at{};                       // when it happened
+  std::string previous_version;      // "" for a first deploy
+  std::string deployment_id;         // required except for kTest
+  std::string actor;                 // who: user or CI identity
+  std::string trigger;               // what: "cli", "ci", "webhook", "auto-rollback", ...
+  std::string strategy;              // "blue_green" | "canary" ("" = omitted)
+  std::optional<Millis> duration;    // time since the deploy started (nullopt = omitted)
+  std::string status;                // deployment status: "running", "succeeded", ...
+  std::string reason;                // failure / rollback reason ("" = none)
+  std::optional<int> canary_weight;  // canary_step / approval_needed: percent 0..100
+  SysTime at{};                      // when it happened
   // Tells apart two events of the same type, deployment and weight (e.g. a
   // second approval at one weight after a resume). "" for the usual case.
   std::string key;
@@ -107,27 +107,27 @@ Result<Event> parse_event_json(std::string_view payload);
 // ---- transport seam -------------------------------------------------------
 
 struct HttpRequest {
-  std::string url;                    // a secret value: never logged
+  std::string url;  // a secret value: never logged
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
-  Millis timeout{10000};              // whole attempt, connect included
-  std::string ca_file;                // PEM bundle to verify the peer ("" = system's)
+  Millis timeout{10000};  // whole attempt, connect included
+  std::string ca_file;    // PEM bundle to verify the peer ("" = system's)
 };
 
 struct HttpResponse {
-  int status = 0;                     // HTTP status code
-  std::string body;                   // at most 64 KiB kept
-  std::string retry_after;            // the Retry-After header ("" = none)
+  int status = 0;           // HTTP status code
+  std::string body;         // at most 64 KiB kept
+  std::string retry_after;  // the Retry-After header ("" = none)
 };
 
 struct MailRequest {
-  std::string smtp_url;               // smtp://host:port (STARTTLS) or smtps://host:port
-  std::string user;                   // "" = no authentication
+  std::string smtp_url;  // smtp://host:port (STARTTLS) or smtps://host:port
+  std::string user;      // "" = no authentication
   secrets::Secret password;
-  bool require_starttls = true;       // smtp:// only: fail unless STARTTLS succeeds
-  std::string from;                   // envelope sender (bare address)
-  std::vector<std::string> to;        // envelope recipients (bare addresses)
-  std::string message;                // the complete RFC 5322 message, CRLF line ends
+  bool require_starttls = true;  // smtp:// only: fail unless STARTTLS succeeds
+  std::string from;              // envelope sender (bare address)
+  std::vector<std::string> to;   // envelope recipients (bare addresses)
+  std::string message;           // the complete RFC 5322 message, CRLF line ends
   Millis timeout{10000};
   std::string ca_file;
 };
@@ -159,33 +159,33 @@ std::unique_ptr<Transport> make_curl_transport();
 struct Target {
   std::string environment;
   config::Notifications notifications;
-  secrets::SecretMap secrets;         // the environment's vault
+  secrets::SecretMap secrets;  // the environment's vault
 };
 
 struct DispatcherOptions {
-  Millis initial_backoff{5000};       // delay after the first failed attempt
-  Millis max_backoff{3600000};        // delays double up to this (1 h)
-  Millis poll_interval{2000};         // the thread looks for due rows this often when idle
-  Millis lease_ttl{60000};            // the per-environment dispatch lease (see below)
+  Millis initial_backoff{5000};  // delay after the first failed attempt
+  Millis max_backoff{3600000};   // delays double up to this (1 h)
+  Millis poll_interval{2000};    // the thread looks for due rows this often when idle
+  Millis lease_ttl{60000};       // the per-environment dispatch lease (see below)
   // Pending rows read per pass; 0 = all (both stores read every row for a
   // limit <= 0). A limit could hide a channel's oldest row and break order.
   int scan_limit = 0;
-  std::string holder;                 // lease holder ("" = "notify user@host pid N")
-  uint64_t seed = 0;                  // jitter RNG seed (0 = random)
+  std::string holder;  // lease holder ("" = "notify user@host pid N")
+  uint64_t seed = 0;   // jitter RNG seed (0 = random)
 };
 
 // The result of one delivery attempt.
 struct Delivery {
   enum class Outcome { kDelivered, kRetrying, kFailed };
-  int64_t id = 0;                     // outbox row id
+  int64_t id = 0;  // outbox row id
   std::string event_id;
   std::string environment;
   std::string channel;
   std::string event_type;
   Outcome outcome = Outcome::kDelivered;
-  int attempts = 0;                   // after this attempt
-  std::string detail;                 // "HTTP 200", or the (redacted) error
-  SysTime next_attempt{};             // kRetrying only
+  int attempts = 0;        // after this attempt
+  std::string detail;      // "HTTP 200", or the (redacted) error
+  SysTime next_attempt{};  // kRetrying only
 };
 std::string_view outcome_name(Delivery::Outcome o);  // "delivered" | "retrying" | "failed"
 
@@ -257,17 +257,17 @@ struct RowResult {
   int64_t id = 0;
   std::string channel;
   std::string event_id;
-  std::string status;                 // "delivered" | "pending" | "failed"
+  std::string status;  // "delivered" | "pending" | "failed"
   int attempts = 0;
-  std::string last_error;             // redacted ("" = none)
-  SysTime next_attempt{};             // pending only
-  int waiting_behind = 0;             // pending: older pending rows of its channel
+  std::string last_error;  // redacted ("" = none)
+  SysTime next_attempt{};  // pending only
+  int waiting_behind = 0;  // pending: older pending rows of its channel
 };
 
 struct SendReport {
-  std::vector<RowResult> rows;        // the rows the operation is about, in channel order
-  int other_delivered = 0;            // earlier rows of the same channels delivered on the way
-  std::string store_error;            // "" = none
+  std::vector<RowResult> rows;  // the rows the operation is about, in channel order
+  int other_delivered = 0;      // earlier rows of the same channels delivered on the way
+  std::string store_error;      // "" = none
   bool all_delivered() const;
 };
 

@@ -52,8 +52,8 @@ Status hurry_queued(state::Store& store, const std::string& env,
 // and reports on `ids`.
 Result<SendReport> deliver(state::Store& store, Transport& transport,
                            const config::Environment& env, const secrets::SecretMap& secrets,
-                           const std::vector<int64_t>& ids, Millis wait,
-                           DispatcherOptions options, Clock& clock) {
+                           const std::vector<int64_t>& ids, Millis wait, DispatcherOptions options,
+                           Clock& clock) {
   Target t{env.name, env.notifications, secrets};
   Dispatcher d(store, transport, {t}, std::move(options), clock);
   Dispatcher::DrainReport drained = d.drain(wait);
@@ -67,7 +67,8 @@ Result<SendReport> deliver(state::Store& store, Transport& transport,
   std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
   for (int64_t id : ids) {
     auto it = std::find_if(rows.begin(), rows.end(), [&](const auto& r) { return r.id == id; });
-    if (it == rows.end()) return fail(Errc::kNotFound, "outbox row " + std::to_string(id) + " vanished");
+    if (it == rows.end())
+      return fail(Errc::kNotFound, "outbox row " + std::to_string(id) + " vanished");
     RowResult r;
     r.id = it->id;
     r.channel = it->channel;
@@ -89,7 +90,8 @@ Result<SendReport> deliver(state::Store& store, Transport& transport,
 }  // namespace
 
 bool SendReport::all_delivered() const {
-  return std::all_of(rows.begin(), rows.end(), [](const RowResult& r) { return r.status == "delivered"; });
+  return std::all_of(rows.begin(), rows.end(),
+                     [](const RowResult& r) { return r.status == "delivered"; });
 }
 
 Result<SendReport> send_test(state::Store& store, Transport& transport,
@@ -98,8 +100,9 @@ Result<SendReport> send_test(state::Store& store, Transport& transport,
                              DispatcherOptions options, Clock& clock) {
   const config::Notifications& n = env.notifications;
   if (n.channels.empty())
-    return fail(Errc::kInvalidArgument, "environment '" + env.name +
-                                             "' has no notification channels (notifications.channels)");
+    return fail(
+        Errc::kInvalidArgument,
+        "environment '" + env.name + "' has no notification channels (notifications.channels)");
   config::Notifications selected = n;
   selected.channels.clear();
   for (const config::Channel& c : n.channels) {
@@ -145,10 +148,12 @@ Result<SendReport> send_test(state::Store& store, Transport& transport,
 }
 
 Result<state::OutboxEvent> find_row(state::Store& store, const std::string& id) {
-  bool numeric = !id.empty() && std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; });
+  bool numeric =
+      !id.empty() && std::all_of(id.begin(), id.end(), [](char c) { return c >= '0' && c <= '9'; });
   if (!numeric && id.rfind("evt_", 0) != 0)
-    return fail(Errc::kInvalidArgument,
-                "'" + id + "' is neither a delivery number nor an event id (evt_...): see `meshdeploy notify status`");
+    return fail(Errc::kInvalidArgument, "'" + id +
+                                            "' is neither a delivery number nor an event id "
+                                            "(evt_...): see `meshdeploy notify status`");
   auto rows = MD_TRY(store.events(std::nullopt, 0));
   for (const state::OutboxEvent& r : rows)
     if (numeric ? (id.size() < 19 && r.id == std::stoll(id)) : r.event_id == id) return r;
@@ -160,21 +165,25 @@ Result<SendReport> retry(state::Store& store, Transport& transport, const config
                          DispatcherOptions options, Clock& clock) {
   state::OutboxEvent row = MD_TRY(find_row(store, id));
   if (row.environment != env.name)
-    return fail(Errc::kInvalidArgument, "delivery " + std::to_string(row.id) + " belongs to environment '" +
-                                            row.environment + "', not '" + env.name + "'");
+    return fail(Errc::kInvalidArgument, "delivery " + std::to_string(row.id) +
+                                            " belongs to environment '" + row.environment +
+                                            "', not '" + env.name + "'");
   if (row.status == state::OutboxStatus::kDelivered)
-    return fail(Errc::kFailedPrecondition, "delivery " + std::to_string(row.id) + " (" + row.event_type +
-                                               " to " + row.channel + ") was already delivered");
+    return fail(Errc::kFailedPrecondition, "delivery " + std::to_string(row.id) + " (" +
+                                               row.event_type + " to " + row.channel +
+                                               ") was already delivered");
   MD_TRY_STATUS(store.retry_event(row.id));
   MD_TRY_STATUS(hurry_queued(store, env.name, {row.channel}, row.id, clock.now()));
   return deliver(store, transport, env, secrets, {row.id}, wait, std::move(options), clock);
 }
 
-Result<std::vector<state::OutboxEvent>> outstanding(state::Store& store, const std::string& environment) {
+Result<std::vector<state::OutboxEvent>> outstanding(state::Store& store,
+                                                    const std::string& environment) {
   auto rows = MD_TRY(store.events(state::OutboxStatus::kPending, 0));
   auto failed = MD_TRY(store.events(state::OutboxStatus::kFailed, 0));
   rows.insert(rows.end(), failed.begin(), failed.end());
-  std::erase_if(rows, [&](const auto& r) { return !environment.empty() && r.environment != environment; });
+  std::erase_if(
+      rows, [&](const auto& r) { return !environment.empty() && r.environment != environment; });
   std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
   return rows;
 }

@@ -62,7 +62,8 @@ TEST_F(OpsTest, TestReachesEveryChannelServingTheEnvironmentWhateverItsEventFilt
 }
 
 TEST_F(OpsTest, TestOneChannel) {
-  auto r = send_test(store_, transport_, env_, secrets_, "hooks", "alice", Millis(5000), opts(), clock_);
+  auto r =
+      send_test(store_, transport_, env_, secrets_, "hooks", "alice", Millis(5000), opts(), clock_);
   ASSERT_TRUE(r);
   ASSERT_EQ(r->rows.size(), 1u);
   EXPECT_EQ(r->rows[0].channel, "hooks");
@@ -74,8 +75,9 @@ TEST_F(OpsTest, TestRefusesUnknownOrForeignChannelsAndEmptyConfigs) {
   auto r = send_test(store_, transport_, env_, secrets_, "nope", "a", Millis(0), opts(), clock_);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), Errc::kNotFound);
-  EXPECT_EQ(r.error().what(),
-            "no channel 'nope' in environment 'production'; its channels: slack, hooks, staging-only");
+  EXPECT_EQ(
+      r.error().what(),
+      "no channel 'nope' in environment 'production'; its channels: slack, hooks, staging-only");
   r = send_test(store_, transport_, env_, secrets_, "staging-only", "a", Millis(0), opts(), clock_);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), Errc::kInvalidArgument);
@@ -106,7 +108,8 @@ TEST_F(OpsTest, UndeliveredTestsStayQueuedAndSayWhy) {
   ASSERT_TRUE(out);
   EXPECT_EQ(out->size(), 2u);
   // Later, one run sends both, oldest first.
-  auto r3 = send_test(store_, transport_, env_, secrets_, "hooks", "a", Millis(60'000), opts(), clock_);
+  auto r3 =
+      send_test(store_, transport_, env_, secrets_, "hooks", "a", Millis(60'000), opts(), clock_);
   ASSERT_TRUE(r3);
   EXPECT_TRUE(r3->all_delivered());
   EXPECT_EQ(r3->other_delivered, 2);
@@ -128,10 +131,11 @@ TEST_F(OpsTest, TestGoesAfterEverythingQueuedBeforeItAndSendsThatNow) {
   ASSERT_TRUE(queued);
   ASSERT_EQ(queued->size(), 4u);
   for (const auto& row : *queued)
-    ASSERT_TRUE(store_.mark_attempt_failed(row.id, "connect refused", clock_.now() + Millis(3'600'000),
-                                           false));
+    ASSERT_TRUE(store_.mark_attempt_failed(row.id, "connect refused",
+                                           clock_.now() + Millis(3'600'000), false));
   size_t before = transport_.posts.size();
-  auto r = send_test(store_, transport_, env_, secrets_, "hooks", "a", Millis(5000), opts(), clock_);
+  auto r =
+      send_test(store_, transport_, env_, secrets_, "hooks", "a", Millis(5000), opts(), clock_);
   ASSERT_TRUE(r) << r.error().what();
   EXPECT_TRUE(r->all_delivered());
   EXPECT_EQ(r->other_delivered, 4);
@@ -159,12 +163,14 @@ TEST_F(OpsTest, RetryPutsAFailedRowBackAndSendsIt) {
   ASSERT_TRUE(by_event);
   EXPECT_EQ(by_event->id, id);
 
-  auto again = retry(store_, transport_, env_, secrets_, std::to_string(id), Millis(5000), opts(), clock_);
+  auto again =
+      retry(store_, transport_, env_, secrets_, std::to_string(id), Millis(5000), opts(), clock_);
   ASSERT_TRUE(again) << again.error().what();
   EXPECT_TRUE(again->all_delivered());
   EXPECT_EQ(again->rows[0].attempts, 2);
 
-  auto done = retry(store_, transport_, env_, secrets_, std::to_string(id), Millis(0), opts(), clock_);
+  auto done =
+      retry(store_, transport_, env_, secrets_, std::to_string(id), Millis(0), opts(), clock_);
   ASSERT_FALSE(done);
   EXPECT_EQ(done.error().code(), Errc::kFailedPrecondition);
 }
@@ -176,12 +182,14 @@ TEST_F(OpsTest, RetryRefusesUnknownIdsAndOtherEnvironments) {
   r = retry(store_, transport_, env_, secrets_, "delete-all", Millis(0), opts(), clock_);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), Errc::kInvalidArgument);
-  r = retry(store_, transport_, env_, secrets_, "99999999999999999999999", Millis(0), opts(), clock_);
+  r = retry(store_, transport_, env_, secrets_, "99999999999999999999999", Millis(0), opts(),
+            clock_);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), Errc::kNotFound);
 
   transport_.push_status(404);
-  ASSERT_TRUE(send_test(store_, transport_, env_, secrets_, "hooks", "a", Millis(0), opts(), clock_));
+  ASSERT_TRUE(
+      send_test(store_, transport_, env_, secrets_, "hooks", "a", Millis(0), opts(), clock_));
   config::Environment staging = env_;
   staging.name = "staging";
   r = retry(store_, transport_, staging, secrets_, "1", Millis(0), opts(), clock_);

@@ -8,9 +8,8 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
-#include <thread>
-
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "core/fs.h"
 #include "core/log.h"
@@ -51,11 +50,14 @@ class Receiver {
  public:
   Receiver(const fsys::path& dir, std::string name, std::vector<std::string> args,
            std::map<std::string, std::string> env = {})
-      : port_file_(dir / (name + ".port")), log_(dir / (name + ".jsonl")),
+      : port_file_(dir / (name + ".port")),
+        log_(dir / (name + ".jsonl")),
         out_(dir / (name + ".out")) {
     fsys::remove(port_file_);
-    std::vector<std::string> argv = {kPython, (receivers_dir() / (name.substr(0, name.find('.')) + ".py")).string(),
-                                     "--port-file", port_file_.string(), "--log", log_.string()};
+    std::vector<std::string> argv = {
+        kPython,       (receivers_dir() / (name.substr(0, name.find('.')) + ".py")).string(),
+        "--port-file", port_file_.string(),
+        "--log",       log_.string()};
     argv.insert(argv.end(), args.begin(), args.end());
     proc::SpawnOptions o;
     o.env.set = std::move(env);
@@ -70,7 +72,8 @@ class Receiver {
       std::this_thread::sleep_for(Millis(10));
     }
     auto text = fs::read_file(port_file_);
-    EXPECT_TRUE(text) << "receiver " << name << " did not start: " << fs::read_file(out_).value_or("");
+    EXPECT_TRUE(text) << "receiver " << name
+                      << " did not start: " << fs::read_file(out_).value_or("");
     port_ = text ? std::stoi(*text) : 0;
   }
   ~Receiver() { stop(); }
@@ -191,8 +194,10 @@ TEST_F(ReceiversTest, WebhookReceiverVerifiesEverySignatureWithPythonHmac) {
   Receiver hooks(dir_.path(), "webhook_receiver", {}, {{"WEBHOOK_SECRETS", kWhsecNew}});
   Receiver old_only(dir_.path(), "webhook_receiver.old", {}, {{"WEBHOOK_SECRETS", kWhsecOld}});
   std::string base = "http://127.0.0.1:";
-  secrets_["HOOK_URL"] = secrets::Secret(base + std::to_string(hooks.port()) + "/hooks/" + kHookToken);
-  secrets_["OLD_URL"] = secrets::Secret(base + std::to_string(old_only.port()) + "/in/" + kHookToken + "-2");
+  secrets_["HOOK_URL"] =
+      secrets::Secret(base + std::to_string(hooks.port()) + "/hooks/" + kHookToken);
+  secrets_["OLD_URL"] =
+      secrets::Secret(base + std::to_string(old_only.port()) + "/in/" + kHookToken + "-2");
   Target t = target({webhook_channel("hooks", "HOOK_URL"), webhook_channel("old", "OLD_URL")});
   enqueue(t, event(EventType::kStarted, "d-1"));
   enqueue(t, event(EventType::kCanaryStep, "d-1", 25));
@@ -303,7 +308,8 @@ class SmtpTest : public ReceiversTest {
 
 TEST_F(SmtpTest, MailArrivesOverStartTlsWithAuthAndBothParts) {
   make_cert();
-  Receiver smtp(dir_.path(), "smtp_receiver", {"--cert", cert_, "--key", key_, "--require-starttls"},
+  Receiver smtp(dir_.path(), "smtp_receiver",
+                {"--cert", cert_, "--key", key_, "--require-starttls"},
                 {{"SMTP_AUTH_USER", "deploy"}, {"SMTP_AUTH_PASSWORD", kSmtpPassword}});
   Target t = target({mail(smtp.port())});
   Event e = event(EventType::kFailed, "d-4");
@@ -314,7 +320,8 @@ TEST_F(SmtpTest, MailArrivesOverStartTlsWithAuthAndBothParts) {
   Dispatcher d(*store_, transport, {t}, {}, real_clock());
   auto report = d.drain(Millis(20'000));
   ASSERT_EQ(report.deliveries.size(), 1u);
-  EXPECT_EQ(report.deliveries[0].outcome, Delivery::Outcome::kDelivered) << report.deliveries[0].detail;
+  EXPECT_EQ(report.deliveries[0].outcome, Delivery::Outcome::kDelivered)
+      << report.deliveries[0].detail;
 
   auto got = smtp.records();
   ASSERT_EQ(got.size(), 1u) << smtp.raw_log();
@@ -322,7 +329,8 @@ TEST_F(SmtpTest, MailArrivesOverStartTlsWithAuthAndBothParts) {
   EXPECT_TRUE(m["tls"].get<bool>());
   EXPECT_EQ(m["auth_user"], "deploy");
   EXPECT_EQ(m["mail_from"], "deploy@example.com");
-  EXPECT_EQ(m["rcpt_tos"], json::array({"ops@example.com", "zoe@example.org", "oncall@example.net"}));
+  EXPECT_EQ(m["rcpt_tos"],
+            json::array({"ops@example.com", "zoe@example.org", "oncall@example.net"}));
   EXPECT_EQ(m["content_type"], "multipart/alternative");
   EXPECT_EQ(m["subject"], "[meshdeploy] Deploy of méshhook v42 to production failed");
   EXPECT_EQ(m["headers"]["From"], "Déploiement <deploy@example.com>");
@@ -333,7 +341,8 @@ TEST_F(SmtpTest, MailArrivesOverStartTlsWithAuthAndBothParts) {
   EXPECT_EQ(m["parts"][0]["type"], "text/plain");
   EXPECT_EQ(m["parts"][1]["type"], "text/html");
   std::string text = m["parts"][0]["text"];
-  EXPECT_NE(text.find("\n                   .a line that starts with a dot"), std::string::npos) << text;
+  EXPECT_NE(text.find("\n                   .a line that starts with a dot"), std::string::npos)
+      << text;
   EXPECT_NE(text.find("..two dots"), std::string::npos);
   EXPECT_NE(m["parts"][1]["text"].get<std::string>().find("<table"), std::string::npos);
   expect_no_secret("the mail", smtp.raw_log());
@@ -372,22 +381,27 @@ TEST_F(SmtpTest, TransientRefusalIsRetriedAndPermanentOneIsRecorded) {
   ASSERT_EQ(report.deliveries.size(), 3u);
   EXPECT_EQ(report.deliveries[0].outcome, Delivery::Outcome::kRetrying);
   EXPECT_EQ(report.deliveries[1].outcome, Delivery::Outcome::kFailed);
-  EXPECT_NE(report.deliveries[1].detail.find("550"), std::string::npos) << report.deliveries[1].detail;
+  EXPECT_NE(report.deliveries[1].detail.find("550"), std::string::npos)
+      << report.deliveries[1].detail;
   EXPECT_EQ(report.deliveries[2].outcome, Delivery::Outcome::kDelivered);
   EXPECT_EQ(smtp.records().size(), 1u);
 }
 
 TEST_F(ReceiversTest, AReceiverDownThenBackGetsEveryEventOnceInOrder) {
   // Learn a free port, then take the receiver down.
-  auto hooks = std::make_unique<Receiver>(dir_.path(), "webhook_receiver", std::vector<std::string>{},
-                                          std::map<std::string, std::string>{{"WEBHOOK_SECRETS", kWhsecNew}});
+  auto hooks = std::make_unique<Receiver>(
+      dir_.path(), "webhook_receiver", std::vector<std::string>{},
+      std::map<std::string, std::string>{{"WEBHOOK_SECRETS", kWhsecNew}});
   int port = hooks->port();
   hooks->stop();
   Receiver steady(dir_.path(), "webhook_receiver.steady", {"--script", "503,429:1"},
                   {{"WEBHOOK_SECRETS", kWhsecNew}});
-  secrets_["HOOK_URL"] = secrets::Secret("http://127.0.0.1:" + std::to_string(port) + "/h/" + kHookToken);
-  secrets_["STEADY_URL"] = secrets::Secret("http://127.0.0.1:" + std::to_string(steady.port()) + "/s");
-  Target t = target({webhook_channel("flaky", "HOOK_URL"), webhook_channel("steady", "STEADY_URL")});
+  secrets_["HOOK_URL"] =
+      secrets::Secret("http://127.0.0.1:" + std::to_string(port) + "/h/" + kHookToken);
+  secrets_["STEADY_URL"] =
+      secrets::Secret("http://127.0.0.1:" + std::to_string(steady.port()) + "/s");
+  Target t =
+      target({webhook_channel("flaky", "HOOK_URL"), webhook_channel("steady", "STEADY_URL")});
 
   DispatcherOptions o;
   o.initial_backoff = Millis(50);
@@ -396,11 +410,14 @@ TEST_F(ReceiversTest, AReceiverDownThenBackGetsEveryEventOnceInOrder) {
   auto curl = make_curl_transport();
   Dispatcher d(*store_, *curl, {t}, o, real_clock());
   std::atomic<int> refused{0};
-  d.on_delivery([&](const Delivery& x) { refused += x.channel == "flaky" && x.outcome != Delivery::Outcome::kDelivered; });
+  d.on_delivery([&](const Delivery& x) {
+    refused += x.channel == "flaky" && x.outcome != Delivery::Outcome::kDelivered;
+  });
   d.start();
   std::vector<std::string> expected, steady_expected;
   for (int i = 0; i < 6; ++i) {
-    Event e = event(i % 2 ? EventType::kCanaryStep : EventType::kStarted, "d-" + std::to_string(i), 10 * i);
+    Event e = event(i % 2 ? EventType::kCanaryStep : EventType::kStarted, "d-" + std::to_string(i),
+                    10 * i);
     enqueue(t, e);
     expected.push_back(event_id(e, "flaky"));
     steady_expected.push_back(event_id(e, "steady"));
@@ -409,8 +426,9 @@ TEST_F(ReceiversTest, AReceiverDownThenBackGetsEveryEventOnceInOrder) {
   for (int i = 0; i < 300 && refused < 3; ++i) std::this_thread::sleep_for(Millis(10));
   EXPECT_GE(refused, 3) << "the receiver was down: attempts must have failed";
   // Back up on the same port.
-  hooks = std::make_unique<Receiver>(dir_.path(), "webhook_receiver", std::vector<std::string>{"--port", std::to_string(port)},
-                                     std::map<std::string, std::string>{{"WEBHOOK_SECRETS", kWhsecNew}});
+  hooks = std::make_unique<Receiver>(
+      dir_.path(), "webhook_receiver", std::vector<std::string>{"--port", std::to_string(port)},
+      std::map<std::string, std::string>{{"WEBHOOK_SECRETS", kWhsecNew}});
   ASSERT_EQ(hooks->port(), port);
   auto report = d.drain(Millis(30'000));
   EXPECT_EQ(report.pending, 0);

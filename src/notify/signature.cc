@@ -45,7 +45,8 @@ Result<std::string> base64_decode(std::string_view text) {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
            c == '/';
   };
-  if (text.size() % 4 != 0) return fail(Errc::kInvalidArgument, "base64 length is not a multiple of 4");
+  if (text.size() % 4 != 0)
+    return fail(Errc::kInvalidArgument, "base64 length is not a multiple of 4");
   size_t pad = 0;
   if (!text.empty() && text.back() == '=') pad = text[text.size() - 2] == '=' ? 2 : 1;
   for (size_t i = 0; i + pad < text.size(); ++i)
@@ -65,10 +66,11 @@ Result<secrets::Secret> decode_signing_key(const secrets::Secret& whsec) {
   if (v.substr(0, kKeyPrefix.size()) != kKeyPrefix)
     return fail(Errc::kInvalidArgument, "signing key does not start with 'whsec_'");
   auto raw = base64_decode(v.substr(kKeyPrefix.size()));
-  if (!raw) return fail(Errc::kInvalidArgument, "signing key: the part after 'whsec_' is not valid base64");
+  if (!raw)
+    return fail(Errc::kInvalidArgument, "signing key: the part after 'whsec_' is not valid base64");
   if (raw->size() < 24 || raw->size() > 64)
-    return fail(Errc::kInvalidArgument, "signing key must be 24 to 64 bytes (it is " +
-                                            std::to_string(raw->size()) + ")");
+    return fail(Errc::kInvalidArgument,
+                "signing key must be 24 to 64 bytes (it is " + std::to_string(raw->size()) + ")");
   return secrets::Secret(std::move(*raw));
 }
 
@@ -95,7 +97,8 @@ bool verify(std::string_view msg_id, int64_t timestamp, std::string_view body,
     std::string_view entry = header.substr(pos, end - pos);
     if (entry.substr(0, 3) == "v1,") {
       std::string_view sig = entry.substr(3);
-      if (sig.size() == expected.size() && CRYPTO_memcmp(sig.data(), expected.data(), sig.size()) == 0)
+      if (sig.size() == expected.size() &&
+          CRYPTO_memcmp(sig.data(), expected.data(), sig.size()) == 0)
         match = true;
     }
     pos = end + 1;

@@ -41,7 +41,9 @@ TEST(Signature, AnyChangeBreaksIt) {
 
 TEST(Signature, SeveralKeysWhileRotating) {
   Secret old_key = key(kSpecKey);
-  Secret new_key = key("whsec_" "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+  Secret new_key =
+      key("whsec_"
+          "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
   std::string header = sign(kSpecId, kSpecTimestamp, kSpecBody, {new_key, old_key});
   auto space = header.find(' ');
   ASSERT_NE(space, std::string::npos);
@@ -50,7 +52,8 @@ TEST(Signature, SeveralKeysWhileRotating) {
   EXPECT_TRUE(verify(kSpecId, kSpecTimestamp, kSpecBody, header, old_key));
   EXPECT_TRUE(verify(kSpecId, kSpecTimestamp, kSpecBody, header, new_key));
   EXPECT_FALSE(verify(kSpecId, kSpecTimestamp, kSpecBody, header,
-                      key("whsec_" "HyAhIiMkJSYnKCkqKywtLi8wMTIzNDU2Nzg5Ojs8PT4=")));
+                      key("whsec_"
+                          "HyAhIiMkJSYnKCkqKywtLi8wMTIzNDU2Nzg5Ojs8PT4=")));
   EXPECT_EQ(sign(kSpecId, kSpecTimestamp, kSpecBody, {}), "");
 }
 

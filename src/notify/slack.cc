@@ -13,10 +13,17 @@ std::string escape_mrkdwn(std::string_view s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -38,13 +45,20 @@ json plain(std::string_view text, size_t limit) {
 
 const char* emoji(EventType t) {
   switch (t) {
-    case EventType::kStarted: return ":rocket:";
-    case EventType::kSucceeded: return ":white_check_mark:";
-    case EventType::kFailed: return ":x:";
-    case EventType::kRolledBack: return ":rewind:";
-    case EventType::kCanaryStep: return ":hatching_chick:";
-    case EventType::kApprovalNeeded: return ":raised_hand:";
-    case EventType::kTest: return ":bell:";
+    case EventType::kStarted:
+      return ":rocket:";
+    case EventType::kSucceeded:
+      return ":white_check_mark:";
+    case EventType::kFailed:
+      return ":x:";
+    case EventType::kRolledBack:
+      return ":rewind:";
+    case EventType::kCanaryStep:
+      return ":hatching_chick:";
+    case EventType::kApprovalNeeded:
+      return ":raised_hand:";
+    case EventType::kTest:
+      return ":bell:";
   }
   return ":bell:";
 }
@@ -55,8 +69,8 @@ std::string slack_message(const Event& e, std::string_view event_id, std::string
   using L = SlackLimits;
   std::string headline = summary(e);
   json blocks = json::array();
-  blocks.push_back(
-      {{"type", "header"}, {"text", plain(std::string(emoji(e.type)) + " " + headline, L::kHeaderText)}});
+  blocks.push_back({{"type", "header"},
+                    {"text", plain(std::string(emoji(e.type)) + " " + headline, L::kHeaderText)}});
 
   json fields = json::array();
   auto field = [&](std::string_view label, std::string_view value, bool code = false) {
@@ -87,20 +101,21 @@ std::string slack_message(const Event& e, std::string_view event_id, std::string
   if (e.type == EventType::kApprovalNeeded) {
     std::string text = "Promote with `meshdeploy promote --env " + e.environment +
                        "` or abort with `meshdeploy abort --env " + e.environment + "`.";
-    blocks.push_back(
-        {{"type", "section"},
-         {"text", {{"type", "mrkdwn"}, {"text", fit_mrkdwn(text, L::kSectionText)}}}});
+    blocks.push_back({{"type", "section"},
+                      {"text", {{"type", "mrkdwn"}, {"text", fit_mrkdwn(text, L::kSectionText)}}}});
   }
   // WHY skip an over-long link: a truncated URL points somewhere else.
   if (!link.empty() && link.size() <= L::kUrl) {
-    blocks.push_back({{"type", "actions"},
-                      {"elements", json::array({{{"type", "button"},
-                                                 {"text", plain("Open in dashboard", L::kButtonText)},
-                                                 {"url", link}}})}});
+    blocks.push_back(
+        {{"type", "actions"},
+         {"elements", json::array({{{"type", "button"},
+                                    {"text", plain("Open in dashboard", L::kButtonText)},
+                                    {"url", link}}})}});
   }
   std::string context = "Deployment " + e.deployment_id + " · event " + std::string(event_id) +
                         " · " + format_time(e.at);
-  if (e.deployment_id.empty()) context = "Event " + std::string(event_id) + " · " + format_time(e.at);
+  if (e.deployment_id.empty())
+    context = "Event " + std::string(event_id) + " · " + format_time(e.at);
   blocks.push_back({{"type", "context"},
                     {"elements", json::array({{{"type", "mrkdwn"},
                                                {"text", fit_mrkdwn(context, L::kContextText)}}})}});

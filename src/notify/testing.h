@@ -50,8 +50,9 @@ class FakeStore : public state::Store {
     std::vector<state::OutboxEvent> out;
     for (const auto& r : rows_)
       if (r.status == state::OutboxStatus::kPending && r.next_attempt_at <= now) out.push_back(r);
-    std::stable_sort(out.begin(), out.end(),
-                     [](const auto& a, const auto& b) { return a.next_attempt_at < b.next_attempt_at; });
+    std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+      return a.next_attempt_at < b.next_attempt_at;
+    });
     if (limit > 0 && out.size() > static_cast<size_t>(limit)) out.resize(limit);
     return out;
   }
@@ -108,7 +109,8 @@ class FakeStore : public state::Store {
     if (it != locks_.end() && it->second.holder != holder && it->second.expires_at > now)
       return fail(Errc::kConflict, "environment " + env + " is locked by " + it->second.holder);
     state::LockInfo info{env, holder, deployment_id, now, now + ttl};
-    if (it != locks_.end() && it->second.holder == holder) info.acquired_at = it->second.acquired_at;
+    if (it != locks_.end() && it->second.holder == holder)
+      info.acquired_at = it->second.acquired_at;
     locks_[env] = info;
     return info;
   }
@@ -144,7 +146,9 @@ class FakeStore : public state::Store {
   Result<std::vector<state::JournalEntry>> journal(const std::string&) override {
     return unsupported();
   }
-  Result<std::vector<state::Release>> releases(const std::string&) override { return unsupported(); }
+  Result<std::vector<state::Release>> releases(const std::string&) override {
+    return unsupported();
+  }
   Result<std::vector<state::AuditEntry>> audit(const std::string&, int) override {
     return unsupported();
   }
@@ -189,10 +193,13 @@ class FakeTransport : public Transport {
     http_script_.push_back(std::move(a));
   }
   void push_status(int status, std::string body = "", std::string retry_after = "") {
-    push([=](const HttpRequest&) { return Result<HttpResponse>(HttpResponse{status, body, retry_after}); });
+    push([=](const HttpRequest&) {
+      return Result<HttpResponse>(HttpResponse{status, body, retry_after});
+    });
   }
   void push_error(Errc code, std::string message, bool retryable) {
-    push([=](const HttpRequest&) -> Result<HttpResponse> { return fail(code, message, retryable); });
+    push(
+        [=](const HttpRequest&) -> Result<HttpResponse> { return fail(code, message, retryable); });
   }
   void push_mail(MailAnswer a) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -236,7 +243,7 @@ class FakeTransport : public Transport {
     return mails.size();
   }
 
-  std::vector<HttpRequest> posts;   // guarded by the test's own sequencing
+  std::vector<HttpRequest> posts;  // guarded by the test's own sequencing
   std::vector<MailRequest> mails;
 
  private:

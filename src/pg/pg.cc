@@ -36,14 +36,14 @@ Error server_error(const ServerError& se) {
   // 55P03 lock_not_available, 57014 query_canceled: may succeed on retry.
   bool retry = se.sqlstate.rfind("08", 0) == 0 || se.sqlstate.rfind("40", 0) == 0 ||
                se.sqlstate == "55P03" || se.sqlstate == "57P03";
-  Errc code = se.sqlstate == "55P03"                 ? Errc::kTimeout
-              : se.sqlstate == "57014"               ? Errc::kTimeout
-              : se.sqlstate.rfind("08", 0) == 0      ? Errc::kUnavailable
-              : se.sqlstate.rfind("42", 0) == 0      ? Errc::kInvalidArgument
-              : se.sqlstate == "23505"               ? Errc::kAlreadyExists
-              : se.sqlstate.rfind("23", 0) == 0      ? Errc::kFailedPrecondition
-              : se.sqlstate.rfind("40", 0) == 0      ? Errc::kConflict
-                                                     : Errc::kFailedPrecondition;
+  Errc code = se.sqlstate == "55P03"            ? Errc::kTimeout
+              : se.sqlstate == "57014"          ? Errc::kTimeout
+              : se.sqlstate.rfind("08", 0) == 0 ? Errc::kUnavailable
+              : se.sqlstate.rfind("42", 0) == 0 ? Errc::kInvalidArgument
+              : se.sqlstate == "23505"          ? Errc::kAlreadyExists
+              : se.sqlstate.rfind("23", 0) == 0 ? Errc::kFailedPrecondition
+              : se.sqlstate.rfind("40", 0) == 0 ? Errc::kConflict
+                                                : Errc::kFailedPrecondition;
   return Error(code, std::move(msg), retry);
 }
 
@@ -60,7 +60,8 @@ Rows collect(PGresult* res) {
       if (PQgetisnull(res, t, f))
         row.emplace_back(std::nullopt);
       else
-        row.emplace_back(std::string(PQgetvalue(res, t, f), static_cast<size_t>(PQgetlength(res, t, f))));
+        row.emplace_back(
+            std::string(PQgetvalue(res, t, f), static_cast<size_t>(PQgetlength(res, t, f))));
     }
   }
   const char* tuples = PQcmdTuples(res);
@@ -172,7 +173,9 @@ const ServerError& Connection::last_server_error() const { return impl_->last; }
 size_t Connection::script_completed() const { return impl_->script_completed; }
 int Connection::server_version() const { return PQserverVersion(impl_->conn); }
 int Connection::backend_pid() const { return PQbackendPID(impl_->conn); }
-bool Connection::ok() const { return impl_ && impl_->conn && PQstatus(impl_->conn) == CONNECTION_OK; }
+bool Connection::ok() const {
+  return impl_ && impl_->conn && PQstatus(impl_->conn) == CONNECTION_OK;
+}
 
 bool Connection::cancel() {
   PGcancel* c = PQgetCancel(impl_->conn);
@@ -183,7 +186,9 @@ bool Connection::cancel() {
   return sent;
 }
 
-void Connection::on_notice(std::function<void(std::string_view)> fn) { impl_->notice = std::move(fn); }
+void Connection::on_notice(std::function<void(std::string_view)> fn) {
+  impl_->notice = std::move(fn);
+}
 
 std::string quote_ident(std::string_view ident) {
   std::string out = "\"";

@@ -1,8 +1,8 @@
 #include "pg/pg.h"
 
-#include <fstream>
-
 #include <gtest/gtest.h>
+
+#include <fstream>
 
 namespace md::pg {
 namespace {
@@ -20,7 +20,8 @@ std::string test_url() {
 }
 
 TEST(PgArray, RoundTripsQuotedElements) {
-  std::vector<std::string> items = {"create table a (x int);", "select 'a,b' \"q\"", "", "back\\slash"};
+  std::vector<std::string> items = {"create table a (x int);", "select 'a,b' \"q\"", "",
+                                    "back\\slash"};
   auto parsed = parse_text_array(make_text_array(items));
   ASSERT_TRUE(parsed) << parsed.error().what();
   ASSERT_EQ(parsed->size(), items.size());
@@ -59,7 +60,8 @@ TEST(PgConnection, ExecWithParamsAndServerErrors) {
   EXPECT_EQ(c->last_server_error().sqlstate, "42P01");
   EXPECT_NE(bad.error().message().find("no_such_table_xyz"), std::string::npos);
   EXPECT_GT(c->last_server_error().position, 0);
-  auto script = c->exec_script("create temp table t (x int); insert into t values (1),(2); select count(*) from t");
+  auto script = c->exec_script(
+      "create temp table t (x int); insert into t values (1),(2); select count(*) from t");
   ASSERT_TRUE(script) << script.error().what();
   EXPECT_EQ(*script->rows[0][0], "2");
 }

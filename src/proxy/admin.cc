@@ -11,31 +11,39 @@ using nlohmann::json;
 namespace {
 
 // Strict reading of a request body: unknown fields are errors.
-Status only_fields(const json& j, std::initializer_list<std::string_view> known, std::string_view what) {
-  if (!j.is_object()) return fail(Errc::kInvalidArgument, std::string(what) + ": body must be a JSON object");
+Status only_fields(const json& j, std::initializer_list<std::string_view> known,
+                   std::string_view what) {
+  if (!j.is_object())
+    return fail(Errc::kInvalidArgument, std::string(what) + ": body must be a JSON object");
   for (auto it = j.begin(); it != j.end(); ++it) {
     bool found = false;
     for (auto k : known) found = found || it.key() == k;
-    if (!found) return fail(Errc::kInvalidArgument, std::string(what) + ": unknown field '" + it.key() + "'");
+    if (!found)
+      return fail(Errc::kInvalidArgument, std::string(what) + ": unknown field '" + it.key() + "'");
   }
   return ok();
 }
 
 Result<std::vector<Endpoint>> targets_of(const json& j, bool required) {
   if (!j.contains("targets")) {
-    if (required) return fail(Errc::kInvalidArgument, "field 'targets' is required: [\"HOST:PORT\", ...]");
+    if (required)
+      return fail(Errc::kInvalidArgument, "field 'targets' is required: [\"HOST:PORT\", ...]");
     return std::vector<Endpoint>();
   }
   const json& t = j["targets"];
-  if (!t.is_array()) return fail(Errc::kInvalidArgument, "field 'targets' must be an array of \"HOST:PORT\"");
+  if (!t.is_array())
+    return fail(Errc::kInvalidArgument, "field 'targets' must be an array of \"HOST:PORT\"");
   std::vector<Endpoint> out;
   for (const auto& e : t) {
-    if (!e.is_string()) return fail(Errc::kInvalidArgument, "field 'targets' must be an array of \"HOST:PORT\"");
+    if (!e.is_string())
+      return fail(Errc::kInvalidArgument, "field 'targets' must be an array of \"HOST:PORT\"");
     Endpoint ep = MD_TRY_CTX(parse_endpoint(e.get<std::string>()), "targets");
-    if (ep.port == 0) return fail(Errc::kInvalidArgument, "targets: " + ep.str() + ": port 0 is not a target");
+    if (ep.port == 0)
+      return fail(Errc::kInvalidArgument, "targets: " + ep.str() + ": port 0 is not a target");
     out.push_back(std::move(ep));
   }
-  if (required && out.empty()) return fail(Errc::kInvalidArgument, "field 'targets' must not be empty");
+  if (required && out.empty())
+    return fail(Errc::kInvalidArgument, "field 'targets' must not be empty");
   return out;
 }
 
@@ -46,8 +54,8 @@ Status get_int(const json& j, const char* key, T* out, int64_t lo, int64_t hi) {
     return fail(Errc::kInvalidArgument, std::string("field '") + key + "' must be an integer");
   int64_t v = j[key].get<int64_t>();
   if (v < lo || v > hi)
-    return fail(Errc::kInvalidArgument, std::string("field '") + key + "' must be " + std::to_string(lo) +
-                                            ".." + std::to_string(hi));
+    return fail(Errc::kInvalidArgument, std::string("field '") + key + "' must be " +
+                                            std::to_string(lo) + ".." + std::to_string(hi));
   *out = static_cast<T>(v);
   return ok();
 }
@@ -104,7 +112,8 @@ void add_admin_routes(http::Router& r, Proxy& p) {
     return Response::json(200, {{"services", a}});
   });
   r.add("GET", "/v1/services/{name}", [&p](const Request& q) {
-    return answer_with(p.status(q.params.at("name")), [](const ServiceStatus& s) { return to_json(s); });
+    return answer_with(p.status(q.params.at("name")),
+                       [](const ServiceStatus& s) { return to_json(s); });
   });
   r.add("PUT", "/v1/services/{name}", [&p](const Request& q) {
     auto j = q.json();
@@ -113,16 +122,16 @@ void add_admin_routes(http::Router& r, Proxy& p) {
     auto spec = spec_from_json(*j);
     if (!spec) return Response::from_error(spec.error());
     if (spec->name != q.params.at("name"))
-      return Response::error(400, Errc::kInvalidArgument, "body name '" + spec->name +
-                                                              "' differs from the name in the path");
+      return Response::error(400, Errc::kInvalidArgument,
+                             "body name '" + spec->name + "' differs from the name in the path");
     return answer(p.upsert_service(*spec));
   });
-  r.add("DELETE", "/v1/services/{name}", [&p](const Request& q) {
-    return answer(p.remove_service(q.params.at("name")));
-  });
+  r.add("DELETE", "/v1/services/{name}",
+        [&p](const Request& q) { return answer(p.remove_service(q.params.at("name"))); });
   r.add("POST", "/v1/services/{name}/deploy", [&p](const Request& q) {
-    auto j = body_of(q, {"targets", "health_timeout_ms", "probe_interval_ms", "wait_for_drain", "spec"},
-                     "deploy");
+    auto j =
+        body_of(q, {"targets", "health_timeout_ms", "probe_interval_ms", "wait_for_drain", "spec"},
+                "deploy");
     if (!j) return Response::from_error(j.error());
     auto targets = targets_of(*j, true);
     if (!targets) return Response::from_error(targets.error());
@@ -135,17 +144,21 @@ void add_admin_routes(http::Router& r, Proxy& p) {
       auto spec = spec_from_json(sj);
       if (!spec) return Response::from_error(spec.error());
       if (spec->name != name)
-        return Response::error(400, Errc::kInvalidArgument, "spec name differs from the name in the path");
+        return Response::error(400, Errc::kInvalidArgument,
+                               "spec name differs from the name in the path");
       Status s = p.upsert_service(*spec);
       if (!s) return Response::from_error(s.error());
     }
-    return answer_with(p.deploy(name, *targets, *opts), [](const SwitchResult& r) { return to_json(r); });
+    return answer_with(p.deploy(name, *targets, *opts),
+                       [](const SwitchResult& r) { return to_json(r); });
   });
   r.add("POST", "/v1/services/{name}/canary", [&p](const Request& q) {
-    auto j = body_of(q, {"targets", "weight", "health_timeout_ms", "probe_interval_ms", "wait_for_drain"},
-                     "canary");
+    auto j = body_of(
+        q, {"targets", "weight", "health_timeout_ms", "probe_interval_ms", "wait_for_drain"},
+        "canary");
     if (!j) return Response::from_error(j.error());
-    if (!j->contains("weight")) return Response::error(400, Errc::kInvalidArgument, "field 'weight' is required");
+    if (!j->contains("weight"))
+      return Response::error(400, Errc::kInvalidArgument, "field 'weight' is required");
     int weight = 0;
     Status s = get_int(*j, "weight", &weight, 0, 100);
     if (!s) return Response::from_error(s.error());
@@ -161,7 +174,8 @@ void add_admin_routes(http::Router& r, Proxy& p) {
     if (!j) return Response::from_error(j.error());
     auto opts = deploy_options(*j);
     if (!opts) return Response::from_error(opts.error());
-    return answer_with(p.promote(q.params.at("name"), *opts), [](const SwitchResult& r) { return to_json(r); });
+    return answer_with(p.promote(q.params.at("name"), *opts),
+                       [](const SwitchResult& r) { return to_json(r); });
   });
   r.add("POST", "/v1/services/{name}/abort", [&p](const Request& q) {
     auto j = body_of(q, {"wait_for_drain"}, "abort");
@@ -176,12 +190,14 @@ void add_admin_routes(http::Router& r, Proxy& p) {
     if (!j) return Response::from_error(j.error());
     bool on = true;
     if (j->contains("on")) {
-      if (!(*j)["on"].is_boolean()) return Response::error(400, Errc::kInvalidArgument, "field 'on' must be true or false");
+      if (!(*j)["on"].is_boolean())
+        return Response::error(400, Errc::kInvalidArgument, "field 'on' must be true or false");
       on = (*j)["on"].get<bool>();
     }
     std::string page;
     if (j->contains("page")) {
-      if (!(*j)["page"].is_string()) return Response::error(400, Errc::kInvalidArgument, "field 'page' must be a string");
+      if (!(*j)["page"].is_string())
+        return Response::error(400, Errc::kInvalidArgument, "field 'page' must be a string");
       page = (*j)["page"].get<std::string>();
     }
     return answer(p.set_maintenance(q.params.at("name"), on, std::move(page)));
@@ -197,9 +213,8 @@ void add_admin_routes(http::Router& r, Proxy& p) {
     o.max_wait = Millis(wait);
     return answer(p.pause(q.params.at("name"), o));
   });
-  r.add("POST", "/v1/services/{name}/resume", [&p](const Request& q) {
-    return answer(p.resume(q.params.at("name")));
-  });
+  r.add("POST", "/v1/services/{name}/resume",
+        [&p](const Request& q) { return answer(p.resume(q.params.at("name"))); });
   r.add("GET", "/v1/metrics", [&p](const Request& q) {
     MetricsSnapshot m = p.metrics();
     if (auto svc = q.query_param("service")) {
@@ -210,7 +225,8 @@ void add_admin_routes(http::Router& r, Proxy& p) {
     return Response::json(200, to_json(m));
   });
   r.add("GET", "/metrics", [&p](const Request&) {
-    return Response::text(200, to_prometheus(p.metrics()), "text/plain; version=0.0.4; charset=utf-8");
+    return Response::text(200, to_prometheus(p.metrics()),
+                          "text/plain; version=0.0.4; charset=utf-8");
   });
 }
 
@@ -232,28 +248,34 @@ AdminClient::AdminClient(std::filesystem::path socket, Millis timeout)
 
 Status AdminClient::upsert_service(const ServiceSpec& spec) {
   json body = to_json(spec);
-  return http::UnixClient(socket_, timeout_).call("PUT", svc_path(spec.name), &body).map([](json) {});
+  return http::UnixClient(socket_, timeout_).call("PUT", svc_path(spec.name), &body).map([](json) {
+  });
 }
 
 Status AdminClient::remove_service(std::string_view name) {
   return http::UnixClient(socket_, timeout_).call("DELETE", svc_path(name)).map([](json) {});
 }
 
-Result<SwitchResult> AdminClient::deploy(std::string_view service, const std::vector<Endpoint>& targets,
-                                         const DeployOptions& o, const std::optional<ServiceSpec>& spec) {
+Result<SwitchResult> AdminClient::deploy(std::string_view service,
+                                         const std::vector<Endpoint>& targets,
+                                         const DeployOptions& o,
+                                         const std::optional<ServiceSpec>& spec) {
   json body = options_json(o);
   body["targets"] = targets_json(targets);
   if (spec) body["spec"] = to_json(*spec);
-  json r = MD_TRY(http::UnixClient(socket_, timeout_).call("POST", svc_path(service, "/deploy"), &body));
+  json r =
+      MD_TRY(http::UnixClient(socket_, timeout_).call("POST", svc_path(service, "/deploy"), &body));
   return switch_result_from_json(r);
 }
 
-Result<SwitchResult> AdminClient::set_canary(std::string_view service, const std::vector<Endpoint>& targets,
-                                             int weight, const DeployOptions& o) {
+Result<SwitchResult> AdminClient::set_canary(std::string_view service,
+                                             const std::vector<Endpoint>& targets, int weight,
+                                             const DeployOptions& o) {
   json body = options_json(o);
   body["weight"] = weight;
   if (!targets.empty()) body["targets"] = targets_json(targets);
-  json r = MD_TRY(http::UnixClient(socket_, timeout_).call("POST", svc_path(service, "/canary"), &body));
+  json r =
+      MD_TRY(http::UnixClient(socket_, timeout_).call("POST", svc_path(service, "/canary"), &body));
   return switch_result_from_json(r);
 }
 
@@ -270,16 +292,22 @@ Result<SwitchResult> AdminClient::abort_canary(std::string_view service) {
 Status AdminClient::set_maintenance(std::string_view service, bool on, std::string_view page) {
   json body = {{"on", on}};
   if (!page.empty()) body["page"] = std::string(page);
-  return http::UnixClient(socket_, timeout_).call("POST", svc_path(service, "/maintenance"), &body).map([](json) {});
+  return http::UnixClient(socket_, timeout_)
+      .call("POST", svc_path(service, "/maintenance"), &body)
+      .map([](json) {});
 }
 
 Status AdminClient::pause(std::string_view service, const PauseOptions& o) {
   json body = {{"max_held", o.max_held}, {"max_wait_ms", o.max_wait.count()}};
-  return http::UnixClient(socket_, timeout_).call("POST", svc_path(service, "/pause"), &body).map([](json) {});
+  return http::UnixClient(socket_, timeout_)
+      .call("POST", svc_path(service, "/pause"), &body)
+      .map([](json) {});
 }
 
 Status AdminClient::resume(std::string_view service) {
-  return http::UnixClient(socket_, timeout_).call("POST", svc_path(service, "/resume")).map([](json) {});
+  return http::UnixClient(socket_, timeout_)
+      .call("POST", svc_path(service, "/resume"))
+      .map([](json) {});
 }
 
 Result<std::vector<ServiceStatus>> AdminClient::status() {

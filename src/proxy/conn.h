@@ -21,7 +21,7 @@ inline ssize_t send_iov(int fd, const iovec* iov, int cnt) {
 
 // Why an upstream exchange failed; decides retry and the status answered.
 enum class UpFail {
-  kConnect,   // connect refused/unreachable/failed: retried once elsewhere; 502
+  kConnect,         // connect refused/unreachable/failed: retried once elsewhere; 502
   kConnectTimeout,  // connect timed out: retried once elsewhere; 504
   kReset,     // closed or reset before any response byte: idempotent requests retried once; 502
   kTimeout,   // no response bytes within upstream_response: 504, not retried
@@ -63,9 +63,9 @@ class UpstreamConn final : public Handler {
   bool was_prefetched = false;  // this event's input was read by prefetched()
   int err = 0;
   IoBuf in;
-  size_t scan = 0;       // head search position within `in`
-  Link pool_link;        // in target->pools[w].idle
-  Link idle_link;        // in w->idle_ups
+  size_t scan = 0;  // head search position within `in`
+  Link pool_link;   // in target->pools[w].idle
+  Link idle_link;   // in w->idle_ups
   uint32_t uses = 0;
 
   ~UpstreamConn() override;
@@ -184,8 +184,8 @@ class ClientConn final : public Handler {
   uint32_t requests_ = 0;
   bool counted_held_ = false;
   static constexpr int kPendNone = -1, kPendInFlight = -2;
-  int pend_ = kPendNone;  // a queued write's handle, or one of the above
-  bool was_prefetched_ = false;  // this event's input was read by prefetched()
+  int pend_ = kPendNone;            // a queued write's handle, or one of the above
+  bool was_prefetched_ = false;     // this event's input was read by prefetched()
   bool drain_after_write_ = false;  // drain_now() came while a write was queued
 };
 

@@ -50,8 +50,9 @@ void ClientConn::start_upstream() {
     u = UpstreamConn::connect(w_, std::move(sp));
     if (!u && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
       // Our shortage, not the target's failure: no ejection, no retry.
-      w_->warn_throttled(std::string("upstream connect: ") + std::strerror(errno) + ": answering 503",
-                         t->endpoint.str());
+      w_->warn_throttled(
+          std::string("upstream connect: ") + std::strerror(errno) + ": answering 503",
+          t->endpoint.str());
       answer_busy();
       return;
     }
@@ -288,8 +289,8 @@ bool ClientConn::response_bytes() {
     u->scan = 0;
     http::ResponseHead& h = w_->resp_scratch();
     http::HeadLimits lim{w_->shared().buffer_size, 128};
-    http::HeadError e = http::parse_response_head(base, hl, std::string_view(x->method, x->method_len),
-                                                  lim, &h);
+    http::HeadError e =
+        http::parse_response_head(base, hl, std::string_view(x->method, x->method_len), lim, &h);
     if (e != http::HeadError::kNone) {
       upstream_failed(UpFail::kProtocol, 0);
       return true;
@@ -482,8 +483,9 @@ void ClientConn::finish_exchange() {
   }
   if (u) {
     disarm(u);
-    bool pool = x->upstream_reusable && x->resp_done && x->req_done && !u->eof && u->in.size() == 0 &&
-                !u->failed && x->target->in_use.load(std::memory_order_relaxed) && !w_->stopping;
+    bool pool = x->upstream_reusable && x->resp_done && x->req_done && !u->eof &&
+                u->in.size() == 0 && !u->failed &&
+                x->target->in_use.load(std::memory_order_relaxed) && !w_->stopping;
     up_ = nullptr;
     u->owner = nullptr;
     if (pool) {
@@ -533,9 +535,11 @@ void ClientConn::upstream_failed(UpFail why, int err) {
 
 void ClientConn::retry_or_fail(UpFail why) {
   Exchange* x = ex_;
-  bool can_retry = x->attempts < 2 && x->req_replayable && x->client_out.empty() && !x->resp_head_done;
+  bool can_retry =
+      x->attempts < 2 && x->req_replayable && x->client_out.empty() && !x->resp_head_done;
   if (why == UpFail::kReset) can_retry = can_retry && x->idempotent && !x->resp_started;
-  if (why == UpFail::kTimeout || why == UpFail::kProtocol || why == UpFail::kBroken) can_retry = false;
+  if (why == UpFail::kTimeout || why == UpFail::kProtocol || why == UpFail::kBroken)
+    can_retry = false;
   if (can_retry) {
     // Another usable target of the same set, else the same one.
     TargetState* next = nullptr;

@@ -41,7 +41,8 @@ Status tcp_probe(const TargetState& t, Millis timeout) {
     ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
   }
   ::close(fd);
-  if (err != 0) return fail(Errc::kUnavailable, std::string("connect: ") + std::strerror(err), true);
+  if (err != 0)
+    return fail(Errc::kUnavailable, std::string("connect: ") + std::strerror(err), true);
   return ok();
 }
 
@@ -52,7 +53,8 @@ Status probe(const TargetState& t, const HealthCheck& hc, std::string_view host)
   auto r = http::get(t.endpoint.host, t.endpoint.port, hc.path, hc.timeout, host, 64 * 1024);
   if (!r) return fail(r.error());
   if (r->status < 200 || r->status >= 400)
-    return fail(Errc::kUnavailable, "GET " + hc.path + " answered " + std::to_string(r->status), true);
+    return fail(Errc::kUnavailable, "GET " + hc.path + " answered " + std::to_string(r->status),
+                true);
   return ok();
 }
 
@@ -87,8 +89,8 @@ Status wait_healthy(const std::vector<std::shared_ptr<TargetState>>& targets, co
     if (!msg.empty()) msg += "; ";
     msg += targets[i]->endpoint.str() + ": " + (last[i].empty() ? "not yet healthy" : last[i]);
   }
-  return fail(Errc::kTimeout,
-              "targets not healthy within " + std::to_string(timeout.count()) + " ms (" + msg + ")");
+  return fail(Errc::kTimeout, "targets not healthy within " + std::to_string(timeout.count()) +
+                                  " ms (" + msg + ")");
 }
 
 HealthChecker::HealthChecker() : thread_([this] { run(); }) {}
@@ -114,8 +116,8 @@ void HealthChecker::set_items(std::vector<Item> items) {
     Entry e;
     if (o != old.end()) {
       e = std::move(o->second);
-      bool respec = !(e.item.check.path == it.check.path &&
-                      e.item.check.interval == it.check.interval);
+      bool respec =
+          !(e.item.check.path == it.check.path && e.item.check.interval == it.check.interval);
       if (respec) e.next_ms = 0;
     }
     e.item = std::move(it);
@@ -140,8 +142,10 @@ void HealthChecker::run_rounds() {
     // Probe what is due, without the lock (probes block).
     std::vector<Entry*> due;
     for (auto& e : entries_) {
-      if (e.next_ms <= now) due.push_back(&e);
-      else next = std::min(next, e.next_ms);
+      if (e.next_ms <= now)
+        due.push_back(&e);
+      else
+        next = std::min(next, e.next_ms);
     }
     if (!due.empty()) {
       std::vector<Item> items;
@@ -153,13 +157,15 @@ void HealthChecker::run_rounds() {
       std::vector<Status> results;
       try {
         for (const Item& it : items)
-          pending.push_back(std::async(std::launch::async, [&it] { return probe(*it.target, it.check, it.host); }));
+          pending.push_back(std::async(std::launch::async,
+                                       [&it] { return probe(*it.target, it.check, it.host); }));
       } catch (const std::system_error&) {
         // No thread to be had: the probes left run one after the other.
       }
       for (size_t i = 0; i < items.size(); ++i)
-        results.push_back(i < pending.size() ? pending[i].get()
-                                              : probe(*items[i].target, items[i].check, items[i].host));
+        results.push_back(i < pending.size()
+                              ? pending[i].get()
+                              : probe(*items[i].target, items[i].check, items[i].host));
       lock.lock();
       if (stop_) break;
       if (changed_) continue;  // entries were replaced meanwhile: probe again with the new list

@@ -29,11 +29,11 @@ constexpr size_t latency_bucket(uint64_t us) {
   if (us < kHistLinearUs) return static_cast<size_t>(us);
   const int exp = std::bit_width(us) - 1;  // >= 7
   if (exp > kHistMaxExp) return kLatencyBuckets - 1;
-  const int shift = exp - kHistSubBits;  // >= 1
+  const int shift = exp - kHistSubBits;                                // >= 1
   const uint64_t sub = (us >> shift) - (uint64_t{1} << kHistSubBits);  // 0..63
-  return static_cast<size_t>(kHistLinearUs + static_cast<uint64_t>(exp - kHistSubBits - 1) *
-                                                 (uint64_t{1} << kHistSubBits) +
-                             sub);
+  return static_cast<size_t>(
+      kHistLinearUs +
+      static_cast<uint64_t>(exp - kHistSubBits - 1) * (uint64_t{1} << kHistSubBits) + sub);
 }
 
 // The smallest latency (µs) of bucket i (i < kLatencyBuckets).

@@ -72,7 +72,8 @@ Status adopt_listen_sockets(std::vector<Listener>& listeners, std::vector<int> f
     socklen_t len = sizeof got;
     if (!ep || ::getsockname(fd, reinterpret_cast<sockaddr*>(&got), &len) != 0) {
       close_rest(i);
-      return ep ? fail(Errc::kIo, "getsockname: " + std::string(std::strerror(errno))) : fail(ep.error());
+      return ep ? fail(Errc::kIo, "getsockname: " + std::string(std::strerror(errno)))
+                : fail(ep.error());
     }
     Listener* match = nullptr;
     for (size_t k = 0; k < listeners.size() && !match; ++k) {
@@ -96,9 +97,10 @@ Status adopt_listen_sockets(std::vector<Listener>& listeners, std::vector<int> f
         for (int s : l.sockets) ::close(s);
         l.sockets.clear();
       }
-      return fail(Errc::kInvalidArgument, "a listening socket on " + ep->str() +
-                                              " was handed to this process, but the listeners are " +
-                                              names + ": make them agree");
+      return fail(Errc::kInvalidArgument,
+                  "a listening socket on " + ep->str() +
+                      " was handed to this process, but the listeners are " + names +
+                      ": make them agree");
     }
     match->sockets.push_back(fd);
   }

@@ -24,7 +24,8 @@ class Reader {
     for (auto it = j_.begin(); it != j_.end(); ++it) {
       bool found = false;
       for (auto k : known) found = found || it.key() == k;
-      if (!found) return fail(Errc::kInvalidArgument, where_ + ": unknown field '" + it.key() + "'");
+      if (!found)
+        return fail(Errc::kInvalidArgument, where_ + ": unknown field '" + it.key() + "'");
     }
     return ok();
   }
@@ -96,7 +97,8 @@ Result<Counters> counters_from_json(const json& j, const std::string& where) {
     c.upstream_errors = j.at("upstream_errors").get<uint64_t>();
     c.retries = j.at("retries").get<uint64_t>();
     c.active = j.at("active").get<int64_t>();
-    c.latency = MD_TRY(latency_from_json(j.at("latency").at("buckets"), where + ".latency.buckets"));
+    c.latency =
+        MD_TRY(latency_from_json(j.at("latency").at("buckets"), where + ".latency.buckets"));
     c.latency_sum_us = j.at("latency").at("sum_us").get<uint64_t>();
   } catch (const json::exception& e) {
     return fail(Errc::kInvalidArgument, where + ": " + e.what());
@@ -115,7 +117,8 @@ json latency_to_json(const LatencyCounts& c) {
 
 Result<LatencyCounts> latency_from_json(const json& j, const std::string& where) {
   LatencyCounts c{};
-  if (!j.is_array()) return fail(Errc::kInvalidArgument, where + ": must be an array of [lower_us, count]");
+  if (!j.is_array())
+    return fail(Errc::kInvalidArgument, where + ": must be an array of [lower_us, count]");
   size_t next = 0;  // the lowest bucket the next pair may name
   for (const json& p : j) {
     if (!p.is_array() || p.size() != 2 || !p[0].is_number_unsigned() || !p[1].is_number_unsigned())
@@ -123,9 +126,11 @@ Result<LatencyCounts> latency_from_json(const json& j, const std::string& where)
     const uint64_t lower = p[0].get<uint64_t>();
     const size_t i = latency_bucket(lower);
     if (bucket_lower_us(i) != lower)
-      return fail(Errc::kInvalidArgument, where + ": " + std::to_string(lower) + " is not a bucket bound");
+      return fail(Errc::kInvalidArgument,
+                  where + ": " + std::to_string(lower) + " is not a bucket bound");
     if (i < next)
-      return fail(Errc::kInvalidArgument, where + ": bucket " + std::to_string(lower) + " out of order");
+      return fail(Errc::kInvalidArgument,
+                  where + ": bucket " + std::to_string(lower) + " out of order");
     c[i] = p[1].get<uint64_t>();
     next = i + 1;
   }
@@ -141,10 +146,12 @@ json endpoints_json(const std::vector<Endpoint>& eps) {
 }
 
 Result<std::vector<Endpoint>> endpoints_from_json(const json& j, const std::string& where) {
-  if (!j.is_array()) return fail(Errc::kInvalidArgument, where + ": must be an array of \"HOST:PORT\"");
+  if (!j.is_array())
+    return fail(Errc::kInvalidArgument, where + ": must be an array of \"HOST:PORT\"");
   std::vector<Endpoint> out;
   for (const auto& e : j) {
-    if (!e.is_string()) return fail(Errc::kInvalidArgument, where + ": must be an array of \"HOST:PORT\"");
+    if (!e.is_string())
+      return fail(Errc::kInvalidArgument, where + ": must be an array of \"HOST:PORT\"");
     out.push_back(MD_TRY_CTX(parse_endpoint(e.get<std::string>()), where));
   }
   return out;
@@ -216,8 +223,8 @@ json to_json(const ServiceSpec& s) {
 Result<ServiceSpec> spec_from_json(const json& j) {
   ServiceSpec s;
   Reader r(j, "service");
-  MD_TRY_STATUS(r.check_object({"name", "host", "path_prefix", "health", "ejection", "sticky_cookie",
-                                "sticky_header", "drain_deadline_ms"}));
+  MD_TRY_STATUS(r.check_object({"name", "host", "path_prefix", "health", "ejection",
+                                "sticky_cookie", "sticky_header", "drain_deadline_ms"}));
   MD_TRY_STATUS(r.str("name", &s.name));
   MD_TRY_STATUS(r.str("host", &s.host));
   MD_TRY_STATUS(r.str("path_prefix", &s.path_prefix));
@@ -265,7 +272,8 @@ Result<ServiceStatus> status_from_json(const json& j) {
     if (!j.at("live").is_null()) s.live = MD_TRY(set_status_from_json(j["live"], "live"));
     if (!j.at("canary").is_null()) s.canary = MD_TRY(set_status_from_json(j["canary"], "canary"));
     s.canary_weight = j.at("canary_weight").get<int>();
-    for (const auto& d : j.at("draining")) s.draining.push_back(MD_TRY(set_status_from_json(d, "draining")));
+    for (const auto& d : j.at("draining"))
+      s.draining.push_back(MD_TRY(set_status_from_json(d, "draining")));
     s.maintenance = j.at("maintenance").get<bool>();
     s.paused = j.at("paused").get<bool>();
     s.pause.max_held = j.at("pause").at("max_held").get<int64_t>();
@@ -398,7 +406,8 @@ std::string to_prometheus(const MetricsSnapshot& m) {
   head("meshdeploy_proxy_upstream_errors_total", "counter",
        "Connect failures, resets, timeouts and malformed responses of targets.");
   for (const auto& r : sets)
-    o += fmt::format("meshdeploy_proxy_upstream_errors_total{{{}}} {}\n", r.labels, r.c->upstream_errors);
+    o += fmt::format("meshdeploy_proxy_upstream_errors_total{{{}}} {}\n", r.labels,
+                     r.c->upstream_errors);
   head("meshdeploy_proxy_retries_total", "counter", "Requests sent again to another target.");
   for (const auto& r : sets)
     o += fmt::format("meshdeploy_proxy_retries_total{{{}}} {}\n", r.labels, r.c->retries);

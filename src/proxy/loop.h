@@ -65,8 +65,8 @@ class Handler {
   virtual int prefetch_read(iovec* /*into*/) { return -1; }
   virtual void prefetched(int /*res*/) {}
 
-  Link timer_link;           // in one TimeoutList at a time
-  int64_t deadline_ms = 0;   // when the current timeout fires
+  Link timer_link;          // in one TimeoutList at a time
+  int64_t deadline_ms = 0;  // when the current timeout fires
 };
 
 // Handlers whose timeout is `duration` after they were (re)armed. Because the

@@ -4,22 +4,21 @@
 #include "proxy/proxy.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <csignal>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <deque>
 #include <map>
 #include <random>
 #include <set>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "core/log.h"
 #include "http/http.h"
@@ -33,7 +32,7 @@ namespace {
 
 log::Logger plog("proxy");
 
-constexpr size_t kKeepReplaced = 4;  // replaced sets kept in metrics per service
+constexpr size_t kKeepReplaced = 4;   // replaced sets kept in metrics per service
 constexpr Millis kPublishWait{5000};  // for every worker to adopt a new table
 
 struct ServiceRuntime {
@@ -65,7 +64,9 @@ Result<int> bind_listener(const Endpoint& ep, bool reuseport) {
   if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 4096) != 0) {
     int e = errno;
     ::close(fd);
-    Errc code = e == EADDRINUSE ? Errc::kUnavailable : e == EACCES ? Errc::kPermissionDenied : Errc::kIo;
+    Errc code = e == EADDRINUSE ? Errc::kUnavailable
+                : e == EACCES   ? Errc::kPermissionDenied
+                                : Errc::kIo;
     return fail(code, "listen on " + ep.str() + ": " + std::strerror(e));
   }
   return fd;
@@ -88,7 +89,8 @@ Result<std::vector<std::vector<int>>> share_sockets(const std::vector<int>& fds,
     if (d < 0) {
       int e = errno;
       for (int x = static_cast<int>(fds.size()); x < w; ++x) ::close(out[x][0]);
-      return fail(Errc::kIo, std::string("dup of an inherited listening socket: ") + std::strerror(e));
+      return fail(Errc::kIo,
+                  std::string("dup of an inherited listening socket: ") + std::strerror(e));
     }
     out[w].push_back(d);
   }
@@ -212,7 +214,8 @@ struct Proxy::Impl {
         sets.insert(s);
         for (const auto& tg : s->targets) {
           if (used.insert(tg.get()).second)
-            items.push_back({tg, rt.rec.spec.health, rt.rec.spec.host.substr(0, 2) == "*." ? "" : rt.rec.spec.host});
+            items.push_back({tg, rt.rec.spec.health,
+                             rt.rec.spec.host.substr(0, 2) == "*." ? "" : rt.rec.spec.host});
         }
       }
       t->services.push_back(std::move(r));
@@ -322,7 +325,8 @@ struct Proxy::Impl {
   Result<ServiceRuntime*> begin_switch(std::string_view name) {
     ServiceRuntime* rt = MD_TRY(find(name));
     if (rt->switching)
-      return fail(Errc::kConflict, "another switch of service '" + std::string(name) + "' is running");
+      return fail(Errc::kConflict,
+                  "another switch of service '" + std::string(name) + "' is running");
     rt->switching = true;
     return rt;
   }
@@ -343,9 +347,11 @@ struct Proxy::Impl {
                                                                   SwitchResult* r) {
     if (eps.empty()) return fail(Errc::kInvalidArgument, "no targets given");
     for (size_t i = 0; i < eps.size(); ++i) {
-      if (eps[i].port == 0) return fail(Errc::kInvalidArgument, "target " + eps[i].str() + ": port 0");
+      if (eps[i].port == 0)
+        return fail(Errc::kInvalidArgument, "target " + eps[i].str() + ": port 0");
       for (size_t j = 0; j < i; ++j)
-        if (eps[i] == eps[j]) return fail(Errc::kInvalidArgument, "target " + eps[i].str() + " is listed twice");
+        if (eps[i] == eps[j])
+          return fail(Errc::kInvalidArgument, "target " + eps[i].str() + " is listed twice");
     }
     std::vector<std::shared_ptr<TargetState>> ts;
     HealthCheck hc;
@@ -376,7 +382,8 @@ struct Proxy::Impl {
     st.active = s.stats.active();
     int64_t now = mono_ms();
     for (const auto& t : s.targets)
-      st.targets.push_back({t->endpoint, t->healthy.load(), t->ejected_until_ms.load() > now, t->error()});
+      st.targets.push_back(
+          {t->endpoint, t->healthy.load(), t->ejected_until_ms.load() > now, t->error()});
     return st;
   }
 
@@ -425,8 +432,10 @@ std::vector<int> Proxy::duplicate_listeners() const {
     struct stat st {};
     if (::fstat(fd, &st) != 0 || !seen.insert({st.st_dev, st.st_ino}).second) continue;
     int d = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (d >= 0) out.push_back(d);
-    else plog.warn("cannot duplicate a listening socket", {{"error", std::strerror(errno)}});
+    if (d >= 0)
+      out.push_back(d);
+    else
+      plog.warn("cannot duplicate a listening socket", {{"error", std::strerror(errno)}});
   }
   return out;
 }
@@ -485,7 +494,8 @@ Result<std::unique_ptr<Proxy>> Proxy::start(Options o) {
     TlsContext* ctx = nullptr;
     if (!l.tls_cert_file.empty() || !l.tls_key_file.empty()) {
       if (l.tls_cert_file.empty() || l.tls_key_file.empty())
-        return fail(Errc::kInvalidArgument, "listener " + l.address + ": TLS needs both a certificate and a key");
+        return fail(Errc::kInvalidArgument,
+                    "listener " + l.address + ": TLS needs both a certificate and a key");
       p.tls.push_back(MD_TRY(TlsContext::load(l.tls_cert_file, l.tls_key_file)));
       ctx = p.tls.back().get();
     }
@@ -520,7 +530,8 @@ Result<std::unique_ptr<Proxy>> Proxy::start(Options o) {
       ServiceRuntime rt;
       rt.shared = std::make_shared<ServiceShared>(threads);
       if (rec.live) rt.live = MD_TRY(p.make_set(rec.spec.name, rec.live->targets, rec.live->id));
-      if (rec.canary) rt.canary = MD_TRY(p.make_set(rec.spec.name, rec.canary->targets, rec.canary->id));
+      if (rec.canary)
+        rt.canary = MD_TRY(p.make_set(rec.spec.name, rec.canary->targets, rec.canary->id));
       rt.rec = std::move(rec);
       p.services[rt.rec.spec.name] = std::move(rt);
       return ok();
@@ -583,13 +594,13 @@ Result<std::unique_ptr<Proxy>> Proxy::start(Options o) {
   }
   std::string addrs;
   for (const auto& b : proxy->impl_->bound) addrs += (addrs.empty() ? "" : ",") + b.str();
-  plog.info("proxy listening", {{"address", addrs},
-                                {"threads", std::to_string(threads)},
-                                {"open_file_limit", std::to_string(nofile)},
-                                {"max_connections", std::to_string(p.shared.limits.max_connections)},
-                                {"max_upstream_connections",
-                                 std::to_string(p.shared.limits.max_upstream_connections)},
-                                {"services", std::to_string(proxy->impl_->services.size())}});
+  plog.info("proxy listening",
+            {{"address", addrs},
+             {"threads", std::to_string(threads)},
+             {"open_file_limit", std::to_string(nofile)},
+             {"max_connections", std::to_string(p.shared.limits.max_connections)},
+             {"max_upstream_connections", std::to_string(p.shared.limits.max_upstream_connections)},
+             {"services", std::to_string(proxy->impl_->services.size())}});
   return proxy;
 }
 
@@ -598,7 +609,8 @@ Status Proxy::upsert_service(const ServiceSpec& spec) {
   Impl& p = *impl_;
   std::lock_guard lock(p.mu);
   for (const auto& [name, rt] : p.services)
-    if (name != spec.name && rt.rec.spec.host == spec.host && rt.rec.spec.path_prefix == spec.path_prefix)
+    if (name != spec.name && rt.rec.spec.host == spec.host &&
+        rt.rec.spec.path_prefix == spec.path_prefix)
       return fail(Errc::kConflict, "service '" + name + "' already routes host '" + spec.host +
                                        "' path prefix '" + spec.path_prefix + "'");
   return p.commit([&]() -> Status {
@@ -669,10 +681,12 @@ Result<SwitchResult> Proxy::deploy(std::string_view service, const std::vector<E
   return r;
 }
 
-Result<SwitchResult> Proxy::set_canary(std::string_view service, const std::vector<Endpoint>& targets,
-                                       int weight, const DeployOptions& o) {
+Result<SwitchResult> Proxy::set_canary(std::string_view service,
+                                       const std::vector<Endpoint>& targets, int weight,
+                                       const DeployOptions& o) {
   if (weight < 0 || weight > 100)
-    return fail(Errc::kInvalidArgument, "canary weight " + std::to_string(weight) + " is not 0..100");
+    return fail(Errc::kInvalidArgument,
+                "canary weight " + std::to_string(weight) + " is not 0..100");
   Impl& p = *impl_;
   {
     std::lock_guard lock(p.mu);
@@ -740,7 +754,8 @@ Result<SwitchResult> end_canary(Proxy::Impl& p, std::string_view service, bool p
   {
     std::lock_guard lock(p.mu);
     ServiceRuntime* rt = MD_TRY(p.find(service));
-    if (rt->switching) return fail(Errc::kConflict, "another switch of service '" + name + "' is running");
+    if (rt->switching)
+      return fail(Errc::kConflict, "another switch of service '" + name + "' is running");
     if (!rt->canary)
       return fail(Errc::kFailedPrecondition,
                   "service '" + name + "' has no canary to " + (promote ? "promote" : "abort"));
@@ -780,7 +795,8 @@ Result<SwitchResult> Proxy::abort_canary(std::string_view service, const DeployO
 }
 
 Status Proxy::set_maintenance(std::string_view service, bool on, std::string page) {
-  if (page.size() > 1024 * 1024) return fail(Errc::kInvalidArgument, "maintenance page larger than 1 MiB");
+  if (page.size() > 1024 * 1024)
+    return fail(Errc::kInvalidArgument, "maintenance page larger than 1 MiB");
   Impl& p = *impl_;
   std::lock_guard lock(p.mu);
   MD_TRY(p.find(service));
@@ -832,7 +848,8 @@ Result<ServiceStatus> Proxy::status(std::string_view service) const {
   const Impl& p = *impl_;
   std::lock_guard lock(p.mu);
   auto it = p.services.find(service);
-  if (it == p.services.end()) return fail(Errc::kNotFound, "no service named '" + std::string(service) + "'");
+  if (it == p.services.end())
+    return fail(Errc::kNotFound, "no service named '" + std::string(service) + "'");
   return p.service_status(it->second);
 }
 

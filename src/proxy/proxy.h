@@ -26,12 +26,11 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "core/clock.h"
 #include "core/error.h"
@@ -81,14 +80,15 @@ struct PassiveEjection {
 
 // How requests reach a service and how its targets are checked.
 struct ServiceSpec {
-  std::string name;               // [a-z0-9][a-z0-9._-]{0,62}
-  std::string host;               // "" = any host; "*.example.com" = any subdomain; no port
-  std::string path_prefix = "/";  // matched at a segment boundary ("/api" matches "/api/x", not "/apix")
+  std::string name;  // [a-z0-9][a-z0-9._-]{0,62}
+  std::string host;  // "" = any host; "*.example.com" = any subdomain; no port
+  std::string path_prefix =
+      "/";  // matched at a segment boundary ("/api" matches "/api/x", not "/apix")
   HealthCheck health;
   PassiveEjection ejection;
-  std::string sticky_cookie;      // canary stickiness by cookie (set by the proxy); "" = off
-  std::string sticky_header;      // canary stickiness by a request header's value; "" = off
-  Millis drain_deadline{30000};   // streams (SSE, WebSocket) to a replaced set are closed after this
+  std::string sticky_cookie;     // canary stickiness by cookie (set by the proxy); "" = off
+  std::string sticky_header;     // canary stickiness by a request header's value; "" = off
+  Millis drain_deadline{30000};  // streams (SSE, WebSocket) to a replaced set are closed after this
   bool operator==(const ServiceSpec&) const = default;
 };
 // kInvalidArgument naming the field and the rule it breaks.
@@ -112,8 +112,8 @@ struct DeployOptions {
 struct SwitchResult {
   uint64_t set_id = 0;           // the set now live (deploy, promote) or canary (set_canary)
   uint64_t previous_set_id = 0;  // the set replaced, 0 if none
-  bool drained = true;           // the replaced sets finished in-flight requests before the deadline
-  int64_t closed_streams = 0;    // requests/streams closed at the drain deadline
+  bool drained = true;         // the replaced sets finished in-flight requests before the deadline
+  int64_t closed_streams = 0;  // requests/streams closed at the drain deadline
   Millis health_wait{0};
   Millis drain_wait{0};
 };
@@ -127,9 +127,9 @@ struct PauseOptions {
 
 struct TargetStatus {
   Endpoint endpoint;
-  bool healthy = true;    // by active checks (and the pre-switch wait)
-  bool ejected = false;   // by passive ejection, for now
-  std::string last_error; // of the last failed probe or request, "" if none
+  bool healthy = true;     // by active checks (and the pre-switch wait)
+  bool ejected = false;    // by passive ejection, for now
+  std::string last_error;  // of the last failed probe or request, "" if none
 };
 
 struct SetStatus {
@@ -157,22 +157,22 @@ struct ServiceStatus {
 // exposition (`le` labels); one more bucket (+Inf) follows the last. They are
 // summed from the fine histogram (histogram.h), each within 1.6 %.
 inline constexpr std::array<uint64_t, 38> kLatencyBoundsUs = {
-    50,      100,     150,     200,     300,     400,      500,      750,      1000,    1500,
-    2000,    3000,    4000,    5000,    7500,    10000,    15000,    20000,    30000,   40000,
-    50000,   75000,   100000,  150000,  200000,  300000,   500000,   750000,   1000000, 1500000,
+    50,      100,     150,     200,     300,      400,      500,      750,     1000,    1500,
+    2000,    3000,    4000,    5000,    7500,     10000,    15000,    20000,   30000,   40000,
+    50000,   75000,   100000,  150000,  200000,   300000,   500000,   750000,  1000000, 1500000,
     2000000, 3000000, 5000000, 7500000, 10000000, 15000000, 30000000, 60000000};
 
 // Cumulative, monotonic counters (except `active`) since the proxy started.
 // Diff two snapshots of the same set id and instance to get a window.
 struct Counters {
-  uint64_t requests = 0;                 // finished requests (responses sent or aborted)
-  std::array<uint64_t, 5> by_class{};    // [0] 1xx ... [4] 5xx, responses sent to clients
-  uint64_t aborted = 0;                  // ended without a response (client left, stream cut)
-  uint64_t upstream_errors = 0;          // connect failures, resets, timeouts, bad responses
-  uint64_t retries = 0;                  // requests sent again to another target
-  LatencyCounts latency{};               // per histogram.h bucket, not cumulative
+  uint64_t requests = 0;               // finished requests (responses sent or aborted)
+  std::array<uint64_t, 5> by_class{};  // [0] 1xx ... [4] 5xx, responses sent to clients
+  uint64_t aborted = 0;                // ended without a response (client left, stream cut)
+  uint64_t upstream_errors = 0;        // connect failures, resets, timeouts, bad responses
+  uint64_t retries = 0;                // requests sent again to another target
+  LatencyCounts latency{};             // per histogram.h bucket, not cumulative
   uint64_t latency_sum_us = 0;
-  int64_t active = 0;                    // gauge: in flight now (requests and streams)
+  int64_t active = 0;  // gauge: in flight now (requests and streams)
 
   // Latency percentile in milliseconds (linear within a bucket, so within
   // 1.6 % of the exact one); 0 when no request was measured. q in (0, 1].
@@ -225,8 +225,8 @@ std::string to_prometheus(const MetricsSnapshot& m);
 
 struct Listener {
   std::string address = "127.0.0.1:8080";  // HOST:PORT; port 0 picks a free port
-  std::filesystem::path tls_cert_file;      // PEM chain; with tls_key_file: HTTPS
-  std::filesystem::path tls_key_file;       // PEM private key
+  std::filesystem::path tls_cert_file;     // PEM chain; with tls_key_file: HTTPS
+  std::filesystem::path tls_key_file;      // PEM private key
   // Sockets already listening on `address`, handed to this process (socket
   // activation, or the previous agent across an exec; see
   // adopt_listen_sockets). The proxy owns them and binds nothing for this
@@ -245,14 +245,14 @@ Result<Endpoint> socket_endpoint(int fd);
 
 // Defaults follow nginx/HAProxy practice; all are per connection.
 struct Timeouts {
-  Millis client_header{10000};    // whole request head (slowloris): 408 and close
-  Millis client_idle{60000};      // keep-alive client connection with no request: closed
-  Millis client_body{60000};      // no request-body bytes for this long: 408 and close
-  Millis send{60000};             // client not reading the response for this long: closed
-  Millis upstream_connect{5000};  // connect to a target: retry elsewhere, then 504
+  Millis client_header{10000};      // whole request head (slowloris): 408 and close
+  Millis client_idle{60000};        // keep-alive client connection with no request: closed
+  Millis client_body{60000};        // no request-body bytes for this long: 408 and close
+  Millis send{60000};               // client not reading the response for this long: closed
+  Millis upstream_connect{5000};    // connect to a target: retry elsewhere, then 504
   Millis upstream_response{60000};  // no response bytes for this long: 504 (or cut the stream)
-  Millis upstream_idle{4000};     // pooled idle upstream connection: closed (below Node's 5 s)
-  Millis tunnel_idle{3600000};    // WebSocket / upgraded connection with no traffic: closed
+  Millis upstream_idle{4000};       // pooled idle upstream connection: closed (below Node's 5 s)
+  Millis tunnel_idle{3600000};      // WebSocket / upgraded connection with no traffic: closed
 };
 
 struct Limits {
@@ -284,11 +284,11 @@ Limits auto_limits(Limits asked, uint64_t nofile, size_t listeners);
 uint64_t raise_open_file_limit();
 
 struct Options {
-  std::vector<Listener> listeners;      // at least one
-  int threads = 0;                      // worker threads; 0 = number of cores
-  std::filesystem::path admin_socket;   // "" = no admin API (embedders call Proxy directly)
-  std::filesystem::path state_file;     // "" = not persisted
-  std::vector<StaticRoute> routes;      // services the state file does not already have
+  std::vector<Listener> listeners;     // at least one
+  int threads = 0;                     // worker threads; 0 = number of cores
+  std::filesystem::path admin_socket;  // "" = no admin API (embedders call Proxy directly)
+  std::filesystem::path state_file;    // "" = not persisted
+  std::vector<StaticRoute> routes;     // services the state file does not already have
   Timeouts timeouts;
   Limits limits;
   // The data path's reads and writes of one event batch go to the kernel in

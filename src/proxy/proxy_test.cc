@@ -2,13 +2,12 @@
 // (test_support.h), the real data path and control plane.
 #include "proxy/proxy.h"
 
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
 #include <future>
-
-#include <gtest/gtest.h>
 
 #include "core/fs.h"
 #include "http/http.h"
@@ -71,7 +70,8 @@ class ProxyTest : public ::testing::Test {
   // Waits until the live set counted `n` requests (counters are recorded
   // right after the last byte is written, so a client can be faster).
   void wait_counted(uint64_t n) {
-    for (int i = 0; i < 400 && live_counters().requests < n; ++i) std::this_thread::sleep_for(Millis(5));
+    for (int i = 0; i < 400 && live_counters().requests < n; ++i)
+      std::this_thread::sleep_for(Millis(5));
   }
   Counters live_counters(const std::string& svc = "app") {
     for (const auto& s : p_->metrics().services)
@@ -111,10 +111,11 @@ TEST_F(ProxyTest, ForwardedHeadersAndHopByHop) {
   Upstream blue("blue");
   start(options());
   serve({&blue});
-  Reply r = fetch(port_, get_req("/echo", "Example.COM:8080",
-                                 "X-Forwarded-For: 10.0.0.1\r\nConnection: keep-alive, X-Secret\r\n"
-                                 "X-Secret: s\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\n"
-                                 "Proxy-Connection: keep-alive\r\nX-Forwarded-Proto: https\r\nX-Kept: 1\r\n"));
+  Reply r = fetch(
+      port_, get_req("/echo", "Example.COM:8080",
+                     "X-Forwarded-For: 10.0.0.1\r\nConnection: keep-alive, X-Secret\r\n"
+                     "X-Secret: s\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\n"
+                     "Proxy-Connection: keep-alive\r\nX-Forwarded-Proto: https\r\nX-Kept: 1\r\n"));
   ASSERT_EQ(r.status, 200);
   const std::string& seen = r.body;
   EXPECT_NE(seen.find("X-Forwarded-For: 10.0.0.1, 127.0.0.1\r\n"), std::string::npos) << seen;
@@ -135,7 +136,9 @@ TEST_F(ProxyTest, ChunkedBothWaysAndCloseDelimited) {
   start(options());
   serve({&blue});
   Client c(port_);
-  c.send("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+  c.send(
+      "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n "
+      "world\r\n0\r\n\r\n");
   Reply r = c.read_reply();
   ASSERT_EQ(r.status, 200);
   EXPECT_NE(r.body.find("Transfer-Encoding: chunked"), std::string::npos);
@@ -160,7 +163,8 @@ TEST_F(ProxyTest, LargeUploadStreams) {
   serve({&blue});
   Client c(port_);
   const size_t total = 32u << 20;  // far beyond any buffer
-  ASSERT_TRUE(c.send("POST /count HTTP/1.1\r\nHost: a\r\nContent-Length: " + std::to_string(total) + "\r\n\r\n"));
+  ASSERT_TRUE(c.send("POST /count HTTP/1.1\r\nHost: a\r\nContent-Length: " + std::to_string(total) +
+                     "\r\n\r\n"));
   std::string chunk(1 << 16, 'x');
   for (size_t sent = 0; sent < total; sent += chunk.size()) ASSERT_TRUE(c.send(chunk));
   Reply r = c.read_reply("POST", 20000);
@@ -190,7 +194,8 @@ void exercise_writes(uint16_t port) {
     }
   }
   const size_t total = 4u << 20;
-  ASSERT_TRUE(c.send("POST /count HTTP/1.1\r\nHost: a\r\nContent-Length: " + std::to_string(total) + "\r\n\r\n"));
+  ASSERT_TRUE(c.send("POST /count HTTP/1.1\r\nHost: a\r\nContent-Length: " + std::to_string(total) +
+                     "\r\n\r\n"));
   std::string chunk(1 << 16, 'x');
   for (size_t sent = 0; sent < total; sent += chunk.size()) ASSERT_TRUE(c.send(chunk));
   r = c.read_reply("POST", 20000);
@@ -221,7 +226,8 @@ TEST_F(ProxyTest, ServerSentEventsAreNotBuffered) {
   Client c(port_);
   c.send(get_req("/sse"));
   // Events arrive while the response is still open.
-  ASSERT_TRUE(c.read_until([](const std::string& b) { return b.find("data: blue 2") != std::string::npos; }, 3000));
+  ASSERT_TRUE(c.read_until(
+      [](const std::string& b) { return b.find("data: blue 2") != std::string::npos; }, 3000));
   EXPECT_NE(c.buffer().find("text/event-stream"), std::string::npos);
 }
 
@@ -230,13 +236,16 @@ TEST_F(ProxyTest, WebSocketUpgradeTunnels) {
   start(options());
   serve({&blue});
   Client c(port_);
-  c.send("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-         "Sec-WebSocket-Key: x\r\nSec-WebSocket-Version: 13\r\n\r\n");
-  ASSERT_TRUE(c.read_until([](const std::string& b) { return b.find("\r\n\r\n") != std::string::npos; }, 3000));
+  c.send(
+      "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+      "Sec-WebSocket-Key: x\r\nSec-WebSocket-Version: 13\r\n\r\n");
+  ASSERT_TRUE(c.read_until(
+      [](const std::string& b) { return b.find("\r\n\r\n") != std::string::npos; }, 3000));
   EXPECT_EQ(c.buffer().substr(0, 12), "HTTP/1.1 101");
   c.buffer().clear();
   c.send("ping-bytes");
-  ASSERT_TRUE(c.read_until([](const std::string& b) { return b == "ping-bytes"; }, 3000)) << c.buffer();
+  ASSERT_TRUE(c.read_until([](const std::string& b) { return b == "ping-bytes"; }, 3000))
+      << c.buffer();
   c.shutdown_write();
   EXPECT_TRUE(c.wait_closed(3000));
 }
@@ -245,12 +254,22 @@ TEST_F(ProxyTest, MalformedAndOversizedRequests) {
   Upstream blue("blue");
   start(options());
   serve({&blue});
-  EXPECT_EQ(fetch(port_, "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n").status, 400);
-  EXPECT_EQ(fetch(port_, "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx").status, 400);
+  EXPECT_EQ(
+      fetch(port_,
+            "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n")
+          .status,
+      400);
+  EXPECT_EQ(
+      fetch(port_, "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx")
+          .status,
+      400);
   EXPECT_EQ(fetch(port_, "GET /\x01 HTTP/1.1\r\nHost: a\r\n\r\n").status, 400);
   EXPECT_EQ(fetch(port_, "GET / HTTP/1.1\r\nHost : a\r\n\r\n").status, 400);
   EXPECT_EQ(fetch(port_, "GET / HTTP/3.0\r\nHost: a\r\n\r\n").status, 505);
-  EXPECT_EQ(fetch(port_, "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n").status, 431);
+  EXPECT_EQ(
+      fetch(port_, "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n")
+          .status,
+      431);
   std::string many;
   for (int i = 0; i < 150; ++i) many += "X-" + std::to_string(i) + ": v\r\n";
   EXPECT_EQ(fetch(port_, get_req("/", "a", many)).status, 431);
@@ -343,7 +362,8 @@ TEST_F(ProxyTest, UpstreamConnectionCapAnswers503WithoutEjecting) {
   Client a(port_), b(port_);
   ASSERT_TRUE(a.send(get_req("/slow?ms=1500")));
   ASSERT_TRUE(b.send(get_req("/slow?ms=1500")));
-  for (int i = 0; i < 400 && live_counters().active < 2; ++i) std::this_thread::sleep_for(Millis(5));
+  for (int i = 0; i < 400 && live_counters().active < 2; ++i)
+    std::this_thread::sleep_for(Millis(5));
   Reply r = fetch(port_, get_req("/"));
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(a.read_reply().status, 200);
@@ -460,7 +480,8 @@ TEST_F(ProxyTest, DeploySwitchSemantics) {
   keep.send(get_req("/"));
   ASSERT_EQ(keep.read_reply().body, "blue");
   // An in-flight request to blue.
-  auto inflight = std::async(std::launch::async, [&] { return fetch(port_, get_req("/slow?ms=400")); });
+  auto inflight =
+      std::async(std::launch::async, [&] { return fetch(port_, get_req("/slow?ms=400")); });
   std::this_thread::sleep_for(Millis(100));
   auto r = p_->deploy("app", {{"127.0.0.1", green.port()}}, fast());
   ASSERT_TRUE(r) << r.error().what();
@@ -475,7 +496,8 @@ TEST_F(ProxyTest, DeploySwitchSemantics) {
   EXPECT_EQ(k.body, "green");
   EXPECT_FALSE(k.closed);
   // Idle upstream connections to blue are closed.
-  for (int i = 0; i < 100 && blue.open_connections() > 0; ++i) std::this_thread::sleep_for(Millis(10));
+  for (int i = 0; i < 100 && blue.open_connections() > 0; ++i)
+    std::this_thread::sleep_for(Millis(10));
   EXPECT_EQ(blue.open_connections(), 0);
   // The replaced set keeps its counters under its id.
   auto m = p_->metrics();
@@ -510,13 +532,15 @@ TEST_F(ProxyTest, SseToReplacedSetEndsCleanlyAtDrainDeadline) {
   serve({&blue});
   Client sse(port_);
   sse.send(get_req("/sse"));
-  ASSERT_TRUE(sse.read_until([](const std::string& b) { return b.find("data: blue 1") != std::string::npos; }, 3000));
+  ASSERT_TRUE(sse.read_until(
+      [](const std::string& b) { return b.find("data: blue 1") != std::string::npos; }, 3000));
   auto r = p_->deploy("app", {{"127.0.0.1", green.port()}}, fast());
   ASSERT_TRUE(r);
   EXPECT_FALSE(r->drained);
   EXPECT_EQ(r->closed_streams, 1);
   // The stream ended with the last chunk: a complete response, then close.
-  ASSERT_TRUE(sse.read_until([](const std::string& b) { return b.find("\r\n0\r\n\r\n") != std::string::npos; }, 3000));
+  ASSERT_TRUE(sse.read_until(
+      [](const std::string& b) { return b.find("\r\n0\r\n\r\n") != std::string::npos; }, 3000));
   EXPECT_TRUE(sse.wait_closed(2000));
 }
 
@@ -526,7 +550,8 @@ TEST_F(ProxyTest, WebSocketToReplacedSetGetsCloseFrameAtDrainDeadline) {
   serve({&blue});
   Client ws(port_);
   ws.send("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
-  ASSERT_TRUE(ws.read_until([](const std::string& b) { return b.find("\r\n\r\n") != std::string::npos; }, 3000));
+  ASSERT_TRUE(ws.read_until(
+      [](const std::string& b) { return b.find("\r\n\r\n") != std::string::npos; }, 3000));
   ws.buffer().clear();
   // One complete client frame (masked, "hi") goes through and comes back.
   const char frame[] = {'\x81', '\x82', 1, 2, 3, 4, 'h' ^ 1, 'i' ^ 2};
@@ -537,7 +562,8 @@ TEST_F(ProxyTest, WebSocketToReplacedSetGetsCloseFrameAtDrainDeadline) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->closed_streams, 1);
   // Status 1001 "going away", then the proxy's FIN.
-  ASSERT_TRUE(ws.read_until([](const std::string& b) { return b.find("\x88\x02\x03\xE9") != std::string::npos; }, 3000))
+  ASSERT_TRUE(ws.read_until(
+      [](const std::string& b) { return b.find("\x88\x02\x03\xE9") != std::string::npos; }, 3000))
       << ws.buffer().size();
   EXPECT_TRUE(ws.wait_closed(2000));
 }
@@ -556,9 +582,11 @@ TEST_F(ProxyTest, CanaryWeightsAndStickiness) {
   EXPECT_LT(g, 160);
   // Sticky by header: the same user always lands on the same set.
   for (const char* user : {"alice", "bob", "carol"}) {
-    std::string first = fetch(port_, get_req("/", "a", std::string("X-User: ") + user + "\r\n")).body;
+    std::string first =
+        fetch(port_, get_req("/", "a", std::string("X-User: ") + user + "\r\n")).body;
     for (int i = 0; i < 10; ++i)
-      EXPECT_EQ(fetch(port_, get_req("/", "a", std::string("X-User: ") + user + "\r\n")).body, first);
+      EXPECT_EQ(fetch(port_, get_req("/", "a", std::string("X-User: ") + user + "\r\n")).body,
+                first);
   }
   // Sticky by cookie: the proxy sets it, and it keeps the assignment.
   Reply r = fetch(port_, get_req("/"));
@@ -618,7 +646,8 @@ TEST_F(ProxyTest, PauseHoldsThenReleases) {
   ASSERT_TRUE(p_->pause("app", po));
   auto held1 = std::async(std::launch::async, [&] { return fetch(port_, get_req("/")); });
   auto held2 = std::async(std::launch::async, [&] { return fetch(port_, get_req("/")); });
-  for (int i = 0; i < 200 && p_->status("app")->held < 2; ++i) std::this_thread::sleep_for(Millis(5));
+  for (int i = 0; i < 200 && p_->status("app")->held < 2; ++i)
+    std::this_thread::sleep_for(Millis(5));
   EXPECT_EQ(p_->status("app")->held, 2);
   EXPECT_EQ(fetch(port_, get_req("/")).status, 503);  // over the limit
   EXPECT_EQ(held1.wait_for(Millis(100)), std::future_status::timeout);
@@ -701,8 +730,8 @@ TEST_F(ProxyTest, AdminApiOverSocket) {
   EXPECT_EQ(m->services[0].sets[0].counters.by_class[1], 1u);
   auto prom = c.metrics_prometheus();
   ASSERT_TRUE(prom);
-  EXPECT_NE(prom->find("meshdeploy_proxy_requests_total{service=\"app\",set=\"" + std::to_string(r->set_id) +
-                       "\",role=\"live\",class=\"2xx\"} 1"),
+  EXPECT_NE(prom->find("meshdeploy_proxy_requests_total{service=\"app\",set=\"" +
+                       std::to_string(r->set_id) + "\",role=\"live\",class=\"2xx\"} 1"),
             std::string::npos)
       << *prom;
   // Bogus commands: 4xx with a message, nothing changed.
@@ -714,7 +743,8 @@ TEST_F(ProxyTest, AdminApiOverSocket) {
   bad = raw.request("POST", "/v1/services/app/deploy", R"({"targets": ["nope"]})");
   EXPECT_EQ(bad->status, 400);
   EXPECT_NE(bad->body.find("missing port"), std::string::npos) << bad->body;
-  bad = raw.request("POST", "/v1/services/app/deploy", R"({"targets": ["127.0.0.1:1"], "bogus": 1})");
+  bad =
+      raw.request("POST", "/v1/services/app/deploy", R"({"targets": ["127.0.0.1:1"], "bogus": 1})");
   EXPECT_EQ(bad->status, 400);
   EXPECT_NE(bad->body.find("unknown field 'bogus'"), std::string::npos);
   bad = raw.request("POST", "/v1/services/nope/promote", "");
@@ -744,7 +774,8 @@ TEST_F(ProxyTest, MetricsAreMonotonicAcrossSwitches) {
     for (const auto& sb : b.services[0].sets)
       if (sa.id == sb.id) {
         EXPECT_GE(sb.counters.requests, sa.counters.requests);
-        EXPECT_EQ(sb.counters.minus(sa.counters).requests, 0u);  // blue got nothing after the switch
+        EXPECT_EQ(sb.counters.minus(sa.counters).requests,
+                  0u);  // blue got nothing after the switch
       }
   EXPECT_EQ(b.services[0].sets[0].role, "live");
   EXPECT_EQ(b.services[0].sets[0].counters.by_class[4], 5u);

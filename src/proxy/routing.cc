@@ -77,8 +77,10 @@ Status TargetState::resolve() {
     return fail(Errc::kUnavailable, "resolve " + endpoint.host + ": " + ::gai_strerror(rc), true);
   std::memcpy(&addr, res->ai_addr, res->ai_addrlen);
   addr_len = static_cast<socklen_t>(res->ai_addrlen);
-  if (addr.ss_family == AF_INET) v4->sin_port = htons(endpoint.port);
-  else v6->sin6_port = htons(endpoint.port);
+  if (addr.ss_family == AF_INET)
+    v4->sin_port = htons(endpoint.port);
+  else
+    v6->sin6_port = htons(endpoint.port);
   ::freeaddrinfo(res);
   return ok();
 }
@@ -212,10 +214,12 @@ std::string maintenance_response(std::string_view page, bool close) {
   if (body.empty())
     body =
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Down for maintenance</title>"
-        "</head>\n<body><h1>Down for maintenance</h1><p>We will be back shortly.</p></body></html>\n";
-  std::string r = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/html; charset=utf-8\r\n"
-                  "Content-Length: " + std::to_string(body.size()) +
-                  "\r\nRetry-After: 30\r\nCache-Control: no-store\r\n";
+        "</head>\n<body><h1>Down for maintenance</h1><p>We will be back "
+        "shortly.</p></body></html>\n";
+  std::string r =
+      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/html; charset=utf-8\r\n"
+      "Content-Length: " +
+      std::to_string(body.size()) + "\r\nRetry-After: 30\r\nCache-Control: no-store\r\n";
   if (close) r += "Connection: close\r\n";
   r += "\r\n";
   r += body;

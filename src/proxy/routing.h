@@ -95,7 +95,8 @@ struct TargetState {
   // Passive outcome of one request (thread-safe).
   void record_failure(const PassiveEjection& pe, int64_t now_ms, std::string_view why);
   void record_success() {
-    if (fail_streak.load(std::memory_order_relaxed) != 0) fail_streak.store(0, std::memory_order_relaxed);
+    if (fail_streak.load(std::memory_order_relaxed) != 0)
+      fail_streak.store(0, std::memory_order_relaxed);
   }
 
   void set_error(std::string e);
@@ -115,7 +116,7 @@ struct TargetSet {
   uint64_t id;
   std::vector<std::shared_ptr<TargetState>> targets;
   Stats stats;
-  std::atomic<bool> retired{false};  // replaced: its streams get the drain deadline
+  std::atomic<bool> retired{false};      // replaced: its streams get the drain deadline
   std::atomic<int64_t> drain_closed{0};  // streams closed at the drain deadline (any worker)
   std::vector<Endpoint> endpoints() const;
 };
@@ -123,14 +124,14 @@ struct TargetSet {
 // Per-service state that outlives snapshots.
 struct ServiceShared {
   explicit ServiceShared(int workers) : local(workers) {}
-  Stats local;                  // answers made by the proxy itself
+  Stats local;                   // answers made by the proxy itself
   std::atomic<int64_t> held{0};  // requests held by a pause now (all workers)
 };
 
 // One service in one snapshot. Immutable.
 struct ServiceRoute {
   ServiceSpec spec;
-  std::string host;         // lower case; without "*." for wildcards
+  std::string host;  // lower case; without "*." for wildcards
   bool host_wildcard = false;
   std::shared_ptr<TargetSet> live;
   std::shared_ptr<TargetSet> canary;

@@ -1,11 +1,12 @@
 // Pure parts of the proxy: route matching, stickiness, validation, the state
 // file format, JSON forms, counters.
+#include "proxy/routing.h"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
 #include "proxy/proxy.h"
-#include "proxy/routing.h"
 #include "proxy/state_file.h"
 
 namespace md::proxy {
@@ -150,8 +151,8 @@ TEST(StateFile, RoundTripAndChecksum) {
 TEST(Counters, PercentilesAndDiff) {
   Counters a;
   EXPECT_EQ(a.percentile_ms(0.99), 0.0);
-  a.latency[latency_bucket(120)] = 90;    // 120..121 us
-  a.latency[latency_bucket(9000)] = 10;   // 8960..9088 us
+  a.latency[latency_bucket(120)] = 90;   // 120..121 us
+  a.latency[latency_bucket(9000)] = 10;  // 8960..9088 us
   a.requests = 100;
   EXPECT_GE(a.percentile_ms(0.5), 0.120);
   EXPECT_LE(a.percentile_ms(0.5), 0.121);
@@ -179,17 +180,23 @@ TEST(Metrics, PrometheusText) {
   s.sets.push_back(set);
   m.services.push_back(s);
   std::string t = to_prometheus(m);
-  EXPECT_NE(t.find("meshdeploy_proxy_requests_total{service=\"web\",set=\"7\",role=\"live\",class=\"2xx\"} 3"),
+  EXPECT_NE(t.find("meshdeploy_proxy_requests_total{service=\"web\",set=\"7\",role=\"live\",class="
+                   "\"2xx\"} 3"),
             std::string::npos);
-  EXPECT_NE(t.find("meshdeploy_proxy_request_duration_seconds_bucket{service=\"web\",set=\"7\",role=\"live\",le=\"+Inf\"} 3"),
+  EXPECT_NE(t.find("meshdeploy_proxy_request_duration_seconds_bucket{service=\"web\",set=\"7\","
+                   "role=\"live\",le=\"+Inf\"} 3"),
             std::string::npos);
-  EXPECT_NE(t.find("meshdeploy_proxy_request_duration_seconds_bucket{service=\"web\",set=\"7\",role=\"live\",le=\"5e-05\"} 2"),
+  EXPECT_NE(t.find("meshdeploy_proxy_request_duration_seconds_bucket{service=\"web\",set=\"7\","
+                   "role=\"live\",le=\"5e-05\"} 2"),
             std::string::npos);
-  EXPECT_NE(t.find("meshdeploy_proxy_request_duration_seconds_bucket{service=\"web\",set=\"7\",role=\"live\",le=\"0.001\"} 2"),
+  EXPECT_NE(t.find("meshdeploy_proxy_request_duration_seconds_bucket{service=\"web\",set=\"7\","
+                   "role=\"live\",le=\"0.001\"} 2"),
             std::string::npos);
-  EXPECT_NE(t.find("meshdeploy_proxy_request_duration_seconds_bucket{service=\"web\",set=\"7\",role=\"live\",le=\"0.0015\"} 3"),
+  EXPECT_NE(t.find("meshdeploy_proxy_request_duration_seconds_bucket{service=\"web\",set=\"7\","
+                   "role=\"live\",le=\"0.0015\"} 3"),
             std::string::npos);
-  EXPECT_NE(t.find("# TYPE meshdeploy_proxy_request_duration_seconds histogram"), std::string::npos);
+  EXPECT_NE(t.find("# TYPE meshdeploy_proxy_request_duration_seconds histogram"),
+            std::string::npos);
 }
 
 }  // namespace

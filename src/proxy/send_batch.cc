@@ -60,12 +60,14 @@ bool SendBatch::run(Op op, const int* fds, const void* const* addrs, const uint3
   while (done < n) {
     // One chunk of at most the ring's size; each completes inside the enter
     // (MSG_DONTWAIT: EAGAIN is a result, never a wait).
-    unsigned chunk = static_cast<unsigned>(n - done) < entries_ ? static_cast<unsigned>(n - done) : entries_;
+    unsigned chunk =
+        static_cast<unsigned>(n - done) < entries_ ? static_cast<unsigned>(n - done) : entries_;
     for (unsigned k = 0; k < chunk; ++k) {
       int j = done + static_cast<int>(k);
       io_uring_sqe* s = io_uring_get_sqe(ring_);  // never null: the ring holds `entries_`
       if (op == Op::kSendmsg) {
-        io_uring_prep_sendmsg(s, fds[j], static_cast<const msghdr*>(addrs[j]), MSG_NOSIGNAL | MSG_DONTWAIT);
+        io_uring_prep_sendmsg(s, fds[j], static_cast<const msghdr*>(addrs[j]),
+                              MSG_NOSIGNAL | MSG_DONTWAIT);
       } else {
         io_uring_prep_recv(s, fds[j], const_cast<void*>(addrs[j]), lens[j], MSG_DONTWAIT);
       }

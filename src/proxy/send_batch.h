@@ -51,7 +51,8 @@ class SendBatch {
 
  private:
   enum class Op { kSendmsg, kRecv };
-  bool run(Op op, const int* fds, const void* const* addrs, const uint32_t* lens, int n, int* results);
+  bool run(Op op, const int* fds, const void* const* addrs, const uint32_t* lens, int n,
+           int* results);
   void close_ring();
   std::vector<const void*> addrs_;
   std::vector<uint32_t> lens_;

@@ -28,7 +28,6 @@ namespace {
 
 constexpr int kDriveGuard = 512;
 
-
 bool is_xf_header(std::string_view name, bool* is_xff) {
   if (name.size() < 15 || (name[0] | 0x20) != 'x') return false;
   if (http::iequals(name, "x-forwarded-for")) {
@@ -47,7 +46,8 @@ ClientConn::ClientConn(Worker* w, int fd, const ListenSocket& ls, const sockaddr
   if (peer.ss_family == AF_INET) {
     ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&peer)->sin_addr, ip_, sizeof ip_);
   } else if (peer.ss_family == AF_INET6) {
-    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&peer)->sin6_addr, ip_, sizeof ip_);
+    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&peer)->sin6_addr, ip_,
+                sizeof ip_);
   }
   ip_len_ = static_cast<uint8_t>(std::strlen(ip_));
   if (ls.tls) ssl_ = tls_new(*ls.tls_ctx, fd);
@@ -84,14 +84,28 @@ void ClientConn::drive() {
     if (pend_ != kPendNone) return;  // a batched write is queued: write_done() resumes
     bool progress = false;
     switch (state_) {
-      case State::kHandshake: progress = step_handshake(); break;
-      case State::kHead: progress = step_head(); break;
-      case State::kHeld: return;
-      case State::kProxy: progress = step_proxy(); break;
-      case State::kLocal: progress = step_local(); break;
-      case State::kTunnel: progress = step_tunnel(); break;
-      case State::kLinger: progress = step_linger(); break;
-      case State::kClosed: return;
+      case State::kHandshake:
+        progress = step_handshake();
+        break;
+      case State::kHead:
+        progress = step_head();
+        break;
+      case State::kHeld:
+        return;
+      case State::kProxy:
+        progress = step_proxy();
+        break;
+      case State::kLocal:
+        progress = step_local();
+        break;
+      case State::kTunnel:
+        progress = step_tunnel();
+        break;
+      case State::kLinger:
+        progress = step_linger();
+        break;
+      case State::kClosed:
+        return;
     }
     if (!progress) return;
   }
@@ -102,8 +116,8 @@ void ClientConn::drive() {
 // ---------------------------------------------------------------- I/O
 
 int ClientConn::prefetch_read(iovec* into) {
-  if (state_ != State::kHead || ssl_ || ex_ || peer_eof_ || rdhup_ || pend_ != kPendNone || in_.size() != 0 ||
-      w_->stopping)
+  if (state_ != State::kHead || ssl_ || ex_ || peer_eof_ || rdhup_ || pend_ != kPendNone ||
+      in_.size() != 0 || w_->stopping)
     return -1;
   if (!in_.data) in_.data = w_->get_buffer();
   in_.start = in_.end = 0;
@@ -125,7 +139,8 @@ void ClientConn::prefetched(int res) {
 }
 
 bool ClientConn::upstream_read_ok() const {
-  return state_ == State::kProxy && ex_ && ex_->client_out.empty() && !ex_->resp_done && pend_ == kPendNone;
+  return state_ == State::kProxy && ex_ && ex_->client_out.empty() && !ex_->resp_done &&
+         pend_ == kPendNone;
 }
 
 ssize_t ClientConn::read_some() {
@@ -460,7 +475,8 @@ void ClientConn::build_forward_head(const http::RequestHead& h) {
 // ---------------------------------------------------------------- local answers
 
 void ClientConn::count_local(int status) {
-  if (ex_ && ex_->svc) ex_->svc->shared->local.shard(w_->index()).finish(status, mono_us() - ex_->start_us);
+  if (ex_ && ex_->svc)
+    ex_->svc->shared->local.shard(w_->index()).finish(status, mono_us() - ex_->start_us);
 }
 
 void ClientConn::local_error(int status, bool close) {
@@ -468,7 +484,8 @@ void ClientConn::local_error(int status, bool close) {
   local_raw(local_response(status, close), close, nullptr);
 }
 
-void ClientConn::local_raw(std::string_view bytes, bool close, std::shared_ptr<const RouteTable> keep) {
+void ClientConn::local_raw(std::string_view bytes, bool close,
+                           std::shared_ptr<const RouteTable> keep) {
   cancel_write();
   if (up_) {
     up_->owner = nullptr;
@@ -555,7 +572,8 @@ void ClientConn::close() {
   disarm(this);
   link.unlink();
   if (held_link.linked()) held_link.unlink();
-  if (counted_held_ && ex_ && ex_->svc) ex_->svc->shared->held.fetch_sub(1, std::memory_order_relaxed);
+  if (counted_held_ && ex_ && ex_->svc)
+    ex_->svc->shared->held.fetch_sub(1, std::memory_order_relaxed);
   counted_held_ = false;
   if (up_) {
     up_->owner = nullptr;

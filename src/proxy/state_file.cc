@@ -26,7 +26,8 @@ Result<std::optional<SetRecord>> set_from(const json& j, const std::string& wher
   SetRecord s;
   s.id = j.at("id").get<uint64_t>();
   if (s.id == 0) return fail(Errc::kCorruption, where + ": set id 0");
-  for (const auto& t : j.at("targets")) s.targets.push_back(MD_TRY_CTX(parse_endpoint(t.get<std::string>()), where));
+  for (const auto& t : j.at("targets"))
+    s.targets.push_back(MD_TRY_CTX(parse_endpoint(t.get<std::string>()), where));
   return std::optional<SetRecord>(std::move(s));
 }
 

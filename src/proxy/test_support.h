@@ -76,7 +76,8 @@ struct Reply {
     http::ResponseHead h;
     size_t scan = 0;
     size_t hl = http::find_head_end(head.data(), head.size(), &scan);
-    if (!hl || http::parse_response_head(head.data(), hl, "GET", {}, &h) != http::HeadError::kNone) return "";
+    if (!hl || http::parse_response_head(head.data(), hl, "GET", {}, &h) != http::HeadError::kNone)
+      return "";
     auto* f = h.find(name);
     return f ? std::string(f->value) : "";
   }
@@ -120,14 +121,18 @@ class Client {
   Reply read_reply(std::string_view method = "GET", int timeout_ms = 5000) {
     Reply r;
     size_t scan = 0, hl = 0;
-    read_until([&](const std::string& b) { return (hl = http::find_head_end(b.data(), b.size(), &scan)) > 0; },
-               timeout_ms);
+    read_until(
+        [&](const std::string& b) {
+          return (hl = http::find_head_end(b.data(), b.size(), &scan)) > 0;
+        },
+        timeout_ms);
     if (!hl) {
       r.closed = eof_;
       return r;
     }
     http::ResponseHead h;
-    if (http::parse_response_head(buf_.data(), hl, method, {}, &h) != http::HeadError::kNone) return r;
+    if (http::parse_response_head(buf_.data(), hl, method, {}, &h) != http::HeadError::kNone)
+      return r;
     r.status = h.status;
     r.head = buf_.substr(0, hl);
     bool keep = h.keep_alive();
@@ -300,8 +305,10 @@ class Upstream {
         uint64_t left = cl;
         for (;;) {
           uint64_t take = std::min<uint64_t>(buf.size(), left);
-          if (counting) count += take;
-          else body.append(buf, 0, take);
+          if (counting)
+            count += take;
+          else
+            body.append(buf, 0, take);
           buf.erase(0, take);
           left -= take;
           if (left == 0) break;
@@ -312,8 +319,10 @@ class Upstream {
         for (;;) {
           size_t used = 0;
           auto st = sc.feed(buf.data(), buf.size(), &used, [&](const char* p, size_t n) {
-            if (counting) count += n;
-            else body.append(p, n);
+            if (counting)
+              count += n;
+            else
+              body.append(p, n);
           });
           buf.erase(0, used);
           if (st == http::ChunkedScanner::Status::kDone) break;
@@ -322,9 +331,11 @@ class Upstream {
         }
       }
       auto respond = [&](int code, std::string b, std::string extra = "") {
-        std::string r = "HTTP/1.1 " + std::to_string(code) + " X\r\nContent-Length: " + std::to_string(b.size()) +
-                        "\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-Upstream: " + name_ +
-                        "\r\n" + extra + "\r\n" + b;
+        std::string r =
+            "HTTP/1.1 " + std::to_string(code) +
+            " X\r\nContent-Length: " + std::to_string(b.size()) +
+            "\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-Upstream: " + name_ + "\r\n" +
+            extra + "\r\n" + b;
         return send_all(fd, r);
       };
       bool okw = true;
@@ -336,7 +347,8 @@ class Upstream {
         okw = respond(200, std::to_string(count));
       } else if (path == "/chunked") {
         int n = std::atoi(query_value(target, "n").c_str());
-        std::string r = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Upstream: " + name_ + "\r\n\r\n";
+        std::string r =
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Upstream: " + name_ + "\r\n\r\n";
         for (int i = 0; i < n; ++i) {
           std::string c = "chunk-" + std::to_string(i) + "\n";
           char sz[16];
@@ -346,8 +358,11 @@ class Upstream {
         r += "0\r\n\r\n";
         okw = send_all(fd, r);
       } else if (path == "/sse") {
-        if (!send_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
-                          "X-Upstream: " + name_ + "\r\n\r\n"))
+        if (!send_all(fd,
+                      "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: "
+                      "chunked\r\n"
+                      "X-Upstream: " +
+                          name_ + "\r\n\r\n"))
           return;
         for (int i = 0;; ++i) {
           std::string ev = "data: " + name_ + " " + std::to_string(i) + "\n\n";
@@ -361,13 +376,16 @@ class Upstream {
           }
         }
       } else if (path == "/badchunk") {
-        send_all(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n");
+        send_all(fd,
+                 "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n");
         return;
       } else if (path == "/slow") {
-        std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(query_value(target, "ms").c_str())));
+        std::this_thread::sleep_for(
+            std::chrono::milliseconds(std::atoi(query_value(target, "ms").c_str())));
         okw = respond(200, name_);
       } else if (path == "/close") {
-        send_all(fd, "HTTP/1.1 200 OK\r\nX-Upstream: " + name_ + "\r\n\r\nclose-delimited " + name_);
+        send_all(fd,
+                 "HTTP/1.1 200 OK\r\nX-Upstream: " + name_ + "\r\n\r\nclose-delimited " + name_);
         return;
       } else if (path == "/reset") {
         linger l{1, 0};
@@ -376,7 +394,9 @@ class Upstream {
       } else if (path == "/status") {
         okw = respond(std::atoi(query_value(target, "code").c_str()), "");
       } else if (path == "/ws" && upgrade) {
-        if (!send_all(fd, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"))
+        if (!send_all(fd,
+                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
+                      "Upgrade\r\n\r\n"))
           return;
         if (!buf.empty() && !send_all(fd, buf)) return;
         for (;;) {

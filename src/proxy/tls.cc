@@ -26,7 +26,8 @@ int alpn_select(SSL*, const unsigned char** out, unsigned char* outlen, const un
   // Only HTTP/1.1 is spoken; a client offering h2 only gets no ALPN.
   static const unsigned char kProto[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
   unsigned char* sel = nullptr;
-  if (SSL_select_next_proto(&sel, outlen, kProto, sizeof kProto, in, inlen) == OPENSSL_NPN_NEGOTIATED) {
+  if (SSL_select_next_proto(&sel, outlen, kProto, sizeof kProto, in, inlen) ==
+      OPENSSL_NPN_NEGOTIATED) {
     *out = sel;
     return SSL_TLSEXT_ERR_OK;
   }
@@ -53,14 +54,14 @@ Result<std::unique_ptr<TlsContext>> TlsContext::load(const std::filesystem::path
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
   SSL_CTX_set_alpn_select_cb(ctx, alpn_select, nullptr);
   if (SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != 1)
-    return fail(Errc::kInvalidArgument,
-                "TLS certificate " + cert.string() + ": not a PEM certificate chain (" + ssl_errors() + ")");
+    return fail(Errc::kInvalidArgument, "TLS certificate " + cert.string() +
+                                            ": not a PEM certificate chain (" + ssl_errors() + ")");
   if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1)
     return fail(Errc::kInvalidArgument,
                 "TLS key " + key.string() + ": not a PEM private key (" + ssl_errors() + ")");
   if (SSL_CTX_check_private_key(ctx) != 1)
-    return fail(Errc::kInvalidArgument, "TLS key " + key.string() + " does not match certificate " +
-                                            cert.string());
+    return fail(Errc::kInvalidArgument,
+                "TLS key " + key.string() + " does not match certificate " + cert.string());
   return ctx_holder;
 }
 
@@ -82,8 +83,10 @@ ssize_t result(SSL* ssl, int rc) {
   int err = SSL_get_error(ssl, rc);
   switch (err) {
     case SSL_ERROR_WANT_READ:
-    case SSL_ERROR_WANT_WRITE: return kTlsAgain;
-    case SSL_ERROR_ZERO_RETURN: return 0;
+    case SSL_ERROR_WANT_WRITE:
+      return kTlsAgain;
+    case SSL_ERROR_ZERO_RETURN:
+      return 0;
     case SSL_ERROR_SYSCALL:
       if (errno == EAGAIN) return kTlsAgain;
       ERR_clear_error();

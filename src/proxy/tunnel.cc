@@ -24,8 +24,9 @@ bool ClientConn::step_tunnel() {
   // client -> upstream
   if (!tun_c2u_done_) {
     if (!x->up_out.empty() && u->writable) {
-      ssize_t n = send_iov(u->fd, &x->up_out.v[x->up_out.i],
-                           static_cast<int>(std::min<size_t>(x->up_out.v.size() - x->up_out.i, IOV_MAX)));
+      ssize_t n =
+          send_iov(u->fd, &x->up_out.v[x->up_out.i],
+                   static_cast<int>(std::min<size_t>(x->up_out.v.size() - x->up_out.i, IOV_MAX)));
       if (n < 0 && errno != EAGAIN && errno != EINTR) {
         close();
         return false;
@@ -145,7 +146,8 @@ void ClientConn::table_changed() {
     (void)t;
     http::RequestHead& h = w_->req_scratch();
     http::HeadLimits lim{w_->shared().limits.max_head_bytes, w_->shared().limits.max_headers};
-    if (http::parse_request_head(in_.data + in_.start, ex_->head_len, lim, &h) != http::HeadError::kNone) {
+    if (http::parse_request_head(in_.data + in_.start, ex_->head_len, lim, &h) !=
+        http::HeadError::kNone) {
       close();
       return;
     }
@@ -161,7 +163,8 @@ void ClientConn::table_changed() {
     }
     return;
   }
-  if (ex_ && ex_->set && ex_->set->retired.load(std::memory_order_relaxed) && ex_->drain_at_ms == 0) {
+  if (ex_ && ex_->set && ex_->set->retired.load(std::memory_order_relaxed) &&
+      ex_->drain_at_ms == 0) {
     ex_->drain_at_ms = w_->loop().now_ms() + ex_->svc->spec.drain_deadline.count();
     w_->loop().at(ex_->drain_at_ms, [w = w_] {
       for (Link* l = w->clients.next; l != &w->clients;) {

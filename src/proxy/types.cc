@@ -35,8 +35,8 @@ Result<Endpoint> parse_endpoint(std::string_view text) {
   }
   if (ep.host.empty()) return bad("missing host");
   for (char c : ep.host)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' || c == '_' ||
-          c == '%'))
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' ||
+          c == '_' || c == '%'))
       return bad("invalid character in host");
   unsigned v = 0;
   auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), v);
@@ -53,7 +53,8 @@ Result<std::vector<Endpoint>> parse_endpoints(std::string_view text) {
     std::string_view one = text.substr(0, comma);
     Endpoint ep = MD_TRY(parse_endpoint(one));
     if (ep.port == 0)
-      return fail(Errc::kInvalidArgument, "target '" + std::string(one) + "': port 0 is not a target");
+      return fail(Errc::kInvalidArgument,
+                  "target '" + std::string(one) + "': port 0 is not a target");
     if (std::find(out.begin(), out.end(), ep) != out.end())
       return fail(Errc::kInvalidArgument, "target " + ep.str() + " is listed twice");
     out.push_back(std::move(ep));
@@ -84,8 +85,7 @@ bool valid_token(std::string_view n) {
 
 Status validate(const ServiceSpec& s) {
   auto bad = [&](std::string field, std::string why) {
-    return fail(Errc::kInvalidArgument,
-                "service '" + s.name + "': " + field + ": " + why);
+    return fail(Errc::kInvalidArgument, "service '" + s.name + "': " + field + ": " + why);
   };
   if (!valid_name(s.name))
     return fail(Errc::kInvalidArgument,
@@ -103,7 +103,8 @@ Status validate(const ServiceSpec& s) {
     if (c <= ' ' || c == '?' || c == '#' || c == 0x7f)
       return bad("path_prefix", "'" + s.path_prefix + "' has a space, control character, ? or #");
   const HealthCheck& hc = s.health;
-  if (!hc.path.empty() && hc.path[0] != '/') return bad("health.path", "must start with '/' (or be empty for TCP checks)");
+  if (!hc.path.empty() && hc.path[0] != '/')
+    return bad("health.path", "must start with '/' (or be empty for TCP checks)");
   for (char c : hc.path)
     if (c <= ' ' || c == 0x7f) return bad("health.path", "has a space or control character");
   if (hc.interval.count() < 100 || hc.interval.count() > 3600000)

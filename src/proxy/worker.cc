@@ -28,7 +28,7 @@ constexpr int64_t kStopIdleLingerMs = 500;  // stopping: idle keep-alive connect
 
 constexpr int64_t kAcceptBackoffMs = 100;
 constexpr int kMaxShedPerRound = 256;
-constexpr int kEvictScan = 64;  // idle candidates looked at per eviction
+constexpr int kEvictScan = 64;           // idle candidates looked at per eviction
 constexpr int64_t kEmfileHeadroom = 16;  // descriptors a worker leaves free after EMFILE
 
 bool out_of_descriptors(int e) { return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM; }
@@ -55,7 +55,8 @@ class Acceptor : public Handler {
     while (ls_.fd >= 0) {
       sockaddr_storage peer{};
       socklen_t len = sizeof peer;
-      int fd = ::accept4(ls_.fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      int fd =
+          ::accept4(ls_.fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
         if (errno == EINTR || errno == ECONNABORTED) continue;
         if (errno == EAGAIN) return;
@@ -68,7 +69,8 @@ class Acceptor : public Handler {
           shed(errno);
           return;
         }
-        w_->warn_throttled(std::string("accept failed: ") + std::strerror(errno), ls_.state->address);
+        w_->warn_throttled(std::string("accept failed: ") + std::strerror(errno),
+                           ls_.state->address);
         return;
       }
       if (!admit()) {
@@ -156,7 +158,11 @@ void WsFrames::feed(const char* p, size_t n) {
     --n;
     if (have == 2) {
       uint8_t len7 = hdr[1] & 0x7f;
-      need = static_cast<uint8_t>(2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((hdr[1] & 0x80) ? 4 : 0));
+      need = static_cast<uint8_t>(2 +
+                                  (len7 == 126   ? 2
+                                   : len7 == 127 ? 8
+                                                 : 0) +
+                                  ((hdr[1] & 0x80) ? 4 : 0));
     }
     if (have >= 2 && have == need) {
       uint8_t len7 = hdr[1] & 0x7f;
@@ -221,7 +227,8 @@ Worker::Worker(int index, Shared* shared)
       shared_(shared),
       req_scratch_(std::make_unique<http::RequestHead>()),
       resp_scratch_(std::make_unique<http::ResponseHead>()),
-      rng_(0x9E3779B97F4A7C15ull * static_cast<uint64_t>(index + 1) ^ static_cast<uint64_t>(mono_us())) {
+      rng_(0x9E3779B97F4A7C15ull * static_cast<uint64_t>(index + 1) ^
+           static_cast<uint64_t>(mono_us())) {
   const Timeouts& t = shared->timeouts;
   t_idle.set_duration(t.client_idle.count());
   t_header.set_duration(t.client_header.count());
@@ -245,8 +252,8 @@ Worker::~Worker() {
 
 Status Worker::init(std::vector<ListenSocket> listeners) {
   MD_TRY_STATUS(loop_.init());
-  for (TimeoutList* l :
-       {&t_idle, &t_header, &t_body, &t_send, &t_connect, &t_response, &t_pool, &t_tunnel, &t_linger})
+  for (TimeoutList* l : {&t_idle, &t_header, &t_body, &t_send, &t_connect, &t_response, &t_pool,
+                         &t_tunnel, &t_linger})
     loop_.add_list(l);
   for (const ListenSocket& ls : listeners) {
     auto a = std::make_unique<Acceptor>(this, ls);
@@ -323,7 +330,8 @@ bool Worker::evict_idle_client(const ListenerState* listener) {
   // connections that never sent a byte; oldest first in both lists.
   for (TimeoutList* list : {&t_idle, &t_header}) {
     int looked = 0;
-    for (Link* l = list->head_.next; l != &list->head_ && looked < kEvictScan; l = l->next, ++looked) {
+    for (Link* l = list->head_.next; l != &list->head_ && looked < kEvictScan;
+         l = l->next, ++looked) {
       auto* c = static_cast<ClientConn*>(owner_of<Handler>(l));
       if (c->listener() == listener && c->idle()) {
         c->close();
@@ -388,7 +396,8 @@ int Worker::queue_write(ClientConn* c, int fd, OutQueue* q, uint8_t dir) {
 }
 
 void Worker::cancel_write(int handle) {
-  if (handle >= 0 && static_cast<size_t>(handle) < pending_.size()) pending_[static_cast<size_t>(handle)].c = nullptr;
+  if (handle >= 0 && static_cast<size_t>(handle) < pending_.size())
+    pending_[static_cast<size_t>(handle)].c = nullptr;
 }
 
 bool Worker::flush_writes() {
@@ -418,7 +427,8 @@ bool Worker::flush_writes() {
   inflight_.resize(live);
   batch_results_.assign(live, 0);
   if (live > 0)
-    batch_.send_all(batch_fds_.data(), batch_msgs_.data(), static_cast<int>(live), batch_results_.data());
+    batch_.send_all(batch_fds_.data(), batch_msgs_.data(), static_cast<int>(live),
+                    batch_results_.data());
   // Every send has completed: resume the connections (which may queue more).
   for (size_t k = 0; k < live; ++k)
     inflight_[k].c->write_done(inflight_[k].dir, batch_results_[k], batch_want_[k]);

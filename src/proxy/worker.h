@@ -64,7 +64,7 @@ struct ListenerState {
 struct ListenSocket {
   int fd = -1;
   bool tls = false;
-  TlsContext* tls_ctx = nullptr;    // owned by the Proxy
+  TlsContext* tls_ctx = nullptr;   // owned by the Proxy
   ListenerState* state = nullptr;  // owned by the Proxy
   mutable int64_t open = 0;        // this worker's client connections on it (worker thread only)
 };
@@ -138,13 +138,13 @@ struct Exchange {
   size_t head_len = 0;
   size_t req_end = 0;  // end of the request's bytes in the buffer once known
   std::vector<std::pair<uint32_t, uint32_t>> head_segs;  // kept ranges of the head (offset, len)
-  std::string req_extra;  // X-Forwarded-*, Connection/Upgrade for upgrades, final CRLF
+  std::string req_extra;     // X-Forwarded-*, Connection/Upgrade for upgrades, final CRLF
   std::string cookie_value;  // sticky cookie to set on the response ("" = none)
-  OutQueue up_out;        // to the upstream
+  OutQueue up_out;           // to the upstream
 
   // Response.
-  bool resp_started = false;   // any byte received from the upstream
-  bool resp_sent = false;      // any response byte written to the client
+  bool resp_started = false;  // any byte received from the upstream
+  bool resp_sent = false;     // any response byte written to the client
   bool resp_head_done = false;
   bool resp_done = false;
   int status = 0;
@@ -154,14 +154,14 @@ struct Exchange {
   bool upstream_reusable = true;
   bool close_client = false;  // close the client connection after this response
   std::string resp_extra;
-  OutQueue client_out;        // to the client
+  OutQueue client_out;                // to the client
   size_t client_pending_consume = 0;  // upstream buffer bytes client_out refers to
 
   bool tunnel = false;
   bool websocket = false;  // the tunnel speaks WebSocket: frames are tracked
   WsFrames ws_c2u, ws_u2c;
   char ws_close_to_upstream[8] = {};  // a masked close frame (mask picked per stream)
-  int64_t drain_at_ms = 0;  // set when its set was retired: closed then
+  int64_t drain_at_ms = 0;            // set when its set was retired: closed then
 
   void reset();
 };
@@ -199,9 +199,9 @@ class Worker {
   http::ResponseHead& resp_scratch() { return *resp_scratch_; }
 
   TimeoutList t_idle, t_header, t_body, t_send, t_connect, t_response, t_pool, t_tunnel, t_linger;
-  Link clients;    // every ClientConn
-  Link held;       // ClientConns held by a pause
-  Link idle_ups;   // every pooled idle UpstreamConn
+  Link clients;   // every ClientConn
+  Link held;      // ClientConns held by a pause
+  Link idle_ups;  // every pooled idle UpstreamConn
   bool stopping = false;
 
   // Batched writes (send_batch.h). A ClientConn in the proxying state queues

@@ -8,9 +8,10 @@ namespace md::secrets {
 namespace {
 
 TEST(DotenvImport, LaterLinesWinEmptyValuesAreSkippedAndUnset) {
-  auto plan = plan_dotenv_import("A_TOKEN=first-value\nEMPTY=\nA_TOKEN=second-value\n"
-                                 "GONE=will-be-unset\nGONE=\n",
-                                 ".env.production");
+  auto plan = plan_dotenv_import(
+      "A_TOKEN=first-value\nEMPTY=\nA_TOKEN=second-value\n"
+      "GONE=will-be-unset\nGONE=\n",
+      ".env.production");
   ASSERT_TRUE(plan) << plan.error().what();
   EXPECT_TRUE(plan->problems.empty());
   ASSERT_EQ(plan->values.size(), 1u);
@@ -19,7 +20,8 @@ TEST(DotenvImport, LaterLinesWinEmptyValuesAreSkippedAndUnset) {
 }
 
 TEST(DotenvImport, RefusedNamesAndValuesAreProblemsWithFileAndLineNeverTheValue) {
-  auto plan = plan_dotenv_import("OK_NAME=good-value\nBAD-NAME=secret-value-1\nSHORT=abc\n", ".env");
+  auto plan =
+      plan_dotenv_import("OK_NAME=good-value\nBAD-NAME=secret-value-1\nSHORT=abc\n", ".env");
   ASSERT_TRUE(plan);
   ASSERT_EQ(plan->problems.size(), 2u);
   EXPECT_EQ(plan->problems[0].rfind(".env:2: ", 0), 0u) << plan->problems[0];

@@ -15,8 +15,8 @@ constexpr char kHexUpper[] = "0123456789ABCDEF";
 constexpr char kHexLower[] = "0123456789abcdef";
 
 bool unreserved(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '.' || c == '_' || c == '~';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_' || c == '~';
 }
 
 // Percent-encodes every byte that is not unreserved and not in `keep`.
@@ -75,12 +75,23 @@ std::string xml_escape(std::string_view v) {
   std::string out;
   for (char c : v) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -119,14 +130,29 @@ std::string json_escape(std::string_view v, const JsonStyle& s) {
   for (size_t i = 0; i < v.size(); ++i) {
     auto c = static_cast<unsigned char>(v[i]);
     switch (c) {
-      case '"': out += "\\\""; continue;
-      case '\\': out += "\\\\"; continue;
-      case '\b': out += "\\b"; continue;
-      case '\f': out += "\\f"; continue;
-      case '\n': out += "\\n"; continue;
-      case '\r': out += "\\r"; continue;
-      case '\t': out += "\\t"; continue;
-      default: break;
+      case '"':
+        out += "\\\"";
+        continue;
+      case '\\':
+        out += "\\\\";
+        continue;
+      case '\b':
+        out += "\\b";
+        continue;
+      case '\f':
+        out += "\\f";
+        continue;
+      case '\n':
+        out += "\\n";
+        continue;
+      case '\r':
+        out += "\\r";
+        continue;
+      case '\t':
+        out += "\\t";
+        continue;
+      default:
+        break;
     }
     if (c == '/' && s.escape_slash) {
       out += "\\/";
@@ -192,8 +218,7 @@ std::vector<std::string> raw_forms(std::string_view value) {
   std::vector<std::string> out;
   auto add = [&](std::string_view f) {
     std::string j = strip_line_breaks(f);
-    if (j.size() >= kMinSecretBytes &&
-        std::find(out.begin(), out.end(), j) == out.end())
+    if (j.size() >= kMinSecretBytes && std::find(out.begin(), out.end(), j) == out.end())
       out.push_back(std::move(j));
   };
   add(value);
@@ -227,8 +252,8 @@ std::vector<std::string> derived_forms(std::string_view value) {
   }
   for (int offset = 0; offset < 3; ++offset)
     for (bool url : {false, true}) add(base64_core(value, offset, url));
-  for (std::string_view keep : {std::string_view(), std::string_view("/"),
-                                std::string_view("!'()*")})
+  for (std::string_view keep :
+       {std::string_view(), std::string_view("/"), std::string_view("!'()*")})
     for (bool lower : {false, true})
       for (bool plus : {false, true}) add(percent_encode(value, keep, lower, plus));
   for (int bits = 0; bits < 16; ++bits)
@@ -253,8 +278,7 @@ std::vector<std::string> derived_forms(std::string_view value) {
 }
 
 std::string naive_redact(const std::vector<std::string>& patterns,
-                         const std::vector<std::string>& raw, size_t reach,
-                         std::string_view text) {
+                         const std::vector<std::string>& raw, size_t reach, std::string_view text) {
   std::vector<bool> covered(text.size(), false);
   auto mark = [&](const View& v, const std::vector<std::string>& pats, size_t max_span) {
     for (const std::string& p : pats) {

@@ -106,7 +106,8 @@ MasterKey::~MasterKey() { sodium_memzero(bytes_.data(), bytes_.size()); }
 std::string key_env_var(std::string_view environment) {
   std::string out = "MESHDEPLOY_KEY_";
   for (char c : environment)
-    out += (c == '-' || c == '.') ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    out += (c == '-' || c == '.') ? '_'
+                                  : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return out;
 }
 

@@ -64,7 +64,8 @@ void for_each_decoded(std::string_view in, const View* in_map, Fn&& fn) {
     for (size_t k = once.text.find_first_of("\\%&"); k != std::string::npos && !more;
          k = once.text.find_first_of("\\%&", k + 1))
       more = escape_at(once.text, k);
-    if (more && decode_pass(once.text, &once, backslash, twice)) fn(static_cast<const View&>(twice));
+    if (more && decode_pass(once.text, &once, backslash, twice))
+      fn(static_cast<const View&>(twice));
   }
 }
 
@@ -80,8 +81,7 @@ inline size_t decode_reach(size_t longest_raw) { return std::max<size_t>(6 * lon
 // run of marked source bytes by "[REDACTED]". O(patterns x text); for tests
 // and the benchmark only.
 std::string naive_redact(const std::vector<std::string>& patterns,
-                         const std::vector<std::string>& raw, size_t reach,
-                         std::string_view text);
+                         const std::vector<std::string>& raw, size_t reach, std::string_view text);
 
 inline constexpr std::string_view kMask = "[REDACTED]";
 

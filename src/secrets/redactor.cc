@@ -5,10 +5,10 @@
 // length into tiers; in a tier whose shortest pattern has m bytes, every
 // occurrence of every pattern contains a q-byte window (q = 8, or 4 for
 // patterns under 8 bytes) that starts at a multiple of s = m - q + 1 in the
-// text (q = 4 also for the [8, 16) tier). So the scan looks at one window every s bytes (every 9 bytes for
-// 16-byte secrets), hashes it and tests one bit of a bitmap built from each
-// pattern's windows at offsets 0..s-1. The rare hits are checked in a hash
-// table keyed by the exact window, then by memcmp of the whole pattern.
+// text (q = 4 also for the [8, 16) tier). So the scan looks at one window every s bytes (every 9
+// bytes for 16-byte secrets), hashes it and tests one bit of a bitmap built from each pattern's
+// windows at offsets 0..s-1. The rare hits are checked in a hash table keyed by the exact window,
+// then by memcmp of the whole pattern.
 #include <algorithm>
 #include <cstring>
 
@@ -121,9 +121,9 @@ struct Tier {
       uint64_t w2 = load(p + t + 2 * stride, Q), w3 = load(p + t + 3 * stride, Q);
       uint64_t h0 = w0 * kMul, h1 = w1 * kMul, h2 = w2 * kMul, h3 = w3 * kMul;
       uint64_t b0 = h0 >> shift, b1 = h1 >> shift, b2 = h2 >> shift, b3 = h3 >> shift;
-      uint64_t any = ((bits[b0 >> 6] >> (b0 & 63)) & 1) | (((bits[b1 >> 6] >> (b1 & 63)) & 1) << 1) |
-                     (((bits[b2 >> 6] >> (b2 & 63)) & 1) << 2) |
-                     (((bits[b3 >> 6] >> (b3 & 63)) & 1) << 3);
+      uint64_t any =
+          ((bits[b0 >> 6] >> (b0 & 63)) & 1) | (((bits[b1 >> 6] >> (b1 & 63)) & 1) << 1) |
+          (((bits[b2 >> 6] >> (b2 & 63)) & 1) << 2) | (((bits[b3 >> 6] >> (b3 & 63)) & 1) << 3);
       if (any == 0) [[likely]]
         continue;
       if (any & 1) verify(p, n, t, w0, h0, patterns, out);
@@ -231,8 +231,8 @@ struct Joined {
 std::vector<size_t> escape_positions(std::string_view t) {
   std::vector<size_t> out;
   for (char c : {'\\', '%', '&'}) {
-    for (const char* p = t.data(); (p = static_cast<const char*>(
-                                        std::memchr(p, c, t.size() - (p - t.data())))) != nullptr;
+    for (const char* p = t.data();
+         (p = static_cast<const char*>(std::memchr(p, c, t.size() - (p - t.data())))) != nullptr;
          ++p) {
       size_t i = static_cast<size_t>(p - t.data());
       if (internal::escape_at(t, i)) out.push_back(i);
@@ -420,8 +420,8 @@ Status check_secret_value(std::string_view name, std::string_view value) {
     return fail(Errc::kInvalidArgument, "secret " + std::string(name) + " is empty");
   if (value.size() < kMinSecretBytes)
     return fail(Errc::kInvalidArgument,
-                "secret " + std::string(name) + " is " + std::to_string(value.size()) +
-                    " byte" + (value.size() == 1 ? "" : "s") + " long; secrets must be at least " +
+                "secret " + std::string(name) + " is " + std::to_string(value.size()) + " byte" +
+                    (value.size() == 1 ? "" : "s") + " long; secrets must be at least " +
                     std::to_string(kMinSecretBytes) +
                     " bytes, because a shorter value cannot be masked in logs without masking "
                     "ordinary text too");

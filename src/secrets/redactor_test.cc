@@ -1,11 +1,10 @@
 // The redactor: every derived form, overlaps, adjacency, streaming at every
 // split point, and a randomized differential test against the naive one.
-#include <nlohmann/json.hpp>
+#include <gtest/gtest.h>
 #include <sodium.h>
 
+#include <nlohmann/json.hpp>
 #include <random>
-
-#include <gtest/gtest.h>
 
 #include "core/log.h"
 #include "secrets/redact_impl.h"
@@ -113,7 +112,8 @@ TEST(RedactorForms, Base64CoreIsExactlyTheNeighbourIndependentPart) {
             after_varies = true;
         }
         EXPECT_TRUE(before_varies) << "n=" << n << " offset=" << offset;
-        EXPECT_TRUE(after_varies || n % 3 == static_cast<size_t>((3 - offset) % 3)) << "n=" << n << " offset=" << offset;
+        EXPECT_TRUE(after_varies || n % 3 == static_cast<size_t>((3 - offset) % 3))
+            << "n=" << n << " offset=" << offset;
         (void)at;
       }
     }
@@ -128,7 +128,7 @@ TEST(RedactorForms, Base64FromEveryOffsetBothAlphabets) {
     for (int offset = 0; offset < 3; ++offset) {
       for (bool url : {false, true}) {
         for (std::string post : {"", "x", "yz", "\n\n\n"}) {
-          std::string pre = std::string("user:") .substr(0, static_cast<size_t>(offset) + 3);
+          std::string pre = std::string("user:").substr(0, static_cast<size_t>(offset) + 3);
           std::string enc = b64(pre + value + post, url);
           std::string core = base64_core(value, offset + 3, url);
           size_t at = enc.find(core);
@@ -145,11 +145,11 @@ TEST(RedactorForms, Base64FromEveryOffsetBothAlphabets) {
 
 TEST(RedactorForms, UrlEncodedEveryStyle) {
   auto r = make({{"PW", "p@ss w/rd:x&y"}});
-  for (const char* form : {"p%40ss%20w%2Frd%3Ax%26y",   // strict, upper
-                           "p%40ss%20w%2frd%3ax%26y",   // strict, lower
-                           "p%40ss+w%2Frd%3Ax%26y",     // form encoding
+  for (const char* form : {"p%40ss%20w%2Frd%3Ax%26y",  // strict, upper
+                           "p%40ss%20w%2frd%3ax%26y",  // strict, lower
+                           "p%40ss+w%2Frd%3Ax%26y",    // form encoding
                            "p%40ss+w%2frd%3ax%26y",
-                           "p%40ss%20w/rd%3Ax%26y",     // Python quote(): '/' kept
+                           "p%40ss%20w/rd%3Ax%26y",  // Python quote(): '/' kept
                            "p%40ss+w/rd%3ax%26y"}) {
     EXPECT_EQ(r->redact(std::string("GET /cb?pw=") + form + "&n=1"), "GET /cb?pw=[REDACTED]&n=1")
         << form;
@@ -163,8 +163,8 @@ TEST(RedactorForms, JsonEscapedEveryStyle) {
   std::string value = "pa\"ss\\wo/rd\n\ttab <é> & \x01 \xf0\x9f\x94\x91";
   auto r = make({{"V", value}});
   nlohmann::json j = value;
-  std::string plain = j.dump();                   // minimal escaping, UTF-8 kept
-  std::string ascii = j.dump(-1, ' ', true);      // \u00e9, surrogate pair for the emoji
+  std::string plain = j.dump();               // minimal escaping, UTF-8 kept
+  std::string ascii = j.dump(-1, ' ', true);  // \u00e9, surrogate pair for the emoji
   ASSERT_NE(plain, ascii);
   for (const std::string& quoted : {plain, ascii}) {
     std::string body = quoted.substr(1, quoted.size() - 2);
@@ -199,9 +199,9 @@ TEST(RedactorForms, GitHubRunnerEncoderList) {
   json = json.substr(1, json.size() - 2);
   for (const std::string& form : {
            b64(value, false), b64("x" + value, false), b64("xy" + value, true),  // Base64 x3
-           std::string(R"(\"alpha beta and more&+gamma<delta>'x and more\")"),  // CommandLineArg
-           std::string("\"alpha beta and more&+gamma<delta>''x and more\""),  // ExpressionString
-           json,                                                                // JsonString
+           std::string(R"(\"alpha beta and more&+gamma<delta>'x and more\")"),   // CommandLineArg
+           std::string("\"alpha beta and more&+gamma<delta>''x and more\""),     // ExpressionString
+           json,                                                                 // JsonString
            std::string("%22alpha%20beta%20and%20more%26%2Bgamma%3Cdelta%3E%27x%20and%20more%22"),
            std::string("&quot;alpha beta and more&amp;+gamma&lt;delta&gt;&apos;x and more&quot;"),
            std::string("alpha beta and more&+gamma<delta>'x and more"),  // TrimDoubleQuotes
@@ -255,9 +255,9 @@ TEST(RedactorForms, JsonHtmlSafeAndJsonInJson) {
   EXPECT_EQ(out.find("w'o"), std::string::npos) << out;
   EXPECT_NE(out.find("[REDACTED]"), std::string::npos) << out;
   // ... and HTML-safe inside JSON.
-  EXPECT_EQ(r->redact(R"({"log":"{\"v\":\"p\\u003ca\\u003es\\u0026s\\\"w'o\\\\rd\"}"})")
-                .find("w'o"),
-            std::string::npos);
+  EXPECT_EQ(
+      r->redact(R"({"log":"{\"v\":\"p\\u003ca\\u003es\\u0026s\\\"w'o\\\\rd\"}"})").find("w'o"),
+      std::string::npos);
   // XML/HTML numeric entities, any mix.
   EXPECT_EQ(r->redact("<v>p&lt;a&#62;s&#x26;s&quot;w&#39;o\\rd</v>"), "<v>[REDACTED]</v>");
 }
@@ -300,8 +300,9 @@ TEST(Redactor, OverlappingAndAdjacentSecretsMergeIntoOneMask) {
 
 TEST(RedactorStream, SecretSplitAcrossTwoWritesAtEverySplitPoint) {
   auto r = make({{"A", "correct-horse-battery"}, {"B", "k3y!"}, {"C", "p@ss w/rd"}});
-  std::string text = "a=correct-horse-battery b=k3y! c=p%40ss%20w%2Frd d=" +
-                     b64("xcorrect-horse-battery", false) + " end";
+  std::string text =
+      "a=correct-horse-battery b=k3y! c=p%40ss%20w%2Frd d=" + b64("xcorrect-horse-battery", false) +
+      " end";
   std::string want = r->redact(text);
   EXPECT_EQ(want.find("correct"), std::string::npos);
   for (size_t i = 0; i <= text.size(); ++i) {

@@ -179,7 +179,8 @@ Result<Parsed> parse(std::string_view text, const std::string& where) {
           return bad(line_no, "expected `secret NAME TIME VALUE` or `mac CHECKSUM`");
         }
         break;
-      case kEnd: break;
+      case kEnd:
+        break;
     }
   }
   if (want != kEnd) return bad(line_no, "truncated: no mac line");
@@ -199,8 +200,7 @@ Result<std::string> read_vault(const std::filesystem::path& path) {
 }  // namespace
 
 Status check_secret_name(std::string_view name) {
-  bool ok_name = !name.empty() && name.size() <= 128 &&
-                 !(name[0] >= '0' && name[0] <= '9');
+  bool ok_name = !name.empty() && name.size() <= 128 && !(name[0] >= '0' && name[0] <= '9');
   for (char c : name)
     ok_name = ok_name && (std::isalnum(static_cast<unsigned char>(c)) || c == '_') &&
               static_cast<unsigned char>(c) < 0x80;
@@ -227,12 +227,12 @@ Result<Vault> Vault::open_text(std::string_view text, const std::filesystem::pat
   std::string where = path.string();
   Parsed p = MD_TRY(parse(text, where));
   if (p.environment != environment)
-    return fail(Errc::kCorruption, "vault " + where + " belongs to environment " +
-                                       p.environment + ", not " + environment);
+    return fail(Errc::kCorruption, "vault " + where + " belongs to environment " + p.environment +
+                                       ", not " + environment);
   if (p.key_id != key.id())
-    return fail(Errc::kPermissionDenied,
-                "wrong key for vault " + where + ": it was sealed with key id " + p.key_id +
-                    ", the key given has id " + key.id());
+    return fail(Errc::kPermissionDenied, "wrong key for vault " + where +
+                                             ": it was sealed with key id " + p.key_id +
+                                             ", the key given has id " + key.id());
   std::string expected_mac = internal::vault_mac(text.substr(0, p.mac_offset), key);
   if (p.mac.size() != expected_mac.size() ||
       sodium_memcmp(expected_mac.data(), p.mac.data(), p.mac.size()) != 0)
@@ -252,8 +252,8 @@ Result<Vault> Vault::open_text(std::string_view text, const std::filesystem::pat
     const auto* c = reinterpret_cast<const unsigned char*>(sealed->data());
     if (crypto_aead_xchacha20poly1305_ietf_decrypt(
             reinterpret_cast<unsigned char*>(plain.data()), &plain_len, nullptr, c + kNonce,
-            sealed->size() - kNonce, reinterpret_cast<const unsigned char*>(ad.data()),
-            ad.size(), c, k.bytes.data()) != 0)
+            sealed->size() - kNonce, reinterpret_cast<const unsigned char*>(ad.data()), ad.size(),
+            c, k.bytes.data()) != 0)
       return fail(Errc::kCorruption,
                   "vault " + where + ":" + std::to_string(s.line) + ": secret " + s.name +
                       " does not decrypt: its value was sealed under another name or vault");
@@ -333,14 +333,12 @@ Status Vault::save() const {
     std::string ad = associated_data(environment_, name);
     crypto_aead_xchacha20poly1305_ietf_encrypt(
         out + kNonce, &clen, reinterpret_cast<const unsigned char*>(plain.data()), plain.size(),
-        reinterpret_cast<const unsigned char*>(ad.data()), ad.size(), nullptr, out,
-        k.bytes.data());
+        reinterpret_cast<const unsigned char*>(ad.data()), ad.size(), nullptr, out, k.bytes.data());
     text += "secret " + name + " " + format_time(updated_.at(name)) + " " +
             internal::b64url(out, kNonce + clen) + "\n";
   }
   text += "mac " + internal::vault_mac(text, key_) + "\n";
-  if (path_.has_parent_path())
-    MD_TRY_STATUS(fs::ensure_dir(path_.parent_path()));
+  if (path_.has_parent_path()) MD_TRY_STATUS(fs::ensure_dir(path_.parent_path()));
   auto st = fs::atomic_write(path_, text, 0644);
   if (!st) return fail(std::move(st.error()).with_context("vault " + path_.string()));
   return ok();
@@ -406,8 +404,9 @@ Result<VaultLock> VaultLock::acquire(const std::filesystem::path& vault, Millis 
     }
     if (real_clock().mono() >= deadline) {
       ::close(fd);
-      return fail(Errc::kConflict, "vault " + vault.string() +
-                                       " is being changed by another meshdeploy process; try again");
+      return fail(
+          Errc::kConflict,
+          "vault " + vault.string() + " is being changed by another meshdeploy process; try again");
     }
     real_clock().sleep_for(Millis(20));
   }

@@ -1,5 +1,6 @@
 // Keys and the vault file: round trip, wrong key, tampering of every kind,
 // values moved between names or vaults, rotation, atomic writes.
+#include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -7,8 +8,6 @@
 
 #include <cstdlib>
 #include <fstream>
-
-#include <gtest/gtest.h>
 
 #include "config/config.h"
 #include "core/fs.h"
@@ -45,8 +44,8 @@ class VaultTest : public ::testing::Test {
     Vault v = Vault::create(path_, "production", key_);
     EXPECT_TRUE(v.set("DATABASE_URL", Secret("postgres://app:pw@db/app"), t0_));
     EXPECT_TRUE(v.set("API_TOKEN", Secret("tok-abcdef-123456"), t0_ + Millis(5)));
-    EXPECT_TRUE(v.set("TLS_KEY", Secret("-----BEGIN KEY-----\nMIIE\x01\x02\n-----END KEY-----\n"),
-                      t0_));
+    EXPECT_TRUE(
+        v.set("TLS_KEY", Secret("-----BEGIN KEY-----\nMIIE\x01\x02\n-----END KEY-----\n"), t0_));
     EXPECT_TRUE(v.save());
     return v;
   }
@@ -76,9 +75,9 @@ TEST(MasterKey, TextFormRoundTripsAndIsWhatTheVariableTakes) {
   EXPECT_EQ(back->id(), k.id());
   EXPECT_EQ(k.id().size(), 16u);
   EXPECT_NE(MasterKey::generate().id(), k.id());
-  for (std::string bad : {std::string(""), std::string("mdk1_"), text.substr(5),
-                          "mdk2_" + text.substr(5), text.substr(0, 40), text + "AA",
-                          text.substr(0, 47) + "*"}) {
+  for (std::string bad :
+       {std::string(""), std::string("mdk1_"), text.substr(5), "mdk2_" + text.substr(5),
+        text.substr(0, 40), text + "AA", text.substr(0, 47) + "*"}) {
     auto r = MasterKey::parse(bad);
     ASSERT_FALSE(r) << bad;
     EXPECT_EQ(r.error().code(), Errc::kInvalidArgument);

@@ -58,12 +58,27 @@ size_t decode_one(std::string_view s, size_t i, bool backslash, std::string& out
   if (c == '\\') {
     if (!backslash || i + 1 >= s.size()) return 0;
     switch (s[i + 1]) {
-      case '"': case '\\': case '/': case '\'': out += s[i + 1]; return 2;
-      case 'b': out += '\b'; return 2;
-      case 'f': out += '\f'; return 2;
-      case 'n': out += '\n'; return 2;
-      case 'r': out += '\r'; return 2;
-      case 't': out += '\t'; return 2;
+      case '"':
+      case '\\':
+      case '/':
+      case '\'':
+        out += s[i + 1];
+        return 2;
+      case 'b':
+        out += '\b';
+        return 2;
+      case 'f':
+        out += '\f';
+        return 2;
+      case 'n':
+        out += '\n';
+        return 2;
+      case 'r':
+        out += '\r';
+        return 2;
+      case 't':
+        out += '\t';
+        return 2;
       case 'x': {
         long v = hex_at(s, i + 2, 2);
         if (v < 0) return 0;
@@ -84,7 +99,8 @@ size_t decode_one(std::string_view s, size_t i, bool backslash, std::string& out
         put_utf8(out, static_cast<unsigned long>(v));
         return 6;
       }
-      default: return 0;
+      default:
+        return 0;
     }
   }
   // '&': named or numeric entity, at most 10 bytes ("&#x10FFFF;").

@@ -1,10 +1,9 @@
 // Lock contention between real processes (fork), on both backends, with the
 // real clock: what two controllers on one environment actually do.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include "state/state_test_util.h"
 
@@ -71,8 +70,7 @@ TYPED_TEST(LockProcessTest, SecondProcessIsToldWhoHoldsTheLock) {
   pid_t child = this->spawn([&] {
     auto s = open_store(url);
     if (!s) return 10;
-    if (!(*s)->acquire_lock("production", "child@host pid 1", "d-child", Millis(60000)))
-      return 11;
+    if (!(*s)->acquire_lock("production", "child@host pid 1", "d-child", Millis(60000))) return 11;
     Channel::send(ch.to_parent[1], 'L');
     Channel::recv(ch.to_child[0]);  // hold until told
     if (!(*s)->release_lock("production", "child@host pid 1")) return 12;
@@ -114,9 +112,12 @@ TYPED_TEST(LockProcessTest, ExactlyOneOfManyRacingProcessesWins) {
   int winners = 0, losers = 0;
   for (pid_t k : kids) {
     int code = this->wait_exit(k);
-    if (code == 0) ++winners;
-    else if (code == 1) ++losers;
-    else ADD_FAILURE() << "child exited " << code;
+    if (code == 0)
+      ++winners;
+    else if (code == 1)
+      ++losers;
+    else
+      ADD_FAILURE() << "child exited " << code;
   }
   EXPECT_EQ(winners, 1);
   EXPECT_EQ(losers, kProcs - 1);

@@ -24,9 +24,7 @@ std::string ms(const std::string& col) {
 }
 std::string num(int64_t v) { return std::to_string(v); }
 std::string num(SysTime t) { return std::to_string(to_unix_ms(t)); }
-pg::Value opt_num(const std::optional<SysTime>& t) {
-  return t ? pg::Value(num(*t)) : pg::Value();
-}
+pg::Value opt_num(const std::optional<SysTime>& t) { return t ? pg::Value(num(*t)) : pg::Value(); }
 std::string limit_clause(int limit) { return limit <= 0 ? "" : " LIMIT " + std::to_string(limit); }
 
 const std::string& str(const pg::Rows& r, size_t row, std::string_view col) {
@@ -44,7 +42,8 @@ SysTime time_at(const pg::Rows& r, size_t row, std::string_view col) {
 
 const std::string kDeploymentCols =
     "id, environment, kind, version, previous_version, strategy, actor, triggered_by, status, "
-    "reason, " + ms("started_at") + ", " + ms("finished_at");
+    "reason, " +
+    ms("started_at") + ", " + ms("finished_at");
 
 Result<Deployment> read_deployment(const pg::Rows& r, size_t i) {
   Deployment d;
@@ -142,33 +141,37 @@ class PgStore final : public Store {
 
   Status upgrade(std::span<const SchemaStep> steps) {
     std::lock_guard lock(mu_);
-    return tx([&]() -> Status {
-      // WHY an advisory lock: two controllers opening a fresh store at once
-      // must not both create the schema; it is released at COMMIT/ROLLBACK.
-      MD_TRY(q("SELECT pg_advisory_xact_lock(hashtext('meshdeploy.state'), hashtext($1))",
-               {target_.schema}));
-      auto ns = MD_TRY(q("SELECT 1 FROM pg_namespace WHERE nspname = $1", {target_.schema}));
-      if (ns.empty()) MD_TRY(q("CREATE SCHEMA " + pg::quote_ident(target_.schema)));
-      MD_TRY_STATUS(use_schema());
-      schema_set_ = true;
-      MD_TRY(q("CREATE TABLE IF NOT EXISTS store_schema (version integer PRIMARY KEY, "
-               "applied_at timestamptz NOT NULL)"));
-      auto cur = MD_TRY(q("SELECT coalesce(max(version), 0) AS v FROM store_schema"));
-      int current = static_cast<int>(i64(cur, 0, "v"));
-      auto todo = MD_TRY(steps_after(steps, current, shown_ + " (schema " + target_.schema + ")"));
-      for (const SchemaStep& s : todo) {
-        auto r = conn_->exec_script(s.sql);
-        if (!r)
-          return fail(std::move(r.error())
-                          .with_context("state store " + shown_ + ": upgrade schema to version " +
-                                        std::to_string(s.version)));
-        MD_TRY(q("INSERT INTO store_schema (version, applied_at) VALUES ($1, " + ts(2) + ")",
-                 {num(s.version), num(clock_.now())}));
-        current = s.version;
-      }
-      version_ = current;
-      return ok();
-    }, /*in_schema=*/false);
+    return tx(
+        [&]() -> Status {
+          // WHY an advisory lock: two controllers opening a fresh store at once
+          // must not both create the schema; it is released at COMMIT/ROLLBACK.
+          MD_TRY(q("SELECT pg_advisory_xact_lock(hashtext('meshdeploy.state'), hashtext($1))",
+                   {target_.schema}));
+          auto ns = MD_TRY(q("SELECT 1 FROM pg_namespace WHERE nspname = $1", {target_.schema}));
+          if (ns.empty()) MD_TRY(q("CREATE SCHEMA " + pg::quote_ident(target_.schema)));
+          MD_TRY_STATUS(use_schema());
+          schema_set_ = true;
+          MD_TRY(
+              q("CREATE TABLE IF NOT EXISTS store_schema (version integer PRIMARY KEY, "
+                "applied_at timestamptz NOT NULL)"));
+          auto cur = MD_TRY(q("SELECT coalesce(max(version), 0) AS v FROM store_schema"));
+          int current = static_cast<int>(i64(cur, 0, "v"));
+          auto todo =
+              MD_TRY(steps_after(steps, current, shown_ + " (schema " + target_.schema + ")"));
+          for (const SchemaStep& s : todo) {
+            auto r = conn_->exec_script(s.sql);
+            if (!r)
+              return fail(std::move(r.error()).with_context("state store " + shown_ +
+                                                            ": upgrade schema to version " +
+                                                            std::to_string(s.version)));
+            MD_TRY(q("INSERT INTO store_schema (version, applied_at) VALUES ($1, " + ts(2) + ")",
+                     {num(s.version), num(clock_.now())}));
+            current = s.version;
+          }
+          version_ = current;
+          return ok();
+        },
+        /*in_schema=*/false);
   }
 
   Status commit(const Batch& in) override {
@@ -177,19 +180,20 @@ class PgStore final : public Store {
     return tx([&]() -> Status {
       if (b.upsert_deployment) {
         const Deployment& d = *b.upsert_deployment;
-        MD_TRY(q("INSERT INTO deployments (id, environment, kind, version, previous_version, "
-                 "strategy, actor, triggered_by, status, reason, started_at, finished_at) VALUES "
-                 "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, " +
-                     ts(11) + ", " + ts(12) +
-                     ") ON CONFLICT (id) DO UPDATE SET environment = excluded.environment, kind = "
-                     "excluded.kind, version = excluded.version, previous_version = "
-                     "excluded.previous_version, strategy = excluded.strategy, actor = "
-                     "excluded.actor, triggered_by = excluded.triggered_by, status = "
-                     "excluded.status, reason = excluded.reason, started_at = "
-                     "excluded.started_at, finished_at = excluded.finished_at",
-                 {d.id, d.environment, d.kind, d.version, d.previous_version, d.strategy, d.actor,
-                  d.trigger, std::string(status_name(d.status)), d.reason, num(d.started_at),
-                  opt_num(d.finished_at)}));
+        MD_TRY(
+            q("INSERT INTO deployments (id, environment, kind, version, previous_version, "
+              "strategy, actor, triggered_by, status, reason, started_at, finished_at) VALUES "
+              "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, " +
+                  ts(11) + ", " + ts(12) +
+                  ") ON CONFLICT (id) DO UPDATE SET environment = excluded.environment, kind = "
+                  "excluded.kind, version = excluded.version, previous_version = "
+                  "excluded.previous_version, strategy = excluded.strategy, actor = "
+                  "excluded.actor, triggered_by = excluded.triggered_by, status = "
+                  "excluded.status, reason = excluded.reason, started_at = "
+                  "excluded.started_at, finished_at = excluded.finished_at",
+              {d.id, d.environment, d.kind, d.version, d.previous_version, d.strategy, d.actor,
+               d.trigger, std::string(status_name(d.status)), d.reason, num(d.started_at),
+               opt_num(d.finished_at)}));
       }
       // WHY lock the deployment rows: seq is max + 1; two writers of one
       // deployment's journal must not compute the same seq.
@@ -198,32 +202,37 @@ class PgStore final : public Store {
       for (const std::string& id : ids)
         MD_TRY(q("SELECT 1 FROM deployments WHERE id = $1 FOR UPDATE", {id}));
       for (const JournalEntry& j : b.journal)
-        MD_TRY(q("INSERT INTO journal (deployment_id, seq, step, phase, outcome, detail, at) "
-                 "VALUES ($1, (SELECT coalesce(max(seq), 0) + 1 FROM journal WHERE "
-                 "deployment_id = $1), $2, $3, $4, $5, " +
-                     ts(6) + ")",
-                 {j.deployment_id, j.step, j.phase, j.outcome, j.detail, num(j.at)}));
+        MD_TRY(
+            q("INSERT INTO journal (deployment_id, seq, step, phase, outcome, detail, at) "
+              "VALUES ($1, (SELECT coalesce(max(seq), 0) + 1 FROM journal WHERE "
+              "deployment_id = $1), $2, $3, $4, $5, " +
+                  ts(6) + ")",
+              {j.deployment_id, j.step, j.phase, j.outcome, j.detail, num(j.at)}));
       for (const Release& r : b.upsert_releases)
-        MD_TRY(q("INSERT INTO releases (environment, version, artifact_sha256, state, created_at, "
-                 "updated_at) VALUES ($1, $2, $3, $4, " +
-                     ts(5) + ", " + ts(6) +
-                     ") ON CONFLICT (environment, version) DO UPDATE SET artifact_sha256 = "
-                     "CASE excluded.artifact_sha256 WHEN '' THEN releases.artifact_sha256 ELSE "
-                     "excluded.artifact_sha256 END, state = excluded.state, updated_at = "
-                     "excluded.updated_at",
-                 {r.environment, r.version, r.artifact_sha256, r.state, num(r.created_at),
-                  num(r.updated_at)}));
+        MD_TRY(
+            q("INSERT INTO releases (environment, version, artifact_sha256, state, created_at, "
+              "updated_at) VALUES ($1, $2, $3, $4, " +
+                  ts(5) + ", " + ts(6) +
+                  ") ON CONFLICT (environment, version) DO UPDATE SET artifact_sha256 = "
+                  "CASE excluded.artifact_sha256 WHEN '' THEN releases.artifact_sha256 ELSE "
+                  "excluded.artifact_sha256 END, state = excluded.state, updated_at = "
+                  "excluded.updated_at",
+              {r.environment, r.version, r.artifact_sha256, r.state, num(r.created_at),
+               num(r.updated_at)}));
       for (const AuditEntry& a : b.audit)
-        MD_TRY(q("INSERT INTO audit_log (at, actor, action, environment, target, detail) VALUES "
-                 "(" + ts(1) + ", $2, $3, $4, $5, $6)",
-                 {num(a.at), a.actor, a.action, a.environment, a.target, a.detail}));
+        MD_TRY(
+            q("INSERT INTO audit_log (at, actor, action, environment, target, detail) VALUES "
+              "(" +
+                  ts(1) + ", $2, $3, $4, $5, $6)",
+              {num(a.at), a.actor, a.action, a.environment, a.target, a.detail}));
       for (const OutboxEvent& e : b.outbox)
-        MD_TRY(q("INSERT INTO outbox (event_id, channel, environment, event_type, payload, "
-                 "status, attempts, created_at, next_attempt_at, last_error) VALUES ($1, $2, $3, "
-                 "$4, $5, 'pending', 0, " +
-                     ts(6) + ", " + ts(7) + ", '') ON CONFLICT (channel, event_id) DO NOTHING",
-                 {e.event_id, e.channel, e.environment, e.event_type, e.payload,
-                  num(e.created_at), num(e.next_attempt_at)}));
+        MD_TRY(
+            q("INSERT INTO outbox (event_id, channel, environment, event_type, payload, "
+              "status, attempts, created_at, next_attempt_at, last_error) VALUES ($1, $2, $3, "
+              "$4, $5, 'pending', 0, " +
+                  ts(6) + ", " + ts(7) + ", '') ON CONFLICT (channel, event_id) DO NOTHING",
+              {e.event_id, e.channel, e.environment, e.event_type, e.payload, num(e.created_at),
+               num(e.next_attempt_at)}));
       return ok();
     });
   }
@@ -235,8 +244,7 @@ class PgStore final : public Store {
     return read_deployment(r, 0);
   }
 
-  Result<std::vector<Deployment>> deployments(const std::string& environment,
-                                               int limit) override {
+  Result<std::vector<Deployment>> deployments(const std::string& environment, int limit) override {
     std::lock_guard lock(mu_);
     auto r = MD_TRY(read("SELECT " + kDeploymentCols +
                              " FROM deployments WHERE ($1 = '' OR environment = $1) ORDER BY "
@@ -280,8 +288,7 @@ class PgStore final : public Store {
     std::vector<Release> out;
     for (size_t i = 0; i < r.rows.size(); ++i)
       out.push_back({environment, str(r, i, "version"), str(r, i, "artifact_sha256"),
-                     str(r, i, "state"), time_at(r, i, "created_at"),
-                     time_at(r, i, "updated_at")});
+                     str(r, i, "state"), time_at(r, i, "created_at"), time_at(r, i, "updated_at")});
     return out;
   }
 
@@ -294,18 +301,18 @@ class PgStore final : public Store {
                          {environment}));
     std::vector<AuditEntry> out;
     for (size_t i = 0; i < r.rows.size(); ++i)
-      out.push_back({i64(r, i, "id"), time_at(r, i, "at"), str(r, i, "actor"),
-                     str(r, i, "action"), str(r, i, "environment"), str(r, i, "target"),
-                     str(r, i, "detail")});
+      out.push_back({i64(r, i, "id"), time_at(r, i, "at"), str(r, i, "actor"), str(r, i, "action"),
+                     str(r, i, "environment"), str(r, i, "target"), str(r, i, "detail")});
     return out;
   }
 
   // Inside a transaction: the environment's row, locked until COMMIT.
   Result<LockRow> locked_row(const std::string& environment) {
-    MD_TRY(q("INSERT INTO env_locks (environment, holder, deployment_id, acquired_at, "
-             "expires_at) VALUES ($1, '', '', 'epoch', 'epoch') ON CONFLICT (environment) DO "
-             "NOTHING",
-             {environment}));
+    MD_TRY(
+        q("INSERT INTO env_locks (environment, holder, deployment_id, acquired_at, "
+          "expires_at) VALUES ($1, '', '', 'epoch', 'epoch') ON CONFLICT (environment) DO "
+          "NOTHING",
+          {environment}));
     auto r = MD_TRY(q("SELECT holder, deployment_id, " + ms("acquired_at") + ", " +
                           ms("expires_at") + " FROM env_locks WHERE environment = $1 FOR UPDATE",
                       {environment}));
@@ -314,10 +321,10 @@ class PgStore final : public Store {
                    time_at(r, 0, "expires_at")};
   }
   Status put_lock(const std::string& environment, const LockRow& row) {
-    MD_TRY(q("UPDATE env_locks SET holder = $2, deployment_id = $3, acquired_at = " + ts(4) +
-                 ", expires_at = " + ts(5) + " WHERE environment = $1",
-             {environment, row.holder, row.deployment_id, num(row.acquired_at),
-              num(row.expires_at)}));
+    MD_TRY(
+        q("UPDATE env_locks SET holder = $2, deployment_id = $3, acquired_at = " + ts(4) +
+              ", expires_at = " + ts(5) + " WHERE environment = $1",
+          {environment, row.holder, row.deployment_id, num(row.acquired_at), num(row.expires_at)}));
     return ok();
   }
 
@@ -345,9 +352,10 @@ class PgStore final : public Store {
 
   Status release_lock(const std::string& environment, const std::string& holder) override {
     std::lock_guard lock(mu_);
-    MD_TRY(read("UPDATE env_locks SET holder = '', deployment_id = '' WHERE environment = $1 AND "
-                "holder = $2",
-                {environment, holder}));
+    MD_TRY(
+        read("UPDATE env_locks SET holder = '', deployment_id = '' WHERE environment = $1 AND "
+             "holder = $2",
+             {environment, holder}));
     return ok();
   }
 
@@ -358,24 +366,24 @@ class PgStore final : public Store {
                          {environment}));
     std::optional<LockRow> cur;
     if (!r.empty())
-      cur = LockRow{str(r, 0, "holder"), str(r, 0, "deployment_id"),
-                    time_at(r, 0, "acquired_at"), time_at(r, 0, "expires_at")};
+      cur = LockRow{str(r, 0, "holder"), str(r, 0, "deployment_id"), time_at(r, 0, "acquired_at"),
+                    time_at(r, 0, "expires_at")};
     return live_lock(environment, cur, clock_.now());
   }
 
   Result<std::vector<OutboxEvent>> due_events(SysTime now, int limit) override {
     std::lock_guard lock(mu_);
-    auto r = MD_TRY(read("SELECT " + kOutboxCols +
-                             " FROM outbox WHERE status = 'pending' AND next_attempt_at <= " +
-                             ts(1) + " ORDER BY next_attempt_at, id" + limit_clause(limit),
-                         {num(now)}));
+    auto r =
+        MD_TRY(read("SELECT " + kOutboxCols +
+                        " FROM outbox WHERE status = 'pending' AND next_attempt_at <= " + ts(1) +
+                        " ORDER BY next_attempt_at, id" + limit_clause(limit),
+                    {num(now)}));
     std::vector<OutboxEvent> out;
     for (size_t i = 0; i < r.rows.size(); ++i) out.push_back(MD_TRY(read_event(r, i)));
     return out;
   }
 
-  Result<std::vector<OutboxEvent>> events(std::optional<OutboxStatus> status,
-                                          int limit) override {
+  Result<std::vector<OutboxEvent>> events(std::optional<OutboxStatus> status, int limit) override {
     std::lock_guard lock(mu_);
     auto r = MD_TRY(read("SELECT " + kOutboxCols +
                              " FROM outbox WHERE ($1 = '' OR status = $1) ORDER BY id DESC" +

@@ -63,9 +63,8 @@ Result<bool> check_store_file(const std::string& path) {
                     " is empty (0 bytes), but meshdeploy never leaves a store empty: it was "
                     "truncated or replaced, and the history, audit log and locks it held are "
                     "gone. Refusing to start a new store over it. Restore " +
-                    path +
-                    " from a backup; only if no deploy ever ran with it, remove it (rm " + path +
-                    ") and run again");
+                    path + " from a backup; only if no deploy ever ran with it, remove it (rm " +
+                    path + ") and run again");
   // The store holds the audit log and the deploy journal: owner only. Only
   // files of ours are tightened (another user's store is theirs to mode).
   if ((st.st_mode & 077) != 0 && st.st_uid == ::geteuid()) {
@@ -78,13 +77,14 @@ Result<bool> check_store_file(const std::string& path) {
   return true;
 }
 
-Status create_store_file(const std::string& path, const std::function<Status(const std::string&)>& init) {
+Status create_store_file(const std::string& path,
+                         const std::function<Status(const std::string&)>& init) {
   std::filesystem::path p(path);
   std::random_device rd;
-  const std::string tmp = (p.parent_path() / ("." + p.filename().string() + ".new." +
-                                              std::to_string(::getpid()) + "." +
-                                              std::to_string(rd())))
-                              .string();
+  const std::string tmp =
+      (p.parent_path() / ("." + p.filename().string() + ".new." + std::to_string(::getpid()) + "." +
+                          std::to_string(rd())))
+          .string();
   // WHY create it first: SQLite creates files 0644 and gives the -wal and
   // -shm files the mode of the database file.
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);

@@ -31,12 +31,16 @@ Error sqlite_error(sqlite3* db, int rc, const std::string& path, std::string_vie
                    msg + " (still busy after " + std::to_string(kBusyTimeoutMs / 1000) + " s)",
                    true);
     case SQLITE_CORRUPT:
-    case SQLITE_NOTADB: return Error(Errc::kCorruption, msg);
-    case SQLITE_CONSTRAINT: return Error(Errc::kInvalidArgument, msg);
+    case SQLITE_NOTADB:
+      return Error(Errc::kCorruption, msg);
+    case SQLITE_CONSTRAINT:
+      return Error(Errc::kInvalidArgument, msg);
     case SQLITE_READONLY:
     case SQLITE_PERM:
-    case SQLITE_AUTH: return Error(Errc::kPermissionDenied, msg);
-    default: return Error(Errc::kIo, msg);
+    case SQLITE_AUTH:
+      return Error(Errc::kPermissionDenied, msg);
+    default:
+      return Error(Errc::kIo, msg);
   }
 }
 
@@ -113,7 +117,8 @@ Result<Deployment> read_deployment(const Stmt& s) {
   d.actor = s.text(6);
   d.trigger = s.text(7);
   auto st = parse_status(s.text(8));
-  if (!st) return fail(Errc::kCorruption, "deployment " + d.id + " has unknown status " + s.text(8));
+  if (!st)
+    return fail(Errc::kCorruption, "deployment " + d.id + " has unknown status " + s.text(8));
   d.status = *st;
   d.reason = s.text(9);
   d.started_at = s.time(10);
@@ -168,8 +173,7 @@ class SqliteStore final : public Store {
   // would be lost when this process closes it.
   Status still_linked() {
     int moved = 0;
-    if (moved_ || (sqlite3_file_control(db_, "main", SQLITE_FCNTL_HAS_MOVED, &moved) ==
-                       SQLITE_OK &&
+    if (moved_ || (sqlite3_file_control(db_, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK &&
                    moved != 0)) {
       moved_ = true;
       return fail(Errc::kFailedPrecondition, "moved");  // replaced by moved_error() after ROLLBACK
@@ -187,9 +191,8 @@ class SqliteStore final : public Store {
                      salvage_);
   }
   std::string salvage() {
-    const std::string to =
-        path_ + ".recovered-" + std::to_string(to_unix_ms(clock_.now()) / 1000) + "-" +
-        std::to_string(::getpid());
+    const std::string to = path_ + ".recovered-" + std::to_string(to_unix_ms(clock_.now()) / 1000) +
+                           "-" + std::to_string(::getpid());
     std::string why;
     int fd = ::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -208,8 +211,8 @@ class SqliteStore final : public Store {
       if (!why.empty()) ::unlink(to.c_str());
     }
     if (!why.empty())
-      return "Its records could not be saved (" + to + ": " + why +
-             "); restore " + path_ + " from a backup";
+      return "Its records could not be saved (" + to + ": " + why + "); restore " + path_ +
+             " from a backup";
     return "Everything it held until now was saved to " + to +
            "; once no meshdeploy runs, put it back: mv " + to + " " + path_;
   }
@@ -234,21 +237,23 @@ class SqliteStore final : public Store {
     if (!row && row.error().code() == Errc::kCorruption)
       return fail(Errc::kCorruption, "state store " + path_ +
                                          " is not a meshdeploy state store (not an SQLite "
-                                         "database, or a damaged one)" + hint);
+                                         "database, or a damaged one)" +
+                                         hint);
     if (!row) return tl::unexpected(row.error());
     if (q.i64(0) == 0)
       return fail(Errc::kCorruption, "state store " + path_ +
                                          " is an SQLite database but not a meshdeploy state store "
-                                         "(it has no store_schema table)" + hint);
+                                         "(it has no store_schema table)" +
+                                         hint);
     return ok();
   }
 
   Status upgrade(std::span<const SchemaStep> steps) {
     std::lock_guard lock(mu_);
     return tx(true, [&]() -> Status {
-      MD_TRY_STATUS(exec(
-          "CREATE TABLE IF NOT EXISTS store_schema (version INTEGER PRIMARY KEY, "
-          "applied_at INTEGER NOT NULL)"));
+      MD_TRY_STATUS(
+          exec("CREATE TABLE IF NOT EXISTS store_schema (version INTEGER PRIMARY KEY, "
+               "applied_at INTEGER NOT NULL)"));
       Stmt q(db_, "SELECT coalesce(max(version), 0) FROM store_schema", path_);
       MD_TRY(q.step());
       int current = static_cast<int>(q.i64(0));
@@ -340,8 +345,7 @@ class SqliteStore final : public Store {
     return read_deployment(s);
   }
 
-  Result<std::vector<Deployment>> deployments(const std::string& environment,
-                                               int limit) override {
+  Result<std::vector<Deployment>> deployments(const std::string& environment, int limit) override {
     std::lock_guard lock(mu_);
     Stmt s(db_,
            std::string("SELECT ") + kDeploymentCols +
@@ -375,8 +379,8 @@ class SqliteStore final : public Store {
     s.bind(1, deployment_id);
     std::vector<JournalEntry> out;
     while (MD_TRY(s.step()))
-      out.push_back({s.i64(0), deployment_id, s.text(1), s.text(2), s.text(3), s.text(4),
-                     s.time(5)});
+      out.push_back(
+          {s.i64(0), deployment_id, s.text(1), s.text(2), s.text(3), s.text(4), s.time(5)});
     return out;
   }
 
@@ -474,8 +478,7 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  Result<std::vector<OutboxEvent>> events(std::optional<OutboxStatus> status,
-                                          int limit) override {
+  Result<std::vector<OutboxEvent>> events(std::optional<OutboxStatus> status, int limit) override {
     std::lock_guard lock(mu_);
     Stmt s(db_,
            std::string("SELECT ") + kOutboxCols +
@@ -487,8 +490,7 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  Status update_event(int64_t id, const char* sql,
-                      const std::function<void(Stmt&)>& bind_rest) {
+  Status update_event(int64_t id, const char* sql, const std::function<void(Stmt&)>& bind_rest) {
     std::lock_guard lock(mu_);
     if (!still_linked()) return fail(moved_error());
     Stmt s(db_, sql, path_);
@@ -514,9 +516,9 @@ class SqliteStore final : public Store {
   }
   Status retry_event(int64_t id) override {
     SysTime now = clock_.now();
-    return update_event(
-        id, "UPDATE outbox SET status = 'pending', next_attempt_at = ?2 WHERE id = ?1",
-        [&](Stmt& s) { s.bind(2, now); });
+    return update_event(id,
+                        "UPDATE outbox SET status = 'pending', next_attempt_at = ?2 WHERE id = ?1",
+                        [&](Stmt& s) { s.bind(2, now); });
   }
 
   int schema_version() const override { return version_; }
@@ -528,8 +530,8 @@ class SqliteStore final : public Store {
   std::string path_;
   Clock& clock_;
   int version_ = 0;
-  bool moved_ = false;    // the file at path_ is no longer ours (guarded by mu_)
-  std::string salvage_;   // what became of its records, once moved_ (guarded by mu_)
+  bool moved_ = false;   // the file at path_ is no longer ours (guarded by mu_)
+  std::string salvage_;  // what became of its records, once moved_ (guarded by mu_)
 };
 
 // Opens one connection to `path` (which must exist) with the store's settings.

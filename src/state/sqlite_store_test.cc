@@ -1,13 +1,12 @@
 // The SQLite store's file: an existing store never silently becomes a new
 // one, a store deleted or replaced while open refuses to commit (and saves
 // what it held), and the files are private to their owner.
+#include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
-
-#include <gtest/gtest.h>
 
 #include "state/state.h"
 #include "state/state_test_util.h"

@@ -1,9 +1,8 @@
 // What both backends share: names, batch checks, lease decisions, schema
 // planning, URL dispatch.
-#include <nlohmann/json.hpp>
-
 #include <cstdio>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "config/config.h"
@@ -13,10 +12,14 @@ namespace md::state {
 
 std::string_view status_name(DeployStatus s) {
   switch (s) {
-    case DeployStatus::kRunning: return "running";
-    case DeployStatus::kSucceeded: return "succeeded";
-    case DeployStatus::kFailed: return "failed";
-    case DeployStatus::kRolledBack: return "rolled_back";
+    case DeployStatus::kRunning:
+      return "running";
+    case DeployStatus::kSucceeded:
+      return "succeeded";
+    case DeployStatus::kFailed:
+      return "failed";
+    case DeployStatus::kRolledBack:
+      return "rolled_back";
   }
   return "unknown";
 }
@@ -30,9 +33,12 @@ std::optional<DeployStatus> parse_status(std::string_view name) {
 
 std::string_view outbox_status_name(OutboxStatus s) {
   switch (s) {
-    case OutboxStatus::kPending: return "pending";
-    case OutboxStatus::kDelivered: return "delivered";
-    case OutboxStatus::kFailed: return "failed";
+    case OutboxStatus::kPending:
+      return "pending";
+    case OutboxStatus::kDelivered:
+      return "delivered";
+    case OutboxStatus::kFailed:
+      return "failed";
   }
   return "unknown";
 }
@@ -56,7 +62,8 @@ Result<std::unique_ptr<Store>> open_store(const std::string& url, Clock& clock) 
     return internal::open_postgres(url, clock, internal::postgres_schema());
   std::string path = url.starts_with("sqlite:") ? url.substr(7) : url;
   if (path.starts_with("//")) path = path.substr(2);  // sqlite:///abs/path
-  if (path.empty()) return fail(Errc::kInvalidArgument, "state store URL '" + url + "' has no path");
+  if (path.empty())
+    return fail(Errc::kInvalidArgument, "state store URL '" + url + "' has no path");
   if (url.find("://") != std::string::npos && !url.starts_with("sqlite:"))
     return fail(Errc::kInvalidArgument,
                 "state store URL '" + url +
@@ -181,8 +188,8 @@ Result<LockRow> decide_renew(const std::string& environment, const std::optional
   return row;
 }
 
-std::optional<LockInfo> live_lock(const std::string& environment,
-                                  const std::optional<LockRow>& cur, SysTime now) {
+std::optional<LockInfo> live_lock(const std::string& environment, const std::optional<LockRow>& cur,
+                                  SysTime now) {
   if (!cur || cur->holder.empty() || cur->expires_at <= now) return std::nullopt;
   return LockInfo{environment, cur->holder, cur->deployment_id, cur->acquired_at, cur->expires_at};
 }
@@ -218,8 +225,8 @@ Result<PgTarget> parse_pg_url(const std::string& url) {
     }
     pos = amp + 1;
   }
-  bool valid = !t.schema.empty() && t.schema.size() <= 63 &&
-               !(t.schema[0] >= '0' && t.schema[0] <= '9');
+  bool valid =
+      !t.schema.empty() && t.schema.size() <= 63 && !(t.schema[0] >= '0' && t.schema[0] <= '9');
   for (char c : t.schema)
     valid = valid && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_');
   if (!valid)

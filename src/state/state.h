@@ -26,53 +26,53 @@ std::string_view status_name(DeployStatus s);  // "running", "succeeded", ...
 std::optional<DeployStatus> parse_status(std::string_view name);
 
 struct Deployment {
-  std::string id{};               // unique, e.g. "d-20261122-090000-ab12"
+  std::string id{};  // unique, e.g. "d-20261122-090000-ab12"
   std::string environment{};
-  std::string kind = "deploy";    // "deploy" | "rollback"
+  std::string kind = "deploy";  // "deploy" | "rollback"
   std::string version{};
-  std::string previous_version{};   // "" for the first deploy
-  std::string strategy{};           // "blue_green" | "canary"
-  std::string actor{};              // who: user, CI identity
-  std::string trigger{};            // what: "cli", "ci", "webhook", "auto-rollback"
+  std::string previous_version{};  // "" for the first deploy
+  std::string strategy{};          // "blue_green" | "canary"
+  std::string actor{};             // who: user, CI identity
+  std::string trigger{};           // what: "cli", "ci", "webhook", "auto-rollback"
   DeployStatus status = DeployStatus::kRunning;
-  std::string reason{};             // failure / rollback reason ("" if none)
+  std::string reason{};  // failure / rollback reason ("" if none)
   SysTime started_at{};
   std::optional<SysTime> finished_at{};
 };
 
 // One journal record: an intent before a step runs, an outcome after it.
 struct JournalEntry {
-  int64_t seq = 0;                // assigned by the store, increasing per deployment
+  int64_t seq = 0;  // assigned by the store, increasing per deployment
   std::string deployment_id{};
-  std::string step{};               // e.g. "migrate_expand", "switch_traffic"
-  std::string phase{};              // "intent" | "outcome"
-  std::string outcome{};            // outcome only: "ok" | "failed" | "skipped"
-  std::string detail{};             // JSON object text (already redacted)
+  std::string step{};     // e.g. "migrate_expand", "switch_traffic"
+  std::string phase{};    // "intent" | "outcome"
+  std::string outcome{};  // outcome only: "ok" | "failed" | "skipped"
+  std::string detail{};   // JSON object text (already redacted)
   SysTime at{};
 };
 
 struct Release {
   std::string environment{};
   std::string version{};
-  std::string artifact_sha256{};    // "" in an upsert: keep the one recorded
-  std::string state{};              // "live" | "warm" | "stopped" | "pruned" | "failed"
+  std::string artifact_sha256{};  // "" in an upsert: keep the one recorded
+  std::string state{};            // "live" | "warm" | "stopped" | "pruned" | "failed"
   SysTime created_at{};
   SysTime updated_at{};
 };
 
 struct AuditEntry {
-  int64_t id = 0;                 // assigned by the store
+  int64_t id = 0;  // assigned by the store
   SysTime at{};
   std::string actor{};
-  std::string action{};             // e.g. "deploy.start", "secrets.set", "rollback"
+  std::string action{};  // e.g. "deploy.start", "secrets.set", "rollback"
   std::string environment{};
-  std::string target{};             // version, secret name, ...
-  std::string detail{};             // JSON object text (already redacted)
+  std::string target{};  // version, secret name, ...
+  std::string detail{};  // JSON object text (already redacted)
 };
 
 struct LockInfo {
   std::string environment{};
-  std::string holder{};             // "user@host pid N"
+  std::string holder{};  // "user@host pid N"
   std::string deployment_id{};
   SysTime acquired_at{};
   SysTime expires_at{};
@@ -83,17 +83,18 @@ std::string_view outbox_status_name(OutboxStatus s);  // "pending" | "delivered"
 std::optional<OutboxStatus> parse_outbox_status(std::string_view name);
 
 struct OutboxEvent {
-  int64_t id = 0;                 // assigned by the store
-  std::string event_id{};           // stable id for idempotent delivery (webhook-id)
-  std::string channel{};            // channel name from the config
+  int64_t id = 0;          // assigned by the store
+  std::string event_id{};  // stable id for idempotent delivery (webhook-id)
+  std::string channel{};   // channel name from the config
   std::string environment{};
-  std::string event_type{};         // started | succeeded | failed | rolled_back | canary_step | approval_needed | test
-  std::string payload{};            // JSON object text (already redacted)
+  std::string event_type{};  // started | succeeded | failed | rolled_back | canary_step |
+                             // approval_needed | test
+  std::string payload{};     // JSON object text (already redacted)
   OutboxStatus status = OutboxStatus::kPending;
   int attempts = 0;
   SysTime created_at{};
   SysTime next_attempt_at{};
-  std::string last_error{};         // redacted
+  std::string last_error{};  // redacted
 };
 
 // Everything one deploy step writes, committed in one transaction: the
@@ -138,7 +139,7 @@ class Store {
   virtual Result<Deployment> deployment(const std::string& id) = 0;
   // Newest first; `environment` "" = all.
   virtual Result<std::vector<Deployment>> deployments(const std::string& environment,
-                                                       int limit) = 0;
+                                                      int limit) = 0;
   // The running deployment of an environment, if any.
   virtual Result<std::optional<Deployment>> running(const std::string& environment) = 0;
   virtual Result<std::vector<JournalEntry>> journal(const std::string& deployment_id) = 0;

@@ -127,7 +127,8 @@ TYPED_TEST(StoreTest, JournalSequenceIsAssignedPerDeployment) {
   b.journal.push_back({0, "d-1", "migrate_expand", "intent", "", "", {}});
   this->commit(b);
   this->clock_.advance(Millis(5));
-  this->commit({.journal = {{99, "d-1", "migrate_expand", "outcome", "ok", R"({"applied":2})", {}}}});
+  this->commit(
+      {.journal = {{99, "d-1", "migrate_expand", "outcome", "ok", R"({"applied":2})", {}}}});
   this->commit({.upsert_deployment = this->deployment("d-2")});
   this->commit({.journal = {{0, "d-2", "ship", "intent", "", "{}", {}}}});
   auto j = this->store_->journal("d-1");
@@ -166,8 +167,8 @@ TYPED_TEST(StoreTest, BadBatchWritesNothing) {
   ASSERT_TRUE(audit);
   EXPECT_TRUE(audit->empty());
 
-  for (auto [phase, outcome] : {std::pair{"intent", "ok"}, {"outcome", ""}, {"outcome", "maybe"},
-                                {"later", ""}}) {
+  for (auto [phase, outcome] :
+       {std::pair{"intent", "ok"}, {"outcome", ""}, {"outcome", "maybe"}, {"later", ""}}) {
     Batch b{.upsert_deployment = this->deployment("d-3")};
     b.journal.push_back({0, "d-3", "ship", phase, outcome, "", {}});
     auto r = this->store_->commit(b);
@@ -238,8 +239,10 @@ TYPED_TEST(StoreTest, LockIsALeaseWithTakeover) {
   auto b = s.acquire_lock("production", "bo@ci pid 2", "d-2", Millis(30000));
   ASSERT_FALSE(b);
   EXPECT_EQ(b.error().code(), Errc::kConflict);
-  EXPECT_EQ(b.error().message(), "environment production is locked by ana@laptop pid 1 "
-                                 "(deployment d-1) since " + format_time(since));
+  EXPECT_EQ(b.error().message(),
+            "environment production is locked by ana@laptop pid 1 "
+            "(deployment d-1) since " +
+                format_time(since));
   // Other environments are independent.
   ASSERT_TRUE(s.acquire_lock("staging", "bo@ci pid 2", "d-3", Millis(30000)));
 
@@ -292,8 +295,11 @@ TYPED_TEST(StoreTest, LockArgumentsAreChecked) {
 
 TYPED_TEST(StoreTest, OutboxDeliveryLifecycle) {
   Store& s = *this->store_;
-  OutboxEvent e1{.event_id = "e-1", .channel = "slack", .environment = "production",
-                 .event_type = "started", .payload = R"({"text":"hi"})"};
+  OutboxEvent e1{.event_id = "e-1",
+                 .channel = "slack",
+                 .environment = "production",
+                 .event_type = "started",
+                 .payload = R"({"text":"hi"})"};
   OutboxEvent e2 = e1;
   e2.event_id = "";
   e2.channel = "hook";
@@ -392,10 +398,10 @@ TYPED_TEST(StoreTest, OlderSchemaIsUpgradedInOrderKeepingData) {
   auto old = this->backend_.open(this->clock_, this->backend_.schema());
   ASSERT_FALSE(old);
   EXPECT_EQ(old.error().code(), Errc::kFailedPrecondition);
-  EXPECT_NE(old.error().message().find("schema version " + std::to_string(v + 2) +
-                                       ", newer than this meshdeploy knows (" +
-                                       std::to_string(v) + ")"),
-            std::string::npos)
+  EXPECT_NE(
+      old.error().message().find("schema version " + std::to_string(v + 2) +
+                                 ", newer than this meshdeploy knows (" + std::to_string(v) + ")"),
+      std::string::npos)
       << old.error().message();
 }
 

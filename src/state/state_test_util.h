@@ -2,6 +2,7 @@
 // file (a temp dir) or its own Postgres schema on the ctest fixture's cluster.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -9,8 +10,6 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
-
-#include <gtest/gtest.h>
 
 #include "pg/pg.h"
 #include "state/store_impl.h"

@@ -36,8 +36,8 @@ Result<LockRow> decide_acquire(const std::string& environment, const std::option
 Result<LockRow> decide_renew(const std::string& environment, const std::optional<LockRow>& cur,
                              const std::string& holder, SysTime now, Millis ttl);
 // The live lease as LockInfo, or nullopt when free or expired.
-std::optional<LockInfo> live_lock(const std::string& environment,
-                                  const std::optional<LockRow>& cur, SysTime now);
+std::optional<LockInfo> live_lock(const std::string& environment, const std::optional<LockRow>& cur,
+                                  SysTime now);
 
 // One schema upgrade: the SQL that takes the store from version-1 to version.
 struct SchemaStep {

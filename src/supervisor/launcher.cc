@@ -91,7 +91,8 @@ Result<ProcRef> RealLauncher::launch(const ProcessSpec& spec, int port) {
 
   std::vector<std::string> argv = options_.log_writer_argv;
   argv.insert(argv.end(), {"--out", spec.log_file.string()});
-  if (!spec.secrets_file.empty()) argv.insert(argv.end(), {"--secrets", spec.secrets_file.string()});
+  if (!spec.secrets_file.empty())
+    argv.insert(argv.end(), {"--secrets", spec.secrets_file.string()});
   proc::SpawnOptions lw;
   lw.cwd = "/";
   lw.env.inherit = true;
@@ -167,9 +168,7 @@ std::optional<ExitInfo> RealLauncher::poll(const ProcRef& ref) {
   return ExitInfo{};
 }
 
-bool RealLauncher::group_alive(const ProcRef& ref) {
-  return !group_members(ref.pid).empty();
-}
+bool RealLauncher::group_alive(const ProcRef& ref) { return !group_members(ref.pid).empty(); }
 
 void RealLauncher::reap_log_writers() {
   std::lock_guard lock(mu_);
@@ -179,8 +178,7 @@ void RealLauncher::reap_log_writers() {
       ++it;
       continue;
     }
-    if (r && (*r)->code != 0)
-      kLog.warn("log writer pid {} ended with {}", *it, (*r)->describe());
+    if (r && (*r)->code != 0) kLog.warn("log writer pid {} ended with {}", *it, (*r)->describe());
     it = log_writers_.erase(it);
   }
 }

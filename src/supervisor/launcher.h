@@ -45,8 +45,8 @@ class RealLauncher : public Launcher {
   void reap_log_writers();
   LauncherOptions options_;
   std::mutex mu_;
-  std::set<int> handed_out_;       // ports given to processes; never given twice
-  std::set<pid_t> log_writers_;    // our children, reaped as they exit
+  std::set<int> handed_out_;     // ports given to processes; never given twice
+  std::set<pid_t> log_writers_;  // our children, reaped as they exit
 };
 
 // HTTP GET http://127.0.0.1:<port><path>; 2xx and 3xx pass; a check that

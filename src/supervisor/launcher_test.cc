@@ -3,14 +3,13 @@
 #include "supervisor/launcher.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "core/fs.h"
 #include "core/process.h"
@@ -70,7 +69,8 @@ class LauncherTest : public ::testing::Test {
   }
 
   stdfs::path dir_;
-  RealLauncher launcher_{LauncherOptions{{"/bin/sh", "-c", "exec cat >> \"$2\"", "log-writer"}, {}}};
+  RealLauncher launcher_{
+      LauncherOptions{{"/bin/sh", "-c", "exec cat >> \"$2\"", "log-writer"}, {}}};
   std::vector<ProcRef> started_;
 };
 

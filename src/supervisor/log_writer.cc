@@ -8,7 +8,6 @@
 
 #include <cerrno>
 #include <cstring>
-
 #include <nlohmann/json.hpp>
 
 #include "core/fs.h"
@@ -86,9 +85,7 @@ std::string LineFormatter::flush_partial() {
   return out;
 }
 
-std::string LineFormatter::finish() {
-  return flush_partial();
-}
+std::string LineFormatter::finish() { return flush_partial(); }
 
 namespace {
 

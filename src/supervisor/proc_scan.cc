@@ -27,7 +27,7 @@ bool parse_ids(const std::string& text, StatIds& out) {
   const char* p = text.c_str() + close + 2;
   out.state = *p;
   char* end = nullptr;
-  std::strtol(p + 1, &end, 10);            // ppid
+  std::strtol(p + 1, &end, 10);  // ppid
   out.pgrp = std::strtol(end, &end, 10);
   out.session = std::strtol(end, &end, 10);
   return true;

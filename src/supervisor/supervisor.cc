@@ -37,20 +37,24 @@ constexpr Row kTable[] = {
     {State::kFailed, Event::kExited, State::kFailed},
 };
 
-Millis since(MonoTime from, MonoTime now) {
-  return std::chrono::duration_cast<Millis>(now - from);
-}
+Millis since(MonoTime from, MonoTime now) { return std::chrono::duration_cast<Millis>(now - from); }
 
 }  // namespace
 
 std::string_view state_name(State s) {
   switch (s) {
-    case State::kStopped: return "stopped";
-    case State::kStarting: return "starting";
-    case State::kRunning: return "running";
-    case State::kBackoff: return "backoff";
-    case State::kStopping: return "stopping";
-    case State::kFailed: return "failed";
+    case State::kStopped:
+      return "stopped";
+    case State::kStarting:
+      return "starting";
+    case State::kRunning:
+      return "running";
+    case State::kBackoff:
+      return "backoff";
+    case State::kStopping:
+      return "stopping";
+    case State::kFailed:
+      return "failed";
   }
   return "unknown";
 }
@@ -64,15 +68,24 @@ std::optional<State> parse_state(std::string_view name) {
 
 std::string_view event_name(Event e) {
   switch (e) {
-    case Event::kStart: return "start";
-    case Event::kReady: return "ready";
-    case Event::kCrashed: return "crashed";
-    case Event::kGaveUp: return "gave_up";
-    case Event::kStartTimeout: return "start_timeout";
-    case Event::kBackoffElapsed: return "backoff_elapsed";
-    case Event::kStop: return "stop";
-    case Event::kGraceElapsed: return "grace_elapsed";
-    case Event::kExited: return "exited";
+    case Event::kStart:
+      return "start";
+    case Event::kReady:
+      return "ready";
+    case Event::kCrashed:
+      return "crashed";
+    case Event::kGaveUp:
+      return "gave_up";
+    case Event::kStartTimeout:
+      return "start_timeout";
+    case Event::kBackoffElapsed:
+      return "backoff_elapsed";
+    case Event::kStop:
+      return "stop";
+    case Event::kGraceElapsed:
+      return "grace_elapsed";
+    case Event::kExited:
+      return "exited";
   }
   return "unknown";
 }
@@ -110,19 +123,19 @@ struct Supervisor::Proc {
   State state = State::kStopped;
   bool healthy = false;
   int port = 0;
-  ProcRef ref;                // ref.pid > 0 while its group is ours to watch
-  bool leader_exited = false; // the leader is gone; waiting for the rest of the group
-  ExitInfo exit;              // of the leader, once leader_exited
-  bool killed = false;        // SIGKILL sent during this stop
+  ProcRef ref;                 // ref.pid > 0 while its group is ours to watch
+  bool leader_exited = false;  // the leader is gone; waiting for the rest of the group
+  ExitInfo exit;               // of the leader, once leader_exited
+  bool killed = false;         // SIGKILL sent during this stop
   int restarts = 0;
   int quick_crashes = 0;
   std::string last_exit, error;
   MonoTime started{};
   SysTime started_at{};
-  MonoTime deadline{};        // backoff: restart at; stopping: SIGKILL at
+  MonoTime deadline{};  // backoff: restart at; stopping: SIGKILL at
   int health_pass = 0, health_fail = 0;
   MonoTime next_probe{};
-  uint64_t run = 0;           // increases with every spawn (matches probe results)
+  uint64_t run = 0;  // increases with every spawn (matches probe results)
   bool adopted = false;
 };
 
@@ -137,7 +150,8 @@ void Supervisor::apply(Proc& p, Event e) {
     return;
   }
   if (*to != p.state)
-    kLog.info("{}: {} -> {} ({})", p.spec.id(), state_name(p.state), state_name(*to), event_name(e));
+    kLog.info("{}: {} -> {} ({})", p.spec.id(), state_name(p.state), state_name(*to),
+              event_name(e));
   p.state = *to;
   if (p.state != State::kRunning) p.healthy = false;
   ++generation_;
@@ -287,7 +301,8 @@ Status Supervisor::forget(const std::string& id) {
   auto it = procs_.find(id);
   if (it == procs_.end()) return ok();
   if (it->second->state != State::kStopped && it->second->state != State::kFailed)
-    return fail(Errc::kFailedPrecondition, id + " is " + std::string(state_name(it->second->state)));
+    return fail(Errc::kFailedPrecondition,
+                id + " is " + std::string(state_name(it->second->state)));
   if (it->second->ref.pid > 0)
     return fail(Errc::kFailedPrecondition, id + " is still being killed");
   procs_.erase(it);

@@ -54,9 +54,9 @@ enum class Event {
   kGraceElapsed,    // stop grace passed: SIGKILL
   kExited,          // exited while stopping
 };
-std::string_view state_name(State s);  // "stopped", "starting", ...
+std::string_view state_name(State s);                     // "stopped", "starting", ...
 std::optional<State> parse_state(std::string_view name);  // the inverse; nullopt if unknown
-std::string_view event_name(Event e);  // "start", "spawn_failed", ...
+std::string_view event_name(Event e);                     // "start", "spawn_failed", ...
 
 // The one transition table. nullopt: the event does not apply in that state
 // (the supervisor ignores it; e.g. kReady while stopping).
@@ -65,18 +65,18 @@ std::optional<State> transition(State from, Event e);
 // ---- the restart policy -------------------------------------------------------
 
 struct RestartPolicy {
-  Millis backoff_initial{500};    // delay before the first restart
-  Millis backoff_max{30000};      // delays double up to this
-  int max_quick_crashes = 5;      // this many consecutive quick crashes: failed
-  Millis min_uptime{10000};       // a crash after running this long is not "quick"
-  Millis worker_ready_after{1000};  // a worker that stays up this long is ready
+  Millis backoff_initial{500};         // delay before the first restart
+  Millis backoff_max{30000};           // delays double up to this
+  int max_quick_crashes = 5;           // this many consecutive quick crashes: failed
+  Millis min_uptime{10000};            // a crash after running this long is not "quick"
+  Millis worker_ready_after{1000};     // a worker that stays up this long is ready
   Millis starting_probe_interval{50};  // health checks of a starting web process
 };
 
 struct RestartDecision {
-  bool give_up = false;  // mark failed, no restart
-  int quick_crashes = 0; // the new consecutive count
-  Millis delay{0};       // restart after this (when not giving up)
+  bool give_up = false;   // mark failed, no restart
+  int quick_crashes = 0;  // the new consecutive count
+  Millis delay{0};        // restart after this (when not giving up)
 };
 // Pure: what to do after a crash, given the consecutive quick crashes before
 // it and how long the process ran.
@@ -86,29 +86,29 @@ RestartDecision restart_decision(const RestartPolicy& p, int quick_crashes_befor
 
 // One process of a release, e.g. web.2 of v42.
 struct ProcessSpec {
-  std::string release;                      // version
-  std::string service;                      // services.<name>
-  int index = 1;                            // 1..count
+  std::string release;  // version
+  std::string service;  // services.<name>
+  int index = 1;        // 1..count
   config::ServiceKind kind = config::ServiceKind::kWeb;
-  std::string command;                      // /bin/sh -c, in `cwd`
-  std::filesystem::path cwd;                // the release directory
-  std::map<std::string, std::string> env;   // the full plain environment (PORT is added for web)
-  secrets::SecretMap secret_env;            // decrypted secrets, revealed only at spawn
-  config::HealthCheck health;               // web only
+  std::string command;                     // /bin/sh -c, in `cwd`
+  std::filesystem::path cwd;               // the release directory
+  std::map<std::string, std::string> env;  // the full plain environment (PORT is added for web)
+  secrets::SecretMap secret_env;           // decrypted secrets, revealed only at spawn
+  config::HealthCheck health;              // web only
   Millis stop_grace{30000};
-  std::filesystem::path log_file;           // where the log writer appends
-  std::filesystem::path secrets_file;       // what the log writer redacts ("" = nothing)
+  std::filesystem::path log_file;      // where the log writer appends
+  std::filesystem::path secrets_file;  // what the log writer redacts ("" = nothing)
   // "<release>/<service>.<index>", e.g. "v42/web.2". Unique per supervisor.
   std::string id() const;
 };
 
 // How to find a process again, also after an agent restart (persisted).
 struct ProcRef {
-  pid_t pid = -1;              // leader of its own session and process group (pgid == pid)
-  uint64_t start_time = 0;     // /proc/<pid>/stat field 22: guards against pid reuse
-  pid_t log_pid = -1;          // its log writer (own session), or -1
+  pid_t pid = -1;           // leader of its own session and process group (pgid == pid)
+  uint64_t start_time = 0;  // /proc/<pid>/stat field 22: guards against pid reuse
+  pid_t log_pid = -1;       // its log writer (own session), or -1
   uint64_t log_start_time = 0;
-  bool child = true;           // we are its parent; false once re-adopted
+  bool child = true;  // we are its parent; false once re-adopted
   bool operator==(const ProcRef&) const = default;
 };
 
@@ -116,8 +116,8 @@ struct ProcRef {
 // child: its exit status is lost; only its disappearance is seen).
 struct ExitInfo {
   bool known = false;
-  int code = -1;    // exit code, or -1
-  int signal = 0;   // terminating signal, or 0
+  int code = -1;                 // exit code, or -1
+  int signal = 0;                // terminating signal, or 0
   std::string describe() const;  // "exit 1", "killed by SIGKILL", "exited (status unknown)"
 };
 
@@ -171,15 +171,15 @@ struct ProcessStatus {
   int index = 0;
   config::ServiceKind kind = config::ServiceKind::kWeb;
   State state = State::kStopped;
-  bool healthy = false;        // web: last health verdict; worker: running
-  int port = 0;                // web only
-  ProcRef ref;                 // pid < 0 when not running
-  int restarts = 0;            // restarts since the last start()
-  int quick_crashes = 0;       // consecutive
-  std::string last_exit;       // ExitInfo::describe() of the last exit, "" if none
-  std::string error;           // why it failed / last spawn error, "" if none
-  SysTime started_at{};        // of the current run
-  bool adopted = false;        // re-adopted from a previous agent
+  bool healthy = false;   // web: last health verdict; worker: running
+  int port = 0;           // web only
+  ProcRef ref;            // pid < 0 when not running
+  int restarts = 0;       // restarts since the last start()
+  int quick_crashes = 0;  // consecutive
+  std::string last_exit;  // ExitInfo::describe() of the last exit, "" if none
+  std::string error;      // why it failed / last spawn error, "" if none
+  SysTime started_at{};   // of the current run
+  bool adopted = false;   // re-adopted from a previous agent
 };
 
 class Supervisor {

@@ -1,8 +1,7 @@
 #include "supervisor/supervisor.h"
 
-#include <signal.h>
-
 #include <gtest/gtest.h>
+#include <signal.h>
 
 namespace md::supervisor {
 namespace {
@@ -250,7 +249,8 @@ TEST_F(SupervisorTest, QuickCrashLoopEndsFailed) {
   }
   EXPECT_EQ(st("v1/worker.1").state, State::kFailed);
   EXPECT_EQ(launcher.launches.size(), 5u);
-  EXPECT_NE(st("v1/worker.1").error.find("crashed 5 times in a row"), std::string::npos) << st("v1/worker.1").error;
+  EXPECT_NE(st("v1/worker.1").error.find("crashed 5 times in a row"), std::string::npos)
+      << st("v1/worker.1").error;
   EXPECT_NE(st("v1/worker.1").error.find("exit 3"), std::string::npos);
   run_for(60s);
   EXPECT_EQ(launcher.launches.size(), 5u);  // never restarted again
