@@ -4,7 +4,7 @@
 # committed change that clang-tidy flags.
 # Usage: lint_gate_test.sh SOURCE_DIR BUILD_DIR   (BUILD_DIR has compile_commands.json)
 set -euo pipefail
-src=$1 build=$2
+src=$(cd "$1" && pwd -P) build=$(cd "$2" && pwd -P)
 t=$(mktemp -d)
 trap 'rm -rf "$t"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -12,7 +12,10 @@ git clone -q --shared "$src" "$t/repo"
 cd "$t/repo"
 git config user.email lint@test && git config user.name lint
 mkdir -p "$t/build"
-sed "s|$src/|$t/repo/|g" "$build/compile_commands.json" >"$t/build/compile_commands.json"
+# The clone's sources, compiled from the original build directory (its
+# generated headers and working directory).
+sed -e "s|$src/|$t/repo/|g" -e "s|$t/repo/${build#"$src"/}|$build|g" \
+  "$build/compile_commands.json" >"$t/build/compile_commands.json"
 
 LINT_BASE=HEAD bash scripts/lint.sh "$t/build" >"$t/ok.out" 2>&1 || { cat "$t/ok.out"; fail "lint refuses the committed tree"; }
 
