@@ -210,10 +210,17 @@ TEST_F(LauncherTest, AFailedProcReadIsNotADeadProcess) {
     EXPECT_TRUE(launcher_.group_alive(adopted)) << "a live group reported as gone";
     EXPECT_NE(liveness(r.pid, r.start_time), Liveness::kGone);
     // A check that cannot open its socket says nothing about the process.
+    // WHY not under the sanitizers: UBSan's vptr check proves a vtable
+    // readable through a pipe(), which fails here, so every virtual call and
+    // exception match reads as "invalid vptr". The release binary's probes
+    // under exhaustion are checked by tests/e2e/agent_flood.sh (no app
+    // process restarted during the flood).
+#if !defined(__SANITIZE_ADDRESS__)
     HttpProber prober;
     auto verdict = prober.probe({{1, "/healthz", 200ms}});
     ASSERT_EQ(verdict.size(), 1u);
     EXPECT_EQ(verdict[0], std::nullopt);
+#endif
   }
   EXPECT_EQ(liveness(r.pid, r.start_time), Liveness::kAlive);
   ::kill(-r.pid, SIGKILL);
