@@ -286,8 +286,11 @@ Status Agent::Impl::open() {
                                   "orphaned); move the file away to "
                                   "start empty"));
   store.emplace(MD_TRY(ReleaseStore::open(root)));
+  // One cgroup tree per agent root: two agents in one cgroup (tests, two
+  // roots on a host) never touch each other's processes.
   launcher = std::make_unique<supervisor::RealLauncher>(
-      supervisor::LauncherOptions{opts.log_writer_argv, logs_dir / "log-writer.err"});
+      supervisor::LauncherOptions{opts.log_writer_argv, logs_dir / "log-writer.err",
+                                  "meshdeploy-" + short_checksum(root.string()).substr(0, 12)});
   sup = std::make_unique<supervisor::Supervisor>(*launcher, prober, real_clock(), opts.restart);
   return ok();
 }

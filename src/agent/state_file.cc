@@ -15,16 +15,18 @@ using json = nlohmann::json;
 constexpr std::string_view kMagic = "meshdeploy-agent-state";
 
 json process_json(const SavedProcess& p) {
-  return {{"service", p.service},
-          {"index", p.index},
-          {"port", p.port},
-          {"pid", p.ref.pid},
-          {"start_time", p.ref.start_time},
-          {"log_pid", p.ref.log_pid},
-          {"log_start_time", p.ref.log_start_time},
-          {"state", p.state},
-          {"error", p.error},
-          {"restarts", p.restarts}};
+  json j = {{"service", p.service},
+            {"index", p.index},
+            {"port", p.port},
+            {"pid", p.ref.pid},
+            {"start_time", p.ref.start_time},
+            {"log_pid", p.ref.log_pid},
+            {"log_start_time", p.ref.log_start_time},
+            {"state", p.state},
+            {"error", p.error},
+            {"restarts", p.restarts}};
+  if (!p.ref.cgroup.empty()) j["cgroup"] = p.ref.cgroup;
+  return j;
 }
 
 SavedProcess process_from(const json& j) {
@@ -40,6 +42,7 @@ SavedProcess process_from(const json& j) {
   p.state = j.at("state").get<std::string>();
   p.error = j.at("error").get<std::string>();
   p.restarts = j.at("restarts").get<int>();
+  p.ref.cgroup = j.value("cgroup", std::string());
   return p;
 }
 

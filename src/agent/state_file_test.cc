@@ -39,7 +39,7 @@ AgentState sample() {
   p.service = "web";
   p.index = 1;
   p.port = 31001;
-  p.ref = {4242, 123456, 4243, 123450, false};
+  p.ref = {4242, 123456, 4243, 123450, false, "/sys/fs/cgroup/meshdeploy-1a/v1/web.1"};
   p.state = "running";
   p.restarts = 3;
   r.processes = {p};

@@ -135,6 +135,12 @@ struct SpawnOptions {
   // group in our session. Either way pgid == pid, so signal_group(pid) reaches
   // its children too.
   bool new_session = true;
+  // >= 0: an O_PATH/O_DIRECTORY fd of a cgroup v2 directory the child is
+  // born in (clone3 with CLONE_INTO_CGROUP: it never runs outside it, so
+  // it cannot fork away before being moved). The caller keeps the fd.
+  // Linux >= 5.7; when the kernel refuses, spawn() fails with
+  // kUnavailable and nothing was started.
+  int cgroup_fd = -1;
 };
 
 // A started process. `start_time` identifies it across pid reuse.

@@ -68,6 +68,57 @@ bool same_process(const ProcRef& ref) {
 
 }  // namespace
 
+RealLauncher::RealLauncher(LauncherOptions options) : options_(std::move(options)) {
+  if (options_.cgroup_tree.empty()) return;
+  auto tree = CgroupTree::open(options_.cgroup_tree);
+  if (tree) {
+    cgroups_.emplace(std::move(*tree));
+    kLog.info("release processes run in cgroups under {}", cgroups_->dir().string());
+  } else {
+    disable_cgroups_locked(tree.error());
+  }
+}
+
+std::string RealLauncher::cgroup_for(const ProcessSpec& spec) {
+  std::lock_guard lock(mu_);
+  if (!cgroups_) return {};
+  auto cg = cgroups_->make(spec.release, spec.service + "." + std::to_string(spec.index));
+  if (cg) return cg->string();
+  disable_cgroups_locked(cg.error());
+  return {};
+}
+
+void RealLauncher::disable_cgroups(const Error& why) {
+  std::lock_guard lock(mu_);
+  disable_cgroups_locked(why);
+}
+
+void RealLauncher::disable_cgroups_locked(const Error& why) {
+  cgroups_.reset();
+  if (warned_) return;
+  warned_ = true;
+  kLog.warn(
+      "{}; release processes are stopped by process group only (a daemon that leaves its "
+      "group with setsid survives its release)",
+      why.what());
+}
+
+bool RealLauncher::uses_cgroups() {
+  std::lock_guard lock(mu_);
+  return cgroups_.has_value();
+}
+
+std::filesystem::path RealLauncher::own_cgroup(const ProcRef& ref) const {
+  if (ref.cgroup.empty() || options_.cgroup_tree.empty()) return {};
+  std::filesystem::path cg(ref.cgroup);
+  // WHY the check: the path comes back from the state file; only a cgroup
+  // of this agent's tree is ever signalled.
+  if (!cg.is_absolute() || cg.lexically_normal() != cg ||
+      cg.parent_path().parent_path().filename() != options_.cgroup_tree)
+    return {};
+  return cg;
+}
+
 Result<int> RealLauncher::allocate_port() {
   std::lock_guard lock(mu_);
   for (int attempt = 0; attempt < 64; ++attempt) {
@@ -117,7 +168,23 @@ Result<ProcRef> RealLauncher::launch(const ProcessSpec& spec, int port) {
   app.out = proc::Redirect::to_fd(pipe.write_end());
   app.err = proc::Redirect::to_fd(pipe.write_end());
   app.new_session = true;
-  auto started = proc::spawn(proc::Command::shell(spec.command), app);
+  std::string cgroup = cgroup_for(spec);
+  Result<proc::Spawned> started = fail(Errc::kInternal, "not started");
+  if (!cgroup.empty()) {
+    int fd = ::open(cgroup.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+      app.cgroup_fd = fd;
+      started = proc::spawn(proc::Command::shell(spec.command), app);
+      ::close(fd);
+      app.cgroup_fd = -1;
+    }
+    if (fd < 0 || (!started && started.error().code() == Errc::kUnavailable)) {
+      disable_cgroups(fd < 0 ? Error(Errc::kIo, "open " + cgroup + ": " + std::strerror(errno))
+                             : started.error());
+      cgroup.clear();
+    }
+  }
+  if (cgroup.empty()) started = proc::spawn(proc::Command::shell(spec.command), app);
   // Our ends close when `pipe` goes out of scope: the log writer then sees
   // EOF exactly when the last process of the group has exited.
   if (!started) return fail(std::move(started.error()).with_context(ctx));
@@ -127,12 +194,15 @@ Result<ProcRef> RealLauncher::launch(const ProcessSpec& spec, int port) {
   ref.log_pid = writer->pid;
   ref.log_start_time = writer->start_time;
   ref.child = true;
+  ref.cgroup = cgroup;
   kLog.info("{}: started pid {}{}", spec.id(), ref.pid,
             port > 0 ? " on port " + std::to_string(port) : std::string());
   return ref;
 }
 
 Status RealLauncher::signal_group(const ProcRef& ref, int sig) {
+  // The cgroup holds the group and whatever left it (setsid daemons).
+  if (auto cg = own_cgroup(ref); !cg.empty()) MD_TRY_STATUS(cgroup_signal(cg, sig));
   if (ref.pid <= 1) return ok();
   if (!same_process(ref)) {
     kLog.warn("pid {} now belongs to another process; not signalling it", ref.pid);
@@ -168,7 +238,14 @@ std::optional<ExitInfo> RealLauncher::poll(const ProcRef& ref) {
   return ExitInfo{};
 }
 
-bool RealLauncher::group_alive(const ProcRef& ref) { return !group_members(ref.pid).empty(); }
+bool RealLauncher::group_alive(const ProcRef& ref) {
+  if (!group_members(ref.pid).empty()) return true;
+  auto cg = own_cgroup(ref);
+  if (cg.empty()) return false;
+  if (cgroup_populated(cg)) return true;
+  cgroup_remove(cg);  // and the release's, once its last process is gone
+  return false;
+}
 
 void RealLauncher::reap_log_writers() {
   std::lock_guard lock(mu_);

@@ -4,10 +4,12 @@
 
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "supervisor/cgroup.h"
 #include "supervisor/supervisor.h"
 
 namespace md::supervisor {
@@ -19,6 +21,11 @@ struct LauncherOptions {
   std::vector<std::string> log_writer_argv;
   // Where log writers' own diagnostics go ("" = /dev/null).
   std::filesystem::path log_writer_errors;
+  // cgroup v2: the name of the tree created under the agent's own cgroup
+  // (one per agent root, e.g. "meshdeploy-1a2b3c4d"); each process is born
+  // in <tree>/<release>/<service>.<index>. "" = process groups only.
+  // Where cgroups cannot be used, the launcher says so once and falls back.
+  std::string cgroup_tree;
 };
 
 // Starts each process with `/bin/sh -c COMMAND` in the release directory, in
@@ -31,9 +38,16 @@ struct LauncherOptions {
 // the last process of the group has closed it.
 //
 // Concurrency: thread-safe (internal mutex for the port and child sets).
+//
+// With cgroups (LauncherOptions::cgroup_tree), signal_group() also signals
+// every process of the process's cgroup (SIGKILL: cgroup.kill) and
+// group_alive() stays true while that cgroup holds a process, so a stop
+// ends only once the daemons the process started are gone too.
 class RealLauncher : public Launcher {
  public:
-  explicit RealLauncher(LauncherOptions options) : options_(std::move(options)) {}
+  explicit RealLauncher(LauncherOptions options);
+  // True when processes are started in cgroups.
+  bool uses_cgroups();
   Result<int> allocate_port() override;
   bool port_free(int port) override;
   Result<ProcRef> launch(const ProcessSpec& spec, int port) override;
@@ -43,7 +57,15 @@ class RealLauncher : public Launcher {
 
  private:
   void reap_log_writers();
+  // The cgroup of `ref` if it is one of ours (under the tree), else "".
+  std::filesystem::path own_cgroup(const ProcRef& ref) const;
+  // <tree>/<release>/<service>.<index>, created; "" without cgroups.
+  std::string cgroup_for(const ProcessSpec& spec);
+  void disable_cgroups(const Error& why);
+  void disable_cgroups_locked(const Error& why);  // mu_ held
   LauncherOptions options_;
+  std::optional<CgroupTree> cgroups_;  // GUARDED_BY(mu_)
+  bool warned_ = false;                // GUARDED_BY(mu_): the fallback is logged once
   std::mutex mu_;
   std::set<int> handed_out_;     // ports given to processes; never given twice
   std::set<pid_t> log_writers_;  // our children, reaped as they exit

@@ -13,6 +13,7 @@
 
 #include "core/fs.h"
 #include "core/process.h"
+#include "supervisor/cgroup.h"
 #include "supervisor/proc_scan.h"
 
 namespace md::supervisor {
@@ -29,6 +30,7 @@ class LauncherTest : public ::testing::Test {
   }
   void TearDown() override {
     for (const ProcRef& r : started_) {
+      if (!r.cgroup.empty()) (void)cgroup_signal(r.cgroup, SIGKILL);
       ::kill(-r.pid, SIGKILL);
       (void)proc::reap(r.pid, true);
     }
@@ -59,6 +61,13 @@ class LauncherTest : public ::testing::Test {
     }
     return std::nullopt;
   }
+  std::optional<ExitInfo> wait_exit_with(RealLauncher& l, const ProcRef& r) {
+    for (int i = 0; i < 500; ++i) {
+      if (auto e = l.poll(r)) return e;
+      std::this_thread::sleep_for(10ms);
+    }
+    return std::nullopt;
+  }
   // The log writer exits at EOF; then the file is complete.
   std::string log_text(const ProcRef& r) {
     for (int i = 0; i < 500 && proc::alive(r.log_pid); ++i) {
@@ -69,8 +78,10 @@ class LauncherTest : public ::testing::Test {
   }
 
   stdfs::path dir_;
-  RealLauncher launcher_{
-      LauncherOptions{{"/bin/sh", "-c", "exec cat >> \"$2\"", "log-writer"}, {}}};
+  static LauncherOptions options(std::string cgroup_tree = "") {
+    return LauncherOptions{{"/bin/sh", "-c", "exec cat >> \"$2\"", "log-writer"}, {}, cgroup_tree};
+  }
+  RealLauncher launcher_{options()};
   std::vector<ProcRef> started_;
 };
 
@@ -236,6 +247,58 @@ TEST_F(LauncherTest, ProbeFailsOnAClosedPort) {
   ASSERT_TRUE(port);
   auto r = prober.probe({{*port, "/healthz", 500ms}, {*port, "/", 500ms}});
   EXPECT_EQ(r, (std::vector<ProbeResult>{false, false}));
+}
+
+// ---- cgroups: what a release leaves behind is stopped with it ----------------
+
+TEST_F(LauncherTest, StopReachesADaemonThatLeftTheGroupWithSetsid) {
+  std::string tree = "md-launcher-test-" + std::to_string(::getpid());
+  RealLauncher cg{options(tree)};
+  if (!cg.uses_cgroups()) GTEST_SKIP() << "cgroup v2 is not writable here (see the agent's log)";
+  // The app double-forks a daemon into a session of its own that ignores
+  // SIGTERM — and would outlive a stop by process group.
+  auto r =
+      cg.launch(spec("(setsid sh -c 'trap \"\" TERM; exec sleep 1000' &); exec sleep 1000"), 0);
+  ASSERT_TRUE(r) << r.error().what();
+  started_.push_back(*r);
+  ASSERT_FALSE(r->cgroup.empty());
+  pid_t daemon = -1;
+  for (int i = 0; i < 500 && daemon < 0; ++i) {
+    for (pid_t p : cgroup_pids(r->cgroup))
+      if (p != r->pid && proc::alive(p) && ::getsid(p) == p &&
+          fs::read_file("/proc/" + std::to_string(p) + "/comm").value_or("") == "sleep\n")
+        daemon = p;  // past its `trap`: SIGTERM is ignored now
+    if (daemon < 0) std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_GT(daemon, 0) << "no setsid daemon appeared in " << r->cgroup;
+  EXPECT_TRUE(group_members(r->pid).size() <= 1u);  // it left the group
+
+  ASSERT_TRUE(cg.signal_group(*r, SIGTERM));
+  ASSERT_TRUE(wait_exit_with(cg, *r));
+  EXPECT_TRUE(cg.group_alive(*r)) << "the daemon still runs: the process is not stopped yet";
+  EXPECT_TRUE(proc::alive(daemon));
+
+  ASSERT_TRUE(cg.signal_group(*r, SIGKILL));  // the grace period ended
+  bool alive = true;
+  for (int i = 0; i < 500 && alive; ++i) {
+    alive = cg.group_alive(*r);
+    if (alive) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_FALSE(alive);
+  EXPECT_FALSE(proc::alive(daemon));
+  EXPECT_FALSE(stdfs::exists(r->cgroup));  // removed with its release's
+  EXPECT_FALSE(stdfs::exists(stdfs::path(r->cgroup).parent_path()));
+  ::rmdir(stdfs::path(r->cgroup).parent_path().parent_path().c_str());
+}
+
+TEST_F(LauncherTest, WithoutCgroupsItFallsBackToProcessGroups) {
+  RealLauncher plain{options(".not-a-cgroup-name")};
+  EXPECT_FALSE(plain.uses_cgroups());
+  auto r = plain.launch(spec("exit 0"), 0);
+  ASSERT_TRUE(r) << r.error().what();
+  started_.push_back(*r);
+  EXPECT_TRUE(r->cgroup.empty());
+  EXPECT_TRUE(wait_exit_with(plain, *r));
 }
 
 }  // namespace

@@ -109,6 +109,9 @@ struct ProcRef {
   pid_t log_pid = -1;       // its log writer (own session), or -1
   uint64_t log_start_time = 0;
   bool child = true;  // we are its parent; false once re-adopted
+  // The process's own cgroup v2 directory (absolute), "" when cgroups are
+  // not used: stopping it stops everything in it (setsid daemons too).
+  std::string cgroup;
   bool operator==(const ProcRef&) const = default;
 };
 

@@ -359,7 +359,7 @@ TEST_F(SupervisorTest, UnhealthyAfterThresholdAndBackAgain) {
 
 TEST_F(SupervisorTest, AdoptsALiveProcessWithoutStartingIt) {
   launcher.procs[4242] = {};
-  ProcRef ref{4242, 99, 4243, 98, true};
+  ProcRef ref{4242, 99, 4243, 98, true, ""};
   sup.adopt(web(), ref, 31000, State::kRunning, /*restarts=*/2);
   EXPECT_TRUE(launcher.launches.empty());
   auto s = st();
@@ -379,7 +379,7 @@ TEST_F(SupervisorTest, AdoptsALiveProcessWithoutStartingIt) {
 }
 
 TEST_F(SupervisorTest, AdoptingAGoneProcessRestartsIt) {
-  ProcRef ref{777, 1, -1, 0, true};  // FakeLauncher does not know 777: gone
+  ProcRef ref{777, 1, -1, 0, true, ""};  // FakeLauncher does not know 777: gone
   sup.adopt(web(), ref, 31000, State::kRunning, 0);
   EXPECT_EQ(st().state, State::kBackoff);
   EXPECT_EQ(st().quick_crashes, 0);
@@ -392,7 +392,7 @@ TEST_F(SupervisorTest, AdoptionKeepsFailuresAndFinishesStops) {
   EXPECT_EQ(st("v1/web.1").state, State::kFailed);
   EXPECT_EQ(st("v1/web.1").error, "crashed 5 times");
   launcher.procs[5000] = {};
-  sup.adopt(web(2), ProcRef{5000, 1, -1, 0, false}, 31001, State::kStopping, 0);
+  sup.adopt(web(2), ProcRef{5000, 1, -1, 0, false, ""}, 31001, State::kStopping, 0);
   EXPECT_EQ(st("v1/web.2").state, State::kStopping);
   EXPECT_EQ(launcher.procs[5000].signals, std::vector<int>{SIGTERM});
   sup.tick();
