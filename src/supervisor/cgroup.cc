@@ -68,13 +68,24 @@ Result<CgroupTree> CgroupTree::open(const std::string& name) {
 Result<stdfs::path> CgroupTree::make(const std::string& release, const std::string& leaf) const {
   if (!valid_name(release) || !valid_name(leaf))
     return fail(Errc::kInvalidArgument, "bad cgroup name '" + release + "/" + leaf + "'");
-  stdfs::path at = dir_;
-  for (const std::string& part : {release, leaf}) {
-    at /= part;
-    if (::mkdir(at.c_str(), 0755) != 0 && errno != EEXIST)
+  stdfs::path rel = dir_ / release;
+  if (::mkdir(rel.c_str(), 0755) != 0 && errno != EEXIST)
+    return fail(Errc::kIo, "create cgroup " + rel.string() + ": " + std::strerror(errno));
+  // WHY a new cgroup for every run, never one that exists: the cgroup of the
+  // previous run (a crash, then a restart) may still hold its leftovers, which
+  // must not be taken for the new run's; and a process cloned into a cgroup
+  // that was once killed through cgroup.kill is killed at birth (seen on
+  // Linux 6.18: every restart after a crash died at once). An empty earlier
+  // cgroup is removed on the way.
+  for (int n = 1; n <= 1000; ++n) {
+    stdfs::path at = rel / (leaf + "-" + std::to_string(n));
+    if (::mkdir(at.c_str(), 0755) == 0) return at;
+    if (errno != EEXIST)
       return fail(Errc::kIo, "create cgroup " + at.string() + ": " + std::strerror(errno));
+    ::rmdir(at.c_str());  // fails (EBUSY) while anything runs in it
   }
-  return at;
+  return fail(Errc::kIo,
+              "create cgroup under " + rel.string() + ": 1000 cgroups of " + leaf + " are in use");
 }
 
 std::vector<pid_t> cgroup_pids(const stdfs::path& cg) {

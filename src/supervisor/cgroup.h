@@ -1,5 +1,5 @@
 // cgroup v2 for release processes: each process is born in a cgroup of its
-// own, <agent's cgroup>/<tree>/<release>/<service>.<index>, so stopping it
+// own, <agent's cgroup>/<tree>/<release>/<service>.<index>-<n>, so stopping it
 // reaches every process it left behind — also daemons that called setsid()
 // (another session and process group) or cleared their environment.
 //
@@ -32,7 +32,9 @@ class CgroupTree {
   // The directory of the tree, e.g. /sys/fs/cgroup/system.slice/x.service/meshdeploy-1a2b.
   const std::filesystem::path& dir() const { return dir_; }
 
-  // Creates <dir>/<release>/<leaf> when missing and returns its path.
+  // Creates a new, empty cgroup <dir>/<release>/<leaf>-<n> (never one that
+  // exists: each run of a process gets its own; empty earlier ones are
+  // removed) and returns its path.
   // kInvalidArgument for a name with '/' or starting with '.'; kIo otherwise.
   Result<std::filesystem::path> make(const std::string& release, const std::string& leaf) const;
 

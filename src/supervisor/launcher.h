@@ -23,7 +23,7 @@ struct LauncherOptions {
   std::filesystem::path log_writer_errors;
   // cgroup v2: the name of the tree created under the agent's own cgroup
   // (one per agent root, e.g. "meshdeploy-1a2b3c4d"); each process is born
-  // in <tree>/<release>/<service>.<index>. "" = process groups only.
+  // in <tree>/<release>/<service>.<index>-<n>. "" = process groups only.
   // Where cgroups cannot be used, the launcher says so once and falls back.
   std::string cgroup_tree;
 };
@@ -59,7 +59,7 @@ class RealLauncher : public Launcher {
   void reap_log_writers();
   // The cgroup of `ref` if it is one of ours (under the tree), else "".
   std::filesystem::path own_cgroup(const ProcRef& ref) const;
-  // <tree>/<release>/<service>.<index>, created; "" without cgroups.
+  // <tree>/<release>/<service>.<index>-<n>, new for each run; "" without cgroups.
   std::string cgroup_for(const ProcessSpec& spec);
   void disable_cgroups(const Error& why);
   void disable_cgroups_locked(const Error& why);  // mu_ held

@@ -291,6 +291,36 @@ TEST_F(LauncherTest, StopReachesADaemonThatLeftTheGroupWithSetsid) {
   ::rmdir(stdfs::path(r->cgroup).parent_path().parent_path().c_str());
 }
 
+// Regression: a restart after a crash went into the crashed run's cgroup,
+// which its stop had killed through cgroup.kill — and the kernel killed the
+// new process at birth, five times, until the supervisor gave up.
+TEST_F(LauncherTest, ARunAfterAKilledOneGetsACgroupOfItsOwn) {
+  std::string tree = "md-launcher-test-" + std::to_string(::getpid());
+  RealLauncher cg{options(tree)};
+  if (!cg.uses_cgroups()) GTEST_SKIP() << "cgroup v2 is not writable here (see the agent's log)";
+  auto first = cg.launch(spec("exec sleep 1000"), 0);
+  ASSERT_TRUE(first) << first.error().what();
+  started_.push_back(*first);
+  ASSERT_TRUE(cg.signal_group(*first, SIGKILL));
+  ASSERT_TRUE(wait_exit_with(cg, *first));
+
+  auto second = cg.launch(spec("exec sleep 1000"), 0);
+  ASSERT_TRUE(second) << second.error().what();
+  started_.push_back(*second);
+  EXPECT_NE(second->cgroup, first->cgroup);
+  // Killed at birth shows within milliseconds; 300 ms is plenty.
+  std::this_thread::sleep_for(300ms);
+  EXPECT_FALSE(cg.poll(*second)) << "the new run died: " << second->cgroup;
+  EXPECT_EQ(cgroup_pids(second->cgroup), (std::vector<pid_t>{second->pid}));
+
+  EXPECT_FALSE(stdfs::exists(first->cgroup)) << "the empty earlier cgroup is removed";
+
+  ASSERT_TRUE(cg.signal_group(*second, SIGKILL));
+  ASSERT_TRUE(wait_exit_with(cg, *second));
+  for (int i = 0; i < 500 && cg.group_alive(*second); ++i) std::this_thread::sleep_for(10ms);
+  ::rmdir(stdfs::path(second->cgroup).parent_path().parent_path().c_str());
+}
+
 TEST_F(LauncherTest, WithoutCgroupsItFallsBackToProcessGroups) {
   RealLauncher plain{options(".not-a-cgroup-name")};
   EXPECT_FALSE(plain.uses_cgroups());
