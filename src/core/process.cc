@@ -25,32 +25,6 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-// Closes an fd on scope exit unless released.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(o.release()) {}
-  Fd& operator=(Fd&& o) noexcept {
-    reset(o.release());
-    return *this;
-  }
-  ~Fd() { reset(); }
-  int get() const { return fd_; }
-  int release() {
-    int f = fd_;
-    fd_ = -1;
-    return f;
-  }
-  void reset(int f = -1) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = f;
-  }
-
- private:
-  int fd_ = -1;
-};
-
 Error errno_error(std::string_view what, int err) {
   Errc code = err == ENOENT                     ? Errc::kNotFound
               : (err == EACCES || err == EPERM) ? Errc::kPermissionDenied
@@ -142,8 +116,10 @@ Result<pid_t> start(const Command& cmd, const std::filesystem::path& cwd, const 
 // CLONE_INTO_CGROUP). WHY not posix_spawn: glibc 2.36 (Debian 12) cannot
 // spawn into a cgroup, and moving the child after the spawn races with a
 // child that forks at once. The child only makes async-signal-safe calls.
-Result<pid_t> start_in_cgroup(const Command& cmd, const std::filesystem::path& cwd, const Env& env,
-                              std::array<int, 3> fds, bool new_session, int cgroup_fd) {
+// The pid and a pidfd (CLONE_PIDFD) of the child.
+Result<std::pair<pid_t, Fd>> start_in_cgroup(const Command& cmd, const std::filesystem::path& cwd,
+                                             const Env& env, std::array<int, 3> fds,
+                                             bool new_session, int cgroup_fd) {
   if (cmd.argv.empty() || cmd.argv[0].empty())
     return fail(Errc::kInvalidArgument, "run: empty command");
   std::vector<std::string> env_strings = env.build();
@@ -157,7 +133,9 @@ Result<pid_t> start_in_cgroup(const Command& cmd, const std::filesystem::path& c
   auto [err_r, err_w] = MD_TRY(make_pipe());
 
   clone_args args{};
-  args.flags = CLONE_INTO_CGROUP;
+  int pidfd = -1;
+  args.flags = CLONE_INTO_CGROUP | CLONE_PIDFD;
+  args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
   args.exit_signal = SIGCHLD;
   args.cgroup = static_cast<uint64_t>(cgroup_fd);
   sigset_t all, old, empty;
@@ -196,6 +174,7 @@ Result<pid_t> start_in_cgroup(const Command& cmd, const std::filesystem::path& c
     return fail(Error(Errc::kUnavailable, what + ": cannot start it in a cgroup (clone3: " +
                                               std::strerror(clone_err) + ")"));
   }
+  Fd child_pidfd(pidfd);
   err_w.reset();
   int child_err = 0;
   ssize_t n;
@@ -209,7 +188,7 @@ Result<pid_t> start_in_cgroup(const Command& cmd, const std::filesystem::path& c
       return fail(Errc::kNotFound, what + ": executable or directory not found");
     return fail(errno_error(what, child_err));
   }
-  return static_cast<pid_t>(pid);
+  return std::make_pair(static_cast<pid_t>(pid), std::move(child_pidfd));
 }
 
 // Splits chunks into lines for line-mode callbacks.
@@ -512,10 +491,14 @@ Result<Spawned> spawn(const Command& cmd, const SpawnOptions& opts) {
     }
   }
   Spawned s;
-  if (opts.cgroup_fd >= 0)
-    s.pid = MD_TRY(start_in_cgroup(cmd, opts.cwd, opts.env, fds, opts.new_session, opts.cgroup_fd));
-  else
+  if (opts.cgroup_fd >= 0) {
+    auto [pid, pidfd] =
+        MD_TRY(start_in_cgroup(cmd, opts.cwd, opts.env, fds, opts.new_session, opts.cgroup_fd));
+    s.pid = pid;
+    s.pidfd = std::move(pidfd);
+  } else {
     s.pid = MD_TRY(start(cmd, opts.cwd, opts.env, fds, opts.new_session));
+  }
   s.start_time = start_time(s.pid).value_or(0);
   return s;
 }

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <filesystem>
@@ -143,10 +144,43 @@ struct SpawnOptions {
   int cgroup_fd = -1;
 };
 
+// An owned file descriptor, closed on destruction unless released. Move-only.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(o.release()) {}
+  Fd& operator=(Fd&& o) noexcept {
+    reset(o.release());
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { reset(); }
+  int get() const { return fd_; }
+  int release() {
+    int f = fd_;
+    fd_ = -1;
+    return f;
+  }
+  void reset(int f = -1) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = f;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
 // A started process. `start_time` identifies it across pid reuse.
 struct Spawned {
   pid_t pid = -1;
   uint64_t start_time = 0;  // /proc/<pid>/stat field 22 (clock ticks since boot)
+  // A pidfd of the child (poll() it: readable once it has exited; it never
+  // names another process after pid reuse), owned here. Only when started
+  // into a cgroup (clone3 with CLONE_PIDFD); -1 after posix_spawn, which
+  // cannot give one on glibc 2.36 (pidfd_open(pid) then).
+  Fd pidfd;
 };
 
 // Starts `cmd` and returns at once. The caller owns the child: reap it with
