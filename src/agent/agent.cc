@@ -184,6 +184,7 @@ AgentStatus Agent::Impl::status() const {
   if (::statvfs(root.c_str(), &vfs) == 0)
     st.disk_free_bytes = uint64_t(vfs.f_bavail) * vfs.f_frsize;
   st.adopted = adopted;
+  st.containment = launcher->containment();
 
   std::map<std::string, ReleaseInfo> by_version;
   if (auto stored = store->list())
@@ -370,8 +371,14 @@ Status Agent::Impl::restore() {
 
 void Agent::Impl::kill_orphans() {
   std::set<pid_t> known;
-  for (const auto& p : sup->status())
+  std::set<std::string> known_cgroups;
+  for (const auto& p : sup->status()) {
     if (p.ref.pid > 0) known.insert(p.ref.pid);
+    if (!p.ref.cgroup.empty()) known_cgroups.insert(p.ref.cgroup);
+  }
+  // WHY cgroups too: a daemon that cleared its environment (env -i) carries
+  // no mark, but stays in the cgroup of the run that started it.
+  launcher->stop_unknown_cgroups(known_cgroups, 5s);
   std::vector<pid_t> orphans;
   for (pid_t pid : supervisor::marked_session_leaders("MESHDEPLOY_AGENT_ROOT=" + root.string()))
     if (!known.count(pid)) orphans.push_back(pid);

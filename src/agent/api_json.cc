@@ -460,6 +460,7 @@ json to_json(const AgentStatus& v) {
           {"started_at", v.started_at},
           {"disk_free_bytes", v.disk_free_bytes},
           {"adopted", v.adopted},
+          {"containment", v.containment},
           {"releases", encode_list(v.releases)},
           {"routes", routes},
           {"weights", v.weights},
@@ -476,7 +477,7 @@ Result<AgentStatus> decode<AgentStatus>(const json& j) {
   r.opt("root", v.root).opt("listen", v.listen).opt("started_at", v.started_at);
   r.opt("disk_free_bytes", v.disk_free_bytes).opt("adopted", v.adopted).opt("weights", v.weights);
   r.opt("tls_cert", v.tls_cert).opt("tls_key", v.tls_key).opt("tls_cert_sha256", v.tls_cert_sha256);
-  r.opt("probe_ms", v.probe_ms);
+  r.opt("probe_ms", v.probe_ms).opt("containment", v.containment);
   r.nested("releases", v.releases, decode_list<ReleaseInfo>);
   r.nested("routes", v.routes, [](const json& a) { return list_of<RouteInfo>(a, route_from); });
   MD_TRY_STATUS(r.done());

@@ -56,6 +56,7 @@ void print_status(std::ostream& o, const agent::AgentStatus& s) {
   o << "  proxy listens on";
   for (const auto& l : s.listen) o << " " << l;
   o << "\n";
+  if (!s.containment.empty()) o << "  a release's stop reaches: " << s.containment << "\n";
   if (s.adopted) o << "  re-adopted " << s.adopted << " process(es) at start-up\n";
   for (const auto& r : s.routes) {
     o << "  route " << r.service << " (" << (r.host.empty() ? "*" : r.host) << r.path_prefix

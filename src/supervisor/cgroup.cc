@@ -36,6 +36,15 @@ Result<std::pair<std::string, std::string>> cgroup2_mount() {
   return fail(unavailable("no cgroup2 file system is mounted"));
 }
 
+// Writes `value` to a cgroup file (one write(2): the kernel acts on it).
+bool write_knob(const stdfs::path& file, std::string_view value) {
+  int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool done = ::write(fd, value.data(), value.size()) == static_cast<ssize_t>(value.size());
+  ::close(fd);
+  return done;
+}
+
 bool valid_name(const std::string& n) {
   return !n.empty() && n.front() != '.' && n.find('/') == std::string::npos;
 }
@@ -54,6 +63,10 @@ Result<CgroupTree> CgroupTree::open(const std::string& name) {
   if (own.empty()) return fail(unavailable("this process has no cgroup v2 path"));
   if (root != "/" && own.rfind(root, 0) == 0) own = own.substr(root.size());
   stdfs::path mine = stdfs::path(mount) / stdfs::path(own).relative_path();
+  // An agent that moved itself into <tree>/.agent (below), then re-executed
+  // itself (`agent restart`), finds its tree where it was.
+  if (mine.filename() == kAgentLeaf && mine.parent_path().filename() == name)
+    mine = mine.parent_path().parent_path();
   if (::access((mine / "cgroup.procs").c_str(), F_OK) != 0)
     return fail(unavailable((mine / "cgroup.procs").string() + " does not exist"));
   stdfs::path dir = mine / name;
@@ -62,7 +75,24 @@ Result<CgroupTree> CgroupTree::open(const std::string& name) {
                             " (under systemd the unit needs Delegate=yes)"));
   if (::access((dir / "cgroup.procs").c_str(), W_OK) != 0)
     return fail(unavailable((dir / "cgroup.procs").string() + " is not writable"));
-  return CgroupTree(dir);
+  CgroupTree tree(dir);
+  // WHY the agent leaves its own cgroup: with the tree in it, that cgroup is
+  // an inner node, and cgroup v2 keeps processes in leaves only ("no
+  // internal processes": controllers cannot be enabled for the tree while
+  // the agent sits above it; systemd's delegation contract asks the same of
+  // a Delegate=yes service). The root cgroup is exempt (no cgroup.type).
+  if (::access((mine / "cgroup.type").c_str(), F_OK) == 0) {
+    stdfs::path leaf = dir / kAgentLeaf;
+    if (::mkdir(leaf.c_str(), 0755) != 0 && errno != EEXIST)
+      tree.note_ = "the agent stays in " + mine.string() + " (create " + leaf.string() + ": " +
+                   std::strerror(errno) + ")";
+    else if (!write_knob(leaf / "cgroup.procs", "0"))
+      tree.note_ =
+          "the agent stays in " + mine.string() + " (cannot move into " + leaf.string() + ")";
+    else
+      tree.agent_leaf_ = leaf;
+  }
+  return tree;
 }
 
 Result<stdfs::path> CgroupTree::make(const std::string& release, const std::string& leaf) const {
@@ -107,12 +137,7 @@ Status cgroup_signal(const stdfs::path& cg, int sig) {
   if (sig == SIGKILL) {
     // WHY cgroup.kill first: it reaches a process that forks while we read
     // cgroup.procs; the loop below is the fallback for kernels before 5.14.
-    int fd = ::open((cg / "cgroup.kill").c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      bool done = ::write(fd, "1", 1) == 1;
-      ::close(fd);
-      if (done) return ok();
-    }
+    if (write_knob(cg / "cgroup.kill", "1")) return ok();
   }
   for (pid_t pid : cgroup_pids(cg))
     if (pid > 1) ::kill(pid, sig);
@@ -120,7 +145,16 @@ Status cgroup_signal(const stdfs::path& cg, int sig) {
 }
 
 void cgroup_remove(const stdfs::path& cg) {
-  if (::rmdir(cg.c_str()) == 0 || errno == ENOENT) ::rmdir(cg.parent_path().c_str());
+  if (::rmdir(cg.c_str()) != 0 && errno != ENOENT) return;
+  // Earlier runs of the same process (<leaf>-<n>) whose kill had not ended
+  // when the next run began; rmdir fails (EBUSY) on any still populated.
+  std::string name = cg.filename().string();
+  if (name.rfind('-') == std::string::npos) return;
+  std::string prefix = name.substr(0, name.rfind('-') + 1);
+  std::error_code ec;
+  for (const auto& e : stdfs::directory_iterator(cg.parent_path(), ec))
+    if (e.path().filename().string().rfind(prefix, 0) == 0) ::rmdir(e.path().c_str());
+  ::rmdir(cg.parent_path().c_str());
 }
 
 }  // namespace md::supervisor

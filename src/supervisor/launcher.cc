@@ -11,6 +11,7 @@
 #include <cstring>
 #include <future>
 #include <system_error>
+#include <thread>
 
 #include "core/log.h"
 #include "core/process.h"
@@ -74,9 +75,18 @@ RealLauncher::RealLauncher(LauncherOptions options) : options_(std::move(options
   if (tree) {
     cgroups_.emplace(std::move(*tree));
     kLog.info("release processes run in cgroups under {}", cgroups_->dir().string());
+    if (!cgroups_->agent_leaf().empty())
+      kLog.info("the agent moved into {} (cgroup v2 keeps processes in leaves)",
+                cgroups_->agent_leaf().string());
+    if (!cgroups_->note().empty()) kLog.warn("{}", cgroups_->note());
   } else {
     disable_cgroups_locked(tree.error());
   }
+}
+
+RealLauncher::~RealLauncher() {
+  // The tree goes with the agent when nothing runs in it (a stop --all).
+  if (cgroups_ && cgroups_->agent_leaf().empty()) ::rmdir(cgroups_->dir().c_str());
 }
 
 std::string RealLauncher::cgroup_for(const ProcessSpec& spec) {
@@ -97,6 +107,7 @@ void RealLauncher::disable_cgroups_locked(const Error& why) {
   cgroups_.reset();
   if (warned_) return;
   warned_ = true;
+  fallback_reason_ = why.what();
   kLog.warn(
       "{}; release processes are stopped by process group only (a daemon that leaves its "
       "group with setsid survives its release)",
@@ -106,6 +117,50 @@ void RealLauncher::disable_cgroups_locked(const Error& why) {
 bool RealLauncher::uses_cgroups() {
   std::lock_guard lock(mu_);
   return cgroups_.has_value();
+}
+
+int RealLauncher::stop_unknown_cgroups(const std::set<std::string>& known, Millis grace) {
+  std::filesystem::path tree;
+  {
+    std::lock_guard lock(mu_);
+    if (!cgroups_) return 0;
+    tree = cgroups_->dir();
+  }
+  std::vector<std::filesystem::path> unknown;
+  std::error_code ec;
+  for (const auto& rel : std::filesystem::directory_iterator(tree, ec)) {
+    if (!rel.is_directory(ec) || rel.path().filename() == kAgentLeaf) continue;
+    for (const auto& leaf : std::filesystem::directory_iterator(rel.path(), ec)) {
+      if (!leaf.is_directory(ec) || known.count(leaf.path().string())) continue;
+      if (!cgroup_populated(leaf.path())) {
+        cgroup_remove(leaf.path());
+        continue;
+      }
+      kLog.warn("cgroup {} belongs to no process the state knows: stopping what runs in it",
+                leaf.path().string());
+      (void)cgroup_signal(leaf.path(), SIGTERM);
+      unknown.push_back(leaf.path());
+    }
+  }
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  for (const auto& cg : unknown) {
+    while (cgroup_populated(cg) && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    (void)cgroup_signal(cg, SIGKILL);
+  }
+  for (const auto& cg : unknown) {
+    for (int i = 0; i < 100 && cgroup_populated(cg); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    cgroup_remove(cg);
+  }
+  return static_cast<int>(unknown.size());
+}
+
+std::string RealLauncher::containment() {
+  std::lock_guard lock(mu_);
+  if (cgroups_) return "cgroup v2 (" + cgroups_->dir().string() + ")";
+  if (options_.cgroup_tree.empty()) return "process groups";
+  return "process groups (" + fallback_reason_ + ")";
 }
 
 std::filesystem::path RealLauncher::own_cgroup(const ProcRef& ref) const {

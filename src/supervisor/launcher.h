@@ -46,8 +46,18 @@ struct LauncherOptions {
 class RealLauncher : public Launcher {
  public:
   explicit RealLauncher(LauncherOptions options);
+  // Removes the cgroup tree if it is empty (processes left running keep it).
+  ~RealLauncher() override;
   // True when processes are started in cgroups.
   bool uses_cgroups();
+  // Stops what runs in any cgroup of the tree that is not in `known` (the
+  // cgroups of the processes a restarted agent re-adopted): SIGTERM, up to
+  // `grace` for it to empty, then cgroup.kill; removes them. Returns how
+  // many held processes. Blocks up to `grace`. No-op without cgroups.
+  int stop_unknown_cgroups(const std::set<std::string>& known, Millis grace);
+  // What a stop reaches, for `agent status`: "cgroup v2 (<tree dir>)", or
+  // "process groups (<why cgroups are not used>)".
+  std::string containment();
   Result<int> allocate_port() override;
   bool port_free(int port) override;
   Result<ProcRef> launch(const ProcessSpec& spec, int port) override;
@@ -66,6 +76,7 @@ class RealLauncher : public Launcher {
   LauncherOptions options_;
   std::optional<CgroupTree> cgroups_;  // GUARDED_BY(mu_)
   bool warned_ = false;                // GUARDED_BY(mu_): the fallback is logged once
+  std::string fallback_reason_;        // GUARDED_BY(mu_): why cgroups are not used
   std::mutex mu_;
   std::set<int> handed_out_;     // ports given to processes; never given twice
   std::set<pid_t> log_writers_;  // our children, reaped as they exit

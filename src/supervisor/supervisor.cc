@@ -251,6 +251,9 @@ void Supervisor::adopt(ProcessSpec spec, ProcRef ref, int port, State saved, int
   p.run = 1;
   std::string id = p.spec.id();
   bool alive = ref.pid > 0 && !launcher_.poll(ref);
+  // The leader is gone but its cgroup may hold what it started (setsid
+  // daemons): nothing of that run may outlive it.
+  if (!alive && !ref.cgroup.empty()) (void)launcher_.signal_group(ref, SIGKILL);
   if (saved == State::kFailed || saved == State::kStopped) {
     p.state = saved;
     if (alive) (void)launcher_.signal_group(ref, SIGKILL);  // was being killed

@@ -387,6 +387,19 @@ TEST_F(SupervisorTest, AdoptingAGoneProcessRestartsIt) {
   EXPECT_EQ(st().state, State::kStarting);
 }
 
+// Regression: a leader that died while the agent was down left its setsid
+// daemons running in its cgroup, and the restart came on top of them.
+TEST_F(SupervisorTest, AdoptingAGoneProcessKillsWhatItsCgroupStillHolds) {
+  ProcRef ref{777, 1, -1, 0, true, "/cg/tree/v1/web.1-1"};  // 777: gone
+  sup.adopt(web(), ref, 31000, State::kRunning, 0);
+  EXPECT_EQ(launcher.procs[777].signals, std::vector<int>{SIGKILL});
+  EXPECT_EQ(st().state, State::kBackoff);
+  ProcRef stopped{778, 1, -1, 0, true, "/cg/tree/v1/web.2-1"};
+  sup.adopt(web(2), stopped, 31001, State::kStopping, 0);
+  EXPECT_EQ(launcher.procs[778].signals, std::vector<int>{SIGKILL});
+  EXPECT_EQ(st("v1/web.2").state, State::kStopped);
+}
+
 TEST_F(SupervisorTest, AdoptionKeepsFailuresAndFinishesStops) {
   sup.adopt(web(1), ProcRef{}, 31000, State::kFailed, 4, "crashed 5 times");
   EXPECT_EQ(st("v1/web.1").state, State::kFailed);
