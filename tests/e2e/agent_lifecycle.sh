@@ -85,14 +85,15 @@ agent_start() {
 agent_answers() { curl -sf --max-time 2 --unix-socket "$SOCK" http://agent/v1/agent/status >/dev/null; }
 
 # The start request for VERSION: web x WEB, worker x WORKERS, extra env JSON.
+# WEB_COMMAND replaces the web processes' command (default: exec node server.js).
 start_json() {
   local version=$1 role=$2 web=$3 workers=$4 env=${5:-'{}'}
   jq -nc --arg v "$version" --arg role "$role" --argjson web "$web" --argjson workers "$workers" \
-    --argjson env "$env" --arg secret "$SECRET" '{
+    --argjson env "$env" --arg secret "$SECRET" --arg cmd "${WEB_COMMAND:-exec node server.js}" '{
       version: $v, role: $role, environment: "e2e", env: $env,
       secrets: {API_TOKEN: $secret},
       services: [
-        {name: "web", kind: "web", command: "exec node server.js", count: $web,
+        {name: "web", kind: "web", command: $cmd, count: $web,
          health: {path: "/healthz", interval_ms: 1000, timeout_ms: 500, start_timeout_ms: 15000},
          stop_grace_ms: 3000},
         {name: "worker", kind: "worker", command: "exec node worker.js", count: $workers,
