@@ -25,6 +25,20 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
+// argv and envp for exec, NULL-terminated, pointing into `strings`.
+struct ExecVectors {
+  ExecVectors(const Command& cmd, const Env& env) : strings(env.build()) {
+    envp.reserve(strings.size() + 1);
+    for (std::string& s : strings) envp.push_back(s.data());
+    envp.push_back(nullptr);
+    argv.reserve(cmd.argv.size() + 1);
+    for (const std::string& a : cmd.argv) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+  }
+  std::vector<std::string> strings;
+  std::vector<char*> envp, argv;
+};
+
 Error errno_error(std::string_view what, int err) {
   Errc code = err == ENOENT                     ? Errc::kNotFound
               : (err == EACCES || err == EPERM) ? Errc::kPermissionDenied
@@ -91,19 +105,14 @@ Result<pid_t> start(const Command& cmd, const std::filesystem::path& cwd, const 
   posix_spawn_file_actions_addclosefrom_np(&plan.actions, 3);
   if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&plan.actions, cwd.c_str());
 
-  std::vector<std::string> env_strings = env.build();
-  std::vector<char*> envp;
-  for (std::string& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<char*> argv;
-  for (const std::string& a : cmd.argv) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
+  ExecVectors ev(cmd, env);
+  char** argv = ev.argv.data();
+  char** envp = ev.envp.data();
 
   pid_t pid = -1;
   bool search = cmd.argv[0].find('/') == std::string::npos;
-  int rc = search
-               ? ::posix_spawnp(&pid, argv[0], &plan.actions, &plan.attr, argv.data(), envp.data())
-               : ::posix_spawn(&pid, argv[0], &plan.actions, &plan.attr, argv.data(), envp.data());
+  int rc = search ? ::posix_spawnp(&pid, argv[0], &plan.actions, &plan.attr, argv, envp)
+                  : ::posix_spawn(&pid, argv[0], &plan.actions, &plan.attr, argv, envp);
   if (rc != 0) {
     std::string what = "run " + cmd.describe();
     if (rc == ENOENT) return fail(Errc::kNotFound, what + ": executable not found");
@@ -122,13 +131,9 @@ Result<std::pair<pid_t, Fd>> start_in_cgroup(const Command& cmd, const std::file
                                              bool new_session, int cgroup_fd) {
   if (cmd.argv.empty() || cmd.argv[0].empty())
     return fail(Errc::kInvalidArgument, "run: empty command");
-  std::vector<std::string> env_strings = env.build();
-  std::vector<char*> envp;
-  for (std::string& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<char*> argv;
-  for (const std::string& a : cmd.argv) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
+  ExecVectors ev(cmd, env);
+  char** argv = ev.argv.data();
+  char** envp = ev.envp.data();
   bool search = cmd.argv[0].find('/') == std::string::npos;
   auto [err_r, err_w] = MD_TRY(make_pipe());
 
@@ -158,9 +163,9 @@ Result<std::pair<pid_t, Fd>> start_in_cgroup(const Command& cmd, const std::file
     if (err == 0 && !cwd.empty() && ::chdir(cwd.c_str()) != 0) err = errno;
     if (err == 0) {
       if (search)
-        ::execvpe(argv[0], argv.data(), envp.data());
+        ::execvpe(argv[0], argv, envp);
       else
-        ::execve(argv[0], argv.data(), envp.data());
+        ::execve(argv[0], argv, envp);
       err = errno;
     }
     ssize_t n = ::write(err_w.get(), &err, sizeof err);
@@ -309,7 +314,12 @@ std::vector<std::string> Env::build() const {
   for (const auto& [k, v] : set) vars[k] = v;
   std::vector<std::string> out;
   out.reserve(vars.size());
-  for (const auto& [k, v] : vars) out.push_back(k + "=" + v);
+  for (const auto& [k, v] : vars) {
+    std::string kv;
+    kv.reserve(k.size() + 1 + v.size());
+    kv.append(k).append("=").append(v);
+    out.push_back(std::move(kv));
+  }
   return out;
 }
 

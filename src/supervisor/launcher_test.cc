@@ -79,7 +79,8 @@ class LauncherTest : public ::testing::Test {
 
   stdfs::path dir_;
   static LauncherOptions options(std::string cgroup_tree = "") {
-    return LauncherOptions{{"/bin/sh", "-c", "exec cat >> \"$2\"", "log-writer"}, {}, cgroup_tree};
+    return LauncherOptions{
+        {"/bin/sh", "-c", "exec cat >> \"$2\"", "log-writer"}, {}, std::move(cgroup_tree)};
   }
   RealLauncher launcher_{options()};
   std::vector<ProcRef> started_;
