@@ -85,8 +85,18 @@ RealLauncher::RealLauncher(LauncherOptions options) : options_(std::move(options
 }
 
 RealLauncher::~RealLauncher() {
-  // The tree goes with the agent when nothing runs in it (a stop --all).
-  if (cgroups_ && cgroups_->agent_leaf().empty()) ::rmdir(cgroups_->dir().c_str());
+  // Empty cgroups go with the agent (crashed runs', a stop --all's), and the
+  // tree when nothing runs in it; rmdir fails on any still populated.
+  if (!cgroups_) return;
+  std::error_code ec;
+  for (const auto& rel : std::filesystem::directory_iterator(cgroups_->dir(), ec)) {
+    if (!rel.is_directory(ec) || rel.path().filename() == kAgentLeaf) continue;
+    std::error_code ec2;
+    for (const auto& leaf : std::filesystem::directory_iterator(rel.path(), ec2))
+      if (leaf.is_directory(ec2)) ::rmdir(leaf.path().c_str());
+    ::rmdir(rel.path().c_str());
+  }
+  if (cgroups_->agent_leaf().empty()) ::rmdir(cgroups_->dir().c_str());
 }
 
 std::string RealLauncher::cgroup_for(const ProcessSpec& spec) {

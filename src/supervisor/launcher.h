@@ -46,7 +46,8 @@ struct LauncherOptions {
 class RealLauncher : public Launcher {
  public:
   explicit RealLauncher(LauncherOptions options);
-  // Removes the cgroup tree if it is empty (processes left running keep it).
+  // Removes the empty cgroups of the tree, and the tree if it is empty
+  // (processes left running keep theirs).
   ~RealLauncher() override;
   // True when processes are started in cgroups.
   bool uses_cgroups();

@@ -322,6 +322,26 @@ TEST_F(LauncherTest, ARunAfterAKilledOneGetsACgroupOfItsOwn) {
   ::rmdir(stdfs::path(second->cgroup).parent_path().parent_path().c_str());
 }
 
+// Regression: the cgroups of crashed runs (killed, never waited on through
+// group_alive) stayed in the hierarchy after the agent was gone.
+TEST_F(LauncherTest, AnAgentThatEndsLeavesNoEmptyCgroupBehind) {
+  std::string tree = "md-launcher-test-" + std::to_string(::getpid());
+  stdfs::path dir;
+  {
+    RealLauncher cg{options(tree)};
+    if (!cg.uses_cgroups()) GTEST_SKIP() << "cgroup v2 is not writable here";
+    auto r = cg.launch(spec("exec sleep 1000"), 0);
+    ASSERT_TRUE(r) << r.error().what();
+    started_.push_back(*r);
+    dir = stdfs::path(r->cgroup).parent_path().parent_path();
+    ASSERT_TRUE(cg.signal_group(*r, SIGKILL));  // a crash: nobody asks group_alive
+    ASSERT_TRUE(wait_exit_with(cg, *r));
+    for (int i = 0; i < 500 && cgroup_populated(r->cgroup); ++i) std::this_thread::sleep_for(10ms);
+    EXPECT_TRUE(stdfs::exists(r->cgroup));
+  }
+  EXPECT_FALSE(stdfs::exists(dir)) << "the tree and its empty cgroups went with the launcher";
+}
+
 TEST_F(LauncherTest, WithoutCgroupsItFallsBackToProcessGroups) {
   RealLauncher plain{options(".not-a-cgroup-name")};
   EXPECT_FALSE(plain.uses_cgroups());
