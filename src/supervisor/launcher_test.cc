@@ -130,7 +130,15 @@ TEST_F(LauncherTest, FindsItsProcessesByAnEnvironmentMark) {
   std::string mark = "MD_TEST_MARK=" + dir_.string();
   s.env["MD_TEST_MARK"] = dir_.string();
   ProcRef r = launch(s);
-  EXPECT_EQ(marked_session_leaders(mark), std::vector<pid_t>{r.pid});
+  // The spawn returns once exec has begun, but the kernel sets the new
+  // environment's bounds a moment later: /proc/PID/environ can read empty
+  // just after. Wait for it, as an agent scanning at start never needs to.
+  std::vector<pid_t> found = marked_session_leaders(mark);
+  for (int i = 0; i < 200 && found != std::vector<pid_t>{r.pid}; ++i) {
+    std::this_thread::sleep_for(10ms);
+    found = marked_session_leaders(mark);
+  }
+  EXPECT_EQ(found, std::vector<pid_t>{r.pid});
   EXPECT_TRUE(marked_session_leaders(mark + "-other").empty());
 }
 
