@@ -3,12 +3,12 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cstdlib>
 
 #include "agent/agent_impl.h"
+#include "agent/disk_need.h"
 #include "agent/root.h"
 #include "core/fs.h"
 #include "core/guard.h"
@@ -180,9 +180,10 @@ AgentStatus Agent::Impl::status() const {
   st.tls_key = opts.tls_key.string();
   st.tls_cert_sha256 = tls_cert_sha256;
   st.started_at = format_time(started_at);
-  struct statvfs vfs;
-  if (::statvfs(root.c_str(), &vfs) == 0)
-    st.disk_free_bytes = uint64_t(vfs.f_bavail) * vfs.f_frsize;
+  if (auto free = disk_free(root)) {
+    st.disk_free_bytes = free->bytes;
+    st.disk_free_inodes = free->inodes;
+  }
   st.adopted = adopted;
   st.containment = launcher->containment();
 

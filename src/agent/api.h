@@ -182,8 +182,9 @@ struct AgentStatus {
   // is the rest of the call).
   int64_t probe_ms = -1;
   std::string started_at;
-  uint64_t disk_free_bytes = 0;  // under root
-  int adopted = 0;               // processes re-adopted at start-up
+  uint64_t disk_free_bytes = 0;   // under root
+  uint64_t disk_free_inodes = 0;  // under root; 0 = the filesystem has no fixed count
+  int adopted = 0;                // processes re-adopted at start-up
   // What stopping a release reaches: "cgroup v2 (<dir>)" (everything the
   // release started, setsid daemons too) or "process groups (<why>)".
   std::string containment;

@@ -459,6 +459,7 @@ json to_json(const AgentStatus& v) {
           {"listen", v.listen},
           {"started_at", v.started_at},
           {"disk_free_bytes", v.disk_free_bytes},
+          {"disk_free_inodes", v.disk_free_inodes},
           {"adopted", v.adopted},
           {"containment", v.containment},
           {"releases", encode_list(v.releases)},
@@ -476,6 +477,7 @@ Result<AgentStatus> decode<AgentStatus>(const json& j) {
   r.req("api_version", v.api_version).opt("agent_version", v.agent_version).opt("pid", v.pid);
   r.opt("root", v.root).opt("listen", v.listen).opt("started_at", v.started_at);
   r.opt("disk_free_bytes", v.disk_free_bytes).opt("adopted", v.adopted).opt("weights", v.weights);
+  r.opt("disk_free_inodes", v.disk_free_inodes);
   r.opt("tls_cert", v.tls_cert).opt("tls_key", v.tls_key).opt("tls_cert_sha256", v.tls_cert_sha256);
   r.opt("probe_ms", v.probe_ms).opt("containment", v.containment);
   r.nested("releases", v.releases, decode_list<ReleaseInfo>);

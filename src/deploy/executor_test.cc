@@ -1,3 +1,6 @@
+#include <archive.h>
+#include <archive_entry.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -17,6 +20,44 @@ using testing::FakeHost;
 using testing::FakeMigrator;
 using testing::RecordingObserver;
 namespace fs = std::filesystem;
+
+// Writes a .tar.gz holding `files` (name, content) and, when `zeros` > 0,
+// "big.bin" of that many zero bytes (a few KB compressed).
+// WHY real archives: preflight reads the artifact's tar headers for the disk
+// it needs.
+void write_tar_gz(const fs::path& path,
+                  const std::vector<std::pair<std::string, std::string>>& files,
+                  uint64_t zeros = 0) {
+  archive* a = archive_write_new();
+  archive_write_set_format_pax_restricted(a);
+  archive_write_add_filter_gzip(a);
+  archive_write_set_filter_option(a, "gzip", "compression-level", "1");
+  ASSERT_EQ(archive_write_open_filename(a, path.c_str()), ARCHIVE_OK) << archive_error_string(a);
+  auto entry = [&](const std::string& name, uint64_t size) {
+    archive_entry* e = archive_entry_new();
+    archive_entry_set_pathname(e, name.c_str());
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0644);
+    archive_entry_set_size(e, static_cast<la_int64_t>(size));
+    EXPECT_EQ(archive_write_header(a, e), ARCHIVE_OK) << archive_error_string(a);
+    archive_entry_free(e);
+  };
+  for (const auto& [name, content] : files) {
+    entry(name, content.size());
+    archive_write_data(a, content.data(), content.size());
+  }
+  if (zeros > 0) {
+    entry("big.bin", zeros);
+    const std::string block(1 << 20, '\0');
+    for (uint64_t left = zeros; left > 0;) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(left, block.size()));
+      archive_write_data(a, block.data(), n);
+      left -= n;
+    }
+  }
+  archive_write_close(a);
+  archive_write_free(a);
+}
 
 class ExecutorTest : public ::testing::Test {
  protected:
@@ -55,7 +96,7 @@ class ExecutorTest : public ::testing::Test {
 
   fs::path artifact(const std::string& v) {
     fs::path p = dir_ / ("meshhook-" + v + ".tar.gz");
-    if (!fs::exists(p)) std::ofstream(p) << "artifact " << v;
+    if (!fs::exists(p)) write_tar_gz(p, {{"VERSION", v + "\n"}});
     return p;
   }
 
@@ -385,6 +426,51 @@ TEST_F(ExecutorTest, FailingPreDeployHookChangesNothing) {
   EXPECT_TRUE(host_.calls.empty());
   EXPECT_EQ(migrator_.calls, (std::vector<std::string>{"plan"}));
   EXPECT_EQ(hooks_.commands(), (std::vector<std::string>{"check", "page"}));
+}
+
+// Regression: the need was the compressed size x 4 + 100 MiB, so a ~200 KB
+// artifact expanding to 200 MiB passed on a host with 150 MiB free.
+TEST_F(ExecutorTest, PreflightSizesTheDiskFromTheArchivesDeclaredSizes) {
+  write_tar_gz(dir_ / "meshhook-v1.tar.gz", {{"VERSION", "v1\n"}}, 200ull << 20);
+  ASSERT_LT(fs::file_size(dir_ / "meshhook-v1.tar.gz"), 1u << 20);
+  host_.disk_free = 150ull << 20;
+  auto r = deploy("v1");
+  ASSERT_TRUE(r) << r.error().what();
+  EXPECT_EQ(r->deployment.status, state::DeployStatus::kFailed);
+  // needs: 200 MiB declared, plus the compressed artifact's own copy.
+  EXPECT_THAT(r->deployment.reason,
+              ::testing::MatchesRegex("preflight: not enough disk on host fake for v1: needs "
+                                      "20[01]\\.[0-9] MiB, has 150\\.0 MiB under the agent root "
+                                      "\\(sizes declared by the archive\\)"));
+  EXPECT_TRUE(host_.calls.empty());  // nothing shipped
+  // With room for it, it goes through.
+  host_.disk_free = 300ull << 20;
+  ok_deploy("v1");
+}
+
+TEST_F(ExecutorTest, PreflightCountsInodes) {
+  std::vector<std::pair<std::string, std::string>> files;
+  for (int i = 0; i < 40; ++i) files.emplace_back("f" + std::to_string(i), "x");
+  write_tar_gz(dir_ / "meshhook-v1.tar.gz", files);
+  host_.disk_free_inodes = 30;
+  auto r = deploy("v1");
+  ASSERT_TRUE(r) << r.error().what();
+  EXPECT_EQ(r->deployment.status, state::DeployStatus::kFailed);
+  EXPECT_EQ(r->deployment.reason,
+            "preflight: not enough disk on host fake for v1: needs 41 inodes, has 30 under the "
+            "agent root (sizes declared by the archive)");
+  EXPECT_TRUE(host_.calls.empty());
+}
+
+TEST_F(ExecutorTest, PreflightRefusesAnArtifactThatIsNoArchive) {
+  std::ofstream(dir_ / "meshhook-v1.tar.gz") << "not an archive";
+  auto r = deploy("v1");
+  ASSERT_TRUE(r) << r.error().what();
+  EXPECT_EQ(r->deployment.status, state::DeployStatus::kFailed);
+  EXPECT_NE(r->deployment.reason.find("preflight: artifact: size of meshhook-v1.tar.gz"),
+            std::string::npos)
+      << r->deployment.reason;
+  EXPECT_TRUE(host_.calls.empty());
 }
 
 TEST_F(ExecutorTest, MigrationsExpandBeforeShipAndContractAfterTheOldStops) {

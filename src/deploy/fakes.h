@@ -38,6 +38,7 @@ class FakeHost : public Host {
   std::function<void(int)> on_metrics;  // called with the metrics() call count
   std::function<void()> on_route;       // called after each successful route()
   uint64_t disk_free = 10ull << 30;
+  uint64_t disk_free_inodes = 0;                      // 0: not counted (as on btrfs)
   std::vector<std::string> listen{"127.0.0.1:8080"};  // the proxy.listen default
   Millis route_probe{0};                              // what route() says the health probe took
 
@@ -60,6 +61,7 @@ class FakeHost : public Host {
     HostView hv;
     hv.agent_version = "fake";
     hv.disk_free_bytes = disk_free;
+    hv.disk_free_inodes = disk_free_inodes;
     hv.weights = weights;
     hv.listen = listen;
     for (const std::string& v : order) {

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "agent/disk_need.h"
 #include "core/hash.h"
 #include "deploy/executor.h"
 #include "deploy/host_check.h"
@@ -53,7 +54,7 @@ Result<StepDone> Deployer::Impl::preflight() {
   const HostView hv = MD_TRY(view_host());
   std::vector<std::string> notes;
   const ReleaseView* on_host = hv.find(new_version());
-  uint64_t need = 0;
+  std::optional<agent::DiskNeed> need;
   if (!req.artifact.empty()) {
     std::error_code ec;
     const auto size = std::filesystem::file_size(req.artifact, ec);
@@ -66,8 +67,13 @@ Result<StepDone> Deployer::Impl::preflight() {
         return fail(Errc::kCorruption,
                     fmt::format("artifact {} has sha256 {}, but its .sha256 file says {}",
                                 req.artifact.string(), sum, req.sha256));
-      need = size * 4 + (100ull << 20);  // unpacked estimate plus headroom
-      notes.push_back(fmt::format("artifact sha256 {} verified", sum.substr(0, 12)));
+      // What the archive declares it unpacks to (a 200 KB artifact may hold
+      // 200 MB), plus the artifact's own copy in the agent's artifacts/.
+      need = MD_TRY_CTX(agent::declared_need(req.artifact), "artifact");
+      need->bytes += size;
+      notes.push_back(fmt::format("artifact sha256 {} verified, unpacks to {} in {} entries",
+                                  sum.substr(0, 12), agent::human_bytes(need->file_bytes),
+                                  need->entries));
     }
   } else if (!on_host) {
     return fail(Errc::kNotFound,
@@ -79,13 +85,15 @@ Result<StepDone> Deployer::Impl::preflight() {
                 fmt::format("host {} already has a release {} from another artifact (sha256 {}); "
                             "versions are immutable: build a new version",
                             s.host.name(), new_version(), on_host->sha256.substr(0, 12)));
-  if (need > 0 && !on_host && hv.disk_free_bytes < need)
-    return fail(
-        Errc::kFailedPrecondition,
-        fmt::format("host {} has {} MiB free under the agent root; the release needs about {} MiB",
-                    s.host.name(), hv.disk_free_bytes >> 20, need >> 20));
-  notes.push_back(
-      fmt::format("agent {} reachable, {} MiB free", hv.agent_version, hv.disk_free_bytes >> 20));
+  const agent::DiskFree free{hv.disk_free_bytes, hv.disk_free_inodes, hv.disk_free_inodes > 0};
+  if (need && !on_host)
+    if (const std::string missing = agent::shortfall(*need, free); !missing.empty())
+      return fail(Errc::kFailedPrecondition,
+                  fmt::format("not enough disk on host {} for {}: {} under the agent root "
+                              "(sizes declared by the archive)",
+                              s.host.name(), new_version(), missing));
+  notes.push_back(fmt::format("agent {} reachable, {} free", hv.agent_version,
+                              agent::human_bytes(hv.disk_free_bytes)));
   if (!old_version().empty() && !hv.find(old_version()))
     notes.push_back(fmt::format("previous release {} is not on the host", old_version()));
   // Every reason to refuse, gathered before refusing, so one run lists them all.

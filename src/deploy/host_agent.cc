@@ -49,6 +49,7 @@ class AgentHost : public Host {
     HostView hv;
     hv.agent_version = st->agent_version;
     hv.disk_free_bytes = st->disk_free_bytes;
+    hv.disk_free_inodes = st->disk_free_inodes;
     hv.weights = st->weights;
     hv.root = st->root;
     hv.listen = st->listen;

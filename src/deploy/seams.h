@@ -52,7 +52,8 @@ struct ReleaseView {
 // What runs on a host right now.
 struct HostView {
   std::string agent_version;
-  uint64_t disk_free_bytes = 0;  // under the agent's root
+  uint64_t disk_free_bytes = 0;   // under the agent's root
+  uint64_t disk_free_inodes = 0;  // under the agent's root; 0 = not counted by that filesystem
   // What the agent serves, for deploy/host_check.h ("" / empty: not reported).
   std::string root;                    // canonical
   std::vector<std::string> listen;     // bound addresses, "127.0.0.1:8080"
