@@ -476,9 +476,12 @@ void Agent::Impl::start_threads() {
     });
   // WHY a thread of its own: stopping a release blocks for its stop grace.
   threads.emplace_back([this] {
+    uint64_t rounds = 0;
     while (!quitting) {
       for (int i = 0; i < 10 && !quitting; ++i) std::this_thread::sleep_for(20ms);
       if (!quitting) guarded(kLog, "keep-warm retirement", [&] { retire_expired(); });
+      // Uploads expire in minutes: once a second is plenty.
+      if (!quitting && ++rounds % 5 == 0) guarded(kLog, "upload expiry", [&] { expire_uploads(); });
     }
   });
 }

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "agent/api.h"
+#include "agent/artifact_gc.h"
 #include "core/error.h"
 #include "supervisor/supervisor.h"
 
@@ -49,6 +50,9 @@ struct Options {
   // API) over TCP there, for a Prometheus server to scrape. "" (default): the
   // metrics are only on the control socket.
   std::string metrics_listen;
+  // An upload that receives no chunk for this long is removed (its
+  // controller died mid-way). `agent run --upload-expiry`; default 10 min.
+  Millis upload_expiry = kDefaultUploadExpiry;
   // Takes an environment's notification hand-off (`PUT /v1/agent/notify`,
   // the body as sent; see notify.h). Wired by the CLI, which owns the
   // notify layer the agent must not include. Empty = the route answers 501.

@@ -83,6 +83,11 @@ struct Agent::Impl {
   // a stop blocks for the processes' grace). A release routed to again keeps
   // running and loses its deadline.
   void retire_expired();
+  // Removes uploads that saw no chunk for opts.upload_expiry (the agent's
+  // housekeeping thread; under op_mu, so never while a chunk is written;
+  // skipped when op_mu is busy).
+  void expire_uploads();
+  // Also removes orphan artifacts (artifact_gc.h).
   Result<std::vector<std::string>> prune(const Prune& r);
   Result<LogsResult> logs(const Logs& r);
   Status stop_everything();

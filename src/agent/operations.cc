@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "agent/agent_impl.h"
+#include "agent/artifact_gc.h"
 #include "agent/logs.h"
 #include "core/files.h"
 #include "core/fs.h"
@@ -107,7 +108,7 @@ Status Agent::Impl::upload_chunk(const std::string& version, uint64_t offset,
                                  std::string_view data) {
   MD_TRY_STATUS(check_version(version));
   std::lock_guard op(op_mu);
-  stdfs::path part = store->artifacts_dir() / (".tmp-upload-" + version);
+  stdfs::path part = store->artifacts_dir() / (std::string(kUploadPrefix) + version);
   std::error_code ec;
   uint64_t have = stdfs::exists(part, ec) ? stdfs::file_size(part, ec) : 0;
   if (offset != 0 && offset != have)
@@ -133,7 +134,7 @@ Status Agent::Impl::upload_chunk(const std::string& version, uint64_t offset,
 Result<ReleaseInfo> Agent::Impl::commit_upload(const std::string& version,
                                                const std::string& sha256) {
   MD_TRY_STATUS(check_artifact_request(version, sha256));
-  stdfs::path part = store->artifacts_dir() / (".tmp-upload-" + version);
+  stdfs::path part = store->artifacts_dir() / (std::string(kUploadPrefix) + version);
   if (!stdfs::exists(part))
     return fail(Errc::kNotFound, "no upload of " + version + " in progress");
   auto info = register_artifact(RegisterArtifact{version, sha256, part});
@@ -459,6 +460,14 @@ Result<std::vector<std::string>> Agent::Impl::prune(const Prune& r) {
   }
   for (const auto& p : sup->status()) protect.insert(p.release);  // warm or running
   auto removed = MD_TRY(store->prune(r.keep, protect));
+  std::set<std::string> registered;
+  {
+    std::lock_guard lock(mu);
+    for (const auto& [v, a] : state.artifacts) registered.insert(a.file);
+  }
+  // Orphans: artifacts no registration names (refused, or left by a crash).
+  for (const std::string& f : remove_orphan_artifacts(store->artifacts_dir(), registered))
+    kLog.info("removed orphan artifact {}", f);
   {
     std::lock_guard lock(mu);
     for (const auto& v : removed) {
@@ -471,6 +480,15 @@ Result<std::vector<std::string>> Agent::Impl::prune(const Prune& r) {
   MD_TRY_STATUS(persist());
   if (!removed.empty()) kLog.info("pruned {} release(s)", removed.size());
   return removed;
+}
+
+void Agent::Impl::expire_uploads() {
+  // WHY try: an unpack may hold the lock for minutes; the next round retries.
+  std::unique_lock op(op_mu, std::try_to_lock);
+  if (!op.owns_lock()) return;
+  for (const std::string& f :
+       remove_stale_uploads(store->artifacts_dir(), opts.upload_expiry, real_clock().now()))
+    kLog.warn("removed upload {}: no bytes for {} ms", f, opts.upload_expiry.count());
 }
 
 Result<LogsResult> Agent::Impl::logs(const Logs& r) {

@@ -12,6 +12,7 @@
 #include "agent/agent.h"
 #include "cli/commands.h"
 #include "cli/version.h"
+#include "config/config.h"
 #include "core/guard.h"
 #include "core/json.h"
 #include "core/systemd.h"
@@ -87,7 +88,7 @@ void print_status(std::ostream& o, const agent::AgentStatus& s) {
 
 Action setup_agent_run(CLI::App& cmd, Io& io) {
   struct Opts {
-    std::string root, socket, tls_cert, tls_key, metrics_listen;
+    std::string root, socket, tls_cert, tls_key, metrics_listen, upload_expiry = "10m";
     std::vector<std::string> listen;
     int threads = 0;
     int64_t max_connections = 0;
@@ -106,9 +107,16 @@ Action setup_agent_run(CLI::App& cmd, Io& io) {
          "--max-connections", o->max_connections,
          "client connections per listener (proxy.max_connections; 0 = from the open-file limit)")
       ->check(CLI::Range(int64_t{0}, int64_t{10'000'000}));
+  cmd.add_option("--upload-expiry", o->upload_expiry,
+                 "remove an artifact upload that received nothing for this long (default 10m)");
   return [o, &io] {
     if (o->tls_cert.empty() != o->tls_key.empty())
       return report(io, Error(Errc::kInvalidArgument, "--tls-cert and --tls-key go together"));
+    auto expiry = config::parse_duration(o->upload_expiry);
+    if (!expiry || *expiry <= Millis(0))
+      return report(io, Error(Errc::kInvalidArgument,
+                              "--upload-expiry: " + (expiry ? std::string("must be positive")
+                                                            : expiry.error().what())));
     auto exe = self_exe();
     if (!exe) return report(io, exe.error());
     // Sockets from systemd (meshdeploy-agent.socket) or from the agent this
@@ -128,6 +136,7 @@ Action setup_agent_run(CLI::App& cmd, Io& io) {
     opts.proxy_threads = o->threads;
     opts.metrics_listen = o->metrics_listen;
     opts.max_connections = static_cast<size_t>(o->max_connections);
+    opts.upload_expiry = *expiry;
     opts.log_writer_argv = {*exe, "agent", "log-writer"};
     opts.agent_version = std::string(version());
     // The outboxes handed over by controllers: sent from here until the agent
