@@ -9,6 +9,7 @@
 
 #include "agent/agent_impl.h"
 #include "agent/artifact_gc.h"
+#include "agent/disk_need.h"
 #include "agent/logs.h"
 #include "core/files.h"
 #include "core/fs.h"
@@ -90,7 +91,15 @@ Result<ReleaseInfo> Agent::Impl::register_artifact(const RegisterArtifact& r) {
   stdfs::copy_file(r.path, tmp, stdfs::copy_options::overwrite_existing, ec);
   if (!ec) stdfs::rename(tmp, store->artifacts_dir() / name, ec);
   if (ec) {
+    const int err = ec.value();
     stdfs::remove(tmp, ec);
+    if (is_disk_full_errno(err)) {
+      std::error_code size_ec;
+      const uint64_t size = stdfs::file_size(r.path, size_ec);
+      const auto free = disk_free(store->artifacts_dir());
+      return fail(
+          disk_full(host_name(), size_ec ? 0 : size, free ? free->bytes : 0).with_context(ctx));
+    }
     return fail(
         Error(Errc::kIo, "copy into " + store->artifacts_dir().string() + ": " + ec.message())
             .with_context(ctx));
@@ -117,12 +126,21 @@ Status Agent::Impl::upload_chunk(const std::string& version, uint64_t offset,
   int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (offset == 0 ? O_TRUNC : O_APPEND),
                   0600);
   if (fd < 0) return fail(Errc::kIo, "open " + part.string() + ": " + std::strerror(errno));
+  const uint64_t end = (offset == 0 ? 0 : have) + data.size();
   while (!data.empty()) {
     ssize_t n = ::write(fd, data.data(), data.size());
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       int err = errno;
       ::close(fd);
+      if (n < 0 && is_disk_full_errno(err)) {
+        // WHY remove it all: a half upload the disk cannot finish only keeps
+        // the disk full; the controller starts again at offset 0.
+        stdfs::remove(part, ec);
+        const auto free = disk_free(store->artifacts_dir());
+        return fail(Error(disk_full(host_name(), end, free ? free->bytes : 0))
+                        .with_context("upload " + version));
+      }
       return fail(Errc::kIo, "write " + part.string() + ": " + std::strerror(err));
     }
     data.remove_prefix(static_cast<size_t>(n));
@@ -156,8 +174,27 @@ Result<ReleaseInfo> Agent::Impl::unpack(const Unpack& r) {
     art = it->second;
   }
   stdfs::path file = store->artifacts_dir() / art.file;
-  auto stored = MD_TRY(
-      store->unpack(r.version, file, art.sha256, SharedPaths{r.shared_dirs, r.shared_files}));
+  auto unpacked =
+      store->unpack(r.version, file, art.sha256, SharedPaths{r.shared_dirs, r.shared_files});
+  if (!unpacked) {
+    // A refused artifact (hostile entry, bad checksum, unreadable) never
+    // becomes usable, and one the disk could not hold only keeps it full: both
+    // go at once. The next deploy ships it again. Kept: one that waits for a
+    // shared file or a version conflict to be settled.
+    const Errc code = unpacked.error().code();
+    if (code == Errc::kInvalidArgument || code == Errc::kCorruption || code == Errc::kIo) {
+      {
+        std::lock_guard lock(mu);
+        state.artifacts.erase(r.version);
+      }
+      std::error_code ec;
+      stdfs::remove(file, ec);
+      (void)persist();
+      kLog.warn("artifact {} removed: {}", r.version, unpacked.error().what());
+    }
+    return tl::unexpected(unpacked.error());
+  }
+  const StoredRelease& stored = *unpacked;
   {
     std::lock_guard lock(mu);
     state.artifacts.erase(r.version);

@@ -14,6 +14,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "agent/disk_need.h"
 #include "core/clock.h"
 #include "core/files.h"
 #include "core/fs.h"
@@ -84,6 +85,9 @@ class Unpacker {
   Unpacker(stdfs::path dest, const UnpackLimits& limits)
       : dest_(std::move(dest)), limits_(limits) {}
 
+  // The last failure was ENOSPC or EDQUOT.
+  bool disk_full() const { return disk_full_; }
+
   Status run(const stdfs::path& artifact) {
     std::unique_ptr<archive, ArchiveCloser> in(archive_read_new());
     std::unique_ptr<archive, DiskCloser> out(archive_write_disk_new());
@@ -126,7 +130,7 @@ class Unpacker {
     }
     if (first) return fail(Errc::kCorruption, "empty archive");
     if (archive_write_close(out.get()) != ARCHIVE_OK)
-      return fail(Errc::kIo, std::string("finish unpack: ") + archive_error_string(out.get()));
+      return fail(write_failed(out.get(), "finish unpack"));
     return ok();
   }
 
@@ -190,10 +194,10 @@ class Unpacker {
     if (kind != Kind::kSymlink) archive_entry_set_perm(e, perm & 0777);
     archive_entry_set_pathname(e, (dest_ / path).c_str());
     if (archive_write_header(out, e) != ARCHIVE_OK)
-      return fail(Errc::kIo, "unpack '" + raw + "': " + archive_error_string(out));
+      return fail(write_failed(out, "unpack '" + raw + "'"));
     if (kind == Kind::kFile && !hard) MD_TRY_STATUS(copy_data(in, out, raw));
     if (archive_write_finish_entry(out) != ARCHIVE_OK)
-      return fail(Errc::kIo, "unpack '" + raw + "': " + archive_error_string(out));
+      return fail(write_failed(out, "unpack '" + raw + "'"));
     written_[path] = kind;
     return ok();
   }
@@ -208,12 +212,19 @@ class Unpacker {
       if (r != ARCHIVE_OK)
         return fail(Errc::kCorruption, "read '" + raw + "': " + archive_error_string(in));
       if (archive_write_data_block(out, buf, size, offset) != ARCHIVE_OK)
-        return fail(Errc::kIo, "write '" + raw + "': " + archive_error_string(out));
+        return fail(write_failed(out, "write '" + raw + "'"));
     }
+  }
+
+  // A failed write; remembers whether the disk or quota was full.
+  Error write_failed(archive* out, const std::string& what) {
+    disk_full_ = disk_full_ || is_disk_full_errno(archive_errno(out));
+    return Error(Errc::kIo, what + ": " + archive_error_string(out));
   }
 
   stdfs::path dest_;
   UnpackLimits limits_;
+  bool disk_full_ = false;
   uint64_t entries_ = 0;
   uint64_t bytes_ = 0;
   std::map<std::string, Kind> written_;
@@ -435,7 +446,12 @@ Result<StoredRelease> ReleaseStore::unpack(std::string_view version, const stdfs
   };
   if (::mkdir(tmp.c_str(), 0755) != 0) return cleanup(errno_error("create", tmp, errno));
   Unpacker u(tmp, limits);
-  if (auto st = u.run(artifact); !st) return cleanup(std::move(st.error()));
+  if (auto st = u.run(artifact); !st) {
+    if (!u.disk_full()) return cleanup(std::move(st.error()));
+    std::error_code ec;
+    stdfs::remove_all(tmp, ec);  // first: what it had is measured without it
+    return fail(unpack_disk_full(artifact, root_).with_context(ctx));
+  }
   for (const auto& d : shared.dirs)
     if (auto st = link_shared(tmp, shared_dir(), d, true); !st)
       return cleanup(std::move(st.error()));
