@@ -275,8 +275,9 @@ YAML
 }
 
 # Starts the agent on $T/agent with the proxy on PROXY_PORT; AGENT_PID.
+# AGENT_ARGS: more `agent run` flags (split on spaces), e.g. "--upload-expiry 3s".
 start_agent() {
-  spawn agent "$MESHDEPLOY_BIN" agent run --root "$T/agent" --listen "127.0.0.1:$PROXY_PORT"
+  spawn agent "$MESHDEPLOY_BIN" agent run --root "$T/agent" --listen "127.0.0.1:$PROXY_PORT" ${AGENT_ARGS-}
   AGENT_PID=$LAST_PID
   E2E_LOGS="${E2E_LOGS-} $T/agent.log"
   wait_for 20 "the agent's socket" test -S "$T/agent/agent.sock"
