@@ -149,7 +149,7 @@ class Unpacker {
     const char* raw_c = archive_entry_pathname(e);
     std::string raw = raw_c ? raw_c : "";
     std::string path = MD_TRY(normalize_entry_path(raw).map_error(
-        [&](Error err) { return bad_entry(raw, err.message()); }));
+        [&](const Error& err) { return bad_entry(raw, err.message()); }));
     mode_t type = archive_entry_filetype(e);
     const char* hard = archive_entry_hardlink(e);
     mode_t perm = archive_entry_perm(e);
@@ -162,7 +162,7 @@ class Unpacker {
     Kind kind;
     if (hard) {
       std::string target = MD_TRY(normalize_entry_path(hard).map_error(
-          [&](Error err) { return bad_entry(raw, "hardlink target: " + err.message()); }));
+          [&](const Error& err) { return bad_entry(raw, "hardlink target: " + err.message()); }));
       auto it = written_.find(target);
       if (it == written_.end() || it->second != Kind::kFile)
         return fail(bad_entry(raw, "hardlink to '" + std::string(hard) +
@@ -176,7 +176,7 @@ class Unpacker {
       perm |= 0700;
     } else if (type == AE_IFLNK) {
       const char* t = archive_entry_symlink(e);
-      MD_TRY_STATUS(check_symlink_target(path, t ? t : "").map_error([&](Error err) {
+      MD_TRY_STATUS(check_symlink_target(path, t ? t : "").map_error([&](const Error& err) {
         return bad_entry(raw, err.message());
       }));
       kind = Kind::kSymlink;
@@ -233,7 +233,7 @@ class Unpacker {
 // Links <root>/shared/<p> at <release>/<p>, replacing what the archive put there.
 Status link_shared(const stdfs::path& release, const stdfs::path& shared, std::string_view raw,
                    bool is_dir) {
-  std::string p = MD_TRY(normalize_entry_path(raw).map_error([&](Error e) {
+  std::string p = MD_TRY(normalize_entry_path(raw).map_error([&](const Error& e) {
     return Error(Errc::kInvalidArgument, "shared path '" + std::string(raw) + "': " + e.message());
   }));
   if (p.empty())

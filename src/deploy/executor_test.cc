@@ -142,6 +142,7 @@ class ExecutorTest : public ::testing::Test {
     std::vector<std::string> out;
     auto ev = *store_->events(std::nullopt, 1000);
     std::sort(ev.begin(), ev.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+    out.reserve(ev.size());
     for (const state::OutboxEvent& e : ev) out.push_back(e.event_type);
     return out;
   }
@@ -450,6 +451,7 @@ TEST_F(ExecutorTest, PreflightSizesTheDiskFromTheArchivesDeclaredSizes) {
 
 TEST_F(ExecutorTest, PreflightCountsInodes) {
   std::vector<std::pair<std::string, std::string>> files;
+  files.reserve(40);
   for (int i = 0; i < 40; ++i) files.emplace_back("f" + std::to_string(i), "x");
   write_tar_gz(dir_ / "meshhook-v1.tar.gz", files);
   host_.disk_free_inodes = 30;

@@ -32,7 +32,7 @@ SetMetrics to_set(const proxy::Counters& c) {
 
 class AgentHost : public Host {
  public:
-  AgentHost(std::filesystem::path socket, Millis timeout, Millis health_timeout)
+  AgentHost(const std::filesystem::path& socket, Millis timeout, Millis health_timeout)
       : socket_(socket), client_(socket, timeout), health_timeout_(health_timeout) {}
 
   std::string name() const override { return "local"; }
