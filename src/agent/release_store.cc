@@ -9,7 +9,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -20,6 +22,7 @@
 #include "core/fs.h"
 #include "core/hash.h"
 #include "core/json.h"
+#include "core/log.h"
 
 namespace md::agent {
 namespace stdfs = std::filesystem;
@@ -72,23 +75,59 @@ struct DiskCloser {
   }
 };
 
-struct FdCloser {
-  int fd;
-  ~FdCloser() { ::close(fd); }
+// The artifact, read once: libarchive pulls its bytes through read(), which
+// hashes them on the way, so the checksum costs no second pass.
+class Source {
+ public:
+  explicit Source(int fd) : fd_(fd), buf_(1 << 17) {}
+  static la_ssize_t read(archive* a, void* self, const void** out) {
+    auto* s = static_cast<Source*>(self);
+    for (;;) {
+      ssize_t n = ::read(s->fd_, s->buf_.data(), s->buf_.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        archive_set_error(a, errno, "read artifact: %s", std::strerror(errno));
+        return -1;
+      }
+      s->hash_.update(s->buf_.data(), static_cast<size_t>(n));
+      *out = s->buf_.data();
+      return n;
+    }
+  }
+  // Reads what libarchive left (a trailer, garbage after the archive) and
+  // returns the hex SHA-256 of the whole file, or kIo.
+  Result<std::string> finish() {
+    for (;;) {
+      ssize_t n = ::read(fd_, buf_.data(), buf_.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return fail(Errc::kIo, std::string("read artifact: ") + std::strerror(errno));
+      if (n == 0) return hash_.hex();
+      hash_.update(buf_.data(), static_cast<size_t>(n));
+    }
+  }
+
+ private:
+  int fd_;
+  std::vector<char> buf_;
+  Sha256 hash_;
 };
 
 // What the unpacker has written so far, to check links against.
 enum class Kind { kDir, kFile, kSymlink };
 
+// Unpacks entry by entry: directories and symlinks through libarchive's disk
+// writer (with its own symlink and ".." guards on top of ours), regular
+// files as objects of the content-addressed store hard-linked in place, and
+// hardlink entries as links to a file written earlier. WHY files are not
+// left to libarchive: it writes *into* an existing path (a hardlink entry
+// with data writes into its target), which would write into a shared object.
 class Unpacker {
  public:
-  Unpacker(stdfs::path dest, const UnpackLimits& limits)
-      : dest_(std::move(dest)), limits_(limits) {}
+  Unpacker(stdfs::path dest, const UnpackLimits& limits, ObjectStore& objects,
+           std::vector<ObjectKey>* created)
+      : dest_(std::move(dest)), limits_(limits), objects_(objects), created_(created) {}
 
-  // The last failure was ENOSPC or EDQUOT.
-  bool disk_full() const { return disk_full_; }
-
-  Status run(const stdfs::path& artifact) {
+  Status run(Source& src) {
     std::unique_ptr<archive, ArchiveCloser> in(archive_read_new());
     std::unique_ptr<archive, DiskCloser> out(archive_write_disk_new());
     if (!in || !out) return fail(Errc::kInternal, "libarchive: out of memory");
@@ -101,10 +140,7 @@ class Unpacker {
     archive_write_disk_set_options(out.get(), ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
                                                   ARCHIVE_EXTRACT_SECURE_SYMLINKS |
                                                   ARCHIVE_EXTRACT_SECURE_NODOTDOT);
-    // A FIFO or device as the artifact is refused here, never waited on.
-    const int fd = MD_TRY(fs::open_regular(artifact));
-    FdCloser close_fd{fd};
-    if (archive_read_open_fd(in.get(), fd, 1 << 16) != ARCHIVE_OK)
+    if (archive_read_open(in.get(), &src, nullptr, &Source::read, nullptr) != ARCHIVE_OK)
       return fail(Errc::kCorruption,
                   std::string("open archive: ") + archive_error_string(in.get()));
     bool first = true;
@@ -134,6 +170,16 @@ class Unpacker {
     return ok();
   }
 
+  uint64_t files() const { return files_; }
+  // Every directory of the release, relative ("" is its root).
+  std::vector<std::string> dirs() const {
+    std::vector<std::string> out{""};
+    for (const auto& [path, kind] : written_)
+      if (kind == Kind::kDir) out.push_back(path);
+    return out;
+  }
+  uint64_t new_objects() const { return created_->size(); }
+
  private:
   // Refuses an entry whose parent path goes through a symlink written earlier.
   Status check_parents(std::string_view path, std::string_view raw) const {
@@ -143,6 +189,63 @@ class Unpacker {
         return fail(bad_entry(raw, "goes through a symlink or file in the archive"));
     }
     return ok();
+  }
+
+  // Creates the parents of `path` the archive did not list (as libarchive
+  // would); check_parents() has made sure none is a symlink or a file.
+  Status make_parents(std::string_view path) {
+    for (size_t i = path.find('/'); i != std::string_view::npos; i = path.find('/', i + 1)) {
+      std::string parent(path.substr(0, i));
+      if (written_.count(parent)) continue;
+      stdfs::path at = dest_ / parent;
+      if (::mkdir(at.c_str(), 0755) != 0 && errno != EEXIST)
+        return fail(errno_error("create", at, errno));
+      written_[parent] = Kind::kDir;
+    }
+    return ok();
+  }
+
+  // Runs `make` (link(2)-like: 0 or -1 with errno) at `at`; an earlier entry
+  // at the same path is replaced, unless it is a directory.
+  Status place(const stdfs::path& at, std::string_view raw, const std::function<Status()>& make) {
+    auto st = make();
+    if (st || st.error().code() != Errc::kAlreadyExists) return st;
+    struct stat old;
+    if (::lstat(at.c_str(), &old) == 0 && S_ISDIR(old.st_mode))
+      return fail(bad_entry(raw, "replaces a directory written earlier"));
+    if (::unlink(at.c_str()) != 0) return fail(errno_error("replace", at, errno));
+    return make();
+  }
+
+  Status write_file(archive* in, archive_entry* e, const std::string& path, const std::string& raw,
+                    mode_t perm) {
+    ObjectStore::Writer w(objects_);
+    for (;;) {
+      const void* buf;
+      size_t size;
+      la_int64_t offset;
+      int r = archive_read_data_block(in, &buf, &size, &offset);
+      if (r == ARCHIVE_EOF) break;
+      if (r != ARCHIVE_OK)
+        return fail(Errc::kCorruption, "read '" + raw + "': " + archive_error_string(in));
+      // A sparse entry: its holes read as zeros.
+      while (static_cast<uint64_t>(offset) > w.size()) {
+        static const char zeros[4096] = {};
+        uint64_t gap = std::min<uint64_t>(sizeof zeros, static_cast<uint64_t>(offset) - w.size());
+        MD_TRY_STATUS(w.write(zeros, gap));
+      }
+      MD_TRY_STATUS(w.write(buf, size));
+    }
+    std::optional<int64_t> mtime;
+    if (archive_entry_mtime_is_set(e)) mtime = archive_entry_mtime(e);
+    bool created = false;
+    ObjectKey key = MD_TRY(w.commit((perm & 0111) != 0, mtime, &created).map_error([&](Error err) {
+      return std::move(err).with_context("unpack '" + raw + "'");
+    }));
+    if (created) created_->push_back(key);
+    ++files_;
+    stdfs::path at = dest_ / path;
+    return place(at, raw, [&] { return objects_.link_into(key, at); });
   }
 
   Status extract(archive* in, archive* out, archive_entry* e) {
@@ -159,7 +262,6 @@ class Unpacker {
       return fail(bad_entry(raw, "names the release root"));
     }
     MD_TRY_STATUS(check_parents(path, raw));
-    Kind kind;
     if (hard) {
       std::string target = MD_TRY(normalize_entry_path(hard).map_error(
           [&](const Error& err) { return bad_entry(raw, "hardlink target: " + err.message()); }));
@@ -167,11 +269,30 @@ class Unpacker {
       if (it == written_.end() || it->second != Kind::kFile)
         return fail(bad_entry(raw, "hardlink to '" + std::string(hard) +
                                        "', which is not a regular file earlier in the archive"));
-      archive_entry_set_hardlink(e, (dest_ / target).c_str());
-      kind = Kind::kFile;
-    } else if (type == AE_IFREG) {
-      kind = Kind::kFile;
-    } else if (type == AE_IFDIR) {
+      MD_TRY_STATUS(make_parents(path));
+      stdfs::path at = dest_ / path, from = dest_ / target;
+      MD_TRY_STATUS(place(at, raw, [&]() -> Status {
+        if (::link(from.c_str(), at.c_str()) == 0) return ok();
+        int err = errno;
+        if (err == EEXIST) return fail(Errc::kAlreadyExists, at.string() + " exists");
+        return fail(errno_error("link", at, err));
+      }));
+      written_[path] = Kind::kFile;
+      return ok();
+    }
+    if (type == AE_IFREG) {
+      int64_t size = archive_entry_size(e);
+      if (size > 0) bytes_ += static_cast<uint64_t>(size);
+      if (bytes_ > limits_.max_bytes)
+        return fail(Errc::kInvalidArgument,
+                    "unpacked size exceeds " + std::to_string(limits_.max_bytes) + " bytes");
+      MD_TRY_STATUS(make_parents(path));
+      MD_TRY_STATUS(write_file(in, e, path, raw, perm));
+      written_[path] = Kind::kFile;
+      return ok();
+    }
+    Kind kind;
+    if (type == AE_IFDIR) {
       kind = Kind::kDir;
       perm |= 0700;
     } else if (type == AE_IFLNK) {
@@ -183,50 +304,23 @@ class Unpacker {
     } else {
       return fail(bad_entry(raw, "device files, fifos and sockets are refused"));
     }
-    if (kind == Kind::kFile) {
-      int64_t size = archive_entry_size(e);
-      if (size > 0) bytes_ += static_cast<uint64_t>(size);
-      if (bytes_ > limits_.max_bytes)
-        return fail(Errc::kInvalidArgument,
-                    "unpacked size exceeds " + std::to_string(limits_.max_bytes) + " bytes");
-      perm |= 0600;
-    }
-    if (kind != Kind::kSymlink) archive_entry_set_perm(e, perm & 0777);
+    if (kind == Kind::kDir) archive_entry_set_perm(e, perm & 0777);
     archive_entry_set_pathname(e, (dest_ / path).c_str());
     if (archive_write_header(out, e) != ARCHIVE_OK)
-      return fail(write_failed(out, "unpack '" + raw + "'"));
-    if (kind == Kind::kFile && !hard) MD_TRY_STATUS(copy_data(in, out, raw));
+      return fail(Errc::kIo, "unpack '" + raw + "': " + archive_error_string(out));
     if (archive_write_finish_entry(out) != ARCHIVE_OK)
       return fail(write_failed(out, "unpack '" + raw + "'"));
     written_[path] = kind;
     return ok();
   }
 
-  Status copy_data(archive* in, archive* out, const std::string& raw) {
-    for (;;) {
-      const void* buf;
-      size_t size;
-      la_int64_t offset;
-      int r = archive_read_data_block(in, &buf, &size, &offset);
-      if (r == ARCHIVE_EOF) return ok();
-      if (r != ARCHIVE_OK)
-        return fail(Errc::kCorruption, "read '" + raw + "': " + archive_error_string(in));
-      if (archive_write_data_block(out, buf, size, offset) != ARCHIVE_OK)
-        return fail(write_failed(out, "write '" + raw + "'"));
-    }
-  }
-
-  // A failed write; remembers whether the disk or quota was full.
-  Error write_failed(archive* out, const std::string& what) {
-    disk_full_ = disk_full_ || is_disk_full_errno(archive_errno(out));
-    return Error(Errc::kIo, what + ": " + archive_error_string(out));
-  }
-
   stdfs::path dest_;
   UnpackLimits limits_;
-  bool disk_full_ = false;
+  ObjectStore& objects_;
+  std::vector<ObjectKey>* created_;
   uint64_t entries_ = 0;
   uint64_t bytes_ = 0;
+  uint64_t files_ = 0;
   std::map<std::string, Kind> written_;
 };
 
@@ -282,10 +376,55 @@ Result<StoredRelease> read_meta(const stdfs::path& meta_file, const stdfs::path&
   }
 }
 
+const log::Logger kStoreLog("agent");
+
+struct FdGuard {
+  int fd;
+  ~FdGuard() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
 bool is_hex64(std::string_view s) {
   return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
          });
+}
+
+// Syncs what an unpack wrote: the objects it created and every directory of
+// the release. WHY not syncfs() alone: it flushes the whole file system —
+// every other writer's dirty pages too — and took seconds on a busy host for
+// a release that wrote one file. Past kSyncfsObjects new objects one syncfs
+// is cheaper than that many fsyncs (each forces a journal commit).
+Status make_durable(const stdfs::path& release, const std::vector<std::string>& dirs,
+                    const std::vector<ObjectKey>& created, const ObjectStore& objects) {
+  constexpr size_t kSyncfsObjects = 256;
+  auto sync_path = [](const stdfs::path& p, int flags) -> Status {
+    int fd = ::open(p.c_str(), flags | O_CLOEXEC);
+    if (fd < 0) return fail(errno_error("open for fsync", p, errno));
+    int rc = ::fsync(fd);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) return fail(errno_error("fsync", p, err));
+    return ok();
+  };
+  if (created.size() > kSyncfsObjects) {
+    int fd = ::open(release.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return fail(errno_error("open", release, errno));
+    int rc = ::syncfs(fd);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) return fail(errno_error("syncfs", release, err));
+    return ok();
+  }
+  std::set<stdfs::path> object_dirs;
+  for (const ObjectKey& k : created) {
+    MD_TRY_STATUS(sync_path(objects.path_of(k), O_RDONLY));
+    object_dirs.insert(objects.path_of(k).parent_path());
+  }
+  for (const auto& d : object_dirs) MD_TRY_STATUS(sync_path(d, O_RDONLY | O_DIRECTORY));
+  for (const auto& d : dirs) MD_TRY_STATUS(sync_path(release / d, O_RDONLY | O_DIRECTORY));
+  return ok();
 }
 
 }  // namespace
@@ -347,7 +486,8 @@ Status check_symlink_target(std::string_view link_path, std::string_view target)
 Result<ReleaseStore> ReleaseStore::open(const stdfs::path& root) {
   if (!root.is_absolute())
     return fail(Errc::kInvalidArgument, "store root must be absolute: " + root.string());
-  ReleaseStore s(root);
+  ObjectStore objects = MD_TRY(ObjectStore::open(root / "objects"));
+  ReleaseStore s(root, std::move(objects));
   MD_TRY_STATUS(fs::ensure_dir(s.releases_dir()));
   MD_TRY_STATUS(fs::ensure_dir(s.releases_dir() / ".meta"));
   MD_TRY_STATUS(fs::ensure_dir(s.shared_dir()));
@@ -369,6 +509,8 @@ Result<ReleaseStore> ReleaseStore::open(const stdfs::path& root) {
     std::error_code st;
     if (!stdfs::is_directory(s.release_dir(v), st)) stdfs::remove(it->path(), st);
   }
+  // Objects of unpacks that a crash interrupted (their temp dirs are gone).
+  if (auto n = s.objects_.gc(); n && *n > 0) kStoreLog.info("removed {} unreferenced objects", *n);
   return s;
 }
 
@@ -428,30 +570,37 @@ Result<StoredRelease> ReleaseStore::unpack(std::string_view version, const stdfs
                           ")")
                     .with_context(ctx));
   }
-  std::string actual = MD_TRY_CTX(sha256_file_hex(artifact), ctx);
-  if (actual != sha256)
-    return fail(Error(Errc::kCorruption, "artifact " + artifact.filename().string() +
-                                             " has sha256 " + actual.substr(0, 12) +
-                                             "..., expected " + std::string(sha256.substr(0, 12)) +
-                                             "...")
-                    .with_context(ctx));
-
+  auto t0 = std::chrono::steady_clock::now();
+  // A FIFO or device as the artifact is refused here, never waited on.
+  int fd = MD_TRY_CTX(fs::open_regular(artifact), ctx);
+  FdGuard guard{fd};
   static std::atomic<int> seq{0};
   stdfs::path tmp = releases_dir() / (std::string(kTmpPrefix) + std::string(version) + "-" +
                                       std::to_string(::getpid()) + "-" + std::to_string(seq++));
+  std::vector<ObjectKey> created;
   auto cleanup = [&](Error e) -> Result<StoredRelease> {
     std::error_code ec;
     stdfs::remove_all(tmp, ec);
+    for (const ObjectKey& k : created) objects_.drop_if_unlinked(k);
     return fail(std::move(e).with_context(ctx));
   };
   if (::mkdir(tmp.c_str(), 0755) != 0) return cleanup(errno_error("create", tmp, errno));
-  Unpacker u(tmp, limits);
-  if (auto st = u.run(artifact); !st) {
-    if (!u.disk_full()) return cleanup(std::move(st.error()));
-    std::error_code ec;
-    stdfs::remove_all(tmp, ec);  // first: what it had is measured without it
-    return fail(unpack_disk_full(artifact, root_).with_context(ctx));
-  }
+  Source src(fd);
+  Unpacker u(tmp, limits, objects_, &created);
+  Status unpacked = u.run(src);
+  // WHY the checksum is checked after the unpack, and wins over its error:
+  // the files went into the temp dir and into objects named by their own
+  // hashes, so nothing unverified is visible; a wrong artifact is reported as
+  // such even when it also fails to unpack.
+  auto actual = src.finish();
+  if (!actual) return cleanup(std::move(actual.error()));
+  if (*actual != sha256)
+    return cleanup(Error(Errc::kCorruption, "artifact " + artifact.filename().string() +
+                                                " has sha256 " + actual->substr(0, 12) +
+                                                "..., expected " +
+                                                std::string(sha256.substr(0, 12)) + "..."));
+  if (!unpacked) return cleanup(std::move(unpacked.error()));
+  auto t1 = std::chrono::steady_clock::now();
   for (const auto& d : shared.dirs)
     if (auto st = link_shared(tmp, shared_dir(), d, true); !st)
       return cleanup(std::move(st.error()));
@@ -459,11 +608,11 @@ Result<StoredRelease> ReleaseStore::unpack(std::string_view version, const stdfs
     if (auto st = link_shared(tmp, shared_dir(), f, false); !st)
       return cleanup(std::move(st.error()));
   // Durable before it becomes visible: the release is complete or absent.
-  int dfd = ::open(tmp.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::syncfs(dfd);
-    ::close(dfd);
-  }
+  if (auto st = make_durable(tmp, u.dirs(), created, objects_); !st)
+    return cleanup(std::move(st.error()));
+  auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
+  kStoreLog.info("{}: {} files, {} new objects; unpacked in {} ms, synced in {} ms", ctx, u.files(),
+                 u.new_objects(), ms(t1 - t0), ms(std::chrono::steady_clock::now() - t1));
   StoredRelease info{std::string(version), std::string(sha256), to_unix_ms(real_clock().now()),
                      release_dir(version)};
   nlohmann::json meta = {
@@ -492,6 +641,10 @@ Result<std::vector<std::string>> ReleaseStore::prune(int keep,
     for (const char* ext : {".tar.gz", ".tar.zst"})
       stdfs::remove(artifacts_dir() / (it->version + ext), ec);
     removed.insert(removed.begin(), it->version);
+  }
+  if (!removed.empty()) {
+    uint64_t n = MD_TRY(objects_.gc());
+    kStoreLog.info("pruned {} releases, {} objects no release uses", removed.size(), n);
   }
   return removed;
 }

@@ -2,8 +2,15 @@
 // libarchive into <root>/releases/<version>/, shared paths linked in, old
 // releases pruned. libarchive lives only in release_store.cc.
 //
+// Every regular file of a release is a hard link to an object of the
+// content-addressed store (object_store.h): unpacking a release that shares
+// most files with an earlier one writes only the files that changed, and
+// release files are read-only (0444, or 0555 when the archive gave any x
+// bit). Directories and symlinks are each release's own.
+//
 // Layout under the store root:
 //   artifacts/<version>.tar.gz|.tar.zst   uploaded artifacts (until pruned)
+//   objects/<aa>/<sha256>.<mode>          file contents, linked into releases
 //   releases/<version>/                   an unpacked release (complete or absent)
 //   releases/.meta/<version>.json         {version, sha256, unpacked_at_ms}
 //   releases/.tmp-*                       unpacking in progress (removed on open)
@@ -21,6 +28,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/object_store.h"
 #include "core/error.h"
 
 namespace md::agent {
@@ -75,18 +83,22 @@ class ReleaseStore {
   std::filesystem::path release_dir(std::string_view version) const;
   std::filesystem::path shared_dir() const { return root_ / "shared"; }
   std::filesystem::path artifacts_dir() const { return root_ / "artifacts"; }
+  ObjectStore& objects() { return objects_; }
+  const ObjectStore& objects() const { return objects_; }
 
-  // Verifies `artifact`'s sha256 against `sha256` (lower-case hex) and unpacks
-  // it into releases/<version>/: first into a temp dir, shared paths linked,
-  // then renamed into place, so the release is complete or absent.
+  // Unpacks `artifact` into releases/<version>/ while verifying its sha256
+  // against `sha256` (lower-case hex; one read of the file): first into a
+  // temp dir (files as store objects linked in), shared paths linked, synced,
+  // then renamed into place only if the checksum matched, so the release is
+  // complete or absent. Only a regular file is read (a FIFO is refused, never
+  // waited on).
   // Not an error: the version already unpacked from the same sha256 (returns
   // it unchanged). kAlreadyExists: unpacked from a different sha256.
   // kCorruption: checksum mismatch or unreadable archive. kInvalidArgument:
   // a hostile entry (absolute path, "..", escaping link, device, fifo,
   // setuid/setgid) or a bad version/shared path; the message names the entry.
-  // kNotFound: artifact or a shared file missing. kIo: a write failed; when
-  // the disk or quota filled, "disk full on host H (needs N, has M)"
-  // (disk_need.h). Nothing is left behind on failure.
+  // kNotFound: artifact or a shared file missing. Nothing is left behind on
+  // failure (objects it created are removed again).
   Result<StoredRelease> unpack(std::string_view version, const std::filesystem::path& artifact,
                                std::string_view sha256, const SharedPaths& shared,
                                const UnpackLimits& limits = {});
@@ -97,14 +109,17 @@ class ReleaseStore {
   Result<std::vector<StoredRelease>> list() const;
 
   // Removes all but the newest `keep` releases (by unpack time), never one
-  // named in `protect` (live, warm or running ones), and their artifacts.
-  // Returns the removed versions, oldest first.
+  // named in `protect` (live, warm or running ones), and their artifacts,
+  // then every object no remaining release links. Returns the removed
+  // versions, oldest first.
   Result<std::vector<std::string>> prune(int keep, const std::set<std::string>& protect);
 
  private:
-  explicit ReleaseStore(std::filesystem::path root) : root_(std::move(root)) {}
+  ReleaseStore(std::filesystem::path root, ObjectStore objects)
+      : root_(std::move(root)), objects_(std::move(objects)) {}
   std::filesystem::path meta_path(std::string_view version) const;
   std::filesystem::path root_;
+  ObjectStore objects_;
 };
 
 }  // namespace md::agent

@@ -160,7 +160,9 @@ TEST_F(ReleaseStoreTest, UnpacksFilesDirsAndLinksKeepingModes) {
   EXPECT_EQ(*fs::read_file(d / "app/current"), "console.log(1)\n");
   EXPECT_EQ(*fs::read_file(d / "bin/up"), "console.log(1)\n");
   EXPECT_EQ(*fs::read_file(d / "copy.js"), "console.log(1)\n");
-  EXPECT_EQ(stdfs::hard_link_count(d / "copy.js"), 2u);
+  // Both names and the store object are one inode.
+  EXPECT_EQ(stdfs::hard_link_count(d / "copy.js"), 3u);
+  EXPECT_TRUE(stdfs::equivalent(d / "copy.js", d / "app/index.js"));
   auto got = store_->get("v1");
   ASSERT_TRUE(got);
   EXPECT_EQ(got->sha256, r->sha256);
@@ -313,6 +315,122 @@ TEST_F(ReleaseStoreTest, OpenRemovesInterruptedUnpacks) {
   auto reopened = ReleaseStore::open(dir_ / "root");
   ASSERT_TRUE(reopened);
   expect_nothing_left("v9");
+}
+
+// ---- the content-addressed store of files ----------------------------------
+
+// Regular files (not dirs) under objects/.
+std::vector<stdfs::path> objects_in(const stdfs::path& dir) {
+  std::vector<stdfs::path> out;
+  for (const auto& e : stdfs::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) out.push_back(e.path());
+  return out;
+}
+
+TEST_F(ReleaseStoreTest, ASecondReleaseWritesOnlyTheFilesThatChanged) {
+  std::string big(300000, 'n');
+  ASSERT_TRUE(unpack("v1", {{"node_modules/x/index.js", AE_IFREG, big},
+                            {"node_modules/x/package.json", AE_IFREG, "{}"},
+                            {"build/index.js", AE_IFREG, "v1", 0755}}));
+  EXPECT_EQ(objects_in(store_->objects().dir()).size(), 3u);
+  ASSERT_TRUE(unpack("v2", {{"node_modules/x/index.js", AE_IFREG, big},
+                            {"node_modules/x/package.json", AE_IFREG, "{}"},
+                            {"build/index.js", AE_IFREG, "v2", 0755}}));
+  stdfs::path d1 = store_->release_dir("v1"), d2 = store_->release_dir("v2");
+  // Unchanged files are the same inode; the changed one is not.
+  EXPECT_TRUE(stdfs::equivalent(d1 / "node_modules/x/index.js", d2 / "node_modules/x/index.js"));
+  EXPECT_EQ(stdfs::hard_link_count(d2 / "node_modules/x/index.js"), 3u);
+  EXPECT_FALSE(stdfs::equivalent(d1 / "build/index.js", d2 / "build/index.js"));
+  EXPECT_EQ(*fs::read_file(d1 / "build/index.js"), "v1");
+  EXPECT_EQ(*fs::read_file(d2 / "build/index.js"), "v2");
+  EXPECT_EQ(objects_in(store_->objects().dir()).size(), 4u);
+}
+
+TEST_F(ReleaseStoreTest, ReleaseFilesAreReadOnlyAndKeepTheirExecBit) {
+  ASSERT_TRUE(unpack("v1", {{"run.sh", AE_IFREG, "#!/bin/sh\n", 0700},
+                            {"data.txt", AE_IFREG, "d", 0666},
+                            {"same.txt", AE_IFREG, "#!/bin/sh\n", 0644}}));
+  stdfs::path d = store_->release_dir("v1");
+  struct stat st;
+  ASSERT_EQ(::stat((d / "run.sh").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0555u);
+  ASSERT_EQ(::stat((d / "data.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0444u);
+  // Same content, other mode: another object (one inode has one mode).
+  EXPECT_FALSE(stdfs::equivalent(d / "run.sh", d / "same.txt"));
+  // The directory stays writable: a process may replace its files (rename,
+  // unlink) without touching the shared object.
+  ASSERT_TRUE(fs::atomic_write(d / "data.txt", "mine"));
+  EXPECT_EQ(objects_in(store_->objects().dir()).size(), 3u);
+  ASSERT_TRUE(unpack("v2", {{"data.txt", AE_IFREG, "d", 0666}}));
+  EXPECT_EQ(*fs::read_file(store_->release_dir("v2") / "data.txt"), "d");
+}
+
+TEST_F(ReleaseStoreTest, AnObjectChangedInPlaceIsNotReused) {
+  ASSERT_TRUE(unpack("v1", {{"a.js", AE_IFREG, "original"}}));
+  stdfs::path f = store_->release_dir("v1") / "a.js";
+  // What a process running as root could do to its release's files.
+  ::chmod(f.c_str(), 0644);
+  { std::ofstream(f, std::ios::app) << " and more"; }
+  ASSERT_TRUE(unpack("v2", {{"a.js", AE_IFREG, "original"}}));
+  EXPECT_EQ(*fs::read_file(store_->release_dir("v2") / "a.js"), "original");
+  EXPECT_FALSE(stdfs::equivalent(f, store_->release_dir("v2") / "a.js"));
+}
+
+TEST_F(ReleaseStoreTest, PruneRemovesObjectsNoReleaseLinks) {
+  for (const char* v : {"v1", "v2", "v3"}) {
+    ASSERT_TRUE(unpack(v, {{"shared.js", AE_IFREG, "same in all"}, {"own.js", AE_IFREG, v}}));
+    ::usleep(2000);
+  }
+  EXPECT_EQ(objects_in(store_->objects().dir()).size(), 4u);
+  ASSERT_TRUE(store_->prune(1, {}));
+  auto left = objects_in(store_->objects().dir());
+  ASSERT_EQ(left.size(), 2u);
+  for (const auto& o : left) EXPECT_EQ(stdfs::hard_link_count(o), 2u) << o;
+  EXPECT_EQ(*fs::read_file(store_->release_dir("v3") / "shared.js"), "same in all");
+}
+
+TEST_F(ReleaseStoreTest, ARefusedArtifactLeavesNoObjects) {
+  auto [p, sha] = make("v1.tar.gz", {{"a", AE_IFREG, "content of a"}});
+  ASSERT_FALSE(store_->unpack("v1", p, std::string(64, 'a'), {}));
+  EXPECT_TRUE(objects_in(store_->objects().dir()).empty());
+  expect_refused({{"ok.js", AE_IFREG, "fine"}, {"null", AE_IFCHR, ""}}, "device files");
+  EXPECT_TRUE(objects_in(store_->objects().dir()).empty());
+  // An object an earlier release holds stays.
+  ASSERT_TRUE(unpack("v2", {{"ok.js", AE_IFREG, "fine"}}));
+  EXPECT_FALSE(unpack("bad2", {{"ok.js", AE_IFREG, "fine"}, {"null", AE_IFCHR, ""}}));
+  EXPECT_EQ(objects_in(store_->objects().dir()).size(), 1u);
+}
+
+TEST_F(ReleaseStoreTest, AFifoIsRefusedNotWaitedOn) {
+  stdfs::path fifo = dir_ / "v1.tar.gz";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto r = store_->unpack("v1", fifo, std::string(64, 'a'), {});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), Errc::kInvalidArgument);
+  EXPECT_NE(r.error().what().find("not a regular file"), std::string::npos) << r.error().what();
+}
+
+TEST_F(ReleaseStoreTest, ReopeningRemovesObjectsOfAnInterruptedUnpack) {
+  ASSERT_TRUE(unpack("v1", {{"kept.js", AE_IFREG, "kept"}}));
+  // A crash after objects were written, before the release was renamed in.
+  stdfs::path orphan = store_->objects().dir() / "ab" / (std::string(64, 'b') + ".0444");
+  stdfs::create_directories(orphan.parent_path());
+  ASSERT_TRUE(fs::atomic_write(orphan, "x", 0444));
+  ASSERT_TRUE(fs::atomic_write(store_->objects().dir() / ".tmp-1-2", "half"));
+  ASSERT_TRUE(ReleaseStore::open(dir_ / "root"));
+  EXPECT_FALSE(stdfs::exists(orphan));
+  EXPECT_FALSE(stdfs::exists(store_->objects().dir() / ".tmp-1-2"));
+  EXPECT_EQ(objects_in(store_->objects().dir()).size(), 1u);
+}
+
+TEST(ObjectKey, NameRoundTripsAndRefusesOthers) {
+  ObjectKey k{std::string(64, 'c'), true};
+  EXPECT_EQ(k.name(), std::string(64, 'c') + ".0555");
+  EXPECT_EQ(*ObjectKey::parse(k.name()), k);
+  for (std::string bad : {std::string(64, 'c') + ".0644", std::string(64, 'C') + ".0444",
+                          std::string("../x"), std::string(63, 'c') + ".0444"})
+    EXPECT_FALSE(ObjectKey::parse(bad)) << bad;
 }
 
 }  // namespace

@@ -57,6 +57,21 @@ Result<std::string> sha256_file_hex(const std::filesystem::path& path) {
   return to_hex(md, n);
 }
 
+Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
+  MD_CHECK(ctx_ != nullptr);
+  EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr);
+}
+Sha256::~Sha256() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+void Sha256::update(const void* data, size_t size) {
+  if (size > 0) EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data, size);
+}
+std::string Sha256::hex() {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned n = 0;
+  EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), md, &n);
+  return to_hex(md, n);
+}
+
 std::string short_checksum(std::string_view data) { return sha256_hex(data).substr(0, 16); }
 
 }  // namespace md
