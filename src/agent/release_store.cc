@@ -14,7 +14,10 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
 
 #include "agent/disk_need.h"
 #include "core/clock.h"
@@ -391,23 +394,19 @@ bool is_hex64(std::string_view s) {
          });
 }
 
-// Syncs what an unpack wrote: the objects it created and every directory of
-// the release. WHY not syncfs() alone: it flushes the whole file system —
-// every other writer's dirty pages too — and took seconds on a busy host for
-// a release that wrote one file. Past kSyncfsObjects new objects one syncfs
-// is cheaper than that many fsyncs (each forces a journal commit).
+// Syncs what an unpack wrote before the release is renamed into place: the
+// objects it created, the fan-out directories they were renamed into, and
+// every directory of the release (which holds its links and symlinks).
+// WHY not syncfs() for a redeploy: it flushes the whole file system, every
+// other writer's dirty pages too, for a release that wrote one file. WHY
+// the fsyncs at once: one after the other, the 1,250 directories of a
+// MeshHook release took 6.4 s (each waits for its own disk write and cache
+// flush); issued together the kernel joins them. Past kSyncfsObjects new
+// objects (a first deploy: the data must reach the disk anyway) one syncfs
+// does the same work with less overhead than thousands of fsyncs.
 Status make_durable(const stdfs::path& release, const std::vector<std::string>& dirs,
                     const std::vector<ObjectKey>& created, const ObjectStore& objects) {
-  constexpr size_t kSyncfsObjects = 256;
-  auto sync_path = [](const stdfs::path& p, int flags) -> Status {
-    int fd = ::open(p.c_str(), flags | O_CLOEXEC);
-    if (fd < 0) return fail(errno_error("open for fsync", p, errno));
-    int rc = ::fsync(fd);
-    int err = errno;
-    ::close(fd);
-    if (rc != 0) return fail(errno_error("fsync", p, err));
-    return ok();
-  };
+  constexpr size_t kSyncfsObjects = 1024;
   if (created.size() > kSyncfsObjects) {
     int fd = ::open(release.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return fail(errno_error("open", release, errno));
@@ -417,13 +416,39 @@ Status make_durable(const stdfs::path& release, const std::vector<std::string>& 
     if (rc != 0) return fail(errno_error("syncfs", release, err));
     return ok();
   }
+  std::vector<std::pair<stdfs::path, bool>> todo;  // path, is a directory
   std::set<stdfs::path> object_dirs;
   for (const ObjectKey& k : created) {
-    MD_TRY_STATUS(sync_path(objects.path_of(k), O_RDONLY));
+    todo.emplace_back(objects.path_of(k), false);
     object_dirs.insert(objects.path_of(k).parent_path());
   }
-  for (const auto& d : object_dirs) MD_TRY_STATUS(sync_path(d, O_RDONLY | O_DIRECTORY));
-  for (const auto& d : dirs) MD_TRY_STATUS(sync_path(release / d, O_RDONLY | O_DIRECTORY));
+  for (const auto& d : object_dirs) todo.emplace_back(d, true);
+  for (const auto& d : dirs) todo.emplace_back(release / d, true);
+  std::atomic<size_t> next{0};
+  std::mutex mu;
+  std::optional<Error> first;
+  auto work = [&] {
+    for (size_t i; (i = next++) < todo.size();) {
+      const auto& [p, dir] = todo[i];
+      int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | (dir ? O_DIRECTORY : 0));
+      int err = fd < 0 ? errno : 0;
+      if (fd >= 0) {
+        if (::fsync(fd) != 0) err = errno;
+        ::close(fd);
+      }
+      if (err != 0) {
+        std::lock_guard lock(mu);
+        if (!first) first = errno_error(fd < 0 ? "open for fsync" : "fsync", p, err);
+        next = todo.size();
+      }
+    }
+  };
+  constexpr size_t kSyncThreads = 32;
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < std::min(kSyncThreads, todo.size()); ++t) threads.emplace_back(work);
+  work();
+  for (auto& t : threads) t.join();
+  if (first) return fail(std::move(*first));
   return ok();
 }
 
