@@ -151,10 +151,10 @@ Result<ObjectKey> ObjectStore::Writer::commit(bool exec, std::optional<int64_t> 
     ::futimens(fd_, ts);
   }
   if (::fchmod(fd_, key.mode()) != 0) return fail(sys_error("chmod", tmp_, errno));
-  // WHY no fsync here: the release store fsyncs every object it created, all
-  // at once, before the release becomes visible. Writeback starts now, so
-  // those fsyncs find little left to write.
-  ::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE);
+  // WHY no fsync here: the release store syncs every object it created, all
+  // at once, before the release becomes visible. WHY no early writeback
+  // (sync_file_range) either: it blocks while the disk's queue is full, which
+  // made a first unpack on a busy disk wait on each of its 5,000 files.
   if (::close(fd_) != 0) {
     fd_ = -1;
     return fail(sys_error("close", tmp_, errno));
