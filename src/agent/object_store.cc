@@ -89,7 +89,8 @@ bool ObjectStore::has(const ObjectKey& key, uint64_t size) const {
 }
 
 Status ObjectStore::ensure_fanout(std::string_view sha256) {
-  size_t i = static_cast<size_t>(hex_value(sha256[0]) * 16 + hex_value(sha256[1]));
+  size_t i =
+      (static_cast<size_t>(hex_value(sha256[0])) * 16) + static_cast<size_t>(hex_value(sha256[1]));
   if (fanout_made_[i]) return ok();
   stdfs::path sub = dir_ / std::string(sha256.substr(0, 2));
   if (::mkdir(sub.c_str(), 0700) != 0 && errno != EEXIST)

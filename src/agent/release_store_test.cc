@@ -92,7 +92,8 @@ void write_archive(const stdfs::path& file, const std::vector<Entry>& entries,
     archive_entry_set_perm(ae, e.perm);
     if (!e.symlink.empty()) archive_entry_set_symlink(ae, e.symlink.c_str());
     if (!e.hardlink.empty()) archive_entry_set_hardlink(ae, e.hardlink.c_str());
-    if (e.type == AE_IFREG && e.hardlink.empty()) archive_entry_set_size(ae, e.data.size());
+    if (e.type == AE_IFREG && e.hardlink.empty())
+      archive_entry_set_size(ae, static_cast<la_int64_t>(e.data.size()));
     if (e.type == AE_IFCHR) archive_entry_set_rdev(ae, makedev(1, 3));
     ASSERT_EQ(archive_write_header(a, ae), ARCHIVE_OK) << archive_error_string(a);
     if (!e.data.empty()) archive_write_data(a, e.data.data(), e.data.size());
@@ -428,8 +429,8 @@ TEST(ObjectKey, NameRoundTripsAndRefusesOthers) {
   ObjectKey k{std::string(64, 'c'), true};
   EXPECT_EQ(k.name(), std::string(64, 'c') + ".0555");
   EXPECT_EQ(*ObjectKey::parse(k.name()), k);
-  for (std::string bad : {std::string(64, 'c') + ".0644", std::string(64, 'C') + ".0444",
-                          std::string("../x"), std::string(63, 'c') + ".0444"})
+  for (const std::string& bad : {std::string(64, 'c') + ".0644", std::string(64, 'C') + ".0444",
+                                 std::string("../x"), std::string(63, 'c') + ".0444"})
     EXPECT_FALSE(ObjectKey::parse(bad)) << bad;
 }
 

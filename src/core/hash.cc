@@ -14,10 +14,10 @@ namespace md {
 namespace {
 std::string to_hex(const unsigned char* p, unsigned n) {
   static const char* d = "0123456789abcdef";
-  std::string s(n * 2, '0');
-  for (unsigned i = 0; i < n; ++i) {
+  std::string s(static_cast<size_t>(n) * 2, '0');
+  for (size_t i = 0; i < n; ++i) {
     s[2 * i] = d[p[i] >> 4];
-    s[2 * i + 1] = d[p[i] & 15];
+    s[(2 * i) + 1] = d[p[i] & 15];
   }
   return s;
 }
