@@ -182,6 +182,8 @@ class Unpacker {
     return out;
   }
   uint64_t new_objects() const { return created_->size(); }
+  // The last failure was ENOSPC or EDQUOT.
+  bool disk_full() const { return disk_full_; }
 
  private:
   // Refuses an entry whose parent path goes through a symlink written earlier.
@@ -201,8 +203,10 @@ class Unpacker {
       std::string parent(path.substr(0, i));
       if (written_.count(parent)) continue;
       stdfs::path at = dest_ / parent;
-      if (::mkdir(at.c_str(), 0755) != 0 && errno != EEXIST)
+      if (::mkdir(at.c_str(), 0755) != 0 && errno != EEXIST) {
+        disk_full_ = disk_full_ || is_disk_full_errno(errno);
         return fail(errno_error("create", at, errno));
+      }
       written_[parent] = Kind::kDir;
     }
     return ok();
@@ -220,8 +224,23 @@ class Unpacker {
     return make();
   }
 
+  // A failed write through libarchive; remembers whether the disk or quota was full.
+  Error write_failed(archive* out, const std::string& what) {
+    disk_full_ = disk_full_ || is_disk_full_errno(archive_errno(out));
+    return Error(Errc::kIo, what + ": " + archive_error_string(out));
+  }
+
+  // WHY errno: the object store's errors come straight from the failing call
+  // (only successful calls follow it), and all that matters is a full disk.
   Status write_file(archive* in, archive_entry* e, const std::string& path, const std::string& raw,
                     mode_t perm) {
+    Status st = write_object(in, e, path, raw, perm);
+    if (!st) disk_full_ = disk_full_ || is_disk_full_errno(errno);
+    return st;
+  }
+
+  Status write_object(archive* in, archive_entry* e, const std::string& path,
+                      const std::string& raw, mode_t perm) {
     ObjectStore::Writer w(objects_);
     for (;;) {
       const void* buf;
@@ -310,7 +329,7 @@ class Unpacker {
     if (kind == Kind::kDir) archive_entry_set_perm(e, perm & 0777);
     archive_entry_set_pathname(e, (dest_ / path).c_str());
     if (archive_write_header(out, e) != ARCHIVE_OK)
-      return fail(Errc::kIo, "unpack '" + raw + "': " + archive_error_string(out));
+      return fail(write_failed(out, "unpack '" + raw + "'"));
     if (archive_write_finish_entry(out) != ARCHIVE_OK)
       return fail(write_failed(out, "unpack '" + raw + "'"));
     written_[path] = kind;
@@ -325,6 +344,7 @@ class Unpacker {
   uint64_t bytes_ = 0;
   uint64_t files_ = 0;
   std::map<std::string, Kind> written_;
+  bool disk_full_ = false;
 };
 
 // Links <root>/shared/<p> at <release>/<p>, replacing what the archive put there.
@@ -624,6 +644,12 @@ Result<StoredRelease> ReleaseStore::unpack(std::string_view version, const stdfs
                                                 " has sha256 " + actual->substr(0, 12) +
                                                 "..., expected " +
                                                 std::string(sha256.substr(0, 12)) + "..."));
+  if (!unpacked && u.disk_full()) {
+    std::error_code ec;
+    stdfs::remove_all(tmp, ec);  // first: what it had is measured without it
+    for (const ObjectKey& k : created) objects_.drop_if_unlinked(k);
+    return fail(unpack_disk_full(artifact, root_).with_context(ctx));
+  }
   if (!unpacked) return cleanup(std::move(unpacked.error()));
   auto t1 = std::chrono::steady_clock::now();
   for (const auto& d : shared.dirs)

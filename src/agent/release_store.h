@@ -97,8 +97,10 @@ class ReleaseStore {
   // kCorruption: checksum mismatch or unreadable archive. kInvalidArgument:
   // a hostile entry (absolute path, "..", escaping link, device, fifo,
   // setuid/setgid) or a bad version/shared path; the message names the entry.
-  // kNotFound: artifact or a shared file missing. Nothing is left behind on
-  // failure (objects it created are removed again).
+  // kNotFound: artifact or a shared file missing. kIo: a write failed; when
+  // the disk or quota filled, "disk full on host H (needs N, has M)"
+  // (disk_need.h). Nothing is left behind on failure (objects it created are
+  // removed again).
   Result<StoredRelease> unpack(std::string_view version, const std::filesystem::path& artifact,
                                std::string_view sha256, const SharedPaths& shared,
                                const UnpackLimits& limits = {});
