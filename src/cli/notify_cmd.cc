@@ -177,6 +177,8 @@ Action setup_notify_test(CLI::App& cmd, Io& io) {
     auto r =
         notify::send_test(*s->store, *transport, s->env, s->secrets, a->channel, actor(), s->wait);
     if (!r) return report(io, std::move(r.error()).with_context("notify test"));
+    // Again: it wakes the agent's sender for what this command left pending.
+    if (agent_error.empty()) (void)deploy::hand_over_notifications(s->env, s->secrets);
     io.out << "Test notification for " << s->env.name << ":\n";
     print_report(io, *r, s->env.name, agent_error);
     return r->all_delivered() ? Exit::kOk : Exit::kFailed;
@@ -236,6 +238,8 @@ Action setup_notify_retry(CLI::App& cmd, Io& io) {
     auto transport = notify::make_curl_transport();
     auto r = notify::retry(*s->store, *transport, s->env, s->secrets, a->id, s->wait);
     if (!r) return report(io, std::move(r.error()).with_context("notify retry"));
+    // Again: it wakes the agent's sender for what this command left pending.
+    if (agent_error.empty()) (void)deploy::hand_over_notifications(s->env, s->secrets);
     io.out << "Retried delivery " << a->id << ":\n";
     print_report(io, *r, s->env.name, agent_error);
     return r->all_delivered() ? Exit::kOk : Exit::kFailed;

@@ -73,7 +73,9 @@ void Session::start_notifications() {
 std::string Session::finish_notifications(Millis max_wait) {
   if (!dispatcher_) return "";
   const notify::Dispatcher::DrainReport r = dispatcher_->drain(max_wait);
-  if (!handoff_error_.empty()) handoff_error_ = hand_over_notifications(*env_, channel_secrets_);
+  // Again even when the first hand-off worked: it wakes the agent's sender,
+  // which otherwise looks at an idle outbox only once per lease TTL.
+  handoff_error_ = hand_over_notifications(*env_, channel_secrets_);
   if (r.pending == 0 && r.failed == 0 && r.store_error.empty()) return "";
   std::string who = handoff_error_.empty()
                         ? "the agent sends the pending ones"

@@ -135,7 +135,11 @@ struct Courier::Impl {
     std::unique_ptr<Dispatcher> dispatcher;
   };
   Impl(std::filesystem::path d, Transport& t, DispatcherOptions o, Clock& c)
-      : dir(std::move(d)), transport(t), options(std::move(o)), clock(c) {}
+      : dir(std::move(d)), transport(t), options(std::move(o)), clock(c) {
+    // WHY the lease TTL: rows of a command that died before its finishing
+    // hand-off wait for its lease to lapse anyway; live commands wake us.
+    if (options.idle_interval <= Millis(0)) options.idle_interval = options.lease_ttl;
+  }
 
   std::filesystem::path dir;
   Transport& transport;
@@ -147,7 +151,11 @@ struct Courier::Impl {
   Status run(const Handoff& h, std::string text) {
     std::lock_guard lock(mu);
     auto it = running.find(h.target.environment);
-    if (it != running.end() && it->second.text == text) return ok();
+    if (it != running.end() && it->second.text == text) {
+      // The command that hands it over again has written rows: look now.
+      it->second.dispatcher->wake();
+      return ok();
+    }
     Running r;
     r.text = std::move(text);
     r.store = MD_TRY_CTX(state::open_store(h.store_url, clock), "state store");

@@ -85,13 +85,15 @@ TEST_F(CourierTest, MalformedHandoffsAreRefusedWithoutEchoingThem) {
 }
 
 // A row committed after the hand-off is sent by the Courier on its own, with
-// no other call; a new Courier on the same folder (an agent restart) sends
-// the next one. The saved hand-off is private.
+// no other call (here after its short idle interval; an agent's is the lease
+// TTL); a new Courier on the same folder (an agent restart) sends the next
+// one. The saved hand-off is private.
 TEST_F(CourierTest, SendsOnItsOwnUntilStoppedAndAgainAfterARestart) {
   Handoff h = sample(dir_);
   testing::FakeTransport transport;
   DispatcherOptions o;
   o.poll_interval = Millis(20);
+  o.idle_interval = Millis(200);
   auto commit = [&](const std::string& deployment) {
     auto store = state::open_store(h.store_url);
     ASSERT_TRUE(store);
@@ -138,6 +140,41 @@ TEST_F(CourierTest, SendsOnItsOwnUntilStoppedAndAgainAfterARestart) {
   ASSERT_TRUE(pending);
   for (const auto& r : *pending) ADD_FAILURE() << r.channel << " still pending: " << r.last_error;
   EXPECT_EQ(transport.mail_count(), 2u);
+}
+
+// An idle Courier does not look at the outbox every poll_interval: a row
+// committed without a hand-off waits (the idle interval is long), and the
+// same hand-off again, as a command sends when it ends, sends it at once.
+TEST_F(CourierTest, IdleItSleepsUntilTheNextHandoff) {
+  Handoff h = sample(dir_);
+  testing::FakeTransport transport;
+  DispatcherOptions o;
+  o.poll_interval = Millis(20);
+  o.idle_interval = Millis(600'000);
+  Courier c(dir_ / "notify", transport, o);
+  ASSERT_TRUE(c.accept(h));
+  {
+    auto store = state::open_store(h.store_url);
+    ASSERT_TRUE(store);
+    Event e;
+    e.type = EventType::kFailed;
+    e.environment = "production";
+    e.deployment_id = "d-1";
+    e.at = real_clock().now();
+    state::Batch b;
+    b.outbox = fan_out(h.target.notifications, e);
+    ASSERT_TRUE((*store)->commit(b));
+  }
+  // WHY a fixed pause: it checks that nothing happens; 25 of the old polls.
+  real_clock().sleep_for(Millis(500));
+  EXPECT_EQ(transport.post_count(), 0u) << "the idle Courier polled the outbox";
+  ASSERT_TRUE(c.accept(h));  // identical: wakes the sender
+  MonoTime deadline = real_clock().mono() + Millis(20'000);
+  while ((transport.post_count() < 1 || transport.mail_count() < 1) &&
+         real_clock().mono() < deadline)
+    real_clock().sleep_for(Millis(10));
+  EXPECT_EQ(transport.post_count(), 1u);
+  EXPECT_EQ(transport.mail_count(), 1u);
 }
 
 }  // namespace

@@ -309,7 +309,15 @@ struct Dispatcher::Impl {
       guarded(kLog, "notification dispatcher", [&] { scan = pass(); });
       std::unique_lock<std::mutex> lock(mu);
       if (stopping) return;
-      Millis wait = scan ? wait_for(*scan, options.poll_interval) : options.poll_interval;
+      Millis wait = options.poll_interval;
+      if (scan) {
+        // Nothing due and nobody else holding a lease: sleep until a wake()
+        // (a new hand-off) or the idle interval.
+        const bool idle = !scan->next_due && !scan->held_elsewhere;
+        const Millis cap = idle && options.idle_interval > Millis(0) ? options.idle_interval
+                                                                     : options.poll_interval;
+        wait = wait_for(*scan, cap);
+      }
       cv.wait_for(lock, wait, [&] { return stopping || woken; });
       woken = false;
       if (stopping) return;

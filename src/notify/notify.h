@@ -166,7 +166,12 @@ struct DispatcherOptions {
   Millis initial_backoff{5000};  // delay after the first failed attempt
   Millis max_backoff{3600000};   // delays double up to this (1 h)
   Millis poll_interval{2000};    // the thread looks for due rows this often when idle
-  Millis lease_ttl{60000};       // the per-environment dispatch lease (see below)
+  // With nothing pending and no lease held elsewhere, the thread sleeps this
+  // long (or until wake()) instead of poll_interval; 0 = poll_interval. The
+  // agent's Courier sleeps until a hand-off or the lease TTL (an idle agent
+  // does not read every outbox every 2 s).
+  Millis idle_interval{0};
+  Millis lease_ttl{60000};  // the per-environment dispatch lease (see below)
   // Pending rows read per pass; 0 = all (both stores read every row for a
   // limit <= 0). A limit could hide a channel's oldest row and break order.
   int scan_limit = 0;
