@@ -5,6 +5,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "agent/agent_impl.h"
@@ -293,7 +294,11 @@ Status Agent::Impl::open() {
   launcher = std::make_unique<supervisor::RealLauncher>(
       supervisor::LauncherOptions{opts.log_writer_argv, logs_dir / "log-writer.err",
                                   "meshdeploy-" + short_checksum(root.string()).substr(0, 12)});
-  sup = std::make_unique<supervisor::Supervisor>(*launcher, prober, real_clock(), opts.restart);
+  sup = std::make_unique<supervisor::Supervisor>(*launcher, prober, clock, opts.restart);
+  sup->on_change([this] {
+    exits.wake();
+    health_wake.notify();
+  });
   return ok();
 }
 
@@ -388,19 +393,19 @@ void Agent::Impl::kill_orphans() {
     kLog.warn("pid {} belongs to this root but to no release the state knows: stopping it", pid);
     (void)proc::signal_group(pid, SIGTERM);
   }
-  MonoTime deadline = real_clock().mono() + 5s;
+  MonoTime deadline = clock.mono() + 5s;
   for (pid_t pid : orphans) {
-    while (!supervisor::group_members(pid).empty() && real_clock().mono() < deadline)
-      std::this_thread::sleep_for(20ms);
+    while (!supervisor::group_members(pid).empty() && clock.mono() < deadline)
+      clock.sleep_for(20ms);
     (void)proc::signal_group(pid, SIGKILL);
   }
 }
 
 // Keeps the proxy's live and canary sets in line with the processes (a web
 // process restarted on another port because its own was taken).
-void Agent::Impl::reconcile_targets() {
+bool Agent::Impl::reconcile_targets() {
   std::unique_lock op(op_mu, std::try_to_lock);
-  if (!op.owns_lock()) return;
+  if (!op.owns_lock()) return false;
   for (const auto& [service, route] : current_routes()) {
     auto st = proxy->status(service);
     if (!st) continue;
@@ -429,61 +434,82 @@ void Agent::Impl::reconcile_targets() {
         kLog.warn("{}: cannot update the canary set: {}", service, r.error().what());
     }
   }
+  return true;
 }
 
 void Agent::Impl::start_threads() {
-  threads.emplace_back([this] {
+  // WHY these bounds: the supervisor loop also reaps log writers and proves
+  // it is alive to the watchdog, so it goes round at least every kIdleTick;
+  // the other fallbacks only cover a missed notify.
+  constexpr Millis kIdleTick = 1s;
+  const Millis watchdog = sd::watchdog_interval();
+  const Millis idle_tick = watchdog > 0ms ? std::min<Millis>(kIdleTick, watchdog / 4) : kIdleTick;
+  auto until = [this](std::optional<MonoTime> at, Millis cap) {
+    if (!at) return cap;
+    return std::clamp(std::chrono::ceil<Millis>(*at - clock.mono()), 0ms, cap);
+  };
+  threads.emplace_back([this, idle_tick, until] {
     while (!quitting) {
-      last_tick_ms = real_clock().mono().time_since_epoch() / 1ms;
+      last_tick_ms = clock.mono().time_since_epoch() / 1ms;
       guarded(kLog, "supervisor tick", [&] {
         sup->tick();
-        if (sup->generation() != saved_generation) (void)persist();
+        if (sup->generation() != saved_generation) {
+          (void)persist();
+          reconcile_wake.notify();
+        }
       });
-      std::this_thread::sleep_for(20ms);
+      exits.wait(sup->leaders(), until(sup->next_tick(), idle_tick));
     }
   });
-  threads.emplace_back([this] {
-    while (!quitting) {
+  threads.emplace_back([this, until] {
+    while (health_wake.wait_for(until(sup->next_probe(), 60s)))
       guarded(kLog, "health checks", [&] { sup->health_round(); });
-      std::this_thread::sleep_for(50ms);
-    }
   });
   threads.emplace_back([this] {
-    while (!quitting) {
-      for (int i = 0; i < 25 && !quitting; ++i) std::this_thread::sleep_for(20ms);
-      if (!quitting) guarded(kLog, "route reconciliation", [&] { reconcile_targets(); });
-    }
+    bool retry = false;
+    while (reconcile_wake.wait_for(retry ? 500ms : 30s))
+      guarded(kLog, "route reconciliation", [&] { retry = !reconcile_targets(); });
   });
   // systemd's WatchdogSec=: ping at half the interval while the supervisor
   // loop goes round; a stuck loop stops the pings and systemd restarts us.
-  if (Millis every = sd::watchdog_interval(); every > 0ms)
-    threads.emplace_back([this, every] {
-      MonoTime next = real_clock().mono();
-      while (!quitting) {
-        MonoTime now = real_clock().mono();
-        if (now >= next) {
-          guarded(kLog, "watchdog ping", [&] {
-            int64_t age = now.time_since_epoch() / 1ms - last_tick_ms.load();
-            if (age < every.count())
-              sd::notify("WATCHDOG=1");
-            else
-              kLog.warn("supervisor loop silent for {} ms: no watchdog ping", age);
-          });
-          next = now + every / 2;
-        }
-        std::this_thread::sleep_for(std::min<Millis>(every / 4, 50ms));
-      }
+  if (watchdog > 0ms)
+    threads.emplace_back([this, watchdog] {
+      do {
+        guarded(kLog, "watchdog ping", [&] {
+          int64_t age = clock.mono().time_since_epoch() / 1ms - last_tick_ms.load();
+          if (age < watchdog.count())
+            sd::notify("WATCHDOG=1");
+          else
+            kLog.warn("supervisor loop silent for {} ms: no watchdog ping", age);
+        });
+      } while (quit_wake.wait_for(watchdog / 2));
     });
   // WHY a thread of its own: stopping a release blocks for its stop grace.
-  threads.emplace_back([this] {
-    uint64_t rounds = 0;
-    while (!quitting) {
-      for (int i = 0; i < 10 && !quitting; ++i) std::this_thread::sleep_for(20ms);
-      if (!quitting) guarded(kLog, "keep-warm retirement", [&] { retire_expired(); });
-      // Uploads expire in minutes: once a second is plenty.
-      if (!quitting && ++rounds % 5 == 0) guarded(kLog, "upload expiry", [&] { expire_uploads(); });
+  // WHY a fifth of the expiry: an abandoned upload goes within 1.2 times its
+  // expiry, and with the default (10 min) an idle agent looks once a minute.
+  const Millis upload_check = std::clamp<Millis>(opts.upload_expiry / 5, 1s, 60s);
+  threads.emplace_back([this, until, upload_check] {
+    MonoTime next_uploads = clock.mono() + upload_check;
+    auto next = [&] {
+      auto warm = next_warm_deadline();
+      return warm && *warm < next_uploads ? *warm : next_uploads;
+    };
+    while (retire_wake.wait_for(until(next(), 60s))) {
+      guarded(kLog, "keep-warm retirement", [&] { retire_expired(); });
+      if (clock.mono() >= next_uploads) {
+        guarded(kLog, "upload expiry", [&] { expire_uploads(); });
+        next_uploads = clock.mono() + upload_check;
+      }
     }
   });
+}
+
+void Agent::Impl::stop_threads() {
+  quitting = true;
+  exits.wake();
+  for (Wakeup* w : {&health_wake, &reconcile_wake, &retire_wake, &quit_wake}) w->stop();
+  for (auto& t : threads) t.join();
+  threads.clear();
 }
 
 // ---- Agent -------------------------------------------------------------------------
@@ -571,9 +597,7 @@ void Agent::stop(bool all, Millis grace) {
     if (waker.joinable()) waker.join();
   }
   if (all && a.sup) (void)a.stop_everything();
-  a.quitting = true;
-  for (auto& t : a.threads) t.join();
-  a.threads.clear();
+  a.stop_threads();
   if (a.sup) (void)a.persist();
   if (a.proxy) a.proxy->stop(grace);
   if (a.lock_fd >= 0) ::close(a.lock_fd);

@@ -17,8 +17,10 @@
 #include "agent/state_file.h"
 #include "agent/traffic.h"
 #include "core/log.h"
+#include "core/wakeup.h"
 #include "http/http.h"
 #include "proxy/proxy.h"
+#include "supervisor/exit_watch.h"
 #include "supervisor/launcher.h"
 #include "supervisor/supervisor.h"
 
@@ -59,6 +61,15 @@ struct Agent::Impl {
   std::atomic<int64_t> last_tick_ms{0};  // the supervisor loop's last round (watchdog)
   std::thread waker;  // GUARDED_BY(wake_mu): wakes wait() after a shutdown answer
   std::atomic<bool> quitting{false};
+  // Every wait of the agent goes through this clock (the seam of core/clock.h).
+  Clock& clock = real_clock();
+  // The loops of start_threads() sleep until there is work (an idle agent
+  // wakes about twice a second, bench/README.md "Agent idle wakeups"):
+  supervisor::ExitWatch exits;   // tick: a leader's exit, a change, or the next deadline
+  Wakeup health_wake{clock};     // health: a change, or the next probe
+  Wakeup reconcile_wake{clock};  // targets: the supervisor's generation moved
+  Wakeup retire_wake{clock};     // keep-warm: a new deadline, or the next one
+  Wakeup quit_wake{clock};       // watchdog pings; stopped when quitting
   bool stopped = false;
   bool restarting = false;  // stop_for_restart: the next agent takes over (no STOPPING=1)
   std::vector<std::thread> threads;
@@ -68,7 +79,9 @@ struct Agent::Impl {
   Status restore();
   void kill_orphans();
   void start_threads();
-  void reconcile_targets();
+  bool reconcile_targets();  // false: an operation held op_mu, try again soon
+  std::optional<MonoTime> next_warm_deadline() const;  // the earliest keep-warm end
+  void stop_threads();
 
   // ---- releases (operations.cc)
   Result<ReleaseInfo> register_artifact(const RegisterArtifact& r);

@@ -170,7 +170,7 @@ Status Client::follow_logs(Logs r, const std::function<bool(const LogLine&)>& si
     for (const LogLine& l : got.lines)
       if (!sink(l)) return ok();
     r.cursor = std::move(got.cursor);
-    if (got.lines.empty()) std::this_thread::sleep_for(every);
+    if (got.lines.empty()) real_clock().sleep_for(every);
   }
 }
 
@@ -192,7 +192,7 @@ Status Client::shutdown(bool all) {
   for (int i = 0; i < 100; ++i) {
     auto st = status();
     if (!st && st.error().code() == Errc::kUnavailable) return ok();
-    std::this_thread::sleep_for(Millis(50));
+    real_clock().sleep_for(Millis(50));
   }
   return fail(std::move(r.error()));
 }
@@ -202,9 +202,9 @@ Result<AgentStatus> Client::restart(Millis wait) {
   json body = {{"restart", true}};
   auto r = call("POST", "/v1/agent/shutdown", &body, timeout_);
   if (!r && r.error().code() != Errc::kIo) return fail(std::move(r.error()));
-  auto deadline = std::chrono::steady_clock::now() + wait;
-  while (std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(Millis(50));
+  auto deadline = real_clock().mono() + wait;
+  while (real_clock().mono() < deadline) {
+    real_clock().sleep_for(Millis(50));
     auto st = status();
     if (st && st->started_at != before.started_at) return st;
   }

@@ -302,7 +302,7 @@ Result<ReleaseInfo> Agent::Impl::start_release(const Start& r) {
 
 Result<ReleaseInfo> Agent::Impl::wait_ready(const WaitReady& r) {
   MD_TRY_STATUS(check_version(r.version));
-  MonoTime deadline = real_clock().mono() + r.timeout;
+  MonoTime deadline = clock.mono() + r.timeout;
   SavedRelease rel;
   {
     std::lock_guard lock(mu);
@@ -333,7 +333,7 @@ Result<ReleaseInfo> Agent::Impl::wait_ready(const WaitReady& r) {
                                                  std::string(role_name(r.role)) +
                                                  " process started");
     if (waiting.empty()) return release_info(r.version);
-    if (real_clock().mono() >= deadline) {
+    if (clock.mono() >= deadline) {
       std::string list;
       for (const auto& w : waiting) list += (list.empty() ? "" : ", ") + w;
       return fail(Errc::kTimeout,
@@ -341,7 +341,7 @@ Result<ReleaseInfo> Agent::Impl::wait_ready(const WaitReady& r) {
                       std::to_string(r.timeout.count()) + "ms: " + list,
                   true);
     }
-    std::this_thread::sleep_for(10ms);
+    clock.sleep_for(10ms);
   }
 }
 
@@ -411,7 +411,7 @@ Result<ReleaseInfo> Agent::Impl::stop_release(const Stop& r) {
     // WHY: the supervisor's ticks end when the agent quits; its successor
     // re-adopts whatever is still stopping.
     if (quitting) return release_info(r.version);
-    std::this_thread::sleep_for(10ms);
+    clock.sleep_for(10ms);
   }
   std::lock_guard op(op_mu);
   for (const auto& id : ids) (void)sup->forget(id);
@@ -432,7 +432,7 @@ Result<ReleaseInfo> Agent::Impl::keep_warm(const KeepWarm& r) {
   if (takes_traffic(r.version))
     return fail(Error(Errc::kFailedPrecondition, "it takes traffic; route it away first")
                     .with_context(ctx));
-  const SysTime until = real_clock().now() + r.window;
+  const SysTime until = clock.now() + r.window;
   {
     std::lock_guard lock(mu);
     auto it = state.releases.find(r.version);
@@ -441,12 +441,25 @@ Result<ReleaseInfo> Agent::Impl::keep_warm(const KeepWarm& r) {
     it->second.warm_until_ms = to_unix_ms(until);
   }
   MD_TRY_STATUS(persist());
+  retire_wake.notify();
   kLog.info("release {}: kept warm until {}, then stopped", r.version, format_time(until));
   return release_info(r.version);
 }
 
+std::optional<MonoTime> Agent::Impl::next_warm_deadline() const {
+  std::optional<int64_t> first;
+  {
+    std::lock_guard lock(mu);
+    for (const auto& [v, rel] : state.releases)
+      if (rel.warm_until_ms > 0 && (!first || rel.warm_until_ms < *first))
+        first = rel.warm_until_ms;
+  }
+  if (!first) return std::nullopt;
+  return clock.mono() + Millis(*first - to_unix_ms(clock.now()));
+}
+
 void Agent::Impl::retire_expired() {
-  const int64_t now = to_unix_ms(real_clock().now());
+  const int64_t now = to_unix_ms(clock.now());
   std::vector<std::string> due;
   {
     std::lock_guard lock(mu);
@@ -524,7 +537,7 @@ void Agent::Impl::expire_uploads() {
   std::unique_lock op(op_mu, std::try_to_lock);
   if (!op.owns_lock()) return;
   for (const std::string& f :
-       remove_stale_uploads(store->artifacts_dir(), opts.upload_expiry, real_clock().now()))
+       remove_stale_uploads(store->artifacts_dir(), opts.upload_expiry, clock.now()))
     kLog.warn("removed upload {}: no bytes for {} ms", f, opts.upload_expiry.count());
 }
 

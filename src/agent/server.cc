@@ -155,7 +155,7 @@ http::Router make_router(Agent::Impl& a) {
     if (!a.waker.joinable())
       a.waker = std::thread([&a, all, restart] {
         guarded(log::Logger("agent"), "shutdown waker", [&] {
-          std::this_thread::sleep_for(std::chrono::milliseconds(200));
+          a.clock.sleep_for(std::chrono::milliseconds(200));
           std::lock_guard lock(a.wake_mu);
           a.stop_requested = true;
           a.stop_all = a.stop_all || all;

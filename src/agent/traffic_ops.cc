@@ -184,7 +184,7 @@ Status Agent::Impl::drain(const Drain& r) {
     for (const auto& [port, v] : port_version)
       if (v == r.version) ports.insert(static_cast<uint16_t>(port));
   }
-  MonoTime deadline = real_clock().mono() + r.timeout;
+  MonoTime deadline = clock.mono() + r.timeout;
   for (;;) {
     int64_t active = 0;
     for (const auto& s : proxy->status()) {
@@ -200,13 +200,13 @@ Status Agent::Impl::drain(const Drain& r) {
       for (const auto& d : s.draining) count(d);
     }
     if (active == 0) return ok();
-    if (real_clock().mono() >= deadline)
+    if (clock.mono() >= deadline)
       return fail(Errc::kTimeout,
                   "drain " + r.version + ": " + std::to_string(active) +
                       " request(s) still in flight after " + std::to_string(r.timeout.count()) +
                       "ms",
                   true);
-    std::this_thread::sleep_for(10ms);
+    clock.sleep_for(10ms);
   }
 }
 

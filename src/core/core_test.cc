@@ -18,6 +18,7 @@
 #include "core/fs.h"
 #include "core/hash.h"
 #include "core/json.h"
+#include "core/wakeup.h"
 
 namespace md {
 namespace {
@@ -202,6 +203,38 @@ TEST(SystemDirs, RootAndSystemDirectoriesButNotTheirChildren) {
   for (const char* p :
        {"/var/lib/meshdeploy", "/tmp/md-x", "/home/alice", "/srv/app", "/opt/meshdeploy"})
     EXPECT_FALSE(fs::is_system_dir(p)) << p;
+}
+
+// Wakeup: the agent's loops sleep on it. On the fake clock a wait advances
+// time instead of blocking; a notify (even one sent before the wait) ends
+// the next wait at once; stop ends every wait for good.
+TEST(Wakeup, SleepsOnTheClockUntilNotified) {
+  FakeClock clock;
+  Wakeup w(clock);
+  const MonoTime t0 = clock.mono();
+  EXPECT_TRUE(w.wait_for(Millis(5000)));
+  EXPECT_EQ(clock.mono(), t0 + Millis(5000));
+  w.notify();
+  EXPECT_TRUE(w.wait_for(Millis(5000)));
+  EXPECT_EQ(clock.mono(), t0 + Millis(5000));  // did not sleep
+  EXPECT_TRUE(w.wait_for(Millis(1)));          // the notify was used up
+  EXPECT_EQ(clock.mono(), t0 + Millis(5001));
+  w.stop();
+  EXPECT_FALSE(w.wait_for(Millis(5000)));
+  EXPECT_EQ(clock.mono(), t0 + Millis(5001));
+}
+
+TEST(Wakeup, ANotifyFromAnotherThreadEndsARealWait) {
+  Wakeup w(real_clock());
+  auto waiting = std::async(std::launch::async, [&w] { return w.wait_for(Millis(600000)); });
+  w.notify();
+  // WHY a bound at all: without the notify the wait would last 10 minutes.
+  ASSERT_EQ(waiting.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  EXPECT_TRUE(waiting.get());
+  auto stopping = std::async(std::launch::async, [&w] { return w.wait_for(Millis(600000)); });
+  w.stop();
+  ASSERT_EQ(stopping.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  EXPECT_FALSE(stopping.get());
 }
 
 }  // namespace

@@ -62,7 +62,7 @@ Status wait_healthy(const std::vector<std::shared_ptr<TargetState>>& targets, co
                     std::string_view host, Millis spacing, Millis timeout) {
   std::vector<int> streak(targets.size(), 0);
   std::vector<std::string> last(targets.size());
-  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto deadline = real_clock().mono() + timeout;
   for (;;) {
     bool all = true;
     for (size_t i = 0; i < targets.size(); ++i) {
@@ -80,8 +80,8 @@ Status wait_healthy(const std::vector<std::shared_ptr<TargetState>>& targets, co
       if (streak[i] < hc.healthy_threshold) all = false;
     }
     if (all) return ok();
-    if (std::chrono::steady_clock::now() + spacing >= deadline) break;
-    std::this_thread::sleep_for(spacing);
+    if (real_clock().mono() + spacing >= deadline) break;
+    real_clock().sleep_for(spacing);
   }
   std::string msg;
   for (size_t i = 0; i < targets.size(); ++i) {
@@ -130,7 +130,7 @@ void HealthChecker::set_items(std::vector<Item> items) {
 void HealthChecker::run() {
   // No exception may end this thread (it would end the process).
   while (!guarded(log::Logger("proxy"), "health checker", [&] { run_rounds(); }))
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    real_clock().sleep_for(Millis(100));
 }
 
 void HealthChecker::run_rounds() {

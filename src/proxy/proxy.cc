@@ -311,7 +311,7 @@ struct Proxy::Impl {
       int64_t active = 0;
       for (const auto& s : sets) active += s->stats.active();
       if (active == 0 || std::chrono::steady_clock::now() >= hard) break;
-      std::this_thread::sleep_for(Millis(5));
+      real_clock().sleep_for(Millis(5));
     }
     r->closed_streams = 0;
     for (const auto& s : sets) r->closed_streams += s->drain_closed.load();

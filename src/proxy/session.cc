@@ -361,6 +361,7 @@ bool ClientConn::route(const http::RequestHead& h) {
     }
     state_ = State::kHeld;
     w_->held.push_back(&held_link);
+    w_->arm_tick();  // it expires after pause.max_wait
     disarm(this);
     return false;
   }

@@ -276,7 +276,6 @@ void Worker::start() {
       loop_.set_flush([this] { return flush_writes(); });
       loop_.set_prefetch([this](epoll_event* ev, int n) { prefetch_reads(ev, n); });
     }
-    loop_.at(loop_.now_ms() + kTickMs, [this] { check_stop(); });
     // The data path does not throw; should anything (bad_alloc) escape, the
     // worker logs it and goes on serving: an exception must never end the
     // process.
@@ -526,8 +525,17 @@ void Worker::begin_stop(int64_t grace_ms) {
   });
 }
 
-// Runs every tick: expires held requests; ends the loop when stopping is done.
+void Worker::arm_tick() {
+  if (tick_armed_) return;
+  tick_armed_ = true;
+  loop_.at(loop_.now_ms() + kTickMs, [this] { check_stop(); });
+}
+
+// Runs on ticks while requests are held or the worker stops: expires held
+// requests; ends the loop when stopping is done. WHY not always: an idle
+// worker ticking 10 times a second kept the agent from ever sleeping.
 void Worker::check_stop() {
+  tick_armed_ = false;
   int64_t now = loop_.now_ms();
   for (Link* l = held.next; l != &held;) {
     auto* c = owner_of<ClientConn>(l);
@@ -548,10 +556,11 @@ void Worker::check_stop() {
       loop_.stop();
       return;
     }
+    tick_armed_ = true;
     loop_.at(now + 20, [this] { check_stop(); });
     return;
   }
-  loop_.at(now + kTickMs, [this] { check_stop(); });
+  if (!held.empty()) arm_tick();
 }
 
 }  // namespace md::proxy

@@ -234,6 +234,14 @@ class Worker {
   void adopt_table();
   void check_stop();
 
+ public:
+  // Arms the tick (check_stop) unless it is armed: held requests expire and
+  // a stop completes on ticks; with neither, the worker sleeps in epoll_wait.
+  void arm_tick();
+
+ private:
+  bool tick_armed_ = false;
+
   int index_;
   Shared* shared_;
   Loop loop_;

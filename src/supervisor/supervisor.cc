@@ -154,7 +154,7 @@ void Supervisor::apply(Proc& p, Event e) {
               event_name(e));
   p.state = *to;
   if (p.state != State::kRunning) p.healthy = false;
-  ++generation_;
+  changed();
 }
 
 void Supervisor::spawn(Proc& p) {
@@ -185,7 +185,7 @@ void Supervisor::spawn(Proc& p) {
   p.health_pass = p.health_fail = 0;
   p.next_probe = now;
   p.adopted = false;
-  ++generation_;
+  changed();
 }
 
 // The process ended (or could not start) while it should run.
@@ -195,7 +195,7 @@ void Supervisor::on_exit(Proc& p, const std::optional<ExitInfo>& exit) {
   p.ref = ProcRef{};
   p.leader_exited = false;
   if (p.state != State::kStarting && p.state != State::kRunning) {
-    ++generation_;
+    changed();
     return;
   }
   RestartDecision d = restart_decision(policy_, p.quick_crashes, since(p.started, now));
@@ -277,7 +277,7 @@ void Supervisor::adopt(ProcessSpec spec, ProcRef ref, int port, State saved, int
     p.started -= policy_.min_uptime;
     on_exit(p, ExitInfo{});
   }
-  ++generation_;
+  changed();
   procs_[id] = std::move(slot);
 }
 
@@ -309,8 +309,72 @@ Status Supervisor::forget(const std::string& id) {
   if (it->second->ref.pid > 0)
     return fail(Errc::kFailedPrecondition, id + " is still being killed");
   procs_.erase(it);
-  ++generation_;
+  changed();
   return ok();
+}
+
+void Supervisor::changed() {
+  ++generation_;
+  if (on_change_) on_change_();
+}
+
+void Supervisor::on_change(std::function<void()> fn) {
+  std::lock_guard lock(mu_);
+  on_change_ = std::move(fn);
+}
+
+std::optional<MonoTime> Supervisor::next_tick() const {
+  std::lock_guard lock(mu_);
+  const MonoTime now = clock_.mono();
+  std::optional<MonoTime> next;
+  auto at = [&next](MonoTime t) {
+    if (!next || t < *next) next = t;
+  };
+  for (const auto& [id, slot] : procs_) {
+    const Proc& p = *slot;
+    // WHY poll here: a group outliving its leader has no fd to wait on.
+    if (p.ref.pid > 0 && p.leader_exited) at(now + Millis(20));
+    switch (p.state) {
+      case State::kStopping:
+        if (p.ref.pid <= 0)
+          at(now);
+        else if (!p.killed)
+          at(p.deadline);
+        break;
+      case State::kBackoff:
+        at(p.deadline);
+        break;
+      case State::kStarting:
+        if (p.ref.pid > 0)
+          at(p.started + (p.spec.kind == config::ServiceKind::kWorker
+                              ? policy_.worker_ready_after
+                              : p.spec.health.start_timeout));
+        break;
+      default:
+        break;
+    }
+  }
+  return next;
+}
+
+std::optional<MonoTime> Supervisor::next_probe() const {
+  std::lock_guard lock(mu_);
+  std::optional<MonoTime> next;
+  for (const auto& [id, slot] : procs_) {
+    const Proc& p = *slot;
+    if (p.spec.kind != config::ServiceKind::kWeb || p.ref.pid <= 0 || p.leader_exited) continue;
+    if (p.state != State::kStarting && p.state != State::kRunning) continue;
+    if (!next || p.next_probe < *next) next = p.next_probe;
+  }
+  return next;
+}
+
+std::vector<pid_t> Supervisor::leaders() const {
+  std::lock_guard lock(mu_);
+  std::vector<pid_t> out;
+  for (const auto& [id, slot] : procs_)
+    if (slot->ref.pid > 0 && !slot->leader_exited) out.push_back(slot->ref.pid);
+  return out;
 }
 
 void Supervisor::tick() {
@@ -419,7 +483,7 @@ void Supervisor::health_round() {
         if (p.state == State::kStarting) apply(p, Event::kReady);
         if (p.state == State::kRunning && !p.healthy) {
           p.healthy = true;
-          ++generation_;
+          changed();
         }
       }
     } else {
@@ -428,7 +492,7 @@ void Supervisor::health_round() {
       if (p.state == State::kRunning && p.healthy && p.health_fail >= h.unhealthy_threshold) {
         kLog.warn("{}: unhealthy ({} failed checks of {})", p.spec.id(), p.health_fail, h.path);
         p.healthy = false;
-        ++generation_;
+        changed();
       }
     }
   }

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -218,11 +219,26 @@ class Supervisor {
   Status forget(const std::string& id);
 
   // Observes exits, restarts what is due, enforces start timeouts and stop
-  // grace periods. Never blocks on a process. Call every ~20-50 ms.
+  // grace periods. Never blocks on a process. Call when a leader exits (see
+  // leaders()), at next_tick(), and after a change (on_change).
   void tick();
   // Runs the health checks that are due (blocks up to the longest probe
-  // timeout, without holding the mutex). Call every ~50-100 ms.
+  // timeout, without holding the mutex). Call at next_probe().
   void health_round();
+
+  // When tick() has something to do at the latest: the earliest backoff,
+  // stop-grace, start-timeout or worker-ready deadline; 20 ms ahead while a
+  // stopped leader's group is still going away. nullopt: only an exit of
+  // one of leaders() or a change can give tick() work.
+  std::optional<MonoTime> next_tick() const;
+  // When the next health check is due; nullopt: no web process to probe.
+  std::optional<MonoTime> next_probe() const;
+  // Pids of the process leaders still running: their exits are events for tick().
+  std::vector<pid_t> leaders() const;
+  // `fn` runs on every change of generation(), with the supervisor's mutex
+  // held: it must only wake someone (Wakeup::notify, an eventfd), never call
+  // back. Set it before the first start/adopt. Default: none.
+  void on_change(std::function<void()> fn);
 
   std::vector<ProcessStatus> status() const;
   std::optional<ProcessStatus> status(const std::string& id) const;
@@ -236,6 +252,7 @@ class Supervisor {
   void spawn(Proc& p);
   void on_exit(Proc& p, const std::optional<ExitInfo>& exit);  // nullopt: never started
   ProcessStatus snapshot(const Proc& p) const;
+  void changed();  // ++generation_ and on_change_
 
   Launcher& launcher_;
   Prober& prober_;
@@ -244,6 +261,7 @@ class Supervisor {
   mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<Proc>> procs_;  // GUARDED_BY(mu_)
   uint64_t generation_ = 0;                             // GUARDED_BY(mu_)
+  std::function<void()> on_change_;
 };
 
 }  // namespace md::supervisor

@@ -435,5 +435,78 @@ TEST_F(SupervisorTest, GenerationMovesOnChanges) {
   EXPECT_GT(sup.generation(), g1);
 }
 
+// The agent's loop sleeps until next_tick() / next_probe() / an exit of one
+// of leaders() / on_change: these say exactly when there is work.
+TEST_F(SupervisorTest, SaysWhenItNextHasWork) {
+  int changes = 0;
+  sup.on_change([&changes] { ++changes; });
+  EXPECT_FALSE(sup.next_tick());
+  EXPECT_FALSE(sup.next_probe());
+  EXPECT_TRUE(sup.leaders().empty());
+  const MonoTime t0 = clock.mono();
+  ASSERT_TRUE(sup.start(web()));
+  EXPECT_GT(changes, 0);
+  const int pid = st().ref.pid;
+  EXPECT_EQ(sup.leaders(), std::vector<pid_t>{pid});
+  EXPECT_EQ(sup.next_probe(), t0);      // probe a starting process at once
+  EXPECT_EQ(sup.next_tick(), t0 + 5s);  // its start timeout
+  prober.healthy.insert(20000);
+  sup.health_round();
+  EXPECT_EQ(st().state, State::kRunning);
+  EXPECT_FALSE(sup.next_tick());           // running: only its exit is news
+  EXPECT_EQ(sup.next_probe(), t0 + 50ms);  // it was probed while starting
+  clock.advance(50ms);
+  sup.health_round();
+  EXPECT_EQ(sup.next_probe(), t0 + 50ms + 1s);  // running: health.interval
+  launcher.exit(pid, ExitInfo{true, 1, 0});
+  sup.tick();
+  EXPECT_EQ(st().state, State::kBackoff);
+  EXPECT_TRUE(sup.leaders().empty());
+  EXPECT_FALSE(sup.next_probe());
+  EXPECT_EQ(sup.next_tick(), clock.mono() + 500ms);  // the restart
+  changes = 0;
+  clock.advance(500ms);
+  sup.tick();
+  EXPECT_GT(changes, 0);
+  EXPECT_EQ(launcher.launches.size(), 2u);
+}
+
+// Driven only at the times it names (as the agent does), a stop still
+// escalates to SIGKILL at the end of its grace, and a group that outlives its
+// leader is watched until it is gone.
+TEST_F(SupervisorTest, DrivenOnlyWhenDueItStillStopsOnTime) {
+  int rounds = 0;
+  auto drive = [&](Millis budget) {
+    for (MonoTime end = clock.mono() + budget; clock.mono() < end; ++rounds) {
+      sup.tick();
+      auto next = sup.next_tick();
+      clock.advance(next ? std::max(std::chrono::ceil<Millis>(*next - clock.mono()), 1ms) : 1000ms);
+    }
+  };
+  launcher.ignore_term = true;
+  ASSERT_TRUE(sup.start(web()));
+  const int pid = st().ref.pid;
+  ASSERT_TRUE(sup.stop("v1/web.1"));
+  drive(2900ms);
+  EXPECT_EQ(launcher.procs[pid].signals, std::vector<int>{SIGTERM});
+  EXPECT_LT(rounds, 5);  // it slept through the grace period
+  drive(200ms);
+  EXPECT_EQ(launcher.procs[pid].signals, (std::vector<int>{SIGTERM, SIGKILL}));
+  sup.tick();
+  EXPECT_EQ(st().state, State::kStopped);
+  EXPECT_FALSE(sup.next_tick());
+
+  launcher.ignore_term = false;
+  launcher.children = 1;  // sh -c's child still finishing its job
+  ASSERT_TRUE(sup.start(worker()));
+  ASSERT_TRUE(sup.stop("v1/worker.1"));
+  sup.tick();
+  EXPECT_EQ(st("v1/worker.1").state, State::kStopping);
+  EXPECT_EQ(sup.next_tick(), clock.mono() + 20ms);  // no fd to wait on: poll the group
+  launcher.procs[st("v1/worker.1").ref.pid].children = 0;
+  drive(40ms);
+  EXPECT_EQ(st("v1/worker.1").state, State::kStopped);
+}
+
 }  // namespace
 }  // namespace md::supervisor
