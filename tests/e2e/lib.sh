@@ -233,6 +233,7 @@ build_app() {
 # and worker processes, fast health checks. Tunables (environment variables):
 #   PROXY_PORT (required)  STRATEGY=blue_green  CANARY_STEPS='[{weight: 50, pause: 1s}, {weight: 100}]'
 #   MIN_REQUESTS=20  INTERVAL=250ms  WARMUP=0s  WATCH=0s  WINDOW=0s  WORKERS=1
+#   HEALTH_INTERVAL=100ms (the web processes' health probes)
 #   HOOKS (yaml lines under hooks:, indented 4)  MIGRATIONS=off|on
 write_config() {
   mkdir -p "$T/app" "$T/spool"
@@ -250,7 +251,7 @@ defaults:
     web:
       command: node build
       count: 2
-      health: {path: /healthz, interval: 100ms, timeout: 1s, healthy_threshold: 1, unhealthy_threshold: 2, start_timeout: 10s}
+      health: {path: /healthz, interval: ${HEALTH_INTERVAL:-100ms}, timeout: 1s, healthy_threshold: 1, unhealthy_threshold: 2, start_timeout: 10s}
       stop_grace: 5s
 $( [ "$workers" -gt 0 ] && printf '    worker:\n      kind: worker\n      command: node build/worker.js\n      count: %s\n      stop_grace: 10s\n' "$workers")
   artifact: {dir: dist}
@@ -282,6 +283,15 @@ start_agent() {
   E2E_LOGS="${E2E_LOGS-} $T/agent.log"
   wait_for 20 "the agent's socket" test -S "$T/agent/agent.sock"
   wait_for 20 "the agent's status" md status --env test -c "$T/app/meshdeploy.yml"
+}
+
+# Context switches of all threads of PID so far, from /proc/PID/task/*/status:
+# a thread that sleeps and wakes counts one voluntary switch; preemption on a
+# loaded machine adds nonvoluntary ones. Usage: thread_switches PID [voluntary|all]
+thread_switches() {
+  local key=ctxt_switches
+  [ "${2:-all}" = voluntary ] && key=^voluntary_ctxt_switches
+  cat /proc/"$1"/task/*/status 2>/dev/null | awk -v k="$key" '$0 ~ k {c += $2} END {print c + 0}'
 }
 
 # meshdeploy with the test config. Usage: mdt deploy --version v1 ...
