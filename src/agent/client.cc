@@ -20,7 +20,7 @@ constexpr size_t kChunkBytes = 4 << 20;  // upload chunk; the agent accepts up t
 template <class T>
 Result<T> decode_answer(Result<json> j) {
   if (!j) return fail(std::move(j.error()));
-  return decode<T>(*j).map_error([](Error e) {
+  return decode<T>(*j).map_error([](const Error& e) {
     return Error(Errc::kInternal, "unexpected answer from the agent: " + e.message());
   });
 }

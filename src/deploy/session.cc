@@ -14,7 +14,7 @@ Session::~Session() {
 
 Result<std::unique_ptr<Session>> Session::open(const config::Environment& env,
                                                secrets::SecretMap secrets, const std::string& actor,
-                                               SessionOptions options) {
+                                               const SessionOptions& options) {
   std::unique_ptr<Session> s(new Session());
   s->store_ = MD_TRY_CTX(state::open_store(state::store_url(env)), "state store");
   // WHY retries: the agent may restart mid-deploy (upgrade, crash); its

@@ -38,7 +38,7 @@ class Session {
  public:
   static Result<std::unique_ptr<Session>> open(const config::Environment& env,
                                                secrets::SecretMap secrets, const std::string& actor,
-                                               SessionOptions options);
+                                               const SessionOptions& options);
   ~Session();
 
   state::Store& store() { return *store_; }

@@ -195,7 +195,7 @@ void Courier::load() {
   }
 }
 
-Status Courier::accept(Handoff h) {
+Status Courier::accept(const Handoff& h) {
   std::string text = handoff_json(h);
   MD_TRY_STATUS(fs::ensure_dir(impl_->dir, 0700));
   MD_TRY_STATUS(fs::atomic_write(impl_->dir / (h.target.environment + ".json"), text, 0600));

@@ -63,7 +63,7 @@ class Courier {
   // hand-off changes nothing. Errors: kInvalidArgument (environment name),
   // kIo (the file), the store's error when it cannot be opened. Blocks up
   // to one attempt's timeout when it replaces a running Dispatcher.
-  Status accept(Handoff h);
+  Status accept(const Handoff& h);
   // Environments being sent, sorted.
   std::vector<std::string> environments() const;
   // Stops every Dispatcher after its current attempt. Idempotent.

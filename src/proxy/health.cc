@@ -50,7 +50,8 @@ Status tcp_probe(const TargetState& t, Millis timeout) {
 
 Status probe(const TargetState& t, const HealthCheck& hc, std::string_view host) {
   if (hc.path.empty()) return tcp_probe(t, hc.timeout);
-  auto r = http::get(t.endpoint.host, t.endpoint.port, hc.path, hc.timeout, host, 64 * 1024);
+  auto r =
+      http::get(t.endpoint.host, t.endpoint.port, hc.path, hc.timeout, host, size_t{64} * 1024);
   if (!r) return fail(r.error());
   if (r->status < 200 || r->status >= 400)
     return fail(Errc::kUnavailable, "GET " + hc.path + " answered " + std::to_string(r->status),
@@ -149,6 +150,7 @@ void HealthChecker::run_rounds() {
     }
     if (!due.empty()) {
       std::vector<Item> items;
+      items.reserve(due.size());
       for (Entry* e : due) items.push_back(e->item);
       changed_ = false;
       lock.unlock();

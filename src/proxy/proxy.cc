@@ -162,6 +162,7 @@ struct Proxy::Impl {
   Result<std::shared_ptr<TargetSet>> make_set(const std::string& service,
                                               const std::vector<Endpoint>& eps, uint64_t id) {
     std::vector<std::shared_ptr<TargetState>> ts;
+    ts.reserve(eps.size());
     for (const auto& e : eps) ts.push_back(MD_TRY(target(service, e)));
     return std::make_shared<TargetSet>(id, std::move(ts), shared.workers);
   }
@@ -440,9 +441,9 @@ std::vector<int> Proxy::duplicate_listeners() const {
   return out;
 }
 
-Result<std::unique_ptr<Proxy>> Proxy::start(Options o) {
+Result<std::unique_ptr<Proxy>> Proxy::start(const Options& o) {
   if (o.listeners.empty()) return fail(Errc::kInvalidArgument, "no listener given");
-  if (o.limits.max_head_bytes < 1024 || o.limits.max_head_bytes > 64 * 1024)
+  if (o.limits.max_head_bytes < 1024 || o.limits.max_head_bytes > size_t{64} * 1024)
     return fail(Errc::kInvalidArgument, "max_head_bytes must be between 1 KiB and 64 KiB");
   if (o.limits.max_headers < 8 || o.limits.max_headers > http::kMaxHeaderFields)
     return fail(Errc::kInvalidArgument, "max_headers must be between 8 and 128");
@@ -464,7 +465,7 @@ Result<std::unique_ptr<Proxy>> Proxy::start(Options o) {
   p.shared.limits = auto_limits(o.limits, nofile, o.listeners.size());
   p.shared.workers = threads;
   p.shared.batch_writes = o.batch_writes;
-  p.shared.buffer_size = std::max<size_t>(16 * 1024, o.limits.max_head_bytes);
+  p.shared.buffer_size = std::max<size_t>(size_t{16} * 1024, o.limits.max_head_bytes);
 
   // The health checks' HTTP client loop now, while descriptors are plenty.
   MD_TRY_STATUS(http::start_client_loop());
@@ -795,7 +796,7 @@ Result<SwitchResult> Proxy::abort_canary(std::string_view service, const DeployO
 }
 
 Status Proxy::set_maintenance(std::string_view service, bool on, std::string page) {
-  if (page.size() > 1024 * 1024)
+  if (page.size() > size_t{1024} * 1024)
     return fail(Errc::kInvalidArgument, "maintenance page larger than 1 MiB");
   Impl& p = *impl_;
   std::lock_guard lock(p.mu);

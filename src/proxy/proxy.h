@@ -304,7 +304,7 @@ class Proxy {
   // taken), starts the workers, the health checker and the admin socket.
   // Services from the state file start with their targets healthy and are
   // checked at once; static routes too.
-  static Result<std::unique_ptr<Proxy>> start(Options options);
+  static Result<std::unique_ptr<Proxy>> start(const Options& options);
 
   // Stops accepting, lets in-flight requests finish for up to `grace`, then
   // closes everything and joins the threads. Idempotent; the destructor

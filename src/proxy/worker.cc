@@ -250,7 +250,7 @@ Worker::~Worker() {
   for (Exchange* e : free_exchanges_) delete e;
 }
 
-Status Worker::init(std::vector<ListenSocket> listeners) {
+Status Worker::init(const std::vector<ListenSocket>& listeners) {
   MD_TRY_STATUS(loop_.init());
   for (TimeoutList* l : {&t_idle, &t_header, &t_body, &t_send, &t_connect, &t_response, &t_pool,
                          &t_tunnel, &t_linger})

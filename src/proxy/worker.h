@@ -171,7 +171,7 @@ class Worker {
   Worker(int index, Shared* shared);
   ~Worker();
 
-  Status init(std::vector<ListenSocket> listeners);
+  Status init(const std::vector<ListenSocket>& listeners);
   void start();  // runs the loop on a new thread
   // Thread-safe. Stops accepting; closes idle client connections; waits
   // (on the worker) up to grace for active ones; then ends the loop.
