@@ -152,15 +152,14 @@ int RealLauncher::stop_unknown_cgroups(const std::set<std::string>& known, Milli
       unknown.push_back(leaf.path());
     }
   }
-  auto deadline = std::chrono::steady_clock::now() + grace;
+  Clock& clock = real_clock();
+  auto deadline = clock.mono() + grace;
   for (const auto& cg : unknown) {
-    while (cgroup_populated(cg) && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    while (cgroup_populated(cg) && clock.mono() < deadline) clock.sleep_for(Millis(20));
     (void)cgroup_signal(cg, SIGKILL);
   }
   for (const auto& cg : unknown) {
-    for (int i = 0; i < 100 && cgroup_populated(cg); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    for (int i = 0; i < 100 && cgroup_populated(cg); ++i) clock.sleep_for(Millis(10));
     cgroup_remove(cg);
   }
   return static_cast<int>(unknown.size());
