@@ -329,7 +329,7 @@ Status Agent::Impl::restore() {
         sr.targets.push_back({"127.0.0.1", static_cast<uint16_t>(p.port)});
     if (!sr.targets.empty()) po.routes.push_back(std::move(sr));
   }
-  proxy = MD_TRY_CTX(proxy::Proxy::start(std::move(po)), "agent: start the proxy");
+  proxy = MD_TRY_CTX(proxy::Proxy::start(po), "agent: start the proxy");
 
   // 2. The processes of the previous agent.
   for (const auto& [v, rel] : state.releases) {

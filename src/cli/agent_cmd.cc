@@ -146,7 +146,7 @@ Action setup_agent_run(CLI::App& cmd, Io& io) {
     opts.notify_handoff = [&courier](const std::string& body) -> Status {
       auto h = notify::parse_handoff(body);
       if (!h) return fail(std::move(h.error()));
-      return courier.accept(std::move(*h));
+      return courier.accept(*h);
     };
     // Signals go to one waiting thread, never to the proxy's or supervisor's.
     sigset_t set;

@@ -567,7 +567,7 @@ Result<std::unique_ptr<Proxy>> Proxy::start(const Options& o) {
     for (const auto& ls : v) p.listen_fds.push_back(ls.fd);
   for (int w = 0; w < threads; ++w) {
     auto wk = std::make_unique<Worker>(w, &p.shared);
-    Status s = wk->init(std::move(per_worker[w]));
+    Status s = wk->init(per_worker[w]);
     per_worker[w].clear();
     if (!s) return fail(s.error());
     p.workers.push_back(std::move(wk));
