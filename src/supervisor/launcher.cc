@@ -12,6 +12,7 @@
 #include <future>
 #include <system_error>
 #include <thread>
+#include <utility>
 
 #include "core/log.h"
 #include "core/process.h"
@@ -56,6 +57,10 @@ class PipeEnds {
   }
   int read_end() const { return fds_[0]; }
   int write_end() const { return fds_[1]; }
+  void close() {
+    for (int& fd : fds_)
+      if (fd >= 0) ::close(std::exchange(fd, -1));
+  }
 
  private:
   int fds_[2] = {-1, -1};
@@ -251,7 +256,15 @@ Result<ProcRef> RealLauncher::launch(const ProcessSpec& spec, int port) {
   if (cgroup.empty()) started = proc::spawn(proc::Command::shell(spec.command), app);
   // Our ends close when `pipe` goes out of scope: the log writer then sees
   // EOF exactly when the last process of the group has exited.
-  if (!started) return fail(std::move(started.error()).with_context(ctx));
+  if (!started) {
+    // WHY wait: a failed start is final. The log writer sees EOF once our
+    // ends close; it must not create or write its file after the caller is
+    // told (a retry, or a test removing the directory, would race it).
+    pipe.close();
+    end_log_writer(writer->pid);
+    if (!cgroup.empty()) cgroup_remove(cgroup);
+    return fail(std::move(started.error()).with_context(ctx));
+  }
   ProcRef ref;
   ref.pid = started->pid;
   ref.start_time = started->start_time;
@@ -309,6 +322,23 @@ bool RealLauncher::group_alive(const ProcRef& ref) {
   if (cgroup_populated(cg)) return true;
   cgroup_remove(cg);  // and the release's, once its last process is gone
   return false;
+}
+
+void RealLauncher::end_log_writer(pid_t pid) {
+  Clock& clock = real_clock();
+  auto deadline = clock.mono() + std::chrono::seconds(2);
+  auto r = proc::reap(pid, false);
+  while (r && !*r && clock.mono() < deadline) {
+    clock.sleep_for(Millis(5));
+    r = proc::reap(pid, false);
+  }
+  if (r && !*r) {
+    kLog.warn("log writer pid {} did not end at EOF: killing it", pid);
+    ::kill(pid, SIGKILL);
+    (void)proc::reap(pid, true);
+  }
+  std::lock_guard lock(mu_);
+  log_writers_.erase(pid);
 }
 
 void RealLauncher::reap_log_writers() {

@@ -68,6 +68,8 @@ class RealLauncher : public Launcher {
 
  private:
   void reap_log_writers();
+  // Waits (bounded) for a log writer whose input has closed, then reaps it.
+  void end_log_writer(pid_t pid);
   // The cgroup of `ref` if it is one of ours (under the tree), else "".
   std::filesystem::path own_cgroup(const ProcRef& ref) const;
   // <tree>/<release>/<service>.<index>-<n>, new for each run; "" without cgroups.

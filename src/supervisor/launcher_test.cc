@@ -179,6 +179,16 @@ TEST_F(LauncherTest, MissingReleaseDirIsAnError) {
   auto r = launcher_.launch(s, 0);
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().what().find("start v1/web.1"), std::string::npos) << r.error().what();
+  // A failed start is final: its log writer has ended (nothing is left to
+  // create or write the log file afterwards).
+  std::vector<pid_t> writers;
+  for (const auto& e : stdfs::directory_iterator("/proc")) {
+    pid_t pid = ::atoi(e.path().filename().c_str());
+    if (pid <= 0) continue;
+    auto cmdline = fs::read_file(e.path() / "cmdline");
+    if (cmdline && cmdline->find(s.log_file.string()) != std::string::npos) writers.push_back(pid);
+  }
+  EXPECT_TRUE(writers.empty()) << "a log writer still runs: pid " << writers.front();
 }
 
 TEST_F(LauncherTest, PortsAreFreeAndNeverHandedOutTwice) {
