@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
+
 #include "state/state_test_util.h"
 
 namespace md::state {
@@ -96,6 +98,7 @@ TYPED_TEST(LockProcessTest, ExactlyOneOfManyRacingProcessesWins) {
   Channel ch;
   std::string url = this->backend_.url();
   std::vector<pid_t> kids;
+  kids.reserve(kProcs);
   for (int i = 0; i < kProcs; ++i) {
     kids.push_back(this->spawn([&, i] {
       auto s = open_store(url);
@@ -128,12 +131,16 @@ TYPED_TEST(LockProcessTest, ProcessesOpeningANewStoreAtOnceCreateItOnce) {
   Channel ch;
   std::string url = this->backend_.fresh_url();
   std::vector<pid_t> kids;
+  kids.reserve(kProcs);
   for (int i = 0; i < kProcs; ++i) {
     kids.push_back(this->spawn([&, i] {
       Channel::send(ch.to_parent[1], 'o');
       Channel::recv(ch.to_child[0]);  // start together
       auto s = open_store(url);
-      if (!s) return 10;
+      if (!s) {
+        std::fprintf(stderr, "child %d: %s\n", i, s.error().what().c_str());
+        return 10;
+      }
       AuditEntry e{0, {}, "p" + std::to_string(i), "test.open", "production", "", ""};
       return (*s)->commit({.audit = {e}}) ? 0 : 11;
     }));

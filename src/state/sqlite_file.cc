@@ -40,12 +40,17 @@ void fsync_dir_of(const std::string& path) {
 }  // namespace
 
 Result<bool> check_store_file(const std::string& path) {
+  // WHY the log before the store: a store another process is creating
+  // appears at its path before its write-ahead log does, so a log seen first
+  // and a store missing after is a deleted store, never one being created
+  // (in the other order a concurrent first open was refused as deleted).
+  const long long wal = size_or_missing(path + "-wal");
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     if (errno != ENOENT) return fail(io_error("stat", path, errno));
     // WHY refuse: SQLite would pair a new store with the old store's
     // write-ahead log and replay it into the new file.
-    if (size_or_missing(path + "-wal") > 0)
+    if (wal > 0)
       return fail(Errc::kCorruption,
                   "state store " + path + " is missing but its write-ahead log " + path +
                       "-wal is still there: the store was deleted while in use. Restore " + path +
