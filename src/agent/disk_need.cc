@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "core/files.h"
+#include "core/host.h"
 
 namespace md::agent {
 namespace {
@@ -89,12 +90,6 @@ std::string human_bytes(uint64_t n) {
 }
 
 bool is_disk_full_errno(int err) { return err == ENOSPC || err == EDQUOT; }
-
-std::string host_name() {
-  char name[256] = {};
-  if (::gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') return "localhost";
-  return name;
-}
 
 Error disk_full(std::string_view host, uint64_t need_bytes, uint64_t free_bytes) {
   return Error(Errc::kIo, fmt::format("disk full on host {} (needs {}, has {})", host,

@@ -52,9 +52,6 @@ std::string human_bytes(uint64_t n);
 // ENOSPC or EDQUOT.
 bool is_disk_full_errno(int err);
 
-// This machine's name (gethostname), "localhost" when it has none.
-std::string host_name();
-
 // kIo: "disk full on host HOST (needs N, has M)", N and M in human units.
 // WHY kIo and a fixed text rather than a code of its own: callers stop on
 // it like on any I/O failure; the text is for the operator.

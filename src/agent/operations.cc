@@ -14,6 +14,7 @@
 #include "core/files.h"
 #include "core/fs.h"
 #include "core/hash.h"
+#include "core/host.h"
 #include "supervisor/log_writer.h"
 
 namespace md::agent {

@@ -5,13 +5,13 @@
 #include <unistd.h>
 
 #include "core/guard.h"
+#include "core/host.h"
 #include "core/process.h"
 
 namespace md::deploy {
 
 std::string default_holder() {
-  char host[256] = "localhost";
-  gethostname(host, sizeof host - 1);
+  const std::string host = host_name();
   const char* user = getenv("USER");
   std::string u = user && *user ? user : "";
   if (u.empty()) {
@@ -38,9 +38,7 @@ bool holder_is_dead_local(const std::string& holder) {
   std::string host;
   long pid = 0;
   if (!parse_holder(holder, &host, &pid)) return false;
-  char me[256] = "";
-  gethostname(me, sizeof me - 1);
-  return host == me && pid > 0 && !proc::alive(static_cast<pid_t>(pid));
+  return host == host_name() && pid > 0 && !proc::alive(static_cast<pid_t>(pid));
 }
 
 }  // namespace
@@ -61,10 +59,10 @@ Result<std::unique_ptr<Lease>> Lease::acquire(
     if (!holder_is_dead_local(li.holder)) return tl::unexpected(got.error());
     const auto left = std::chrono::duration_cast<Millis>(li.expires_at - clock.now());
     if (!waited && on_wait) {
-      on_wait(
-          fmt::format("the lock of {} is held by {}, which is no longer running: waiting {:.1f}s "
-                      "for its lease to expire",
-                      environment, li.holder, std::max<double>(0, left.count() / 1000.0)));
+      on_wait(fmt::format(
+          "the lock of {} is held by {}, which is no longer running: waiting {:.1f}s "
+          "for its lease to expire",
+          environment, li.holder, std::max(0.0, static_cast<double>(left.count()) / 1000.0)));
     }
     waited = true;
     clock.sleep_for(std::clamp(left + Millis(20), Millis(20), Millis(1000)));

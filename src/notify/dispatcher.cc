@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "core/guard.h"
+#include "core/host.h"
 #include "core/log.h"
 #include "notify/delivery.h"
 #include "notify/notify.h"
@@ -25,8 +26,7 @@ constexpr Millis kMinWait{1000};
 constexpr Millis kLeaseRecheck{250};
 
 std::string default_holder() {
-  char host[256] = {};
-  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  const std::string host = host_name();
   const char* user = std::getenv("USER");
   return std::string("notify ") + (user && *user ? user : "unknown") + "@" + host + " pid " +
          std::to_string(getpid());
