@@ -28,6 +28,8 @@ constexpr CommandSpec kCommands[] = {
     {"migrate baseline", "record existing migrations as applied without running them",
      setup_migrate_baseline},
     {"migrate restore", "restore a backup taken before a migration run", setup_migrate_restore},
+    {"hosts import", "check or write an environment's hosts: from `terraform output -json`",
+     setup_hosts_import},
     {"agent run", "run the host agent: proxy, supervisor, release store", setup_agent_run},
     {"agent status", "what a running agent supervises and routes", setup_agent_status},
     {"agent stop", "stop the agent (release processes keep running unless --all)",

@@ -54,6 +54,8 @@ MD_CMD(setup_agent_log_writer)
 MD_CMD(setup_notify_test)
 MD_CMD(setup_notify_status)
 MD_CMD(setup_notify_retry)
+// hosts_cmd.cc
+MD_CMD(setup_hosts_import)
 #undef MD_CMD
 
 }  // namespace md::cli
