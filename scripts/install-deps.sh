@@ -17,6 +17,10 @@ pkgs=(
   # test and bench peers: a real Postgres, load generator, proxies, receivers
   postgresql-15 postgresql-client-15 wrk nginx haproxy socat curl openssl procps util-linux iproute2
   python3 python3-aiosmtpd zstd sqlite3 hyperfine jq
+  # the Terraform module's check (tests/terraform/hcl_syntax_test.sh): HashiCorp's
+  # HCL parser as Debian packages it, built by Go offline (Terraform cannot be
+  # installed from Debian, nor fetch its providers in CI)
+  golang-go golang-github-hashicorp-hcl-v2-dev
 )
 # Node for the example app and the Supabase CLI / dbmate test peers. A machine
 # that already has node and npm (e.g. from another repository) keeps them.
