@@ -88,9 +88,9 @@ e2e_pids_under() {
     sed 's|^/proc/||' | grep -v "^$$\$" || true
 }
 
-# A TCP port free on 127.0.0.1 right now.
+# A TCP port free on ADDR (default 127.0.0.1) right now. Usage: free_port [ADDR]
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+  python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1]); s.close()' "${1:-127.0.0.1}"
 }
 
 # Polls CMD every 50 ms until it succeeds or SECONDS pass.
@@ -235,6 +235,7 @@ build_app() {
 #   MIN_REQUESTS=20  INTERVAL=250ms  WARMUP=0s  WATCH=0s  WINDOW=0s  WORKERS=1
 #   HEALTH_INTERVAL=100ms (the web processes' health probes)
 #   HOOKS (yaml lines under hooks:, indented 4)  MIGRATIONS=off|on
+#   ENV_YAML (yaml lines of environment test, indented 4; e.g. from ssh_env_yaml)
 write_config() {
   mkdir -p "$T/app" "$T/spool"
   local workers=${WORKERS:-1} migrations="    enabled: false" steps=${CANARY_STEPS:-}
@@ -270,7 +271,7 @@ $( [ "${STRATEGY:-blue_green}" = canary ] && printf '    steps: %s\n' "$steps")
   hooks:
 ${HOOKS:-    timeout: 30s}
 environments:
-  test: {}
+$( if [ -n "${ENV_YAML:-}" ]; then printf '  test:\n%s\n' "$ENV_YAML"; else printf '  test: {}\n'; fi)
 YAML
   md config validate -c "$T/app/meshdeploy.yml" >/dev/null || { md config validate -c "$T/app/meshdeploy.yml"; die "test config invalid"; }
 }
