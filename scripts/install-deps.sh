@@ -14,6 +14,9 @@ pkgs=(
   libbenchmark-dev libpg-query-dev liburing-dev
   # systemd-analyze (tests/systemd_units_test.sh verifies the units)
   systemd
+  # the ssh transport runs the system OpenSSH client (src/ssh/README.md);
+  # the e2e tests run Debian's sshd as the hosts (tests/e2e/lib_ssh.sh)
+  openssh-client openssh-server
   # test and bench peers: a real Postgres, load generator, proxies, receivers
   postgresql-15 postgresql-client-15 wrk nginx haproxy socat curl openssl procps util-linux iproute2
   python3 python3-aiosmtpd zstd sqlite3 hyperfine jq
