@@ -59,7 +59,20 @@ struct Artifact {
 struct Host {
   std::string name = "local";     // label in status output
   std::string address = "local";  // "local", or "ssh://user@host[:port]"
-  std::string agent_root;         // default: the environment's agent.root (filled in by resolve)
+  std::string agent_root;         // default: the environment's agent.root (filled in by resolve);
+                                  // on an ssh host a relative path is under the user's home
+  std::string host_key;           // ssh host key "ssh-ed25519 AAAA..." ("" = from ssh.known_hosts)
+  std::string listen;  // this host's proxy listener; default proxy.listen (filled in by resolve)
+};
+
+// How the controller reaches ssh hosts (docs/hosts.md).
+struct SshSettings {
+  std::string known_hosts;         // known_hosts file ("" = ssh's own files)
+  std::string known_hosts_secret;  // vault secret holding known_hosts lines ("" = none)
+  std::string user;                // login user for addresses without one ("" = ssh's default)
+  int port = 0;                    // port for addresses without one (0 = ssh's default, 22)
+  std::string key_secret;          // vault secret holding the private key ("" = ssh-agent)
+  Millis connect_timeout{10000};   // per connection attempt
 };
 
 enum class StrategyKind { kBlueGreen, kCanary };
@@ -197,6 +210,7 @@ struct Environment {
   std::vector<Service> services;
   Artifact artifact;
   std::vector<Host> hosts;  // default: one local host
+  SshSettings ssh;          // used by ssh:// hosts only
   Strategy strategy;
   Migrations migrations;
   Notifications notifications;

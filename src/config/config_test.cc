@@ -100,6 +100,45 @@ environments:
   EXPECT_EQ(prod->hosts[1].name, "b.internal");
 }
 
+TEST(Load, SshSectionAndPerHostKeys) {
+  Config c = load_ok(R"(app: shop
+defaults:
+  services: {web: {command: x}}
+  proxy: {listen: "127.0.0.1:8080"}
+  migrations: {enabled: false}
+  ssh: {known_hosts: ssh/known_hosts, user: deploy, port: 2222, key_secret: SSH_KEY,
+        connect_timeout: 5s}
+  secrets: [API_KEY]
+environments:
+  production:
+    hosts:
+      - address: ssh://[2001:db8::1]:22
+        host_key: ssh-ed25519 AAAAC3Nza
+        listen: "10.0.0.5:80"
+      - address: ssh://web-2
+  staging: {}
+)");
+  auto prod = resolve(c, "production");
+  ASSERT_TRUE(prod) << prod.error().what();
+  EXPECT_EQ(prod->ssh.known_hosts, "ssh/known_hosts");
+  EXPECT_EQ(prod->ssh.user, "deploy");
+  EXPECT_EQ(prod->ssh.port, 2222);
+  EXPECT_EQ(prod->ssh.key_secret, "SSH_KEY");
+  EXPECT_EQ(prod->ssh.connect_timeout, Millis(5000));
+  ASSERT_EQ(prod->hosts.size(), 2u);
+  EXPECT_EQ(prod->hosts[0].name, "2001:db8::1");
+  EXPECT_EQ(prod->hosts[0].host_key, "ssh-ed25519 AAAAC3Nza");
+  EXPECT_EQ(prod->hosts[0].listen, "10.0.0.5:80");
+  EXPECT_EQ(prod->hosts[1].listen, "127.0.0.1:8080");  // proxy.listen
+  std::vector<std::string> refs;
+  for (const SecretRef& r : secret_references(*prod)) refs.push_back(r.name + "<-" + r.used_by);
+  EXPECT_EQ(refs, (std::vector<std::string>{"API_KEY<-secrets", "SSH_KEY<-ssh.key_secret"}));
+  // A local environment does not need the ssh key.
+  auto staging = resolve(c, "staging");
+  ASSERT_TRUE(staging);
+  EXPECT_EQ(secret_references(*staging).size(), 1u);
+}
+
 TEST(Load, CanaryStepsExplicitAndDefault) {
   Config c = load_ok(R"(app: shop
 defaults:

@@ -342,6 +342,42 @@ environments:
          "(write HOST:PORT, e.g. 127.0.0.1:8080 or [::]:443)"}));
 }
 
+TEST(Diagnostics, SshAddressesAndKeys) {
+  EXPECT_EQ(
+      load_errors(R"(app: shop
+defaults:
+  services: {web: {command: x}}
+  ssh: {user: "-oX", port: 70000, connect_timeout: 0s}
+  hosts:
+    - address: ssh://web:99999
+    - address: ssh://2001:db8::1
+      host_key: "nokey"
+    - address: ssh://web-3
+      listen: nowhere
+environments:
+  production: {}
+)"),
+      (V{"meshdeploy.yml:4:15: defaults.ssh.user: '-oX' is not a user name (letters, digits, "
+         "'.', '-', '_', not starting with '-')",
+         "meshdeploy.yml:4:28: defaults.ssh.port: '70000' is out of range (use a whole number "
+         "from 0 to 65535)",
+         "meshdeploy.yml:4:52: defaults.ssh.connect_timeout: '0s' is out of range (use 1s to "
+         "10m)",
+         // WHY: the hosts whose address failed keep the default name.
+         "meshdeploy.yml:6:5: defaults.hosts: two hosts are named 'local' (give each host a "
+         "distinct name)",
+         "meshdeploy.yml:6:16: defaults.hosts[0].address: 'ssh://web:99999' is not a host "
+         "address: port 99999 is not in 1..65535 (use \"local\" or "
+         "ssh://[user@]host[:port], IPv6 in brackets)",
+         "meshdeploy.yml:7:16: defaults.hosts[1].address: 'ssh://2001:db8::1' is not a host "
+         "address: an IPv6 address must be in brackets (use \"local\" or "
+         "ssh://[user@]host[:port], IPv6 in brackets)",
+         "meshdeploy.yml:8:17: defaults.hosts[1].host_key: 'nokey' is not a host key (the "
+         "host's public key line, e.g. `ssh-ed25519 AAAAC3Nza...` (ssh-keyscan prints it))",
+         "meshdeploy.yml:10:15: defaults.hosts[2].listen: 'nowhere' is not a valid listen "
+         "address (write HOST:PORT, e.g. 127.0.0.1:8080 or [::]:443)"}));
+}
+
 TEST(Diagnostics, WebOnlyKeysOnAWorker) {
   EXPECT_EQ(
       load_errors(std::string(kHead) + R"(    jobs:

@@ -109,8 +109,18 @@ Json environment_json(const Environment& e, std::span<const std::string> secret_
   j["artifact"] = {{"dir", e.artifact.dir}, {"name_template", e.artifact.name_template}};
   Json hosts = Json::array();
   for (const Host& h : e.hosts)
-    hosts.push_back({{"name", h.name}, {"address", h.address}, {"agent_root", h.agent_root}});
+    hosts.push_back({{"name", h.name},
+                     {"address", h.address},
+                     {"agent_root", h.agent_root},
+                     {"host_key", h.host_key},
+                     {"listen", h.listen}});
   j["hosts"] = hosts;
+  j["ssh"] = {{"known_hosts", e.ssh.known_hosts},
+              {"known_hosts_secret", e.ssh.known_hosts_secret},
+              {"user", e.ssh.user},
+              {"port", e.ssh.port},
+              {"key_secret", e.ssh.key_secret},
+              {"connect_timeout", format_duration(e.ssh.connect_timeout)}};
   j["strategy"] = strategy_json(e.strategy);
   const Migrations& m = e.migrations;
   j["migrations"] = {{"enabled", m.enabled},

@@ -14,6 +14,7 @@
 #include <set>
 
 #include "core/files.h"
+#include "ssh/ssh.h"
 
 namespace md::config::detail {
 namespace {
@@ -90,18 +91,31 @@ std::optional<Problem> check_listen(const std::string& v) {
 
 std::optional<Problem> check_address(const std::string& v) {
   if (v == "local") return std::nullopt;
-  const std::string scheme = "ssh://";
-  std::string hint = "use \"local\" or ssh://[user@]host[:port]";
-  if (v.rfind(scheme, 0) != 0) return Problem{"'" + v + "' is not a host address", hint};
-  std::string rest = v.substr(scheme.size());
-  size_t at = rest.find('@');
-  std::string hostport = at == std::string::npos ? rest : rest.substr(at + 1);
-  if (at == 0 || hostport.empty() || has_control(v) ||
-      v.find_first_of(" /?#", scheme.size()) != std::string::npos)
-    return Problem{"'" + v + "' is not a host address", hint};
-  if (hostport.find(':') != std::string::npos && hostport.front() != '[') {
-    if (auto p = check_port_spec(hostport, "host address")) return Problem{p->message, hint};
+  if (has_control(v))
+    return Problem{"the host address contains a control character",
+                   "use \"local\" or ssh://[user@]host[:port]"};
+  const std::string hint = "use \"local\" or ssh://[user@]host[:port]";
+  if (v.rfind("ssh://", 0) != 0) return Problem{"'" + v + "' is not a host address", hint};
+  auto ep = ssh::Endpoint::parse(v);
+  if (!ep) {
+    // "ssh address 'X': WHY (expected ...)": keep WHY, the hint says the rest.
+    std::string why = ep.error().message();
+    why = why.substr(0, why.find(" (expected "));
+    why = why.substr(std::min(why.size(), why.find("': ") + 3));
+    return Problem{"'" + v + "' is not a host address: " + why, hint + ", IPv6 in brackets"};
   }
+  return std::nullopt;
+}
+
+std::optional<Problem> check_host_key(const std::string& v) {
+  const std::string hint =
+      "the host's public key line, e.g. `ssh-ed25519 AAAAC3Nza...` (ssh-keyscan prints it)";
+  if (v.empty()) return std::nullopt;
+  if (has_control(v) || v.find('\n') != std::string::npos)
+    return Problem{"host_key must be one line", hint};
+  size_t sp = v.find(' ');
+  if (sp == std::string::npos || sp + 1 >= v.size())
+    return Problem{"'" + v.substr(0, 40) + "' is not a host key", hint};
   return std::nullopt;
 }
 
@@ -232,7 +246,7 @@ std::optional<Problem> check_state(const std::string& v) {
   for (const char* bad : {"/proc", "/sys"}) {
     const std::string b(bad);
     if (p == b || p.rfind(b + "/", 0) == 0)
-      return Problem{"'" + v + "' is under " + b + ", not a place for the state store",
+      return Problem{fmt::format("'{}' is under {}, not a place for the state store", v, b),
                      "e.g. .meshdeploy/state.db, or a postgres:// URL"};
   }
   return std::nullopt;
@@ -250,6 +264,8 @@ void read_host(Reader& r, Host& h) {
   bool named = r.str("name", h.name, check_name, "`local`, or the host part of `address`");
   r.str("address", h.address, check_address);
   r.str("agent_root", h.agent_root, check_agent_root, "`agent.root`");
+  r.str("host_key", h.host_key, check_host_key, "`\"\"` (from `ssh.known_hosts`)");
+  r.str("listen", h.listen, check_listen, "`proxy.listen`");
   if (!named && h.address != "local") {
     std::string rest = h.address.substr(h.address.find("://") + 3);
     if (size_t at = rest.find('@'); at != std::string::npos) rest = rest.substr(at + 1);
@@ -396,7 +412,7 @@ void read_channel(Reader& r, const std::string& name, Channel& c, const EnvConte
     if (std::find(ctx.all_envs.begin(), ctx.all_envs.end(), e) == ctx.all_envs.end()) {
       std::string near = closest(e, ctx.all_envs);
       r.error("environments",
-              "channel '" + name + "' names environment '" + e + "', which is not defined",
+              fmt::format("channel '{}' names environment '{}', which is not defined", name, e),
               near.empty() ? "defined: " +
                                  [&] {
                                    std::string s;
@@ -469,6 +485,22 @@ void read_proxy(Reader& r, ProxySettings& p) {
   if (!r.diags().recording() && p.tls_cert.empty() != p.tls_key.empty())
     r.error(p.tls_cert.empty() ? "tls_key" : "tls_cert", "tls_cert and tls_key go together",
             "set both (PEM files) or neither");
+}
+
+void read_ssh(Reader& r, SshSettings& s) {
+  r.str("known_hosts", s.known_hosts, nullptr, "`\"\"` (ssh's own known_hosts files)");
+  r.str("known_hosts_secret", s.known_hosts_secret, nullptr, "`\"\"`");
+  r.str(
+      "user", s.user,
+      [](const std::string& v) -> std::optional<Problem> {
+        if (v.empty() || ssh::Endpoint::parse("ssh://" + v + "@h")) return std::nullopt;
+        return Problem{"'" + v.substr(0, 40) + "' is not a user name",
+                       "letters, digits, '.', '-', '_', not starting with '-'"};
+      },
+      "`\"\"` (ssh's default)");
+  r.integer("port", s.port, 0, 65535, "`0` (ssh's default, 22)");
+  r.str("key_secret", s.key_secret, nullptr, "`\"\"` (ssh-agent or default identities)");
+  r.duration("connect_timeout", s.connect_timeout, 1000ms, 600000ms);
 }
 
 void read_agent(Reader& r, AgentSettings& a) {
@@ -570,6 +602,7 @@ void read_environment(Reader& r, Environment& env, const EnvContext& ctx) {
   r.object("notifications", [&](Reader& n) { read_notifications(n, env.notifications, ctx); });
   r.object("hooks", [&](Reader& h) { read_hooks(h, env.hooks); });
   r.object("proxy", [&](Reader& p) { read_proxy(p, env.proxy); });
+  r.object("ssh", [&](Reader& s) { read_ssh(s, env.ssh); });
   r.object("agent", [&](Reader& a) { read_agent(a, env.agent); });
   r.duration("rollback_window", env.rollback_window);
   r.integer("keep_releases", env.keep_releases, 1, 1000);
@@ -611,8 +644,10 @@ void read_environment(Reader& r, Environment& env, const EnvContext& ctx) {
   if (env.vault.empty()) env.vault = ".meshdeploy/secrets/" + ctx.name + ".vault";
   if (env.state.empty()) env.state = ".meshdeploy/state.db";
   if (env.agent.socket.empty()) env.agent.socket = env.agent.root + "/agent.sock";
-  for (Host& h : env.hosts)
+  for (Host& h : env.hosts) {
     if (h.agent_root.empty()) h.agent_root = env.agent.root;
+    if (h.listen.empty()) h.listen = env.proxy.listen;
+  }
 }
 
 }  // namespace md::config::detail

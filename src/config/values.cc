@@ -49,7 +49,7 @@ std::string_view inconclusive_name(Inconclusive i) {
 }
 
 Result<Millis> parse_duration(std::string_view text) {
-  auto bad = [&](std::string why) {
+  auto bad = [&](const std::string& why) {
     return fail(Errc::kInvalidArgument,
                 "'" + std::string(text.substr(0, 40)) + "' is not a duration: " + why);
   };
@@ -113,6 +113,12 @@ std::vector<SecretRef> secret_references(const Environment& env) {
     if (!c.smtp_password_secret.empty())
       refs.push_back({c.smtp_password_secret, base + "smtp_password_secret"});
   }
+  const bool any_ssh = std::any_of(env.hosts.begin(), env.hosts.end(),
+                                   [](const Host& h) { return h.address != "local"; });
+  if (any_ssh && !env.ssh.key_secret.empty())
+    refs.push_back({env.ssh.key_secret, "ssh.key_secret"});
+  if (any_ssh && !env.ssh.known_hosts_secret.empty())
+    refs.push_back({env.ssh.known_hosts_secret, "ssh.known_hosts_secret"});
   std::sort(refs.begin(), refs.end(), [](const SecretRef& a, const SecretRef& b) {
     return a.name != b.name ? a.name < b.name : a.used_by < b.used_by;
   });
