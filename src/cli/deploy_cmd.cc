@@ -25,9 +25,9 @@
 namespace md::cli {
 namespace {
 
-std::string getenv_or(const char* name, std::string fallback = "") {
+std::string getenv_or(const char* name, const std::string& fallback = "") {
   const char* v = std::getenv(name);
-  return v && *v ? v : fallback;
+  return v && *v ? std::string(v) : fallback;
 }
 
 bool in_ci() { return getenv_or("CI") == "true" || getenv_or("GITHUB_ACTIONS") == "true"; }
@@ -94,18 +94,19 @@ struct Guard {
 };
 
 Result<Opened> open_env(Io& io, const std::string& config_path, const std::string& env_name,
-                        deploy::SessionOptions so, bool need_secrets,
+                        const deploy::SessionOptions& so, bool need_secrets,
                         std::optional<Guard> guard = std::nullopt) {
   Opened o;
   o.env = MD_TRY(load_environment(io, config_path, env_name));
   if (guard)
     MD_TRY_STATUS(deploy::authorize(o.env, guard->command, deploy::current_identity(),
                                     guard->target, guard->audit_allowed));
-  if (need_secrets) {
+  // WHY also for ssh: the key or known_hosts of the hosts may be in the vault.
+  if (need_secrets || deploy::needs_ssh_secrets(o.env)) {
     o.secrets = MD_TRY_CTX(secrets::load_secrets(o.env), "secrets of " + env_name);
     secrets::install_log_redactor(std::make_shared<const secrets::Redactor>(o.secrets));
   }
-  o.session = MD_TRY(deploy::Session::open(o.env, o.secrets, actor(), std::move(so)));
+  o.session = MD_TRY(deploy::Session::open(o.env, o.secrets, actor(), so));
   return o;
 }
 
@@ -158,7 +159,7 @@ Exit run_controller(Io& io, const std::string& config_path, const std::string& e
   so.migrations = migrations;
   so.hook_line = [&renderer](std::string_view l) { renderer.line(l); };
   so.on_retry = [&renderer](const std::string& m) { renderer.line("warning: " + m); };
-  auto opened = open_env(io, config_path, env_name, std::move(so), true, std::move(access));
+  auto opened = open_env(io, config_path, env_name, so, true, std::move(access));
   if (!opened) return report(io, opened.error());
   opts->secrets = opened->secrets;
   // SIGINT/SIGTERM abort the running deploy instead of killing the
@@ -230,7 +231,7 @@ Exit run_control(const ControlArgs& a, Io& io, deploy::ControlCommand c) {
   so.agent_patience = Millis(0);
   const deploy::Guarded g =
       c == deploy::ControlCommand::kPromote ? deploy::Guarded::kPromote : deploy::Guarded::kAbort;
-  auto opened = open_env(io, a.config, a.env, std::move(so), false, Guard{g, ""});
+  auto opened = open_env(io, a.config, a.env, so, false, Guard{g, ""});
   if (!opened) return report(io, opened.error());
   auto t = deploy::request_control(opened->session->store(), a.env, c, actor(), a.reason);
   if (!t) return report(io, t.error());
@@ -260,7 +261,7 @@ Exit run_control(const ControlArgs& a, Io& io, deploy::ControlCommand c) {
 // ---- status / history / logs --------------------------------------------------------
 
 struct ViewArgs {
-  std::string config, env, release, process, id;
+  std::string config, env, release, process, id, host;
   bool json = false, follow = false;
   int limit = 20, tail = 100;
 };
@@ -270,7 +271,7 @@ Result<Opened> open_quiet(Io& io, const ViewArgs& a) {
   so.migrations = false;
   so.notifications = false;
   so.agent_patience = Millis(0);
-  return open_env(io, a.config, a.env, std::move(so), false);
+  return open_env(io, a.config, a.env, so, false);
 }
 
 void common(CLI::App& cmd, std::string& config, std::string& env) {
@@ -385,12 +386,34 @@ Action setup_logs(CLI::App& cmd, Io& io) {
   cmd.add_option("--process", a->process, "one process, e.g. web.1 (default: all, merged by time)");
   cmd.add_option("--tail", a->tail, "start with the last N lines")->check(CLI::Range(0, 1000000));
   cmd.add_flag("-f,--follow", a->follow, "keep printing new lines until interrupted");
+  cmd.add_option("--host", a->host, "the host's name in hosts: (default: the first)")
+      ->type_name("NAME");
   return [a, &io] {
     auto env = load_environment(io, a->config, a->env);
     if (!env) return report(io, env.error());
+    size_t index = 0;
+    if (!a->host.empty()) {
+      std::string names;
+      for (index = 0; index < env->hosts.size() && env->hosts[index].name != a->host; ++index)
+        names += (names.empty() ? "" : ", ") + env->hosts[index].name;
+      if (index == env->hosts.size())
+        return report(
+            io, Error(Errc::kNotFound, fmt::format("environment {} has no host {} (its hosts: {})",
+                                                   env->name, a->host, names)));
+    }
+    secrets::SecretMap secrets;
+    if (deploy::needs_ssh_secrets(*env)) {
+      auto loaded = secrets::load_secrets(*env);
+      if (!loaded)
+        return report(io, std::move(loaded.error()).with_context("secrets of " + a->env));
+      secrets = std::move(*loaded);
+      secrets::install_log_redactor(std::make_shared<const secrets::Redactor>(secrets));
+    }
+    auto link = deploy::open_agent_link(*env, index, secrets);
+    if (!link) return report(io, link.error());
     // Ctrl-C ends --follow: between lines, or by cutting the agent call.
     interrupt::Watch signals;
-    Status s = deploy::stream_logs(*env, a->release, a->process, a->tail, a->follow,
+    Status s = deploy::stream_logs(*link, *env, a->release, a->process, a->tail, a->follow,
                                    [&io](const std::string& line) {
                                      io.out << line << "\n" << std::flush;
                                      return !interrupt::flag().load();

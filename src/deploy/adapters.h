@@ -14,17 +14,54 @@
 #include "deploy/seams.h"
 #include "secrets/secrets.h"
 
+namespace md::ssh {
+class Connection;
+}
+
 namespace md::deploy {
 
 // The agent's control socket for `env`: agent.socket, else
 // <agent.root>/agent.sock, relative paths taken from meshdeploy.yml's folder.
 std::filesystem::path agent_socket(const config::Environment& env);
 
+// How this process reaches the agent of one host: a unix socket here — the
+// local agent's, or one forwarded over ssh to <agent_root>/agent.sock on the
+// host, open while `connection` lives. Cheap to copy (shared connection).
+struct AgentLink {
+  std::string host;                             // the host's name (config)
+  std::filesystem::path socket;                 // connect the agent client here
+  std::string remote_socket;                    // ssh hosts: the socket on the host
+  std::shared_ptr<ssh::Connection> connection;  // ssh hosts: the master connection
+};
+
+// True when `env` has ssh hosts whose key or known_hosts come from the vault
+// (commands that otherwise need no secrets must load them then).
+bool needs_ssh_secrets(const config::Environment& env);
+
+// Opens the way to the agent of `env.hosts[host_index]`. Local host: its
+// socket (agent_socket). ssh host: one ssh master connection (ssh/ssh.h:
+// host key checked against ssh.known_hosts, ssh.known_hosts_secret and
+// hosts[].host_key; key from ssh.key_secret, else ssh-agent), then a
+// forward of <agent_root>/agent.sock (relative roots under the login
+// user's home). Blocks up to ssh.connect_timeout (+ the forward). Errors:
+// ssh's (an unknown/changed host key says how to accept it; nothing has
+// run on the host then); kNotFound for a missing known_hosts file or secret.
+Result<AgentLink> open_agent_link(const config::Environment& env, size_t host_index,
+                                  const secrets::SecretMap& secrets);
+
 // The local host's agent. Calls that wait for processes (stop, drain) may
 // block up to their own limits; others time out after `call_timeout`.
 // A single host only: kInvalidArgument for an environment with ssh hosts.
 Result<std::unique_ptr<Host>> make_agent_host(const config::Environment& env,
                                               Millis call_timeout = Millis(30000));
+
+// The agent of ssh host `env.hosts[host_index]` over open_agent_link (errors
+// as that). The Host owns the ssh connection (closed when it is destroyed).
+// `ship` streams the artifact through the socket (agent upload, verified by
+// sha256 on the host), then unpacks it. Named after the config's host.
+Result<std::unique_ptr<Host>> make_ssh_agent_host(const config::Environment& env, size_t host_index,
+                                                  const secrets::SecretMap& secrets,
+                                                  Millis call_timeout = Millis(30000));
 
 // The migration engine for `env`'s database (URL from the secret named by
 // migrations.database_url_secret). nullptr with `why_none` set when

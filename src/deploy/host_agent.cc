@@ -1,8 +1,10 @@
-// Host over the agent's control API (agent/api.h), for a local agent.
+// Host over the agent's control API (agent/api.h): a local agent, or one
+// on an ssh host reached through a forwarded socket (host_ssh.cc).
 #include <fmt/format.h>
 
 #include "agent/api.h"
 #include "deploy/adapters.h"
+#include "ssh/ssh.h"
 
 namespace md::deploy {
 namespace {
@@ -32,16 +34,26 @@ SetMetrics to_set(const proxy::Counters& c) {
 
 class AgentHost : public Host {
  public:
-  AgentHost(const std::filesystem::path& socket, Millis timeout, Millis health_timeout)
-      : socket_(socket), client_(socket, timeout), health_timeout_(health_timeout) {}
+  // `link.connection` set: the agent is on another machine, so artifacts are
+  // uploaded through the socket instead of registered by path.
+  AgentHost(AgentLink link, Millis timeout, Millis health_timeout)
+      : link_(std::move(link)),
+        socket_(link_.socket),
+        client_(socket_, timeout),
+        health_timeout_(health_timeout) {}
 
-  std::string name() const override { return "local"; }
+  std::string name() const override { return link_.host; }
 
   Result<HostView> view() override {
     auto st = client_.status();
     if (!st) {
       Error e = st.error();
-      if (e.code() == Errc::kUnavailable)
+      if (e.code() == Errc::kUnavailable && link_.connection)
+        e.context(
+            fmt::format("agent of host {} at {} over ssh (is `meshdeploy agent run` "
+                        "running there with that root?)",
+                        link_.host, link_.remote_socket));
+      else if (e.code() == Errc::kUnavailable)
         e.context(
             fmt::format("agent at {} (start it with `meshdeploy agent run`)", socket_.string()));
       return tl::unexpected(e);
@@ -80,6 +92,15 @@ class AgentHost : public Host {
 
   Status ship(const std::string& version, const std::filesystem::path& artifact,
               const std::string& sha256) override {
+    if (link_.connection) {
+      // The agent verifies the sha256 of what it received before keeping it.
+      MD_TRY_CTX(client_.upload_artifact(version, sha256, artifact),
+                 fmt::format("upload {} to host {}", version, link_.host));
+      agent::Unpack u;
+      u.version = version;
+      MD_TRY(client_.unpack(u));
+      return ok();
+    }
     agent::RegisterArtifact r;
     r.version = version;
     r.sha256 = sha256;
@@ -161,6 +182,7 @@ class AgentHost : public Host {
   }
 
  private:
+  AgentLink link_;  // first: the ssh connection outlives the client using it
   std::filesystem::path socket_;
   // WHY one client: every call has a deadline — the call timeout, plus what
   // the call itself waits for (agent/api.h says which); never an hour.
@@ -178,23 +200,37 @@ std::filesystem::path agent_socket(const config::Environment& env) {
   return p.is_absolute() ? p : env.base_dir / p;
 }
 
+Millis route_health_timeout(const config::Environment& env) {
+  Millis health{0};
+  for (const config::Service& s : env.services)
+    if (s.kind == config::ServiceKind::kWeb) health = std::max(health, s.health.start_timeout);
+  return std::max(health, Millis(10000));
+}
+
 Result<std::unique_ptr<Host>> make_agent_host(const config::Environment& env, Millis call_timeout) {
   for (const config::Host& h : env.hosts)
     if (h.address != "local")
-      return fail(
-          Errc::kInvalidArgument,
-          fmt::format("environment {}: host {} ({}): only local hosts are supported by this "
-                      "build; run the controller on that host",
-                      env.name, h.name, h.address));
+      return fail(Errc::kInvalidArgument,
+                  fmt::format("environment {}: host {} ({}) is an ssh host: use "
+                              "make_ssh_agent_host",
+                              env.name, h.name, h.address));
   if (env.hosts.size() > 1)
     return fail(Errc::kInvalidArgument,
                 fmt::format("environment {}: {} hosts configured; this build deploys to one host",
                             env.name, env.hosts.size()));
-  Millis health{0};
-  for (const config::Service& s : env.services)
-    if (s.kind == config::ServiceKind::kWeb) health = std::max(health, s.health.start_timeout);
-  return std::unique_ptr<Host>(std::make_unique<AgentHost>(agent_socket(env), call_timeout,
-                                                           std::max(health, Millis(10000))));
+  AgentLink link;
+  link.host = env.hosts.empty() ? "local" : env.hosts[0].name;
+  link.socket = agent_socket(env);
+  return std::unique_ptr<Host>(
+      std::make_unique<AgentHost>(std::move(link), call_timeout, route_health_timeout(env)));
+}
+
+Result<std::unique_ptr<Host>> make_ssh_agent_host(const config::Environment& env, size_t host_index,
+                                                  const secrets::SecretMap& secrets,
+                                                  Millis call_timeout) {
+  AgentLink link = MD_TRY(open_agent_link(env, host_index, secrets));
+  return std::unique_ptr<Host>(
+      std::make_unique<AgentHost>(std::move(link), call_timeout, route_health_timeout(env)));
 }
 
 }  // namespace md::deploy

@@ -67,16 +67,24 @@ std::vector<std::string> config_mismatches(const config::Environment& env, const
   const std::string in = fmt::format("in the config (environment {})", env.name);
   const std::string agent = fmt::format("the agent on host {}", host);
 
+  // The host's own listener and root when the config has them (hosts[]).
+  const config::Host* h = nullptr;
+  for (const config::Host& c : env.hosts)
+    if (c.name == host) h = &c;
+  std::string listen = env.proxy.listen, listen_key = "proxy.listen";
+  if (h != nullptr && !h->listen.empty() && h->listen != env.proxy.listen) {
+    listen = h->listen;
+    listen_key = fmt::format("hosts[{}].listen", host);
+  }
   if (!hv.listen.empty()) {
     bool found = false;
-    for (const std::string& l : hv.listen) found = found || same_listener(env.proxy.listen, l);
+    for (const std::string& l : hv.listen) found = found || same_listener(listen, l);
     if (!found)
-      out.push_back(
-          fmt::format("proxy.listen is {} {}, but {} listens on {}: restart the agent with "
-                      "--listen {} (systemd: "
-                      "ListenStream={} in meshdeploy-agent.socket), or set proxy.listen to {}{}",
-                      env.proxy.listen, in, agent, join(hv.listen), env.proxy.listen,
-                      env.proxy.listen, hv.listen.size() > 1 ? "one of " : "", join(hv.listen)));
+      out.push_back(fmt::format(
+          "{} is {} {}, but {} listens on {}: restart the agent with --listen {} (systemd: "
+          "ListenStream={} in meshdeploy-agent.socket), or set {} to {}{}",
+          listen_key, listen, in, agent, join(hv.listen), listen, listen, listen_key,
+          hv.listen.size() > 1 ? "one of " : "", join(hv.listen)));
   }
 
   const bool want_tls = !env.proxy.tls_cert.empty();
@@ -111,7 +119,20 @@ std::vector<std::string> config_mismatches(const config::Environment& env, const
           from_config(env, env.proxy.tls_key).string(), hv.tls_cert, hv.tls_key));
   }
 
-  if (!hv.root.empty()) {
+  if (!hv.root.empty() && h != nullptr && h->address != "local") {
+    // An ssh host: its paths are not on this machine (a relative root is
+    // under the login user's home, where the deploy found the agent).
+    auto norm = [](const std::string& p) {
+      std::string n = fs::path(p).lexically_normal().string();
+      while (n.size() > 1 && n.back() == '/') n.pop_back();
+      return n;
+    };
+    if (!h->agent_root.empty() && h->agent_root.front() == '/' &&
+        norm(h->agent_root) != norm(hv.root))
+      out.push_back(
+          fmt::format("hosts[{}].agent_root is {} {}, but the root of {} is {}: set it to {}", host,
+                      h->agent_root, in, agent, hv.root, hv.root));
+  } else if (!hv.root.empty()) {
     const fs::path want = from_config(env, env.agent.root);
     if (want != from_config(env, hv.root))
       out.push_back(

@@ -52,6 +52,29 @@ TEST_F(HostCheck, ListenerElsewhereNamesBothValuesAndTheWaysOut) {
   EXPECT_EQ(check().size(), 1u);
 }
 
+TEST_F(HostCheck, AnSshHostIsComparedWithItsOwnListenerAndRoot) {
+  config::Host h;
+  h.name = "web-1";
+  h.address = "ssh://deploy@10.0.0.5";
+  h.agent_root = "/srv/meshdeploy";
+  h.listen = "127.0.0.2:8080";
+  env_.hosts = {h};
+  hv_.listen = {"127.0.0.2:8080"};
+  hv_.root = "/srv/meshdeploy/";  // not resolved on this machine: compared as written
+  EXPECT_TRUE(check().empty());
+  hv_.listen = {"127.0.0.1:8080"};  // proxy.listen's, not this host's
+  hv_.root = "/var/lib/other";
+  EXPECT_EQ(check(),
+            (std::vector<std::string>{
+                "hosts[web-1].listen is 127.0.0.2:8080 in the config (environment production), "
+                "but the agent on host web-1 listens on 127.0.0.1:8080: restart the agent with "
+                "--listen 127.0.0.2:8080 (systemd: ListenStream=127.0.0.2:8080 in "
+                "meshdeploy-agent.socket), or set hosts[web-1].listen to 127.0.0.1:8080",
+                "hosts[web-1].agent_root is /srv/meshdeploy in the config (environment "
+                "production), but the root of the agent on host web-1 is /var/lib/other: set it "
+                "to /var/lib/other"}));
+}
+
 TEST_F(HostCheck, TlsFromTheSameCertificateOrRefused) {
   write(dir_ / "cert.pem", "CERT A");
   write(dir_ / "copy.pem", "CERT A");

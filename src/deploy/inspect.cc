@@ -14,7 +14,7 @@ using json = nlohmann::json;
 std::string duration_text(const state::Deployment& d) {
   if (!d.finished_at) return "-";
   const auto ms = std::chrono::duration_cast<Millis>(*d.finished_at - d.started_at).count();
-  if (ms < 60000) return fmt::format("{:.1f}s", ms / 1000.0);
+  if (ms < 60000) return fmt::format("{:.1f}s", static_cast<double>(ms) / 1000.0);
   return fmt::format("{}m{:02}s", ms / 60000, (ms / 1000) % 60);
 }
 
@@ -194,14 +194,16 @@ json journal_json(const state::Deployment& d, const std::vector<state::JournalEn
       {"deployment", deployment_json(d)}, {"complete", journal_complete(j)}, {"journal", rows}};
 }
 
-Status stream_logs(const config::Environment& env, const std::string& version,
-                   const std::string& process, int tail, bool follow,
+Status stream_logs(const AgentLink& link, const config::Environment& env,
+                   const std::string& version, const std::string& process, int tail, bool follow,
                    const std::function<bool(const std::string&)>& sink) {
-  agent::Client client(agent_socket(env));
+  agent::Client client(link.socket);
   std::string v = version;
   if (v.empty()) {
     const agent::AgentStatus st =
-        MD_TRY_CTX(client.status(), "agent at " + agent_socket(env).string());
+        MD_TRY_CTX(client.status(), link.connection
+                                        ? "agent of host " + link.host + " at " + link.remote_socket
+                                        : "agent at " + link.socket.string());
     int best = 0;
     for (const auto& [ver, w] : st.weights)
       if (w > best) {

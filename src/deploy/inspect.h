@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "deploy/adapters.h"
 #include "deploy/seams.h"
 #include "state/state.h"
 
@@ -47,8 +48,9 @@ nlohmann::json journal_json(const state::Deployment& d, const std::vector<state:
 // Prints a release's process log lines (redacted by the agent) through
 // `sink` until it returns false; `follow` keeps polling for new lines.
 // `version` "" = the live release; `process` "" = all, merged by time.
-Status stream_logs(const config::Environment& env, const std::string& version,
-                   const std::string& process, int tail, bool follow,
+// `link` is the way to the host's agent (adapters.h, open_agent_link).
+Status stream_logs(const AgentLink& link, const config::Environment& env,
+                   const std::string& version, const std::string& process, int tail, bool follow,
                    const std::function<bool(const std::string& line)>& sink);
 
 }  // namespace md::deploy

@@ -19,8 +19,12 @@ Result<std::unique_ptr<Session>> Session::open(const config::Environment& env,
   s->store_ = MD_TRY_CTX(state::open_store(state::store_url(env)), "state store");
   // WHY retries: the agent may restart mid-deploy (upgrade, crash); its
   // calls are idempotent and a restarted agent re-adopts everything.
-  s->host_ = with_retries(MD_TRY(make_agent_host(env)), real_clock(), options.agent_patience,
-                          options.on_retry);
+  std::unique_ptr<Host> host;
+  if (env.hosts.size() == 1 && env.hosts[0].address != "local")
+    host = MD_TRY(make_ssh_agent_host(env, 0, secrets));
+  else
+    host = MD_TRY(make_agent_host(env));
+  s->host_ = with_retries(std::move(host), real_clock(), options.agent_patience, options.on_retry);
   if (options.migrations)
     s->migrator_ = MD_TRY(make_migrator(env, secrets, actor, &s->why_no_migrator_));
   s->hooks_ = make_shell_hooks(env.base_dir, options.hook_line);
@@ -48,6 +52,9 @@ Seams Session::seams(Observer& observer, Clock& clock) {
 std::string hand_over_notifications(const config::Environment& env,
                                     const secrets::SecretMap& secrets) {
   if (env.notifications.channels.empty()) return "";
+  // WHY: the agent of an ssh host cannot reach this machine's state store.
+  if (env.hosts.size() != 1 || env.hosts[0].address != "local")
+    return "the agent runs on another machine";
   notify::Handoff h;
   h.store_url = state::store_url(env);
   if (h.store_url.rfind("postgres", 0) != 0) {
