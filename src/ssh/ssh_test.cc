@@ -7,6 +7,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "core/fs.h"
+#include "core/process.h"
 
 namespace md::ssh {
 namespace {
@@ -263,6 +268,155 @@ TEST(Connection, ClosedPortIsUnreachable) {
   EXPECT_TRUE(c.error().retryable());
   EXPECT_THAT(c.error().what(), HasSubstr("host web-1"));
   EXPECT_THAT(c.error().what(), Not(HasSubstr("not a key")));
+}
+
+// The real client against a real Debian sshd on loopback (root only: sshd
+// must switch users to log one in). One sshd for the suite, its own host
+// key, authorized_keys and client key in a temp dir.
+class RealSshd : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (::geteuid() != 0 || ::access("/usr/sbin/sshd", X_OK) != 0 ||
+        ::access("/usr/bin/ssh", X_OK) != 0)
+      return;
+    std::string tmpl = (std::filesystem::temp_directory_path() / "md-ssh-test-XXXXXX").string();
+    dir_ = new std::filesystem::path(::mkdtemp(tmpl.data()));
+    const std::filesystem::path d = *dir_;
+    for (const char* k : {"host_key", "client_key"})
+      MD_CHECK(proc::run(proc::Command::args({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                                              (d / k).string()}))
+                   ->ok());
+    std::filesystem::copy_file(d / "client_key.pub", d / "authorized_keys");
+    port_ = free_port();
+    std::ofstream(d / "sshd_config")
+        << "ListenAddress 127.0.0.1:" << port_ << "\nHostKey " << (d / "host_key").string()
+        << "\nPidFile " << (d / "sshd.pid").string() << "\nAuthorizedKeysFile "
+        << (d / "authorized_keys").string()
+        << "\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+           "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+           "AllowStreamLocalForwarding yes\n";
+    std::filesystem::create_directories("/run/sshd");
+    proc::SpawnOptions o;
+    o.err = proc::Redirect::to_file(d / "sshd.log");
+    auto s = proc::spawn(
+        proc::Command::args({"/usr/sbin/sshd", "-D", "-e", "-f", (d / "sshd_config").string()}), o);
+    MD_CHECK(s.has_value());
+    sshd_ = s->pid;
+    for (int i = 0; i < 200 && !listening(); ++i) ::usleep(50000);
+    auto pub = fs::read_file(d / "host_key.pub");
+    host_key_ = pub->substr(0, pub->find(' ', pub->find(' ') + 1));
+    client_key_ = *fs::read_file(d / "client_key");
+  }
+  static void TearDownTestSuite() {
+    if (sshd_ > 0) (void)proc::stop_group(sshd_, Millis(5000));
+    if (dir_ != nullptr) std::filesystem::remove_all(*dir_);
+  }
+  void SetUp() override {
+    if (sshd_ <= 0 || !listening()) GTEST_SKIP() << "needs root and Debian's openssh-server";
+  }
+  static int free_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    (void)::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    return ntohs(a.sin_port);
+  }
+  static bool listening() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<uint16_t>(port_));
+    const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    return ok;
+  }
+  static Endpoint endpoint() {
+    return *Endpoint::parse("ssh://root@127.0.0.1:" + std::to_string(port_));
+  }
+  static Trust trust() {
+    Trust t;
+    t.host_key = host_key_;
+    t.identity = client_key_;
+    return t;
+  }
+  // The private directories of live connections that hold `text` in a file.
+  static std::vector<std::string> files_holding(const std::string& text) {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (auto& e : std::filesystem::directory_iterator("/tmp", ec)) {
+      if (e.path().filename().string().rfind("meshdeploy-ssh-", 0) != 0) continue;
+      for (auto& f : std::filesystem::directory_iterator(e.path(), ec)) {
+        auto body = fs::read_file(f.path());
+        if (body && body->find(text) != std::string::npos) out.push_back(f.path().string());
+      }
+    }
+    return out;
+  }
+
+  static inline std::filesystem::path* dir_ = nullptr;
+  static inline int port_ = 0;
+  static inline pid_t sshd_ = -1;
+  static inline std::string host_key_, client_key_;
+};
+
+TEST_F(RealSshd, RunPutForwardAndCleanUp) {
+  auto c = Connection::open("h1", endpoint(), trust(), Millis(10000));
+  ASSERT_TRUE(c) << c.error().what();
+  // The key was needed only to log in: no file holds it any more.
+  const std::string key_line = client_key_.substr(client_key_.find('\n') + 1, 40);
+  EXPECT_TRUE(files_holding(key_line).empty());
+
+  auto r = (*c)->run("cat; echo err >&2; exit 3", std::string("in"));
+  ASSERT_TRUE(r) << r.error().what();
+  EXPECT_EQ(r->exit_code, 3);
+  EXPECT_EQ(r->out, "in");
+  EXPECT_EQ(r->err, "err\n");
+
+  const std::filesystem::path local = *dir_ / "payload";
+  std::ofstream(local) << "payload\n";
+  const std::string remote = (*dir_ / "sub dir" / "put's target").string();
+  std::filesystem::create_directories(*dir_ / "sub dir");
+  ASSERT_TRUE((*c)->put(local, remote, 0640));
+  EXPECT_EQ(*fs::read_file(remote), "payload\n");
+  EXPECT_EQ(std::filesystem::status(remote).permissions(), std::filesystem::perms(0640));
+  auto bad = (*c)->put(local, (*dir_ / "missing" / "x").string(), 0600);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code(), Errc::kFailedPrecondition);
+
+  auto f1 = (*c)->forward("/run/nothing.sock");
+  ASSERT_TRUE(f1) << f1.error().what();
+  EXPECT_EQ(*(*c)->forward("/run/nothing.sock"), *f1);  // same socket, same path
+  EXPECT_EQ(std::filesystem::status(*f1).type(), std::filesystem::file_type::socket);
+  const std::filesystem::path private_dir = f1->parent_path();
+  c->reset();  // -O exit, directory removed
+  EXPECT_FALSE(std::filesystem::exists(private_dir));
+}
+
+TEST_F(RealSshd, UnknownAndChangedKeysFailBeforeAnyCommand) {
+  Trust t = trust();
+  t.host_key.clear();
+  t.known_hosts_text = "# nothing known\n";
+  auto c = Connection::open("h1", endpoint(), t, Millis(10000));
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code(), Errc::kPermissionDenied);
+  EXPECT_THAT(c.error().what(), HasSubstr("its host key is not known"));
+  auto fp =
+      proc::run(proc::Command::args({"ssh-keygen", "-lf", (*dir_ / "host_key.pub").string()}));
+  const std::string fingerprint = fp->out.substr(fp->out.find(' ') + 1, 50);
+  EXPECT_THAT(c.error().what(), HasSubstr(fingerprint));
+  EXPECT_THAT(c.error().what(), Not(HasSubstr(client_key_.substr(40, 30))));
+  EXPECT_TRUE(files_holding(client_key_.substr(40, 30)).empty());
+
+  t.host_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBy0ExPW3fzMOFy1OQ3SCVeYPPhHNFVRVwMg3Bv0ISJ8";
+  c = Connection::open("h1", endpoint(), t, Millis(10000));
+  ASSERT_FALSE(c);
+  EXPECT_THAT(c.error().what(), HasSubstr("CHANGED"));
+  EXPECT_THAT(c.error().what(), HasSubstr(fingerprint));
 }
 
 }  // namespace
