@@ -159,6 +159,7 @@ Result<ReleaseInfo> Agent::Impl::commit_upload(const std::string& version,
   auto info = register_artifact(RegisterArtifact{version, sha256, part});
   std::error_code ec;
   stdfs::remove(part, ec);
+  if (info) kLog.info("artifact {} came by upload", version);
   return info;
 }
 

@@ -30,6 +30,9 @@ ssh_expect_only 1 v1
 [ -f "${SSH_ROOT[1]}/releases/v1/package.json" ] || [ -d "${SSH_ROOT[1]}/releases/v1" ] ||
   die "v1 is not unpacked in the host's root"
 [ -z "$(ls "$T/agent" 2>/dev/null)" ] || die "the environment's local agent root was used: $(ls "$T/agent")"
+# WHY the log: the host is this machine, so a path would work too; over ssh
+# the artifact must travel through the socket.
+grep -q "artifact v1 came by upload" "$T/agent-h1.log" || die "v1 was not uploaded through the socket"
 
 log "blue-green v2 under load through the host's proxy"
 wrk_start bg "$url"
@@ -48,7 +51,7 @@ mdt logs --host h1 --tail 5 >"$T/logs.out" 2>&1 || { cat "$T/logs.out"; die "log
 grep -q "web.1" "$T/logs.out" || die "no web.1 line in logs: $(cat "$T/logs.out")"
 rc=0
 mdt logs --host nope >"$T/logs-nope.out" 2>&1 || rc=$?
-[ "$rc" -ne 0 ] && grep -q "no host nope (its hosts: h1)" "$T/logs-nope.out" ||
+[ "$rc" -eq 5 ] && grep -q "no host nope (its hosts: h1)" "$T/logs-nope.out" ||
   die "logs --host nope: exit $rc, $(cat "$T/logs-nope.out")"
 
 log "rollback to v1 (from disk) under load"
