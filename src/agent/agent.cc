@@ -256,6 +256,7 @@ Status Agent::Impl::open() {
   state_file = root / "agent.state";
   logs_dir = root / "logs";
   run_dir = root / "run";
+  state_service = std::make_unique<StateService>(root / "state.db", clock);
   if (!opts.tls_cert.empty()) {
     // WHY absolute and hashed: a deploy compares them with its config's
     // proxy.tls_cert (deploy/host_check.cc), from another working directory.

@@ -14,6 +14,7 @@
 
 #include "agent/agent.h"
 #include "agent/release_store.h"
+#include "agent/state_api.h"
 #include "agent/state_file.h"
 #include "agent/traffic.h"
 #include "core/log.h"
@@ -44,6 +45,7 @@ struct Agent::Impl {
   std::unique_ptr<proxy::Proxy> proxy;
   std::unique_ptr<http::UnixServer> server;
   std::unique_ptr<http::UnixServer> metrics_server;  // --metrics-listen: GET /metrics over TCP
+  std::unique_ptr<StateService> state_service;       // <root>/state.db (/v1/state/)
 
   // Mutating operations run one at a time, in arrival order.
   std::mutex op_mu;

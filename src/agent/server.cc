@@ -134,6 +134,7 @@ http::Router make_router(Agent::Impl& a) {
   r.add("GET", "/v1/agent/proxy/metrics",
         [&a](const Request&) { return Response::json(200, proxy::to_json(a.proxy->metrics())); });
   add_prometheus(r, a);
+  if (a.state_service) a.state_service->add_routes(r);
   r.add("PUT", "/v1/agent/notify", [&a](const Request& q) {
     if (!a.opts.notify_handoff)
       return Response::error(501, Errc::kFailedPrecondition, "this agent sends no notifications");
