@@ -143,9 +143,12 @@ Action setup_agent_run(CLI::App& cmd, Io& io) {
     // stops (docs/notifications.md, "Delivery").
     auto transport = notify::make_curl_transport();
     notify::Courier courier(std::filesystem::path(o->root) / "notify", *transport);
-    opts.notify_handoff = [&courier](const std::string& body) -> Status {
+    const std::filesystem::path state_db = std::filesystem::absolute(o->root) / "state.db";
+    opts.notify_handoff = [&courier, state_db](const std::string& body) -> Status {
       auto h = notify::parse_handoff(body);
       if (!h) return fail(std::move(h.error()));
+      // "agent:<host>": the store this agent serves (`state: agent`).
+      if (h->store_url.starts_with("agent:")) h->store_url = state_db.string();
       return courier.accept(*h);
     };
     // Signals go to one waiting thread, never to the proxy's or supervisor's.

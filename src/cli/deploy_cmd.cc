@@ -20,6 +20,7 @@
 #include "deploy/lease.h"
 #include "deploy/report.h"
 #include "deploy/session.h"
+#include "deploy/state_place.h"
 #include "secrets/secrets.h"
 
 namespace md::cli {
@@ -355,7 +356,7 @@ Action setup_history(CLI::App& cmd, Io& io) {
   return [a, &io] {
     auto env = load_environment(io, a->config, a->env);
     if (!env) return report(io, env.error());
-    auto store = state::open_store(state::store_url(*env));
+    auto store = deploy::open_state(*env);
     if (!store) return report(io, store.error());
     if (!a->id.empty()) {
       auto d = (*store)->deployment(a->id);

@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <iomanip>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -10,6 +11,7 @@
 #include "cli/commands.h"
 #include "core/json.h"
 #include "deploy/session.h"
+#include "deploy/state_place.h"
 #include "notify/notify.h"
 #include "secrets/secrets.h"
 #include "state/state.h"
@@ -111,7 +113,7 @@ Result<Sending> prepare(Io& io, const SendArgs& a) {
   s.wait = MD_TRY_CTX(config::parse_duration(a.wait), "--wait");
   s.env = MD_TRY(load_environment(io, a.config, a.env));
   s.secrets = MD_TRY(environment_secrets(s.env));
-  s.store = MD_TRY(state::open_store(state::store_url(s.env)));
+  s.store = MD_TRY(deploy::open_state(s.env, &s.secrets));
   return s;
 }
 
@@ -194,20 +196,20 @@ Action setup_notify_status(CLI::App& cmd, Io& io) {
     auto c = load_config(io, a->config);
     if (!c) return report(io, c.error());
     // Every store the environments use (usually one), each read once.
-    std::set<std::string> urls;
+    std::map<std::string, config::Environment> stores;  // url -> an environment using it
     for (const std::string& name : c->environments) {
       if (!a->env.empty() && name != a->env) continue;
       auto env = config::resolve(*c, name);
       if (!env) return report(io, env.error());
-      urls.insert(state::store_url(*env));
+      stores.emplace(state::store_url(*env), std::move(*env));
     }
-    if (!a->env.empty() && urls.empty()) {
+    if (!a->env.empty() && stores.empty()) {
       auto env = config::resolve(*c, a->env);  // the "unknown environment" error
       if (!env) return report(io, env.error());
     }
     std::vector<state::OutboxEvent> rows;
-    for (const std::string& url : urls) {
-      auto store = state::open_store(url);
+    for (const auto& [url, env] : stores) {
+      auto store = deploy::open_state(env);
       if (!store) return report(io, store.error());
       auto got = notify::outstanding(**store, a->env);
       if (!got) return report(io, std::move(got.error()).with_context("notify status"));

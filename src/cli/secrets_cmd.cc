@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "core/fs.h"
 #include "core/json.h"
+#include "deploy/state_place.h"
 #include "secrets/import.h"
 #include "secrets/secrets.h"
 #include "state/state.h"
@@ -91,7 +92,7 @@ std::string where(const secrets::VaultLocation& loc) {
 // Saves the vault and appends the audit entries, opening the store first so
 // that an unreachable store refuses the change instead of losing its trace.
 Status save_and_audit(const Opened& o, std::vector<state::AuditEntry> entries) {
-  auto store = state::open_store(state::store_url(o.t.env));
+  auto store = deploy::open_state(o.t.env);
   if (!store) return fail(std::move(store.error()).with_context("audit log"));
   MD_TRY_STATUS(o.vault.save());
   std::string who = actor();

@@ -223,8 +223,13 @@ struct Environment {
   std::vector<std::string> secrets;        // secret names every process receives ("*" = all)
   std::string vault;     // default .meshdeploy/secrets/<env>.vault (filled in by resolve)
   std::string key_file;  // default: none (MESHDEPLOY_KEY_<ENV>)
-  std::string state;     // state store URL or path; default .meshdeploy/state.db (filled in)
-  Access access;         // default: every operation open to everyone
+  // State store: a SQLite path, a postgres:// URL, or "agent:<host name>"
+  // (the store a host's agent serves; `agent` alone is the first host).
+  // Default .meshdeploy/state.db, or the first host's agent when a host is
+  // ssh:// (filled in by resolve).
+  std::string state;
+  bool state_defaulted = false;  // `state:` was not written (status says where it went)
+  Access access;                 // default: every operation open to everyone
 };
 
 // ---- access control (access.cc) ----------------------------------------------

@@ -50,6 +50,48 @@ environments:
   EXPECT_TRUE(env->base_dir.is_absolute());
 }
 
+// `state:` on a host's agent: written, or the default once a host is ssh://
+// (a throw-away controller keeps nothing); a path or URL is obeyed.
+TEST(Load, StateOnTheHostsAgent) {
+  const std::string base = R"(app: shop
+defaults:
+  services:
+    web:
+      command: node server.js
+environments:
+)";
+  Config c = load_ok(base + R"(  local: {}
+  ssh:
+    hosts:
+      - {name: web-1, address: "ssh://deploy@10.0.0.1"}
+      - {name: web-2, address: "ssh://deploy@10.0.0.2"}
+  named:
+    hosts: [{name: a, address: local}, {name: b, address: local}]
+    state: agent:b
+  first:
+    hosts: [{name: a, address: local}, {name: b, address: local}]
+    state: agent
+  pg:
+    hosts: [{name: web-1, address: "ssh://deploy@10.0.0.1"}]
+    state: postgres://md@db/md
+)");
+  auto local = resolve(c, "local");
+  ASSERT_TRUE(local) << local.error().what();
+  EXPECT_EQ(local->state, ".meshdeploy/state.db");
+  EXPECT_TRUE(local->state_defaulted);
+  auto ssh = resolve(c, "ssh");
+  ASSERT_TRUE(ssh) << ssh.error().what();
+  EXPECT_EQ(ssh->state, "agent:web-1");
+  EXPECT_TRUE(ssh->state_defaulted);
+  auto named = resolve(c, "named");
+  ASSERT_TRUE(named);
+  EXPECT_EQ(named->state, "agent:b");
+  EXPECT_FALSE(named->state_defaulted);
+  EXPECT_EQ(resolve(c, "first")->state, "agent:a");
+  EXPECT_EQ(resolve(c, "pg")->state, "postgres://md@db/md");
+  EXPECT_FALSE(resolve(c, "pg")->state_defaulted);
+}
+
 // Maps merge key by key, lists replace, null removes (docs/configuration.md).
 TEST(Load, EnvironmentsOverlayDefaults) {
   Config c = load_ok(R"(app: shop

@@ -535,6 +535,15 @@ TEST(Diagnostics, StateMustNotBeUnderProc) {
                    "environments:\n  production:\n    state: /srv/proc/state.db\n");
 }
 
+TEST(Diagnostics, StateOnAnAgentMustNameAHostOfTheEnvironment) {
+  EXPECT_EQ(load_errors(std::string(kSkeleton) +
+                        "environments:\n  production:\n    hosts: [{name: web-1, address: "
+                        "local}]\n    state: agent:web-9\n"),
+            V{"meshdeploy.yml:9:12: environments.production.state: state: 'web-9' is not a host "
+              "of environment 'production' (write agent (the first host) or agent:<one of "
+              "hosts[].name>)"});
+}
+
 TEST(Diagnostics, NameTemplateMustNotClimbOutOfTheArtifactDir) {
   EXPECT_EQ(load_errors(std::string(kSkeleton) +
                         "  artifact: {name_template: \"../../etc/{app}-{version}.tar.gz\"}\n"

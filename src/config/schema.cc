@@ -242,6 +242,7 @@ std::optional<Problem> check_agent_root(const std::string& v) {
 std::optional<Problem> check_state(const std::string& v) {
   if (auto p = check_nonempty(v)) return p;
   if (v.find("://") != std::string::npos) return std::nullopt;
+  if (v == "agent" || v.starts_with("agent:")) return std::nullopt;  // checked with the hosts
   const std::string p = std::filesystem::path(v).lexically_normal().string();
   for (const char* bad : {"/proc", "/sys"}) {
     const std::string b(bad);
@@ -612,7 +613,8 @@ void read_environment(Reader& r, Environment& env, const EnvContext& ctx) {
   if (r.str("key_file", env.key_file, nullptr, "`\"\"` (use `MESHDEPLOY_KEY_<ENV>`)") &&
       !env.key_file.empty())
     check_key_file(r, env);
-  r.str("state", env.state, check_state, "`.meshdeploy/state.db`");
+  r.str("state", env.state, check_state,
+        "`.meshdeploy/state.db`; `agent` (the first host's) when a host is `ssh://`");
   r.object("access", [&](Reader& a) { read_access(a, env.access); });
   if (recording) return;
 
@@ -642,7 +644,23 @@ void read_environment(Reader& r, Environment& env, const EnvContext& ctx) {
 
   // Computed defaults.
   if (env.vault.empty()) env.vault = ".meshdeploy/secrets/" + ctx.name + ".vault";
-  if (env.state.empty()) env.state = ".meshdeploy/state.db";
+  env.state_defaulted = env.state.empty();
+  if (env.state.empty()) {
+    // WHY on the hosts: a controller that reaches hosts over ssh is often
+    // throw-away (a CI runner); a file beside it would lose the lock, the
+    // history and the journal to resume with it (docs/hosts.md).
+    bool ssh = false;
+    for (const Host& h : env.hosts) ssh = ssh || h.address.starts_with("ssh://");
+    env.state = ssh ? "agent:" + env.hosts.front().name : ".meshdeploy/state.db";
+  } else if (env.state == "agent" || env.state.starts_with("agent:")) {
+    if (env.state == "agent") env.state = "agent:" + env.hosts.front().name;
+    const std::string name = env.state.substr(6);
+    bool known = false;
+    for (const Host& h : env.hosts) known = known || h.name == name;
+    if (!known)
+      r.error("state", "state: '" + name + "' is not a host of environment '" + ctx.name + "'",
+              "write agent (the first host) or agent:<one of hosts[].name>");
+  }
   if (env.agent.socket.empty()) env.agent.socket = env.agent.root + "/agent.sock";
   for (Host& h : env.hosts) {
     if (h.agent_root.empty()) h.agent_root = env.agent.root;

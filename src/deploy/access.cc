@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/json.h"
+#include "deploy/state_place.h"
 #include "state/state.h"
 
 namespace md::deploy {
@@ -96,7 +97,7 @@ std::string action_text(Guarded g, const std::string& env) {
 }
 
 Status append_audit(const config::Environment& env, state::AuditEntry entry) {
-  auto store = MD_TRY_CTX(state::open_store(state::store_url(env)), "state store");
+  auto store = MD_TRY_CTX(open_state(env), "state store");
   return store->commit({.audit = {std::move(entry)}});
 }
 

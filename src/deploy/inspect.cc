@@ -32,6 +32,7 @@ Result<EnvironmentStatus> environment_status(state::Store& store, Host& host,
                                              const std::string& environment) {
   EnvironmentStatus s;
   s.environment = environment;
+  s.state_store = store.describe();
   if (auto hv = host.view())
     s.host = std::move(*hv);
   else
@@ -62,6 +63,7 @@ std::string format_status(const EnvironmentStatus& s, SysTime now) {
                      !s.host        ? "agent unreachable: " + s.host_error
                      : live.empty() ? std::string("nothing live")
                                     : fmt::format("{} live", live));
+  if (!s.state_store.empty()) out += fmt::format("  state: {}\n", s.state_store);
   if (s.last_done)
     out += fmt::format(
         "  last deployment: {} {} {} {} ({} ago, by {})\n", s.last_done->id, s.last_done->kind,
@@ -113,6 +115,7 @@ json deployment_json(const state::Deployment& d) {
 json status_json(const EnvironmentStatus& s) {
   json j{{"environment", s.environment}};
   j["reachable"] = s.host.has_value();
+  j["state_store"] = s.state_store;
   if (!s.host) j["host_error"] = s.host_error;
   j["live"] = s.host ? s.host->live() : "";
   j["weights"] = s.host ? json(s.host->weights) : json::object();

@@ -25,6 +25,7 @@ struct EnvironmentStatus {
   std::optional<state::LockInfo> lock;
   std::optional<state::Deployment> last_done;  // the newest finished deployment
   std::vector<state::Release> releases;        // the store's view of release states
+  std::string state_store;  // where the state lives (Store::describe(): file, URL or host's agent)
 };
 
 // Gathers the status. Errors only from the store; an unreachable host is

@@ -4,6 +4,7 @@
 
 #include "agent/agent.h"
 #include "deploy/adapters.h"
+#include "deploy/state_place.h"
 #include "notify/courier.h"
 
 namespace md::deploy {
@@ -16,7 +17,7 @@ Result<std::unique_ptr<Session>> Session::open(const config::Environment& env,
                                                secrets::SecretMap secrets, const std::string& actor,
                                                const SessionOptions& options) {
   std::unique_ptr<Session> s(new Session());
-  s->store_ = MD_TRY_CTX(state::open_store(state::store_url(env)), "state store");
+  s->store_ = MD_TRY_CTX(open_state(env, &secrets), "state store");
   // WHY retries: the agent may restart mid-deploy (upgrade, crash); its
   // calls are idempotent and a restarted agent re-adopts everything.
   std::unique_ptr<Host> host;
@@ -57,7 +58,14 @@ std::string hand_over_notifications(const config::Environment& env,
     return "the agent runs on another machine";
   notify::Handoff h;
   h.store_url = state::store_url(env);
-  if (h.store_url.rfind("postgres", 0) != 0) {
+  std::filesystem::path socket = agent_socket(env);
+  if (const config::Host* sh = state_host(env)) {
+    // WHY that host's agent: its courier sends from the store it serves
+    // ("agent:<host>" names it), and outlives a throw-away controller.
+    if (sh->address != "local")
+      return "the notification hand-off to an ssh host needs the ssh transport";
+    socket = local_agent_socket(env, *sh);
+  } else if (h.store_url.rfind("postgres", 0) != 0) {
     std::string path = h.store_url.rfind("sqlite:", 0) == 0 ? h.store_url.substr(7) : h.store_url;
     std::error_code ec;
     auto abs = std::filesystem::absolute(path, ec);
@@ -66,7 +74,7 @@ std::string hand_over_notifications(const config::Environment& env,
   h.target.environment = env.name;
   h.target.notifications = env.notifications;
   h.target.secrets = notify::channel_secrets(env.notifications, secrets);
-  auto st = agent::send_notify_handoff(agent_socket(env), notify::handoff_json(h), Millis(5000));
+  auto st = agent::send_notify_handoff(socket, notify::handoff_json(h), Millis(5000));
   return st ? "" : st.error().what();
 }
 

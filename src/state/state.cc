@@ -60,6 +60,11 @@ Result<std::unique_ptr<Store>> open_store(const std::string& url, Clock& clock) 
   if (url.empty()) return fail(Errc::kInvalidArgument, "empty state store URL");
   if (url.starts_with("postgres://") || url.starts_with("postgresql://"))
     return internal::open_postgres(url, clock, internal::postgres_schema());
+  if (url.starts_with("agent:"))
+    return fail(Errc::kInvalidArgument,
+                "state store '" + url +
+                    "' is served by a host's agent: it is opened with the environment "
+                    "(deploy::open_state), not by URL");
   std::string path = url.starts_with("sqlite:") ? url.substr(7) : url;
   if (path.starts_with("//")) path = path.substr(2);  // sqlite:///abs/path
   if (path.empty())
@@ -74,6 +79,7 @@ Result<std::unique_ptr<Store>> open_store(const std::string& url, Clock& clock) 
 std::string store_url(const config::Environment& env) {
   std::string url = env.state.empty() ? ".meshdeploy/state.db" : env.state;
   if (url.starts_with("postgres://") || url.starts_with("postgresql://")) return url;
+  if (url.starts_with("agent:")) return url;
   std::string path = url.starts_with("sqlite:") ? url.substr(7) : url;
   if (path.starts_with("//")) path = path.substr(2);
   std::filesystem::path p(path);

@@ -200,7 +200,9 @@ Result<std::unique_ptr<Store>> open_store(const std::string& url, Clock& clock =
 
 // The store URL of a resolved environment (`state:`, default
 // .meshdeploy/state.db): a relative SQLite path is taken relative to the
-// directory of meshdeploy.yml; Postgres URLs are returned as they are.
+// directory of meshdeploy.yml; Postgres URLs and "agent:<host>" (the store
+// that host's agent serves, which open_store refuses: deploy::open_state
+// reaches it) are returned as they are.
 std::string store_url(const config::Environment& env);
 
 }  // namespace md::state
