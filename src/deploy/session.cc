@@ -53,18 +53,30 @@ Seams Session::seams(Observer& observer, Clock& clock) {
 std::string hand_over_notifications(const config::Environment& env,
                                     const secrets::SecretMap& secrets) {
   if (env.notifications.channels.empty()) return "";
-  // WHY: the agent of an ssh host cannot reach this machine's state store.
-  if (env.hosts.size() != 1 || env.hosts[0].address != "local")
-    return "the agent runs on another machine";
   notify::Handoff h;
   h.store_url = state::store_url(env);
   std::filesystem::path socket = agent_socket(env);
+  AgentLink link;  // an ssh host's forward, open for the call
   if (const config::Host* sh = state_host(env)) {
     // WHY that host's agent: its courier sends from the store it serves
     // ("agent:<host>" names it), and outlives a throw-away controller.
-    if (sh->address != "local")
-      return "the notification hand-off to an ssh host needs the ssh transport";
-    socket = local_agent_socket(env, *sh);
+    if (sh->address == "local") {
+      socket = local_agent_socket(env, *sh);
+    } else {
+      secrets::SecretMap ssh_secrets;
+      if (needs_ssh_secrets(env)) {
+        auto loaded = secrets::load_secrets(env);
+        if (!loaded) return loaded.error().what();
+        ssh_secrets = std::move(*loaded);
+      }
+      auto l = open_agent_link(env, static_cast<size_t>(sh - env.hosts.data()), ssh_secrets);
+      if (!l) return l.error().what();
+      link = std::move(*l);
+      socket = link.socket;
+    }
+  } else if (env.hosts.size() != 1 || env.hosts[0].address != "local") {
+    // WHY: the agent of an ssh host cannot reach this machine's state store.
+    return "the agent runs on another machine";
   } else if (h.store_url.rfind("postgres", 0) != 0) {
     std::string path = h.store_url.rfind("sqlite:", 0) == 0 ? h.store_url.substr(7) : h.store_url;
     std::error_code ec;

@@ -26,7 +26,6 @@ std::filesystem::path local_agent_socket(const config::Environment& env, const c
 Result<std::unique_ptr<state::Store>> open_state(const config::Environment& env,
                                                  const secrets::SecretMap* secrets,
                                                  Millis timeout) {
-  (void)secrets;  // the ssh key of an ssh host (ssh.key_secret)
   const std::string url = state::store_url(env);
   if (!url.starts_with("agent:")) return state::open_store(url);
   const config::Host* h = state_host(env);
@@ -35,12 +34,18 @@ Result<std::unique_ptr<state::Store>> open_state(const config::Environment& env,
                 fmt::format("environment {}: state: '{}' names no host of it", env.name, url));
   std::string where = "agent of " + h->name;
   if (env.state_defaulted) where += ", the default with ssh hosts";
-  if (h->address != "local")
-    return fail(Errc::kInvalidArgument,
-                fmt::format("environment {}: the state store is on host {} ({}), and this build "
-                            "has no ssh transport",
-                            env.name, h->name, h->address));
-  return agent::open_agent_store(local_agent_socket(env, *h), where, timeout);
+  if (h->address == "local")
+    return agent::open_agent_store(local_agent_socket(env, *h), where, timeout);
+  // An ssh host: its own master connection, held as long as the store.
+  secrets::SecretMap loaded;
+  if (!secrets && needs_ssh_secrets(env)) {
+    loaded = MD_TRY_CTX(secrets::load_secrets(env), "secrets of " + env.name + " (ssh key)");
+    secrets = &loaded;
+  }
+  const auto index = static_cast<size_t>(h - env.hosts.data());
+  AgentLink link = MD_TRY_CTX(open_agent_link(env, index, secrets ? *secrets : loaded),
+                              "state store on the " + where);
+  return agent::open_agent_store(link.socket, where, timeout, link.connection);
 }
 
 }  // namespace md::deploy

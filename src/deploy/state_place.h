@@ -24,9 +24,11 @@ const config::Host* state_host(const config::Environment& env);
 std::filesystem::path local_agent_socket(const config::Environment& env, const config::Host& h);
 
 // Opens `env`'s store. For `state: agent:<host>`: a store whose calls go to
-// that host's agent; kUnavailable (retryable) naming the host when it does
-// not answer, kInvalidArgument for an ssh host in a build without the ssh
-// transport. `secrets` may hold the ssh key (ssh.key_secret); nullptr = none.
+// that host's agent — the local socket, or for an ssh host a forward over its
+// own ssh connection (open_agent_link; ssh's errors, e.g. an unknown host
+// key), closed with the store; kUnavailable (retryable) naming the host when
+// the agent does not answer. `secrets` holds the ssh key (ssh.key_secret);
+// nullptr = loaded from the vault when the environment's ssh needs it.
 // Otherwise state::open_store(state::store_url(env)). Blocks on the store.
 Result<std::unique_ptr<state::Store>> open_state(const config::Environment& env,
                                                  const secrets::SecretMap* secrets = nullptr,
