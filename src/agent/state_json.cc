@@ -28,21 +28,21 @@ class Fields {
     auto it = j_.find(key);
     if (it == j_.end()) {
       err_ = std::string(what_) + ": field '" + key + "' is required";
-    } else if constexpr (std::is_same_v<T, std::string>) {
-      if (it->is_string())
-        out = it->template get<std::string>();
-      else
-        err_ = std::string(what_) + ": field '" + key + "' must be a string";
-    } else if constexpr (std::is_same_v<T, bool>) {
-      if (it->is_boolean())
-        out = it->template get<bool>();
-      else
-        err_ = std::string(what_) + ": field '" + key + "' must be true or false";
+      return *this;
+    }
+    const char* want = nullptr;  // set when the value has the wrong type
+    if constexpr (std::is_same_v<T, std::string>)
+      want = it->is_string() ? nullptr : "a string";
+    else if constexpr (std::is_same_v<T, bool>)
+      want = it->is_boolean() ? nullptr : "true or false";
+    else
+      want = it->is_number_integer() ? nullptr : "a whole number";
+    if (want) {
+      err_ = std::string(what_) + ": field '" + key + "' must be " + want;
+    } else if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      out = static_cast<T>(it->template get<int64_t>());
     } else {
-      if (it->is_number_integer())
-        out = static_cast<T>(it->template get<int64_t>());
-      else
-        err_ = std::string(what_) + ": field '" + key + "' must be a whole number";
+      out = it->template get<T>();
     }
     return *this;
   }
