@@ -92,7 +92,9 @@ std::string where(const secrets::VaultLocation& loc) {
 // Saves the vault and appends the audit entries, opening the store first so
 // that an unreachable store refuses the change instead of losing its trace.
 Status save_and_audit(const Opened& o, std::vector<state::AuditEntry> entries) {
-  auto store = deploy::open_state(o.t.env);
+  // WHY the vault as edited: with the state on an ssh host, the ssh key
+  // being set here is the one that reaches the store.
+  auto store = deploy::open_state(o.t.env, &o.vault.secrets());
   if (!store) return fail(std::move(store.error()).with_context("audit log"));
   MD_TRY_STATUS(o.vault.save());
   std::string who = actor();
