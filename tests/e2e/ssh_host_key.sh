@@ -19,8 +19,12 @@ PROXY_PORT=$(free_port)
 export MESHDEPLOY_KEY_TEST
 MESHDEPLOY_KEY_TEST=$(md secrets keygen --env test)
 : >"$T/ssh/empty_known_hosts"
+# WHY a state file here: the state on the host (the default with ssh hosts)
+# would be as unreachable as the rest while its key is refused; this test
+# looks at what reached the host through `history`.
 ssh_env_yaml_with() {  # known_hosts file, then extra host line
   ssh_env_yaml SSH_KEY | sed "s|known_hosts: .*|known_hosts: $1|; s|}\$|$2}|"
+  printf '    state: .meshdeploy/state.db\n'
 }
 ENV_YAML=$(ssh_env_yaml_with "$T/ssh/empty_known_hosts" "") write_config
 ssh_key_to_vault SSH_KEY
