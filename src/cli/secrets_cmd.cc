@@ -109,7 +109,7 @@ Status save_and_audit(const Opened& o, std::vector<state::AuditEntry> entries) {
   return ok();
 }
 
-state::AuditEntry audit(std::string action, std::string name, nlohmann::json detail = {}) {
+state::AuditEntry audit(std::string action, std::string name, const nlohmann::json& detail = {}) {
   state::AuditEntry e;
   e.action = std::move(action);
   e.target = std::move(name);
@@ -300,6 +300,7 @@ Action setup_secrets_import(CLI::App& cmd, Io& io) {
     for (const auto& name : added) changes[name] = "added";
     for (const auto& name : changed) changes[name] = "changed";
     std::vector<state::AuditEntry> trail;
+    trail.reserve(changes.size());
     for (const auto& [name, change] : changes)
       trail.push_back(audit("secrets.set", name, {{"change", change}, {"import", a->file}}));
     if (!trail.empty()) {
@@ -346,7 +347,7 @@ Action setup_secrets_rotate_key(CLI::App& cmd, Io& io) {
       return report(io, Error(Errc::kInvalidArgument,
                               "the new key is the current key; make one with `meshdeploy secrets "
                               "keygen`"));
-    o->vault.rekey(std::move(*next));
+    o->vault.rekey(*next);
     size_t n = o->vault.secrets().size();
     nlohmann::json detail = {{"old_key_id", old_id}, {"new_key_id", new_id}, {"secrets", n}};
     if (auto st = save_and_audit(*o, {audit("secrets.rotate_key", "", detail)}); !st)
