@@ -24,7 +24,7 @@ struct ImportArgs {
 
 std::vector<config::InventoryHost> file_hosts(const config::Environment& env) {
   std::vector<config::InventoryHost> out;
-  for (const config::Host& h : env.hosts) out.push_back({h.name, h.address, ""});
+  for (const config::Host& h : env.hosts) out.push_back({h.name, h.address, h.host_key});
   return out;
 }
 

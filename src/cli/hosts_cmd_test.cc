@@ -95,6 +95,28 @@ TEST_F(HostsImportTest, WriteReplacesOnlyTheListThenReportsUnchanged) {
   EXPECT_EQ(import({"--env", "production"}).code, 0);  // --check now passes
 }
 
+// WHY: the check once compared the file's hosts without their host_key, so
+// an output with keys differed from the file forever and --write rewrote it.
+TEST_F(HostsImportTest, HostKeysWrittenThenCheckPasses) {
+  const std::string key =
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBy0ExPW3fzMOFy1OQ3SCVeYPPhHNFVRVwMg3Bv0ISJ8";
+  ASSERT_TRUE(
+      fs::atomic_write(tf_, R"({"meshdeploy_hosts": {"sensitive": false, "type": "list", "value": [
+  {"name": "web-1", "address": "ssh://deploy@203.0.113.10:22", "host_key": ")" +
+                                key + R"("}]}})"));
+  Ran w = import({"--env", "production", "--write"});
+  ASSERT_EQ(w.code, 0) << w.err;
+  EXPECT_NE(config_text().find(key), std::string::npos) << config_text();
+  const std::string written = config_text();
+  Ran check = import({"--env", "production"});
+  EXPECT_EQ(check.code, 0) << check.out << check.err;
+  EXPECT_EQ(check.out, config_ + " environments.production.hosts: matches " + tf_ + " (1 host)\n");
+  Ran again = import({"--env", "production", "--write"});
+  EXPECT_EQ(again.code, 0) << again.err;
+  EXPECT_NE(again.out.find("unchanged"), std::string::npos) << again.out;
+  EXPECT_EQ(config_text(), written);
+}
+
 TEST_F(HostsImportTest, WriteAddsAListToAnEnvironmentWithoutOne) {
   Ran r = import({"--env", "staging", "--write"});
   ASSERT_EQ(r.code, 0) << r.err;
