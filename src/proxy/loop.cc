@@ -68,6 +68,11 @@ Status Loop::add(int fd, Handler* h, uint32_t events) {
   return ok();
 }
 
+void Loop::del(int fd) {
+  epoll_event ev{};
+  ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, &ev);
+}
+
 int64_t Loop::refresh_now() { return now_ms_ = mono_ms(); }
 
 void Loop::post(std::function<void()> fn) {

@@ -101,8 +101,15 @@ class Loop {
 
   Status init();
   // Registers `fd` once, edge-triggered for input, output and peer shutdown.
-  // The fd stays registered until closed.
+  // The fd stays registered until del() (or until its file is closed in
+  // every process: see del).
   Status add(int fd, Handler* h, uint32_t events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
+  // Removes `fd` from the loop; call it before closing a handler's fd.
+  // WHY not rely on close(): epoll tracks the open file, not the fd. While a
+  // release process is being spawned (posix_spawn: the child holds a copy of
+  // every fd until its exec closes them) the file outlives close(), and its
+  // events would name a handler already deleted.
+  void del(int fd);
 
   // Runs until stop(). Each iteration: wait, dispatch events, expire
   // timeouts, run posted tasks, run deferred work.

@@ -597,6 +597,7 @@ void ClientConn::close() {
     tls_close(ssl_);
     ssl_ = nullptr;
   }
+  w_->loop().del(fd_);
   ::close(fd_);
   fd_ = -1;
   local_keep_.reset();

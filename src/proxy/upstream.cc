@@ -194,6 +194,7 @@ void UpstreamConn::close() {
     target->pools[w->index()].count--;
   }
   idle_link.unlink();
+  w->loop().del(fd);
   ::close(fd);
   fd = -1;
   uncount();
