@@ -100,6 +100,16 @@ struct Analysis {
   Millis max_inconclusive{300000};  // waiting for traffic longer than this fails the step
 };
 
+// An environment of several hosts (docs/hosts.md): when one stops answering.
+struct HostsPolicy {
+  // A host whose agent does not answer for this long fails the deploy (and,
+  // after the switch, rolls every host back). One host: agent calls wait 30s.
+  Millis unreachable_after{10000};
+  // Rolling back, how long to wait for a host that does not answer before
+  // the deploy ends failed naming it (`deploy --resume` finishes it).
+  Millis rollback_wait{600000};
+};
+
 struct Strategy {
   StrategyKind kind = StrategyKind::kBlueGreen;
   std::vector<CanaryStep> steps;  // canary only; when `steps:` is absent: 5, 25, 50, 100 with 30s
@@ -108,6 +118,7 @@ struct Strategy {
   Millis watch_window{30000};  // keep analysing at 100 % before declaring success
   std::string sticky_cookie;   // canary assignment sticky by this cookie ("" = off)
   std::string sticky_header;   // ... or by this request header ("" = off)
+  HostsPolicy hosts;           // more than one host only
 };
 
 struct Migrations {

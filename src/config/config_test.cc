@@ -208,6 +208,26 @@ environments:
   EXPECT_TRUE(prod->strategy.steps[1].approval);
 }
 
+TEST(Load, HostsPolicyDefaultsAndOverlay) {
+  Config c = load_ok(R"(app: shop
+defaults:
+  services: {web: {command: x}}
+environments:
+  staging: {}
+  production:
+    strategy:
+      hosts: {unreachable_after: 3s, rollback_wait: 2m}
+)");
+  auto staging = resolve(c, "staging");
+  ASSERT_TRUE(staging);
+  EXPECT_EQ(staging->strategy.hosts.unreachable_after, 10s);
+  EXPECT_EQ(staging->strategy.hosts.rollback_wait, 10min);
+  auto prod = resolve(c, "production");
+  ASSERT_TRUE(prod);
+  EXPECT_EQ(prod->strategy.hosts.unreachable_after, 3s);
+  EXPECT_EQ(prod->strategy.hosts.rollback_wait, 2min);
+}
+
 TEST(Load, OverlayMaySwitchAnInheritedCanaryToBlueGreen) {
   Config c = load_ok(R"(app: shop
 defaults:

@@ -125,6 +125,19 @@ environments:
          "(use a number from 0 to 1)"}));
 }
 
+TEST(Diagnostics, HostsPolicyIsChecked) {
+  const V errs = load_errors(std::string(kHead) + R"(  strategy:
+    hosts: {unreachable_after: 0s, batch: 2}
+environments:
+  production: {}
+)");
+  ASSERT_EQ(errs.size(), 2u);
+  EXPECT_NE(errs[0].find("defaults.strategy.hosts.unreachable_after"), std::string::npos)
+      << errs[0];
+  EXPECT_NE(errs[1].find("defaults.strategy.hosts"), std::string::npos) << errs[1];
+  EXPECT_NE(errs[1].find("batch"), std::string::npos) << errs[1];
+}
+
 TEST(Diagnostics, CanaryAnalysisKeysAreChecked) {
   EXPECT_EQ(
       load_errors(std::string(kHead) + R"(  strategy:

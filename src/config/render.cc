@@ -70,6 +70,8 @@ Json strategy_json(const Strategy& s) {
                    {"interval", format_duration(a.interval)},
                    {"max_inconclusive", format_duration(a.max_inconclusive)}};
   j["watch_window"] = format_duration(s.watch_window);
+  j["hosts"] = {{"unreachable_after", format_duration(s.hosts.unreachable_after)},
+                {"rollback_wait", format_duration(s.hosts.rollback_wait)}};
   if (s.kind == StrategyKind::kCanary) {
     j["sticky_cookie"] = s.sticky_cookie;
     j["sticky_header"] = s.sticky_header;

@@ -333,6 +333,10 @@ void read_strategy(Reader& r, Strategy& s) {
   r.duration("watch_window", s.watch_window);
   r.str("sticky_cookie", s.sticky_cookie, check_token);
   r.str("sticky_header", s.sticky_header, check_token);
+  r.object("hosts", [&](Reader& h) {
+    h.duration("unreachable_after", s.hosts.unreachable_after, 1s, 1h);
+    h.duration("rollback_wait", s.hosts.rollback_wait, 0ms, 24h);
+  });
   if (r.diags().recording()) return;
 
   if (!s.sticky_cookie.empty() && !s.sticky_header.empty())
