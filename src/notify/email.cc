@@ -92,6 +92,11 @@ std::vector<Fact> facts(const Event& e, std::string_view event_id, std::string_v
   if (!e.trigger.empty()) who += who.empty() ? e.trigger : " (" + e.trigger + ")";
   add("Triggered by", who);
   add("Strategy", e.strategy);
+  if (!e.hosts.empty()) {
+    std::string hosts;
+    for (const std::string& h : e.hosts) hosts += (hosts.empty() ? "" : ", ") + h;
+    add("Hosts", hosts);
+  }
   if (e.duration) add("Duration", format_duration(*e.duration));
   if (e.canary_weight) add("Canary weight", std::to_string(*e.canary_weight) + "%");
   add("Reason", e.reason);

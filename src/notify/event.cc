@@ -96,6 +96,7 @@ std::string event_json(const Event& e) {
       {"at_ms", to_unix_ms(e.at)},
       {"key", e.key},
   };
+  if (!e.hosts.empty()) j["hosts"] = e.hosts;
   // WHY replace: a non-UTF-8 byte in a version or reason must not make the
   // whole event unstorable; it becomes U+FFFD.
   return to_json_text(j);
@@ -145,6 +146,15 @@ Result<Event> parse_event_json(std::string_view payload) {
     e.canary_weight = static_cast<int>(*w);
   }
   if (auto at = MD_TRY(integer("at_ms"))) e.at = from_unix_ms(*at);
+  if (auto it = j.find("hosts"); it != j.end() && !it->is_null()) {
+    if (!it->is_array())
+      return fail(Errc::kInvalidArgument, "event payload: 'hosts' is not an array");
+    for (const json& h : *it) {
+      if (!h.is_string())
+        return fail(Errc::kInvalidArgument, "event payload: 'hosts' holds a non-string");
+      e.hosts.push_back(h.get<std::string>());
+    }
+  }
   return e;
 }
 

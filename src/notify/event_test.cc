@@ -140,6 +140,7 @@ TEST(EventJson, RoundTripsEveryField) {
   e.canary_weight = 25;
   e.reason = "p99 \"1200 ms\"\nabove 2x";
   e.key = "k";
+  e.hosts = {"h1", "h2"};
   auto back = parse_event_json(event_json(e));
   ASSERT_TRUE(back) << back.error().what();
   EXPECT_EQ(back->type, e.type);
@@ -151,6 +152,7 @@ TEST(EventJson, RoundTripsEveryField) {
   EXPECT_EQ(back->actor, e.actor);
   EXPECT_EQ(back->trigger, e.trigger);
   EXPECT_EQ(back->strategy, e.strategy);
+  EXPECT_EQ(back->hosts, e.hosts);
   EXPECT_EQ(back->duration, e.duration);
   EXPECT_EQ(back->status, e.status);
   EXPECT_EQ(back->reason, e.reason);

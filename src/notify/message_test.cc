@@ -101,6 +101,22 @@ TEST(Slack, BlockKitWithEveryFact) {
   EXPECT_NE(blocks[4]["elements"][0]["text"].get<std::string>().find("evt_1"), std::string::npos);
 }
 
+TEST(Hosts, EveryChannelNamesAnEnvironmentsHosts) {
+  Event e = sample();
+  e.hosts = {"web-1", "web-2", "web-3"};
+  json m = json::parse(slack_message(e, "evt_1", ""));
+  std::string fields;
+  for (auto& f : m["blocks"][1]["fields"]) fields += f["text"].get<std::string>() + "|";
+  EXPECT_NE(fields.find("*Hosts*\nweb-1, web-2, web-3|"), std::string::npos) << fields;
+  json b = json::parse(webhook_body(e, "evt_abc", ""));
+  EXPECT_EQ(b["data"]["hosts"], json({"web-1", "web-2", "web-3"}));
+  EXPECT_NE(mail_content(e, "evt_abc", "").text.find("web-1, web-2, web-3"), std::string::npos);
+  // One host: nothing about hosts (as before there were several).
+  e.hosts.clear();
+  EXPECT_FALSE(json::parse(webhook_body(e, "evt_abc", ""))["data"].contains("hosts"));
+  EXPECT_EQ(slack_message(e, "evt_1", "").find("Hosts"), std::string::npos);
+}
+
 TEST(Slack, NoLinkNoButtonAndApprovalSaysHowToPromote) {
   Event e = sample(EventType::kApprovalNeeded);
   e.reason.clear();

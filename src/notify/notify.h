@@ -71,6 +71,7 @@ struct Event {
   std::string status;                // deployment status: "running", "succeeded", ...
   std::string reason;                // failure / rollback reason ("" = none)
   std::optional<int> canary_weight;  // canary_step / approval_needed: percent 0..100
+  std::vector<std::string> hosts;    // the environment's hosts when it has several (else empty)
   SysTime at{};                      // when it happened
   // Tells apart two events of the same type, deployment and weight (e.g. a
   // second approval at one weight after a resume). "" for the usual case.

@@ -89,6 +89,11 @@ std::string slack_message(const Event& e, std::string_view event_id, std::string
   field("Triggered by", who);
   if (e.duration) field("Duration", format_duration(*e.duration));
   field("Strategy", e.strategy);
+  if (!e.hosts.empty()) {
+    std::string hosts;
+    for (const std::string& h : e.hosts) hosts += (hosts.empty() ? "" : ", ") + h;
+    field("Hosts", hosts);
+  }
   if (e.canary_weight) field("Canary weight", std::to_string(*e.canary_weight) + "%");
   if (!fields.empty()) blocks.push_back({{"type", "section"}, {"fields", fields}});
 

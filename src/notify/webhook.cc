@@ -29,6 +29,7 @@ std::string webhook_body(const Event& e, std::string_view event_id, std::string_
       {"canary_weight", e.canary_weight ? json(*e.canary_weight) : json(nullptr)},
       {"url", link.empty() ? json(nullptr) : json(link)},
   };
+  if (!e.hosts.empty()) data["hosts"] = e.hosts;
   json body = {{"type", webhook_type(e.type)}, {"timestamp", format_time(e.at)}, {"data", data}};
   return to_json_text(body);
 }
