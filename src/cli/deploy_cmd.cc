@@ -140,6 +140,11 @@ void print_outcome(Io& io, bool json, const deploy::Outcome& r, const std::strin
         r.switch_time ? nlohmann::json(r.switch_time->count()) : nlohmann::json(nullptr);
     j["probe_ms"] = r.probe_time ? nlohmann::json(r.probe_time->count()) : nlohmann::json(nullptr);
     j["via_abort"] = r.via_abort;
+    if (!r.hosts.empty()) {
+      j["hosts"] = r.hosts;
+      j["spread_ms"] =
+          r.spread_time ? nlohmann::json(r.spread_time->count()) : nlohmann::json(nullptr);
+    }
     if (!notes.empty()) j["warning"] = notes;
     io.out << to_json_text(j) << "\n";
     return;

@@ -63,6 +63,27 @@ Result<std::unique_ptr<Host>> make_ssh_agent_host(const config::Environment& env
                                                   const secrets::SecretMap& secrets,
                                                   Millis call_timeout = Millis(30000));
 
+// Every host of `env` as one Host: one host alone (local or ssh), or for
+// several a fleet (make_fleet) whose hosts' connections are opened in
+// parallel. Each host's calls are retried while its agent restarts
+// (with_retries, at most `patience`; several hosts: at most
+// strategy.hosts.unreachable_after). Errors: the first host that could not
+// be reached (open_agent_link's), nothing having run on any host.
+Result<std::unique_ptr<Host>> make_hosts(const config::Environment& env,
+                                         const secrets::SecretMap& secrets, Clock& clock,
+                                         Millis patience,
+                                         std::function<void(const std::string&)> on_retry = {},
+                                         Millis call_timeout = Millis(30000));
+
+// Several hosts as one (fleet.cc): every call goes to all hosts in parallel
+// and succeeds only when it succeeded on each; an error names every host
+// that failed ("host h2: ...; host h3: ..."). A route() that failed on some
+// hosts says which moved. view() merges the hosts' views (HostView::hosts,
+// ReleaseView::on_hosts, processes of all hosts, the mean split); per-host
+// views, metrics, the switch spread and a per-host call log are the Host
+// interface's fleet calls. One host: returned as it is.
+std::unique_ptr<Host> make_fleet(std::vector<std::unique_ptr<Host>> hosts);
+
 // The migration engine for `env`'s database (URL from the secret named by
 // migrations.database_url_secret). nullptr with `why_none` set when
 // migrations are disabled or the folder holds no migration; kNotFound when

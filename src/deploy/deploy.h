@@ -91,6 +91,9 @@ struct Outcome {
   std::vector<StepTiming> steps;      // this run's steps, in order
   std::optional<Millis> switch_time;  // how long the final traffic switch took (the swap)
   std::optional<Millis> probe_time;   // the proxy's health probe of the new targets before it
+  // Several hosts: between the first and the last host's final switch.
+  std::optional<Millis> spread_time;
+  std::vector<std::string> hosts;  // the hosts deployed to (several hosts only)
   // rollback(): the release was still warm in a running deploy, which was
   // aborted and moved traffic back itself; `deployment` is that deploy.
   bool via_abort = false;

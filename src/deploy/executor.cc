@@ -113,7 +113,11 @@ Result<bool> await_control(state::Store& store, const ControlTicket& t, Millis t
 
 // ---- small helpers ---------------------------------------------------------
 
-int Deployer::Impl::web_count() const {
+int Deployer::Impl::host_count() const { return static_cast<int>(s.host.host_names().size()); }
+
+int Deployer::Impl::web_count() const { return web_per_host() * host_count(); }
+
+int Deployer::Impl::web_per_host() const {
   int n = 0;
   for (const config::Service& sv : env.services)
     if (sv.kind == config::ServiceKind::kWeb) n += sv.count;
@@ -124,7 +128,7 @@ int Deployer::Impl::worker_count() const {
   int n = 0;
   for (const config::Service& sv : env.services)
     if (sv.kind == config::ServiceKind::kWorker) n += sv.count;
-  return n;
+  return n * host_count();
 }
 
 Millis Deployer::Impl::elapsed() const {
@@ -159,6 +163,7 @@ notify::Event Deployer::Impl::event(notify::EventType t) const {
   e.duration = std::chrono::duration_cast<Millis>(s.clock.now() - dep.started_at);
   e.status = std::string(state::status_name(dep.status));
   e.reason = dep.reason;
+  if (host_count() > 1) e.hosts = s.host.host_names();
   e.at = s.clock.now();
   return e;
 }
@@ -241,6 +246,9 @@ Status Deployer::Impl::journal(std::string_view step, std::string_view phase,
   e.step = std::string(step);
   e.phase = std::string(phase);
   e.outcome = std::string(outcome);
+  // Several hosts: what each did in this step ("h2": "ship 1.2s ok").
+  if (phase == "outcome")
+    if (auto per_host = s.host.take_host_log(); !per_host.empty()) detail["hosts"] = per_host;
   e.detail = to_json_text(detail);
   e.at = s.clock.now();
   extra.journal.insert(extra.journal.begin(), std::move(e));
@@ -408,6 +416,7 @@ Result<Outcome> Deployer::Impl::run_from(Step first) {
       // What resume() needs to run the rest of this deploy again.
       intent = json{
           {"artifact", req.artifact.string()}, {"sha256", req.sha256}, {"strategy", dep.strategy}};
+      if (host_count() > 1) intent["hosts"] = s.host.host_names();
     }
     if (!self_journaled) MD_TRY_STATUS(journal(step_name(st), "intent", "", std::move(intent)));
     Result<StepDone> r = run_step(st);
@@ -460,6 +469,10 @@ Result<Outcome> Deployer::Impl::run_from(Step first) {
   out.steps = timings;
   out.switch_time = switch_time;
   out.probe_time = probe_time;
+  if (host_count() > 1) {
+    out.spread_time = spread_time;
+    out.hosts = s.host.host_names();
+  }
   progress(ProgressKind::kEnd, Step::kDone, dep.reason,
            std::string(state::status_name(dep.status)));
   return out;

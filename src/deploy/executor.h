@@ -65,14 +65,21 @@ struct Deployer::Impl {
   std::vector<StepTiming> timings;
   std::optional<Millis> switch_time;        // the last 100 % move: the switch itself
   std::optional<Millis> probe_time;         // and the proxy's health probe before it
+  std::optional<Millis> spread_time;        // several hosts: first to last host's switch
   std::optional<migrate::Plan> migrations;  // from preflight
   bool store_failed = false;                // a commit to the state store failed
   std::optional<Step> last_step;            // the step run_from is at
 
   const std::string& new_version() const { return dep.version; }
   const std::string& old_version() const { return dep.previous_version; }
-  int web_count() const;     // web processes the environment runs
-  int worker_count() const;  // worker processes
+  int host_count() const;    // hosts of the environment (s.host.host_names())
+  int web_count() const;     // web processes the environment runs, on all its hosts
+  int web_per_host() const;  // ... on each host
+  int worker_count() const;  // worker processes, on all its hosts
+  // Several hosts: "host h2: 0/2 healthy (...)" for each host whose release
+  // `version` has fewer than `want` healthy web processes ("" = none; an
+  // unreachable host is an error naming it).
+  Result<std::string> hosts_short_of(const std::string& version, int want);
 
   // ---- entry points (executor.cc) ----------------------------------------
   Result<Outcome> deploy(const DeployRequest& r);

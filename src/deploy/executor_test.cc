@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/hash.h"
+#include "deploy/adapters.h"
 #include "deploy/deploy.h"
 #include "deploy/fakes.h"
 
@@ -101,10 +102,13 @@ class ExecutorTest : public ::testing::Test {
   }
 
   Deployer make(std::optional<FaultPoint> fault = std::nullopt) {
-    Seams seams{
-        host_, *store_, migrations_ ? &migrator_ : nullptr, hooks_, clock_, observer_, [this] {
-          ++wakes_;
-        }};
+    Seams seams{host_override_ ? *host_override_ : host_,
+                *store_,
+                migrations_ ? &migrator_ : nullptr,
+                hooks_,
+                clock_,
+                observer_,
+                [this] { ++wakes_; }};
     Options o;
     o.actor = "tester";
     o.holder = "tester@elsewhere pid 1";
@@ -159,6 +163,7 @@ class ExecutorTest : public ::testing::Test {
   bool promoted_ = false;
   int wakes_ = 0;
   const std::atomic<bool>* interrupted_ = nullptr;
+  Host* host_override_ = nullptr;  // drives this instead of host_ (a fleet)
 };
 
 TEST_F(ExecutorTest, FirstDeployStartsRoutesAndRecords) {
@@ -891,6 +896,204 @@ TEST(Fault, Parse) {
   EXPECT_FALSE(parse_fault("nope:intent"));
   EXPECT_FALSE(parse_fault("ready:before"));
   EXPECT_EQ(parse_fault("ready:x").error().code(), Errc::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace md::deploy
+
+namespace md::deploy {
+namespace {
+
+using testing::FakeHost;
+
+// ---- several hosts: a fleet of three fakes (fleet.cc) ----------------------
+
+class FleetTest : public ExecutorTest {
+ protected:
+  void SetUp() override {
+    ExecutorTest::SetUp();
+    std::vector<std::unique_ptr<Host>> hosts;
+    for (int i = 1; i <= 3; ++i) {
+      auto h = std::make_unique<FakeHost>();
+      h->host_name = fmt::format("h{}", i);
+      fakes_.push_back(h.get());
+      hosts.push_back(std::move(h));
+    }
+    fleet_ = make_fleet(std::move(hosts));
+    host_override_ = fleet_.get();
+  }
+  bool called_everywhere(const std::string& call) const {
+    for (const FakeHost* h : fakes_)
+      if (std::find(h->calls.begin(), h->calls.end(), call) == h->calls.end()) return false;
+    return true;
+  }
+  bool called_anywhere(const std::string& call) const {
+    for (const FakeHost* h : fakes_)
+      if (std::find(h->calls.begin(), h->calls.end(), call) != h->calls.end()) return true;
+    return false;
+  }
+  void clear_calls() {
+    for (FakeHost* h : fakes_) h->calls.clear();
+  }
+  nlohmann::json outcome_detail(const std::string& id, const std::string& step) {
+    const auto j = store_->journal(id);
+    for (const state::JournalEntry& e : *j)
+      if (e.step == step && e.phase == "outcome") return nlohmann::json::parse(e.detail);
+    return nlohmann::json();
+  }
+  std::vector<FakeHost*> fakes_;
+  std::unique_ptr<Host> fleet_;
+};
+
+TEST_F(FleetTest, EveryHostTakesEveryStepAndEachIsJournaled) {
+  ok_deploy("v1");
+  clear_calls();
+  auto r = deploy("v2");
+  ASSERT_TRUE(r) << r.error().what();
+  ASSERT_EQ(r->deployment.status, state::DeployStatus::kSucceeded) << r->deployment.reason;
+  for (const char* c : {"ship v2", "start v2 web", "route v2=100", "start v2 workers"})
+    EXPECT_TRUE(called_everywhere(c)) << c;
+  for (const FakeHost* h : fakes_)
+    EXPECT_EQ(h->weights, (std::map<std::string, int>{{"v2", 100}})) << h->host_name;
+  EXPECT_EQ(r->hosts, (std::vector<std::string>{"h1", "h2", "h3"}));
+  ASSERT_TRUE(r->spread_time.has_value());
+  const nlohmann::json ship = outcome_detail(r->deployment.id, "ship");
+  ASSERT_TRUE(ship.contains("hosts")) << ship.dump();
+  for (const char* h : {"h1", "h2", "h3"})
+    EXPECT_NE(ship["hosts"][h].get<std::string>().find("ship"), std::string::npos) << ship.dump();
+  const nlohmann::json shift = outcome_detail(r->deployment.id, "shift_traffic");
+  EXPECT_TRUE(shift.contains("spread_ms")) << shift.dump();
+  // 6 web processes on 3 hosts, counted as such.
+  EXPECT_NE(outcome_detail(r->deployment.id, "ready")["note"].get<std::string>().find("6/6"),
+            std::string::npos);
+}
+
+TEST_F(FleetTest, OneHostNeverHealthyMovesNothingOnAnyHost) {
+  ok_deploy("v1");
+  clear_calls();
+  fakes_[1]->behaviour["v2"].never_healthy = true;
+  auto r = deploy("v2");
+  ASSERT_TRUE(r) << r.error().what();
+  EXPECT_EQ(r->deployment.status, state::DeployStatus::kFailed);
+  EXPECT_NE(r->deployment.reason.find("host h2: 0/2 web healthy"), std::string::npos)
+      << r->deployment.reason;
+  EXPECT_EQ(r->deployment.reason.find("host h1"), std::string::npos) << r->deployment.reason;
+  EXPECT_FALSE(called_anywhere("route v2=100"));
+  EXPECT_TRUE(called_everywhere("stop v2 all"));
+  for (const FakeHost* h : fakes_)
+    EXPECT_EQ(h->weights, (std::map<std::string, int>{{"v1", 100}})) << h->host_name;
+}
+
+TEST_F(FleetTest, AHostLostAfterTheSwitchRollsEveryHostBackAndWaitsForIt) {
+  env_.strategy.watch_window = Millis(5000);
+  env_.strategy.hosts.rollback_wait = Millis(60000);
+  ok_deploy("v1");
+  clear_calls();
+  FakeHost& h3 = *fakes_[2];
+  h3.on_route = [&h3] {
+    if (h3.weights.count("v2")) h3.unreachable = true;  // its agent dies right after the switch
+  };
+  int failed_routes = 0;
+  h3.before_route = [&] {
+    if (h3.unreachable && ++failed_routes == 3) h3.unreachable = false;  // systemd restarted it
+  };
+  auto r = deploy("v2");
+  ASSERT_TRUE(r) << r.error().what();
+  EXPECT_EQ(r->deployment.status, state::DeployStatus::kRolledBack) << r->deployment.reason;
+  EXPECT_NE(r->deployment.reason.find("host h3"), std::string::npos) << r->deployment.reason;
+  for (const FakeHost* h : fakes_)
+    EXPECT_EQ(h->weights, (std::map<std::string, int>{{"v1", 100}})) << h->host_name;
+  EXPECT_TRUE(called_everywhere("stop v2 all"));
+  EXPECT_EQ(failed_routes, 3);
+  bool waited = false;
+  for (const auto& p : observer_.events)
+    waited = waited || p.message.find("waiting up to 60s") != std::string::npos;
+  EXPECT_TRUE(waited);
+}
+
+TEST_F(FleetTest, AHostThatNeverComesBackFailsTheRollbackNamingIt) {
+  env_.strategy.watch_window = Millis(5000);
+  env_.strategy.hosts.rollback_wait = Millis(3000);
+  ok_deploy("v1");
+  FakeHost& h3 = *fakes_[2];
+  h3.on_route = [&h3] {
+    if (h3.weights.count("v2")) h3.unreachable = true;
+  };
+  auto r = deploy("v2");
+  ASSERT_TRUE(r) << r.error().what();
+  EXPECT_NE(r->deployment.status, state::DeployStatus::kSucceeded);
+  // The reachable hosts went back; the lost one is named with what to do.
+  EXPECT_EQ(fakes_[0]->weights, (std::map<std::string, int>{{"v1", 100}}));
+  EXPECT_EQ(fakes_[1]->weights, (std::map<std::string, int>{{"v1", 100}}));
+  std::string said;
+  for (const auto& p : observer_.events) said += p.message + "\n";
+  EXPECT_NE(said.find("host h3"), std::string::npos) << said;
+  EXPECT_NE(said.find("deploy --resume"), std::string::npos) << said;
+}
+
+TEST_F(FleetTest, CanaryJudgesTheSumAndNamesTheHostThatBreachesAlone) {
+  env_.strategy.kind = config::StrategyKind::kCanary;
+  env_.strategy.steps = {{50, Millis(5000), false}, {100, Millis(0), false}};
+  env_.strategy.analysis.max_error_ratio = 0.05;
+  env_.strategy.analysis.severe_error_ratio = 0.2;
+  ok_deploy("v1");
+  fakes_[1]->behaviour["v2"].error_rate = 0.9;  // one host in three: the sum has 30 % 5xx
+  auto r = deploy("v2");
+  ASSERT_TRUE(r) << r.error().what();
+  EXPECT_EQ(r->deployment.status, state::DeployStatus::kRolledBack);
+  EXPECT_NE(r->deployment.reason.find("host h2 alone"), std::string::npos) << r->deployment.reason;
+  EXPECT_EQ(r->deployment.reason.find("host h1 alone"), std::string::npos) << r->deployment.reason;
+  for (const FakeHost* h : fakes_)
+    EXPECT_EQ(h->weights, (std::map<std::string, int>{{"v1", 100}})) << h->host_name;
+}
+
+TEST(FleetMerge, ViewCountsHostsAndAveragesTheSplit) {
+  std::vector<std::unique_ptr<Host>> hosts;
+  std::vector<FakeHost*> f;
+  for (int i = 0; i < 3; ++i) {
+    auto h = std::make_unique<FakeHost>();
+    h->host_name = fmt::format("h{}", i + 1);
+    f.push_back(h.get());
+    hosts.push_back(std::move(h));
+  }
+  std::unique_ptr<Host> fleet = make_fleet(std::move(hosts));
+  LaunchSpec spec;
+  ASSERT_TRUE(fleet->ship("v1", "a", "s1"));
+  ASSERT_TRUE(fleet->start("v1", Role::kWeb, spec));
+  ASSERT_TRUE(f[0]->ship("v2", "a", "s2"));  // on one host only
+  ASSERT_TRUE(f[0]->start("v2", Role::kWeb, spec));
+  ASSERT_TRUE(f[0]->route({{"v2", 100}}));
+  ASSERT_TRUE(f[1]->route({{"v1", 100}}));
+  ASSERT_TRUE(f[2]->route({{"v1", 100}}));
+  auto v = fleet->view();
+  ASSERT_TRUE(v) << v.error().what();
+  EXPECT_EQ(v->hosts, 3);
+  ASSERT_NE(v->find("v1"), nullptr);
+  EXPECT_EQ(v->find("v1")->on_hosts, 3);
+  EXPECT_EQ(v->find("v1")->processes.size(), 6u);
+  EXPECT_EQ(v->find("v2")->on_hosts, 1);
+  EXPECT_EQ(v->weights, (std::map<std::string, int>{{"v1", 67}, {"v2", 33}}));
+  EXPECT_EQ(v->live(), "v1");
+  // Summed counters, each host's kept apart.
+  auto m = fleet->metrics();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->at("v1").requests, 400u);
+  EXPECT_EQ(m->at("v2").requests, 200u);
+  EXPECT_EQ(fleet->host_metrics().at("h1").at("v2").requests, 200u);
+  // One host failing a call: the error names it, the others did it.
+  f[2]->fail_next.emplace("stop", Error(Errc::kIo, "disk on fire"));
+  auto st = fleet->stop("v1", Role::kWeb);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().what(), "host h3: disk on fire");
+  EXPECT_TRUE(f[0]->running().empty() || f[0]->running() == std::vector<std::string>{"v2"});
+  ASSERT_TRUE(fleet->start("v1", Role::kWeb, spec));
+  f[1]->unreachable = true;
+  auto moved = fleet->route({{"v1", 100}});
+  ASSERT_FALSE(moved);
+  EXPECT_NE(moved.error().what().find("host h2: agent unreachable"), std::string::npos)
+      << moved.error().what();
+  EXPECT_NE(moved.error().what().find("moved on h1, h3 only"), std::string::npos)
+      << moved.error().what();
 }
 
 }  // namespace

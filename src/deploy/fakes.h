@@ -1,7 +1,7 @@
 // In-memory fakes of deploy's seams for unit tests (../shared/STYLE.md
 // point 3): a host that simulates releases, health, routing and traffic, a
 // migration engine and a hook runner. Each records the calls it gets and can
-// inject failures. Not thread-safe; used from the executor's thread only.
+// inject failures. Not thread-safe: one thread at a time (a fleet calls each host from its own).
 #pragma once
 
 #include <fmt/format.h>
@@ -53,7 +53,10 @@ class FakeHost : public Host {
   std::map<std::string, SetMetrics> counters;
   int metrics_calls = 0;
 
-  std::string name() const override { return "fake"; }
+  std::string host_name = "fake";
+  std::function<void()> before_route;  // called as each route() begins
+
+  std::string name() const override { return host_name; }
 
   Result<HostView> view() override {
     if (unreachable) return fail(Errc::kUnavailable, "agent unreachable", true);
@@ -133,6 +136,8 @@ class FakeHost : public Host {
       sum += it->second;
     }
     calls.push_back("route " + desc);
+    if (before_route) before_route();
+    if (unreachable) return fail(Errc::kUnavailable, "agent unreachable", true);
     if (auto e = take("route")) return tl::unexpected(*e);
     if (sum != 100) return fail(Errc::kInvalidArgument, "weights do not sum to 100");
     for (const auto& [v, pct] : w)

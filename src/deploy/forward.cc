@@ -49,16 +49,34 @@ Millis Deployer::Impl::max_start_timeout() const {
   return m;
 }
 
+Result<std::string> Deployer::Impl::hosts_short_of(const std::string& version, int want) {
+  std::vector<std::string> short_of;
+  for (auto& [name, v] : s.host.host_views()) {
+    if (!v) return tl::unexpected(std::move(v.error()).with_context("host " + name));
+    const ReleaseView* r = v->find(version);
+    if (!r || r->web_healthy() < want)
+      short_of.push_back(fmt::format("host {}: {}", name, release_state_note(r, want)));
+  }
+  return join(short_of, "; ");
+}
+
 Result<StepDone> Deployer::Impl::preflight() {
   StepDone d;
-  const HostView hv = MD_TRY(view_host());
+  // Each host on its own: a refusal names the host it is about.
+  std::vector<std::pair<std::string, HostView>> views;
+  for (auto& [name, v] : s.host.host_views()) {
+    if (!v) return tl::unexpected(std::move(v.error()).with_context("host " + name));
+    views.emplace_back(name, std::move(*v));
+  }
   std::vector<std::string> notes;
-  const ReleaseView* on_host = hv.find(new_version());
+  const bool on_every_host = std::all_of(views.begin(), views.end(), [&](const auto& hv) {
+    return hv.second.find(new_version()) != nullptr;
+  });
   std::optional<agent::DiskNeed> need;
   if (!req.artifact.empty()) {
     std::error_code ec;
     const auto size = std::filesystem::file_size(req.artifact, ec);
-    if (ec && !on_host)
+    if (ec && !on_every_host)
       return fail(Errc::kNotFound,
                   fmt::format("artifact {}: {}", req.artifact.string(), ec.message()));
     if (!ec) {
@@ -75,31 +93,36 @@ Result<StepDone> Deployer::Impl::preflight() {
                                   sum.substr(0, 12), agent::human_bytes(need->file_bytes),
                                   need->entries));
     }
-  } else if (!on_host) {
-    return fail(Errc::kNotFound,
-                fmt::format("release {} is not on host {} and no artifact was given", new_version(),
-                            s.host.name()));
   }
-  if (on_host && !req.sha256.empty() && !on_host->sha256.empty() && on_host->sha256 != req.sha256)
-    return fail(Errc::kAlreadyExists,
-                fmt::format("host {} already has a release {} from another artifact (sha256 {}); "
-                            "versions are immutable: build a new version",
-                            s.host.name(), new_version(), on_host->sha256.substr(0, 12)));
-  const agent::DiskFree free{hv.disk_free_bytes, hv.disk_free_inodes, hv.disk_free_inodes > 0};
-  if (need && !on_host)
-    if (const std::string missing = agent::shortfall(*need, free); !missing.empty())
-      return fail(Errc::kFailedPrecondition,
-                  fmt::format("not enough disk on host {} for {}: {} under the agent root "
-                              "(sizes declared by the archive)",
-                              s.host.name(), new_version(), missing));
-  notes.push_back(fmt::format("agent {} reachable, {} free", hv.agent_version,
-                              agent::human_bytes(hv.disk_free_bytes)));
-  if (!old_version().empty() && !hv.find(old_version()))
-    notes.push_back(fmt::format("previous release {} is not on the host", old_version()));
-  // Every reason to refuse, gathered before refusing, so one run lists them all.
   std::vector<std::string> refusals;
+  for (const auto& [host, hv] : views) {
+    const ReleaseView* on_host = hv.find(new_version());
+    if (req.artifact.empty() && !on_host)
+      return fail(Errc::kNotFound,
+                  fmt::format("release {} is not on host {} and no artifact was given",
+                              new_version(), host));
+    if (on_host && !req.sha256.empty() && !on_host->sha256.empty() && on_host->sha256 != req.sha256)
+      return fail(Errc::kAlreadyExists,
+                  fmt::format("host {} already has a release {} from another artifact (sha256 "
+                              "{}); versions are immutable: build a new version",
+                              host, new_version(), on_host->sha256.substr(0, 12)));
+    const agent::DiskFree free{hv.disk_free_bytes, hv.disk_free_inodes, hv.disk_free_inodes > 0};
+    if (need && !on_host)
+      if (const std::string missing = agent::shortfall(*need, free); !missing.empty())
+        return fail(Errc::kFailedPrecondition,
+                    fmt::format("not enough disk on host {} for {}: {} under the agent root "
+                                "(sizes declared by the archive)",
+                                host, new_version(), missing));
+    notes.push_back(fmt::format("{}agent {} reachable, {} free",
+                                views.size() > 1 ? "host " + host + ": " : "", hv.agent_version,
+                                agent::human_bytes(hv.disk_free_bytes)));
+    if (!old_version().empty() && !hv.find(old_version()))
+      notes.push_back(fmt::format("previous release {} is not on host {}", old_version(), host));
+    if (plan.kind == Kind::kDeploy)
+      for (std::string& r : config_mismatches(env, hv, host)) refusals.push_back(std::move(r));
+  }
+  // Every reason to refuse, gathered before refusing, so one run lists them all.
   if (plan.kind == Kind::kDeploy) {
-    refusals = config_mismatches(env, hv, s.host.name());
     const bool all = std::find(env.secrets.begin(), env.secrets.end(), "*") != env.secrets.end();
     for (const std::string& name : env.secrets)
       if (!all && !o.secrets.count(name))
@@ -173,7 +196,7 @@ Result<StepDone> Deployer::Impl::migrate(migrate::Selection sel) {
 Result<StepDone> Deployer::Impl::ship() {
   const HostView hv = MD_TRY(view_host());
   if (const ReleaseView* r = hv.find(new_version());
-      r && (req.sha256.empty() || r->sha256 == req.sha256))
+      r && r->on_hosts >= hv.hosts && (req.sha256.empty() || r->sha256 == req.sha256))
     return skipped(fmt::format("{} is already on host {}", new_version(), s.host.name()));
   MD_TRY_STATUS(s.host.ship(new_version(), req.artifact, req.sha256));
   StepDone d;
@@ -204,6 +227,11 @@ Result<StepDone> Deployer::Impl::wait_ready(const std::string& version, Millis t
       StepDone d;
       d.note = fmt::format("{}: {}", version, last);
       return d;
+    }
+    if (host_count() > 1 && ((r && r->any_failed()) || s.clock.mono() >= deadline)) {
+      // Name the hosts that hold it back: the others stay as they are.
+      const std::string which = MD_TRY(hosts_short_of(version, web_per_host()));
+      if (!which.empty()) last = which;
     }
     if (r && r->any_failed())
       return fail(Errc::kFailedPrecondition,

@@ -2,8 +2,11 @@
 // on an ssh host reached through a forwarded socket (host_ssh.cc).
 #include <fmt/format.h>
 
+#include <thread>
+
 #include "agent/api.h"
 #include "deploy/adapters.h"
+#include "deploy/state_place.h"
 #include "ssh/ssh.h"
 
 namespace md::deploy {
@@ -212,17 +215,59 @@ Result<std::unique_ptr<Host>> make_agent_host(const config::Environment& env, Mi
     if (h.address != "local")
       return fail(Errc::kInvalidArgument,
                   fmt::format("environment {}: host {} ({}) is an ssh host: use "
-                              "make_ssh_agent_host",
+                              "make_hosts",
                               env.name, h.name, h.address));
   if (env.hosts.size() > 1)
     return fail(Errc::kInvalidArgument,
-                fmt::format("environment {}: {} hosts configured; this build deploys to one host",
-                            env.name, env.hosts.size()));
+                fmt::format("environment {}: {} hosts configured: use make_hosts", env.name,
+                            env.hosts.size()));
   AgentLink link;
   link.host = env.hosts.empty() ? "local" : env.hosts[0].name;
   link.socket = agent_socket(env);
   return std::unique_ptr<Host>(
       std::make_unique<AgentHost>(std::move(link), call_timeout, route_health_timeout(env)));
+}
+
+Result<std::unique_ptr<Host>> make_hosts(const config::Environment& env,
+                                         const secrets::SecretMap& secrets, Clock& clock,
+                                         Millis patience,
+                                         std::function<void(const std::string&)> on_retry,
+                                         Millis call_timeout) {
+  if (env.hosts.size() <= 1) {
+    std::unique_ptr<Host> one;
+    if (env.hosts.size() == 1 && env.hosts[0].address != "local")
+      one = MD_TRY(make_ssh_agent_host(env, 0, secrets, call_timeout));
+    else
+      one = MD_TRY(make_agent_host(env, call_timeout));
+    return with_retries(std::move(one), clock, patience, std::move(on_retry));
+  }
+  // WHY in parallel: each ssh host's connection takes a round trip or three
+  // and the connect timeout when it is down; N hosts must not take N times.
+  std::vector<Result<AgentLink>> links(env.hosts.size(), fail(Errc::kInternal, "not opened"));
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < env.hosts.size(); ++i)
+    threads.emplace_back([&, i] {
+      const config::Host& h = env.hosts[i];
+      if (h.address == "local") {
+        AgentLink l;
+        l.host = h.name;
+        l.socket = local_agent_socket(env, h);
+        links[i] = std::move(l);
+      } else {
+        links[i] = open_agent_link(env, i, secrets);
+      }
+    });
+  for (std::thread& t : threads) t.join();
+  std::vector<std::unique_ptr<Host>> hosts;
+  for (size_t i = 0; i < links.size(); ++i) {
+    if (!links[i]) return tl::unexpected(links[i].error());
+    // WHY each host its own patience: one host's agent restarting is waited
+    // out on that host only; strategy.hosts.unreachable_after bounds it.
+    hosts.push_back(with_retries(
+        std::make_unique<AgentHost>(std::move(*links[i]), call_timeout, route_health_timeout(env)),
+        clock, std::min(patience, env.strategy.hosts.unreachable_after), on_retry));
+  }
+  return make_fleet(std::move(hosts));
 }
 
 Result<std::unique_ptr<Host>> make_ssh_agent_host(const config::Environment& env, size_t host_index,

@@ -33,10 +33,27 @@ Result<EnvironmentStatus> environment_status(state::Store& store, Host& host,
   EnvironmentStatus s;
   s.environment = environment;
   s.state_store = store.describe();
-  if (auto hv = host.view())
+  if (host.host_names().size() > 1) {
+    // WHY each host apart: one unreachable host must not hide what the
+    // others run (the merged view needs them all).
+    for (auto& [name, v] : host.host_views()) {
+      HostStatus hs;
+      hs.name = name;
+      if (v)
+        hs.view = *v;
+      else
+        hs.error = v.error().what();
+      s.hosts.push_back(std::move(hs));
+    }
+    if (auto hv = host.view())
+      s.host = std::move(*hv);
+    else
+      s.host_error = hv.error().what();
+  } else if (auto hv = host.view()) {
     s.host = std::move(*hv);
-  else
+  } else {
     s.host_error = hv.error().what();
+  }
   s.running = MD_TRY(store.running(environment));
   if (s.running) {
     const auto j = MD_TRY(store.journal(s.running->id));
@@ -79,8 +96,21 @@ std::string format_status(const EnvironmentStatus& s, SysTime now) {
     out += s.lock ? fmt::format(" (lock held by {})\n", s.lock->holder)
                   : " (its controller is gone: `meshdeploy deploy --resume`)\n";
   }
+  for (const HostStatus& h : s.hosts) {
+    std::string what = !h.view                  ? "unreachable: " + h.error
+                       : h.view->live().empty() ? std::string("nothing live")
+                                                : fmt::format("{} live", h.view->live());
+    if (h.view && h.view->weights.size() > 1) {
+      std::string split;
+      for (const auto& [v, w] : h.view->weights)
+        split += fmt::format("{}{} {}%", split.empty() ? "" : ", ", v, w);
+      what += " (" + split + ")";
+    }
+    out += fmt::format("  host {}: {}\n", h.name, what);
+  }
   if (!s.host) return out;
-  out += "  releases on host:\n";
+  out += s.hosts.empty() ? "  releases on host:\n"
+                         : fmt::format("  releases on {} hosts:\n", s.hosts.size());
   for (auto it = s.host->releases.rbegin(); it != s.host->releases.rend(); ++it) {
     const ReleaseView& r = *it;
     auto w = s.host->weights.find(r.version);
@@ -126,6 +156,15 @@ json status_json(const EnvironmentStatus& s) {
                             {"expires_at", format_time(s.lock->expires_at)}}
                      : json(nullptr);
   j["last"] = s.last_done ? deployment_json(*s.last_done) : json(nullptr);
+  if (!s.hosts.empty()) {
+    j["hosts"] = json::array();
+    for (const HostStatus& h : s.hosts)
+      j["hosts"].push_back({{"name", h.name},
+                            {"reachable", h.view.has_value()},
+                            {"error", h.error},
+                            {"live", h.view ? h.view->live() : ""},
+                            {"weights", h.view ? json(h.view->weights) : json::object()}});
+  }
   j["releases"] = json::array();
   if (s.host) {
     for (const ReleaseView& r : s.host->releases) {

@@ -16,8 +16,16 @@
 
 namespace md::deploy {
 
+// One host of an environment with several.
+struct HostStatus {
+  std::string name;
+  std::optional<HostView> view;  // nullopt when its agent is unreachable
+  std::string error;             // why ("" when reachable)
+};
+
 struct EnvironmentStatus {
   std::string environment;
+  std::vector<HostStatus> hosts;             // several hosts: each on its own (else empty)
   std::optional<HostView> host;              // nullopt when the agent is unreachable
   std::string host_error;                    // why ("" when reachable)
   std::optional<state::Deployment> running;  // a deploy in progress (or left by a dead controller)

@@ -1,6 +1,7 @@
 #include "deploy/report.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <nlohmann/json.hpp>
 
@@ -219,8 +220,13 @@ std::string summary_line(const Outcome& o) {
   if (d.finished_at) took = std::chrono::duration_cast<Millis>(*d.finished_at - d.started_at);
   std::string s = fmt::format("{} {} to {} {} in {}", d.kind, d.version, d.environment,
                               state::status_name(d.status), seconds(took));
-  if (o.switch_time)
-    s += " (" + switch_words(o.probe_time.value_or(Millis(0)), *o.switch_time) + ")";
+  if (o.switch_time) {
+    s += " (" + switch_words(o.probe_time.value_or(Millis(0)), *o.switch_time);
+    if (o.spread_time)
+      s += fmt::format(", spread {} ms across {} hosts", o.spread_time->count(), o.hosts.size());
+    s += ")";
+  }
+  if (o.hosts.size() > 1) s += fmt::format(" on hosts {}", fmt::join(o.hosts, ", "));
   if (!d.reason.empty()) s += ": " + headline(d.reason);
   return s;
 }

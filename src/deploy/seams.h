@@ -42,6 +42,7 @@ struct ReleaseView {
   std::string sha256;                  // of the artifact it was unpacked from
   std::vector<ProcessView> processes;  // empty: not running
   std::string warm_until;   // RFC 3339: the agent stops it then (rollback window); "" = never
+  int on_hosts = 1;         // several hosts: how many have it unpacked (HostView::hosts = all)
   int web_running() const;  // web processes not stopped/failed
   int web_healthy() const;
   int workers_running() const;
@@ -61,6 +62,10 @@ struct HostView {
   std::string tls_cert_sha256;         // of the certificate it loaded
   std::vector<ReleaseView> releases;   // every release on disk, oldest first
   std::map<std::string, int> weights;  // version -> percent of web traffic (sums to 100, or empty)
+  // Several hosts seen as one (a fleet, fleet.cc): how many. Processes are
+  // those of every host; weights the mean of the hosts' (each host gets the
+  // same split, so they differ only while a route is under way or failed).
+  int hosts = 1;
   const ReleaseView* find(const std::string& version) const;
   // The version with the largest weight ("" when nothing takes traffic).
   std::string live() const;
@@ -117,6 +122,26 @@ class Host {
   // Returns the versions removed.
   virtual Result<std::vector<std::string>> prune(int keep,
                                                  const std::vector<std::string>& protect) = 0;
+
+  // ---- several hosts as one (fleet.cc); one host answers for itself ------
+  // The hosts behind this one, in the config's order.
+  virtual std::vector<std::string> host_names() const { return {name()}; }
+  // Each host's own view, in host_names() order (an error for a host that
+  // cannot be asked). view() is their merge.
+  virtual std::vector<std::pair<std::string, Result<HostView>>> host_views() {
+    std::vector<std::pair<std::string, Result<HostView>>> out;
+    out.emplace_back(name(), view());
+    return out;
+  }
+  // Each host's counters as of the last metrics() call (metrics() is their sum).
+  virtual std::map<std::string, std::map<std::string, SetMetrics>> host_metrics() const {
+    return {};
+  }
+  // Between the first and the last host finishing the last route() (0: one host).
+  virtual Millis route_spread() const { return Millis(0); }
+  // What each host did since the last call, host -> "ship 1.2s ok, start 0.1s ok",
+  // for the journal (empty for one host).
+  virtual std::map<std::string, std::string> take_host_log() { return {}; }
 };
 
 // The migration engine for one environment's database.

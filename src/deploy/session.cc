@@ -20,12 +20,8 @@ Result<std::unique_ptr<Session>> Session::open(const config::Environment& env,
   s->store_ = MD_TRY_CTX(open_state(env, &secrets), "state store");
   // WHY retries: the agent may restart mid-deploy (upgrade, crash); its
   // calls are idempotent and a restarted agent re-adopts everything.
-  std::unique_ptr<Host> host;
-  if (env.hosts.size() == 1 && env.hosts[0].address != "local")
-    host = MD_TRY(make_ssh_agent_host(env, 0, secrets));
-  else
-    host = MD_TRY(make_agent_host(env));
-  s->host_ = with_retries(std::move(host), real_clock(), options.agent_patience, options.on_retry);
+  s->host_ =
+      MD_TRY(make_hosts(env, secrets, real_clock(), options.agent_patience, options.on_retry));
   if (options.migrations)
     s->migrator_ = MD_TRY(make_migrator(env, secrets, actor, &s->why_no_migrator_));
   s->hooks_ = make_shell_hooks(env.base_dir, options.hook_line);

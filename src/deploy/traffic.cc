@@ -1,21 +1,74 @@
 // Moving traffic: the blue-green switch, the canary's weighted steps with
 // their analysis windows and approval gates, and the watch window at 100 %.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "deploy/executor.h"
 #include "deploy/report.h"
 
 namespace md::deploy {
 
-Result<Snapshot> Deployer::Impl::snapshot() {
-  auto m = MD_TRY_CTX(s.host.metrics(), "proxy metrics");
+namespace {
+
+Snapshot snapshot_of(const std::map<std::string, SetMetrics>& m, const std::string& canary,
+                     const std::string& live) {
   Snapshot snap;
-  if (auto it = m.find(new_version()); it != m.end()) snap.canary = it->second;
-  if (auto it = m.find(old_version()); it != m.end()) snap.live = it->second;
+  if (auto it = m.find(canary); it != m.end()) snap.canary = it->second;
+  if (auto it = m.find(live); it != m.end()) snap.live = it->second;
   return snap;
 }
 
+// Several hosts: the windows of each host alone, to flag one host that
+// breaches while the sum (what the verdict is on) does not.
+struct PerHost {
+  std::map<std::string, Snapshot> before;
+  std::map<std::string, std::vector<Window>> windows;
+  std::map<std::string, std::string> flagged;  // host -> the reason it was flagged with
+
+  void reset() { *this = PerHost{}; }
+  // Judges each host's windows after a metrics() call; returns the hosts
+  // that breach alone now, "host h2 alone: <reason>".
+  std::vector<std::string> judge_hosts(const config::Analysis& a, const Host& host,
+                                       const std::string& canary, const std::string& live) {
+    std::vector<std::string> out;
+    for (const auto& [name, m] : host.host_metrics()) {
+      const Snapshot now = snapshot_of(m, canary, live);
+      auto b = before.find(name);
+      if (b != before.end()) {
+        if (std::optional<Window> w = window_between(b->second, now))
+          windows[name].push_back(std::move(*w));
+        else
+          windows[name].clear();
+        const Verdict v = judge(a, windows[name]);
+        if (v.kind == VerdictKind::kBreach) out.push_back("host " + name + " alone: " + v.reason);
+      }
+      before[name] = now;
+    }
+    return out;
+  }
+};
+
+}  // namespace
+
+Result<Snapshot> Deployer::Impl::snapshot() {
+  auto m = MD_TRY_CTX(s.host.metrics(), "proxy metrics");
+  return snapshot_of(m, new_version(), old_version());
+}
+
 Result<int> Deployer::Impl::canary_restarts() {
+  if (host_count() > 1) {
+    // A host that serves the new release with no healthy web process fails
+    // the step (and so every host goes back): one host down is not an
+    // environment that works.
+    for (auto& [name, v] : s.host.host_views()) {
+      if (!v) return tl::unexpected(std::move(v.error()).with_context("host " + name));
+      const ReleaseView* r = v->find(new_version());
+      if (!r || r->web_healthy() == 0)
+        return fail(Errc::kFailedPrecondition,
+                    fmt::format("host {}: no healthy web process of {} ({})", name, new_version(),
+                                release_state_note(r, web_per_host())));
+    }
+  }
   const HostView hv = MD_TRY(view_host());
   int n = 0;
   if (const ReleaseView* r = hv.find(new_version()))
@@ -40,6 +93,7 @@ Result<std::string> Deployer::Impl::analyse(int weight, Millis pause, bool appro
   MonoTime next_check = start + a.warmup;
   bool promoted = false, awaiting_approval = false, judged_at_end = false;
   std::optional<Verdict> last;
+  PerHost per_host;
   for (;;) {
     promoted = MD_TRY(poll_controls()) || promoted;
     const MonoTime now = s.clock.mono();
@@ -51,6 +105,7 @@ Result<std::string> Deployer::Impl::analyse(int weight, Millis pause, bool appro
         restarts = r;
         before.reset();
         windows.clear();
+        per_host.reset();
         last.reset();
         next_check = now + a.warmup;
         progress(ProgressKind::kNote, step,
@@ -59,6 +114,7 @@ Result<std::string> Deployer::Impl::analyse(int weight, Millis pause, bool appro
                  "", Millis(0), weight);
       } else if (!before) {
         before = MD_TRY(snapshot());  // the warm-up is over: the first window starts
+        if (host_count() > 1) per_host.judge_hosts(a, s.host, new_version(), old_version());
         next_check = now + interval;
       } else {
         judged_at_end = pause_over;
@@ -71,6 +127,24 @@ Result<std::string> Deployer::Impl::analyse(int weight, Millis pause, bool appro
         else
           windows.push_back(std::move(*w));
         Verdict v = judge(a, windows);
+        if (host_count() > 1) {
+          // The verdict is on the sum of every host; one host that breaches
+          // alone is named (in the reason of a breach, else as a warning).
+          std::vector<std::string> alone =
+              per_host.judge_hosts(a, s.host, new_version(), old_version());
+          if (v.kind == VerdictKind::kBreach && !alone.empty()) {
+            v.reason += fmt::format(" ({})", fmt::join(alone, "; "));
+          } else {
+            for (const std::string& h : alone) {
+              const std::string name = h.substr(5, h.find(' ', 5) - 5);
+              if (per_host.flagged.count(name)) continue;
+              per_host.flagged[name] = h;
+              progress(ProgressKind::kWarning, step,
+                       fmt::format("{}% {} (the sum of all hosts is judged)", weight, h), "",
+                       Millis(0), weight);
+            }
+          }
+        }
         if (!last || v.kind != last->kind || v.kind == VerdictKind::kBreach ||
             v.kind == VerdictKind::kSuspect)
           progress(ProgressKind::kNote, step,
@@ -168,9 +242,14 @@ Result<StepDone> Deployer::Impl::shift_traffic() {
       switch_time = took;
       probe_time = *probe;
     }
+    std::string spread;
+    if (host_count() > 1) {
+      spread_time = s.host.route_spread();
+      spread = fmt::format(", spread {} ms across {} hosts", spread_time->count(), host_count());
+    }
     progress(ProgressKind::kNote, Step::kShiftTraffic,
-             fmt::format("{}% of traffic on {} ({})", w.percent, new_version(),
-                         switch_words(*probe, took)),
+             fmt::format("{}% of traffic on {} ({}{})", w.percent, new_version(),
+                         switch_words(*probe, took), spread),
              "", Millis(0), w.percent);
     std::string verdict;
     if (canary && (w.percent < 100 || w.pause.count() > 0 || w.approval)) {
@@ -182,6 +261,7 @@ Result<StepDone> Deployer::Impl::shift_traffic() {
       verdict = *v;
     }
     json detail{{"weight", w.percent}, {"probe_ms", probe->count()}, {"switch_ms", took.count()}};
+    if (host_count() > 1) detail["spread_ms"] = spread_time->count();
     if (!verdict.empty()) detail["verdict"] = verdict;
     state::Batch rb;
     if (w.percent == 100) {

@@ -9,25 +9,62 @@
 namespace md::deploy {
 
 Result<StepDone> Deployer::Impl::rollback_traffic() {
-  HostView hv = MD_TRY(view_host());
-  const ReleaseView* old = hv.find(old_version());
-  if (!old) return fail(Errc::kNotFound, fmt::format("{} is no longer on the host", old_version()));
+  Result<HostView> seen = view_host();
+  // Several hosts: a host that cannot be asked does not keep the others on
+  // the release that failed; traffic goes back where it can at once, and
+  // the unreachable ones are waited for below.
+  if (!seen && host_count() <= 1) return tl::unexpected(seen.error());
   std::string started;
-  if (old->web_healthy() < web_count()) {
-    MD_TRY_STATUS(s.host.start(old_version(), Role::kWeb, launch));
-    MD_TRY(wait_ready(old_version(), max_start_timeout()));
-    started = " (started again from disk)";
+  if (seen) {
+    const ReleaseView* old = seen->find(old_version());
+    if (!old)
+      return fail(Errc::kNotFound, fmt::format("{} is no longer on the host", old_version()));
+    if (old->web_healthy() < web_count()) {
+      MD_TRY_STATUS(s.host.start(old_version(), Role::kWeb, launch));
+      MD_TRY(wait_ready(old_version(), max_start_timeout()));
+      started = " (started again from disk)";
+    }
   }
-  const MonoTime t = s.clock.mono();
-  probe_time = MD_TRY(s.host.route({{old_version(), 100}}));
+  MonoTime t = s.clock.mono();
+  Result<Millis> probe = s.host.route({{old_version(), 100}});
+  if (!probe && host_count() > 1) {
+    // WHY wait: an environment never ends with two live versions. A host
+    // whose agent restarts (systemd) comes back serving what it served.
+    const MonoTime give_up = s.clock.mono() + env.strategy.hosts.rollback_wait;
+    progress(ProgressKind::kWarning, Step::kRollbackTraffic,
+             fmt::format("{}; waiting up to {}s for it to take {} back "
+                         "(strategy.hosts.rollback_wait)",
+                         probe.error().what(), env.strategy.hosts.rollback_wait.count() / 1000,
+                         old_version()));
+    while (!probe && s.clock.mono() < give_up) {
+      MD_TRY(poll_controls());
+      s.clock.sleep_for(std::max(o.poll, Millis(500)));
+      t = s.clock.mono();
+      probe = s.host.route({{old_version(), 100}});
+    }
+    if (!probe)
+      return fail(probe.error().code(),
+                  fmt::format("{}; gave up after strategy.hosts.rollback_wait: run `meshdeploy "
+                              "deploy --resume --env {}` once it answers",
+                              probe.error().what(), env.name));
+    // The host that came back may need its old release started again.
+    HostView now = MD_TRY(view_host());
+    const ReleaseView* old = now.find(old_version());
+    if (old && old->web_healthy() < web_count()) {
+      MD_TRY_STATUS(s.host.start(old_version(), Role::kWeb, launch));
+      MD_TRY(wait_ready(old_version(), max_start_timeout()));
+    }
+  }
+  if (!probe) return tl::unexpected(probe.error());
+  probe_time = *probe;
   switch_time =
       std::max(Millis(0), std::chrono::duration_cast<Millis>(s.clock.mono() - t) - *probe_time);
   rolled_back = true;
   progress(ProgressKind::kNote, Step::kRollbackTraffic,
            fmt::format("100% of traffic back on {} ({}){}", old_version(),
                        switch_words(*probe_time, *switch_time), started));
-  hv = MD_TRY(view_host());
-  old = hv.find(old_version());
+  const HostView hv = MD_TRY(view_host());
+  const ReleaseView* old = hv.find(old_version());
   if (worker_count() > 0 && old && old->workers_running() < worker_count())
     MD_TRY_STATUS(s.host.start(old_version(), Role::kWorkers, launch));
   StepDone d;
