@@ -236,6 +236,7 @@ build_app() {
 #   HEALTH_INTERVAL=100ms (the web processes' health probes)
 #   HOOKS (yaml lines under hooks:, indented 4)  MIGRATIONS=off|on
 #   ENV_YAML (yaml lines of environment test, indented 4; e.g. from ssh_env_yaml)
+#   STRATEGY_YAML (more yaml lines under strategy:, indented 4)
 write_config() {
   mkdir -p "$T/app" "$T/spool"
   local workers=${WORKERS:-1} migrations="    enabled: false" steps=${CANARY_STEPS:-}
@@ -266,6 +267,7 @@ $migrations
 $( [ "${STRATEGY:-blue_green}" = canary ] && printf '    steps: %s\n' "$steps")
     analysis: {max_error_ratio: 0.05, max_p99_ratio: 0, min_requests: ${MIN_REQUESTS:-20}, interval: ${INTERVAL:-250ms}, warmup: ${WARMUP:-0s}, max_inconclusive: 10s}
     watch_window: ${WATCH:-0s}
+$( [ -n "${STRATEGY_YAML:-}" ] && printf '%s\n' "$STRATEGY_YAML")
   rollback_window: ${WINDOW:-0s}
   keep_releases: 3
   hooks:

@@ -140,3 +140,37 @@ PY
   expect_eq "$(ssh_proxy_version "$i")" "$v" "version served by host $i"
 }
 ssh_expect_only_quietly() { ( ssh_expect_only "$1" "$2" ); }
+
+# Starts HAProxy in front of the hosts' proxies, as a user puts a load
+# balancer before their hosts: round robin, health checks every 200 ms, a
+# refused connection retried on another host. Sets FRONT_PORT and FRONT_URL.
+# Exits 77 only when haproxy is not installed.
+start_front() {
+  command -v haproxy >/dev/null || { echo "e2e: haproxy missing (scripts/install-deps.sh); skipping" >&2; exit 77; }
+  FRONT_PORT=$(free_port)
+  FRONT_URL="http://127.0.0.1:$FRONT_PORT/"
+  {
+    printf 'global\n  maxconn 4096\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n'
+    printf '  retries 3\n  option redispatch 1\n  retry-on conn-failure empty-response response-timeout 502 503\n'
+    printf 'frontend front\n  bind 127.0.0.1:%s\n  default_backend hosts\n' "$FRONT_PORT"
+    printf 'backend hosts\n  balance roundrobin\n  option httpchk GET /healthz\n'
+    local i
+    for i in $(seq 1 "$SSH_N"); do
+      printf '  server h%s %s:%s check inter 200ms fall 1 rise 2\n' "$i" "${SSH_ADDR[i]}" "${SSH_PROXY_PORT[i]}"
+    done
+  } >"$T/haproxy.cfg"
+  haproxy -c -f "$T/haproxy.cfg" >/dev/null || die "haproxy config invalid: $(haproxy -c -f "$T/haproxy.cfg" 2>&1)"
+  spawn haproxy haproxy -db -f "$T/haproxy.cfg"
+  E2E_LOGS="${E2E_LOGS-} $T/haproxy.log"
+  wait_for 20 "haproxy on $FRONT_PORT" bash -c "exec 3<>/dev/tcp/127.0.0.1/$FRONT_PORT"
+}
+
+# Restarts the agent of host I (after it was killed), as systemd's
+# Restart=on-failure would. Usage: restart_host_agent I
+restart_host_agent() {
+  local i=$1
+  spawn "agent-h$i-again" "$MESHDEPLOY_BIN" agent run --root "${SSH_ROOT[i]}" --listen "${SSH_ADDR[i]}:${SSH_PROXY_PORT[i]}"
+  SSH_AGENT_PID[i]=$LAST_PID
+  E2E_LOGS="${E2E_LOGS-} $T/agent-h$i-again.log"
+  wait_for 20 "the agent of host $i again" "$MESHDEPLOY_BIN" agent status --root "${SSH_ROOT[i]}"
+}

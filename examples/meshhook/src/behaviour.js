@@ -8,6 +8,8 @@ const path = require('node:path');
 
 const KNOBS = {
   MESHHOOK_HEALTH: 'ok',          // "fail": /healthz answers 503 forever
+  MESHHOOK_HEALTH_FAIL_IF: '',    // a path (relative to the release dir): /healthz answers 503
+                                  // while it exists — one host of several made sick
   MESHHOOK_ERROR_RATE: '0',       // 0..1: share of app requests answered 500 (deterministic)
   MESHHOOK_DELAY_MS: '0',         // every app request waits this long
   MESHHOOK_COLD_REQUESTS: '0',    // the first N app requests of a process (a cold start) ...
@@ -30,6 +32,7 @@ function load(buildDir) {
   }
   return {
     failHealth: out.MESHHOOK_HEALTH === 'fail',
+    failHealthIf: out.MESHHOOK_HEALTH_FAIL_IF,
     errorRate: Math.min(1, Math.max(0, Number(out.MESHHOOK_ERROR_RATE) || 0)),
     delayMs: Math.max(0, Number(out.MESHHOOK_DELAY_MS) || 0),
     coldRequests: Math.max(0, Number(out.MESHHOOK_COLD_REQUESTS) || 0),

@@ -44,7 +44,8 @@ function answer(res, status, body) {
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://x');
   if (url.pathname === '/healthz') {
-    return b.failHealth ? answer(res, 503, 'unhealthy\n') : answer(res, 200, 'ok\n');
+    const sick = b.failHealth || (b.failHealthIf !== '' && fs.existsSync(path.resolve(b.failHealthIf)));
+    return sick ? answer(res, 503, 'unhealthy\n') : answer(res, 200, 'ok\n');
   }
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
