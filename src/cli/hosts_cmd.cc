@@ -137,7 +137,7 @@ Exit run_check(Io& io, const HostsArgs& a) {
   if (!l) return report(io, l.error());
   const std::string v(version());
   std::vector<deploy::HostHealth> hosts =
-      deploy::check_hosts(l->env, l->secrets, v, deploy::CheckLimits{});
+      deploy::check_hosts(l->env, l->secrets, "/proc/self/exe", v, deploy::CheckLimits{});
   std::string text = a.json ? to_json_text(deploy::check_json(hosts, v), 2) + "\n"
                             : deploy::format_check_table(hosts, v);
   io.out << (l->redactor ? l->redactor->redact(text) : text);

@@ -18,10 +18,14 @@ std::string unit_word(std::string_view s) {
   std::string out;
   bool quote = s.empty();
   for (char c : s) {
-    if (c == '%') out += "%%";
-    else if (c == '$') out += "$$";
-    else if (c == '\\' || c == '"') out += std::string("\\") + c;
-    else out += c;
+    if (c == '%')
+      out += "%%";
+    else if (c == '$')
+      out += "$$";
+    else if (c == '\\' || c == '"')
+      out += std::string("\\") + c;
+    else
+      out += c;
     quote = quote || c == ' ' || c == '\t' || c == '"' || c == '\'' || c == '\\';
   }
   return quote ? "\"" + out + "\"" : out;
@@ -108,22 +112,20 @@ std::string agent_unit_text(const SetupTarget& t) {
   s += "ExecStart=" + unit_word(t.binary) + " agent run --root " + unit_word(t.root) +
        " --listen " + unit_word(t.listen) + "\n";
   s += "ExecReload=" + unit_word(t.binary) + " agent restart --root " + unit_word(t.root) + "\n";
-  s +=
-      "Restart=on-failure\n"
-      "RestartSec=1s\n"
-      "WatchdogSec=30s\n"
-      "TimeoutStopSec=90s\n"
-      "# Release processes outlive the agent (a restarted agent re-adopts them).\n"
-      "KillMode=process\n"
-      "Delegate=yes\n"
-      "LimitNOFILE=65536\n";
+  s += "Restart=on-failure\n"
+       "RestartSec=1s\n"
+       "WatchdogSec=30s\n"
+       "TimeoutStopSec=90s\n"
+       "# Release processes outlive the agent (a restarted agent re-adopts them).\n"
+       "KillMode=process\n"
+       "Delegate=yes\n"
+       "LimitNOFILE=65536\n";
   const int port = listen_port(t.listen);
   if (port > 0 && port < 1024 && t.user != "root")
     s += "# The proxy listens on a privileged port.\nAmbientCapabilities=CAP_NET_BIND_SERVICE\n";
-  s +=
-      "\n"
-      "[Install]\n"
-      "WantedBy=multi-user.target\n";
+  s += "\n"
+       "[Install]\n"
+       "WantedBy=multi-user.target\n";
   return s;
 }
 
@@ -189,15 +191,24 @@ Result<SetupObserved> parse_probe(std::string_view out) {
 
 std::string_view action_name(SetupAction a) {
   switch (a) {
-    case SetupAction::kInstallBinary: return "install binary";
-    case SetupAction::kWriteUnit: return "write unit";
-    case SetupAction::kCreateRoot: return "create root";
-    case SetupAction::kFixRoot: return "fix root";
-    case SetupAction::kDaemonReload: return "systemctl daemon-reload";
-    case SetupAction::kEnableStart: return "systemctl enable --now";
-    case SetupAction::kRestartUnit: return "systemctl restart";
-    case SetupAction::kStartDetached: return "start agent";
-    case SetupAction::kRestartDetached: return "restart agent";
+    case SetupAction::kInstallBinary:
+      return "install binary";
+    case SetupAction::kWriteUnit:
+      return "write unit";
+    case SetupAction::kCreateRoot:
+      return "create root";
+    case SetupAction::kFixRoot:
+      return "fix root";
+    case SetupAction::kDaemonReload:
+      return "systemctl daemon-reload";
+    case SetupAction::kEnableStart:
+      return "systemctl enable --now";
+    case SetupAction::kRestartUnit:
+      return "systemctl restart";
+    case SetupAction::kStartDetached:
+      return "start agent";
+    case SetupAction::kRestartDetached:
+      return "restart agent";
   }
   return "?";
 }
@@ -246,8 +257,7 @@ std::vector<std::string> format_setup(const SetupReport& r, const SetupTarget& t
                               r.host, r.agent_version, short_sha(r.binary_sha256),
                               r.agent_version));
   } else {
-    out.push_back(
-        fmt::format("{}: changed: {}; agent answering {}", r.host, did, r.agent_version));
+    out.push_back(fmt::format("{}: changed: {}; agent answering {}", r.host, did, r.agent_version));
   }
   if (!r.systemd)
     out.push_back(r.host +
@@ -273,7 +283,8 @@ Result<std::pair<uint64_t, uint64_t>> parse_df(std::string_view out) {
   return std::make_pair(blocks * 1024, avail * 1024);
 }
 
-void judge_health(HostHealth& h, std::string_view want_version, const CheckLimits& limits) {
+void judge_health(HostHealth& h, std::string_view want_version, std::string_view want_sha256,
+                  const CheckLimits& limits) {
   h.problems.clear();
   h.warnings.clear();
   if (!h.reachable) {
@@ -288,13 +299,24 @@ void judge_health(HostHealth& h, std::string_view want_version, const CheckLimit
     h.problems.push_back(fmt::format(
         "the agent runs meshdeploy {}, the controller {} (meshdeploy hosts setup installs it)",
         h.agent_version, want_version));
+  if (h.binary_sha256 && h.binary_sha256->empty())
+    h.problems.push_back(h.binary + " is missing (meshdeploy hosts setup installs it)");
+  else if (h.binary_sha256 && *h.binary_sha256 != want_sha256)
+    h.problems.push_back(fmt::format(
+        "{} differs from the controller's binary (sha256 {}, want {}; meshdeploy hosts setup "
+        "installs it)",
+        h.binary, short_sha(*h.binary_sha256), short_sha(want_sha256)));
   if (!h.skew_s)
     h.problems.push_back("the host's clock could not be read");
-  else if (std::fabs(*h.skew_s) > limits.max_skew_s)
+  else if (std::fabs(*h.skew_s) - h.skew_error_s > limits.max_skew_s)
     h.problems.push_back(fmt::format(
         "clock off by {:+.3f} s (more than {} s: leases and deploy times compare clocks; sync "
         "it with NTP)",
         *h.skew_s, limits.max_skew_s));
+  else if (std::fabs(*h.skew_s) + h.skew_error_s > limits.max_skew_s)
+    h.warnings.push_back(fmt::format(
+        "clock off by {:+.3f} s ± {:.3f} s: maybe more than {} s (a slow round trip blurs it)",
+        *h.skew_s, h.skew_error_s, limits.max_skew_s));
   if (auto pct = free_percent(h)) {
     if (*pct < limits.min_free_ratio * 100 || *h.disk_free_bytes < limits.min_free_bytes)
       h.warnings.push_back(fmt::format("low disk under the agent root: {} free ({:.0f}%)",
@@ -311,11 +333,10 @@ std::string format_check_table(const std::vector<HostHealth>& hosts, std::string
   for (const HostHealth& h : hosts) {
     const bool ssh = h.address != "local";
     std::vector<std::string> row{h.host};
-    row.push_back(!h.reachable ? "no"
-                               : fmt::format("yes (rtt {:.0f} ms)", h.rtt_ms));
+    row.push_back(!h.reachable ? "no" : fmt::format("yes (rtt {:.0f} ms)", h.rtt_ms));
     row.push_back(!ssh ? "local" : h.host_key_verified ? "verified" : "-");
     row.push_back(h.agent_version.empty() ? "-" : h.agent_version);
-    row.push_back(h.skew_s ? fmt::format("{:+.3f} s", *h.skew_s) : "-");
+    row.push_back(h.skew_s ? fmt::format("{:+.3f} s ±{:.3f}", *h.skew_s, h.skew_error_s) : "-");
     auto pct = free_percent(h);
     row.push_back(pct ? fmt::format("{} ({:.0f}%)", human_bytes(*h.disk_free_bytes), *pct) : "-");
     row.push_back(!h.problems.empty() ? "PROBLEM" : !h.warnings.empty() ? "warning" : "ok");
@@ -342,8 +363,8 @@ std::string format_check_table(const std::vector<HostHealth>& hosts, std::string
   if (bad == 0)
     out += fmt::format("all {} host(s) fine (controller {})\n", hosts.size(), version);
   else
-    out += fmt::format("{} of {} host(s) have problems (controller {})\n", bad, hosts.size(),
-                       version);
+    out +=
+        fmt::format("{} of {} host(s) have problems (controller {})\n", bad, hosts.size(), version);
   return out;
 }
 
@@ -358,12 +379,16 @@ nlohmann::json check_json(const std::vector<HostHealth>& hosts, std::string_view
                      {"connect_ms", h.connect_ms},
                      {"rtt_ms", h.rtt_ms},
                      {"agent_version", h.agent_version},
+                     {"binary", h.binary},
                      {"problems", h.problems},
                      {"warnings", h.warnings},
                      {"ok", h.problems.empty()}};
     if (!h.connect_error.empty()) j["connect_error"] = h.connect_error;
+    j["binary_sha256"] = h.binary_sha256 ? nlohmann::json(*h.binary_sha256) : nlohmann::json();
     j["skew_s"] = h.skew_s ? nlohmann::json(*h.skew_s) : nlohmann::json();
-    j["disk_free_bytes"] = h.disk_free_bytes ? nlohmann::json(*h.disk_free_bytes) : nlohmann::json();
+    j["skew_error_s"] = h.skew_error_s;
+    j["disk_free_bytes"] =
+        h.disk_free_bytes ? nlohmann::json(*h.disk_free_bytes) : nlohmann::json();
     j["disk_total_bytes"] =
         h.disk_total_bytes ? nlohmann::json(*h.disk_total_bytes) : nlohmann::json();
     auto pct = free_percent(h);

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,7 +19,6 @@
 
 #include "config/config.h"
 #include "core/error.h"
-#include <nlohmann/json.hpp>
 #include "secrets/secrets.h"
 
 namespace md::deploy {
@@ -57,16 +57,16 @@ std::string probe_script(const config::Host& h);
 
 // What the host has.
 struct SetupObserved {
-  std::string user;               // `id -un`
-  std::string home;               // $HOME
-  std::string binary_sha256;      // "" = no file at hosts[].binary
-  std::string unit_sha256;        // "" = no unit file
-  bool root_exists = false;       // the agent root is a directory
-  std::string root_owner;         // its owner's name
-  unsigned root_mode = 0;         // its permission bits
-  bool systemd = false;           // /run/systemd/system exists (systemd is PID 1)
-  bool unit_enabled = false;      // `systemctl is-enabled` says enabled
-  std::string agent_version;      // "" = no agent answers on the root's socket
+  std::string user;           // `id -un`
+  std::string home;           // $HOME
+  std::string binary_sha256;  // "" = no file at hosts[].binary
+  std::string unit_sha256;    // "" = no unit file
+  bool root_exists = false;   // the agent root is a directory
+  std::string root_owner;     // its owner's name
+  unsigned root_mode = 0;     // its permission bits
+  bool systemd = false;       // /run/systemd/system exists (systemd is PID 1)
+  bool unit_enabled = false;  // `systemctl is-enabled` says enabled
+  std::string agent_version;  // "" = no agent answers on the root's socket
 };
 // kInvalidArgument when a line is malformed or user/home are missing. Pure.
 Result<SetupObserved> parse_probe(std::string_view out);
@@ -94,14 +94,14 @@ std::vector<SetupAction> plan_setup(const SetupTarget& t, const SetupObserved& o
 // What happened on one host.
 struct SetupReport {
   std::string host;
-  bool skipped = false;               // address: local (setup installs over ssh only)
-  std::vector<SetupAction> done;      // the changes made
-  bool systemd = true;                // false: the agent runs detached (said in the output)
-  std::string binary_sha256;          // the installed binary's
-  std::string agent_version;          // the version that answered at the end
-  std::string step;                   // the failed step: "connect", "probe", an action_name,
-                                      // "check agent"
-  std::string error;                  // "" = fine
+  bool skipped = false;           // address: local (setup installs over ssh only)
+  std::vector<SetupAction> done;  // the changes made
+  bool systemd = true;            // false: the agent runs detached (said in the output)
+  std::string binary_sha256;      // the installed binary's
+  std::string agent_version;      // the version that answered at the end
+  std::string step;               // the failed step: "connect", "probe", an action_name,
+                                  // "check agent"
+  std::string error;              // "" = fine
 };
 // The report's lines, e.g. "h1: unchanged (binary 0.1.0 sha256 ab12cd34…, unit,
 // root, agent answering 0.1.0)". Pure.
@@ -111,25 +111,30 @@ std::vector<std::string> format_setup(const SetupReport& r, const SetupTarget& t
 
 // Limits of a healthy host.
 struct CheckLimits {
-  double max_skew_s = 1.0;           // |clock skew| above: a problem (leases compare clocks)
-  double min_free_ratio = 0.10;      // free/total under the agent root below: a warning
+  double max_skew_s = 1.0;            // |clock skew| above: a problem (leases compare clocks)
+  double min_free_ratio = 0.10;       // free/total under the agent root below: a warning
   uint64_t min_free_bytes = 1 << 30;  // ... or fewer free bytes than this: a warning
 };
 
 // What `hosts check` saw on one host.
 struct HostHealth {
   std::string host;
-  std::string address;               // hosts[].address
-  bool reachable = false;            // ssh connected (host key verified) or local
-  bool host_key_verified = false;    // ssh checked the key strictly (always, when reachable)
-  std::string connect_error;         // why not reachable
-  double connect_ms = 0;             // ssh login time
-  double rtt_ms = 0;                 // one command's round trip over the open connection
-  std::optional<double> skew_s;      // host clock - controller clock at the midpoint
-  std::string agent_version;         // "" = no agent answered
-  std::string agent_error;           // why not
+  std::string address;             // hosts[].address
+  bool reachable = false;          // ssh connected (host key verified) or local
+  bool host_key_verified = false;  // ssh checked the key strictly (always, when reachable)
+  std::string connect_error;       // why not reachable
+  double connect_ms = 0;           // ssh login time
+  double rtt_ms = 0;               // one command's round trip over the open connection
+  std::optional<double> skew_s;    // host clock - controller clock at the midpoint
+  double skew_error_s = 0;         // at most this far off: half the round trip of the sample
+  std::string agent_version;       // "" = no agent answered
+  std::string agent_error;         // why not
+  std::string binary;              // hosts[].binary
+  // sha256 of hosts[].binary on the host: "" = no such file; nullopt = not
+  // checked (local hosts, which setup does not install)
+  std::optional<std::string> binary_sha256;
   std::optional<uint64_t> disk_free_bytes, disk_total_bytes;  // under the agent root
-  std::vector<std::string> problems;  // filled by judge_health
+  std::vector<std::string> problems;                          // filled by judge_health
   std::vector<std::string> warnings;
 };
 
@@ -143,9 +148,11 @@ double clock_skew(double before, double remote, double after);
 Result<std::pair<uint64_t, uint64_t>> parse_df(std::string_view out);
 
 // Fills h.problems and h.warnings: unreachable, no agent, a version other
-// than `want_version`, |skew| > limits.max_skew_s are problems; low disk is
-// a warning. Pure.
-void judge_health(HostHealth& h, std::string_view want_version, const CheckLimits& limits);
+// than `want_version`, a binary other than the controller's (`want_sha256`),
+// a skew surely above limits.max_skew_s (|skew| - skew_error_s) are
+// problems; low disk and a skew that may be above it are warnings. Pure.
+void judge_health(HostHealth& h, std::string_view want_version, std::string_view want_sha256,
+                  const CheckLimits& limits);
 
 // A table, one row per host, then one line per problem and warning. Pure.
 std::string format_check_table(const std::vector<HostHealth>& hosts, std::string_view version);
@@ -160,14 +167,14 @@ nlohmann::json check_json(const std::vector<HostHealth>& hosts, std::string_view
 // what it did, or which step failed and why. Local hosts are skipped.
 std::vector<SetupReport> setup_hosts(const config::Environment& env,
                                      const secrets::SecretMap& secrets, const std::string& self,
-                                     const std::string& version,
-                                     std::vector<SetupTarget>* targets);
+                                     const std::string& version, std::vector<SetupTarget>* targets);
 
 // Checks every host of `env` in parallel (local hosts through the local
 // agent socket and a local shell); blocks until all are done; judged with
-// `limits` against `version`.
+// `limits` against `version` and the sha256 of `self` (the controller's
+// binary).
 std::vector<HostHealth> check_hosts(const config::Environment& env,
-                                    const secrets::SecretMap& secrets, const std::string& version,
-                                    const CheckLimits& limits);
+                                    const secrets::SecretMap& secrets, const std::string& self,
+                                    const std::string& version, const CheckLimits& limits);
 
 }  // namespace md::deploy

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "agent/api.h"
+#include "agent/root.h"
 #include "core/hash.h"
 #include "core/process.h"
 #include "deploy/adapters.h"
@@ -20,8 +21,7 @@ using ssh::shell_quote;
 
 // Seconds since the epoch on the controller's wall clock.
 double wall_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 // The agent's version through `socket` ("" when none answers, with why).
@@ -80,13 +80,20 @@ Status apply(ssh::Connection& c, SetupAction a, const SetupTarget& t, const std:
     case SetupAction::kRestartUnit:
       return run_step(c, "systemctl restart " + shell_quote(t.unit + ".service"), quick);
     case SetupAction::kStartDetached:
+      // WHY the marker first: the agent takes an empty root or one meshdeploy
+      // made (agent/root.h), and its log in the root would make it neither.
       // WHY setsid -f and every descriptor redirected: the agent must outlive
       // this ssh session, and the session ends only when no process holds it.
-      return run_step(c,
-                      fmt::format("cd / && setsid -f nohup {} agent run --root {} --listen {} "
-                                  "</dev/null >>{}/agent.log 2>&1",
-                                  bin, root, shell_quote(t.listen), root),
-                      quick);
+      return run_step(
+          c,
+          fmt::format("set -e; cd {0}; [ -n \"$(ls -A)\" ] || {{ printf '%s\\n' {3} "
+                      ">{4}; chmod 0600 {4}; }}; setsid -f nohup {1} agent run --root {0} "
+                      "--listen {2} </dev/null >>agent.log 2>&1",
+                      root, bin, shell_quote(t.listen),
+                      shell_quote("meshdeploy agent root: this directory and its content belong "
+                                  "to `meshdeploy agent run` (docs/agent.md)"),
+                      agent::kRootMarker),
+          quick);
     case SetupAction::kRestartDetached:
       return run_step(c, fmt::format("{} agent restart --root {} >/dev/null", bin, root), quick);
   }
@@ -154,19 +161,27 @@ SetupReport setup_one(const config::Environment& env, size_t i, const secrets::S
 using Shell = std::function<Result<ssh::RunResult>(const std::string& script)>;
 
 void measure(HostHealth& out, const Shell& sh, const std::string& root) {
-  const double before = wall_now();
-  auto date = sh("date +%s.%N");
-  const double after = wall_now();
-  out.rtt_ms = (after - before) * 1000;
-  if (date && date->exit_code == 0) {
+  // WHY three samples, the shortest kept: the host read its clock somewhere
+  // in the round trip, so the midpoint is off by at most half of it.
+  for (int sample = 0; sample < 3; ++sample) {
+    const double before = wall_now();
+    auto date = sh("date +%s.%N");
+    const double after = wall_now();
+    const double rtt_ms = (after - before) * 1000;
+    if (!date || date->exit_code != 0) continue;
     char* end = nullptr;
     const double remote = std::strtod(date->out.c_str(), &end);
-    if (end != date->out.c_str() && remote > 0) out.skew_s = clock_skew(before, remote, after);
+    if (end == date->out.c_str() || remote <= 0) continue;
+    if (out.skew_s && rtt_ms >= out.rtt_ms) continue;
+    out.rtt_ms = rtt_ms;
+    out.skew_s = clock_skew(before, remote, after);
+    out.skew_error_s = rtt_ms / 2000;
   }
   const std::string q = shell_quote(root);
-  auto df = sh(fmt::format("cd \"$HOME\" 2>/dev/null; df -Pk {} 2>/dev/null || df -Pk "
-                           "\"$(dirname {})\"",
-                           q, q));
+  auto df =
+      sh(fmt::format("cd \"$HOME\" 2>/dev/null; df -Pk {} 2>/dev/null || df -Pk "
+                     "\"$(dirname {})\"",
+                     q, q));
   if (df && df->exit_code == 0)
     if (auto parsed = parse_df(df->out)) {
       out.disk_total_bytes = parsed->first;
@@ -179,6 +194,7 @@ HostHealth check_one(const config::Environment& env, size_t i, const secrets::Se
   HostHealth out;
   out.host = h.name;
   out.address = h.address;
+  out.binary = h.binary;
   if (h.address == "local") {
     out.reachable = true;
     Shell local = [](const std::string& script) -> Result<ssh::RunResult> {
@@ -211,6 +227,13 @@ HostHealth check_one(const config::Environment& env, size_t i, const secrets::Se
     if (home && home->exit_code == 0) root = home->out + "/" + root;
   }
   measure(out, remote, root);
+  auto sha =
+      remote(fmt::format("[ ! -f {0} ] || sha256sum {0} | cut -c1-64", shell_quote(h.binary)));
+  if (sha && sha->exit_code == 0) {
+    std::string v = sha->out;
+    while (!v.empty() && v.back() == '\n') v.pop_back();
+    out.binary_sha256 = v;
+  }
   auto socket = c.forward(std::filesystem::path(root).lexically_normal().string() + "/agent.sock");
   if (!socket)
     out.agent_error = socket.error().what();
@@ -259,16 +282,17 @@ std::vector<SetupReport> setup_hosts(const config::Environment& env,
     }
     return out;
   }
-  return each_host<SetupReport>(
-      env, [&](size_t i) { return setup_one(env, i, secrets, self, ts[i]); });
+  return each_host<SetupReport>(env,
+                                [&](size_t i) { return setup_one(env, i, secrets, self, ts[i]); });
 }
 
 std::vector<HostHealth> check_hosts(const config::Environment& env,
-                                    const secrets::SecretMap& secrets, const std::string& version,
-                                    const CheckLimits& limits) {
+                                    const secrets::SecretMap& secrets, const std::string& self,
+                                    const std::string& version, const CheckLimits& limits) {
+  auto self_sha = sha256_file_hex(self);
   std::vector<HostHealth> out =
       each_host<HostHealth>(env, [&](size_t i) { return check_one(env, i, secrets); });
-  for (HostHealth& h : out) judge_health(h, version, limits);
+  for (HostHealth& h : out) judge_health(h, version, self_sha ? *self_sha : "?", limits);
   return out;
 }
 
