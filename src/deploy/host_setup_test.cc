@@ -321,8 +321,7 @@ TEST(HostCheckJudge, UnreachableIsTheOnlyProblemThen) {
   HostHealth h;
   h.host = "h3";
   h.connect_error = "ssh to h3: connection refused";
-  EXPECT_EQ(problems(h),
-            std::vector<std::string>{"unreachable: ssh to h3: connection refused"});
+  EXPECT_EQ(problems(h), std::vector<std::string>{"unreachable: ssh to h3: connection refused"});
 }
 
 TEST(HostCheckJudge, LowDiskIsAWarning) {
@@ -358,9 +357,9 @@ TEST(HostCheckFormat, ATableThenEachProblem) {
             "h3: problem: unreachable: timed out\n"
             "2 of 3 host(s) have problems (controller 1.2.3)\n");
   std::vector<HostHealth> fine{all[0]};
-  EXPECT_EQ(format_check_table(fine, "1.2.3").substr(format_check_table(fine, "1.2.3").rfind(
-                "all")),
-            "all 1 host(s) fine (controller 1.2.3)\n");
+  EXPECT_EQ(
+      format_check_table(fine, "1.2.3").substr(format_check_table(fine, "1.2.3").rfind("all")),
+      "all 1 host(s) fine (controller 1.2.3)\n");
 }
 
 TEST(HostCheckFormat, JsonHasBytesPercentAndTheVerdict) {
