@@ -56,6 +56,8 @@ MD_CMD(setup_notify_status)
 MD_CMD(setup_notify_retry)
 // hosts_cmd.cc
 MD_CMD(setup_hosts_import)
+MD_CMD(setup_hosts_setup)
+MD_CMD(setup_hosts_check)
 #undef MD_CMD
 
 }  // namespace md::cli

@@ -1,5 +1,7 @@
 // `meshdeploy hosts import`: an environment's hosts: list from `terraform
 // output -json`, checked (default) or written into meshdeploy.yml.
+// `meshdeploy hosts setup | check`: bootstrap and check each host's agent
+// (deploy/host_setup.h).
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
@@ -7,8 +9,12 @@
 #include <ostream>
 
 #include "cli/commands.h"
+#include "cli/version.h"
 #include "config/inventory.h"
 #include "core/fs.h"
+#include "core/json.h"
+#include "deploy/adapters.h"
+#include "deploy/host_setup.h"
 
 namespace md::cli {
 namespace {
@@ -83,7 +89,82 @@ Exit run_import(Io& io, const ImportArgs& a) {
   return Exit::kOk;
 }
 
+struct HostsArgs {
+  std::string config;
+  std::string env;
+  bool json = false;
+};
+
+// The environment and, when its ssh trust or key is in the vault, its
+// secrets (their values masked in the log and in everything printed).
+struct Loaded {
+  config::Environment env;
+  secrets::SecretMap secrets;
+  std::shared_ptr<const secrets::Redactor> redactor;
+};
+Result<Loaded> load_hosts_env(Io& io, const HostsArgs& a) {
+  Loaded l;
+  l.env = MD_TRY(load_environment(io, a.config, a.env));
+  if (deploy::needs_ssh_secrets(l.env)) {
+    l.secrets = MD_TRY_CTX(secrets::load_secrets(l.env), "secrets of " + a.env);
+    l.redactor = std::make_shared<const secrets::Redactor>(l.secrets);
+    secrets::install_log_redactor(l.redactor);
+  }
+  return l;
+}
+
+Exit run_setup(Io& io, const HostsArgs& a) {
+  auto l = load_hosts_env(io, a);
+  if (!l) return report(io, l.error());
+  std::vector<deploy::SetupTarget> targets;
+  std::vector<deploy::SetupReport> reports =
+      deploy::setup_hosts(l->env, l->secrets, "/proc/self/exe", std::string(version()), &targets);
+  std::vector<std::string> failed;
+  for (size_t i = 0; i < reports.size(); ++i) {
+    for (const std::string& line : deploy::format_setup(reports[i], targets[i]))
+      io.out << (l->redactor ? l->redactor->redact(line) : line) << "\n";
+    if (!reports[i].error.empty()) failed.push_back(reports[i].host + " (" + reports[i].step + ")");
+  }
+  if (failed.empty()) return Exit::kOk;
+  std::string names;
+  for (const std::string& f : failed) names += (names.empty() ? "" : ", ") + f;
+  io.err << "meshdeploy: hosts setup failed on " << names << "\n";
+  return Exit::kFailed;
+}
+
+Exit run_check(Io& io, const HostsArgs& a) {
+  auto l = load_hosts_env(io, a);
+  if (!l) return report(io, l.error());
+  const std::string v(version());
+  std::vector<deploy::HostHealth> hosts =
+      deploy::check_hosts(l->env, l->secrets, "/proc/self/exe", v, deploy::CheckLimits{});
+  std::string text = a.json ? to_json_text(deploy::check_json(hosts, v), 2) + "\n"
+                            : deploy::format_check_table(hosts, v);
+  io.out << (l->redactor ? l->redactor->redact(text) : text);
+  std::string names;
+  for (const deploy::HostHealth& h : hosts)
+    if (!h.problems.empty()) names += (names.empty() ? "" : ", ") + h.host;
+  if (names.empty()) return Exit::kOk;
+  io.err << "meshdeploy: hosts check: problems on " << names << "\n";
+  return Exit::kFailed;
+}
+
 }  // namespace
+
+Action setup_hosts_setup(CLI::App& cmd, Io& io) {
+  auto a = std::make_shared<HostsArgs>();
+  add_config_option(cmd, a->config);
+  add_env_option(cmd, a->env);
+  return [a, &io] { return run_setup(io, *a); };
+}
+
+Action setup_hosts_check(CLI::App& cmd, Io& io) {
+  auto a = std::make_shared<HostsArgs>();
+  add_config_option(cmd, a->config);
+  add_env_option(cmd, a->env);
+  cmd.add_flag("--json", a->json, "print the report as JSON");
+  return [a, &io] { return run_check(io, *a); };
+}
 
 Action setup_hosts_import(CLI::App& cmd, Io& io) {
   auto a = std::make_shared<ImportArgs>();

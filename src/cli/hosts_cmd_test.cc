@@ -151,5 +151,29 @@ TEST_F(HostsImportTest, BadInputExits2AndLeavesTheFileAlone) {
   EXPECT_EQ(config_text(), kConfig);
 }
 
+// `hosts setup` and `hosts check` on the same files (the ssh side: the
+// e2e scenario tests/e2e/hosts_setup.sh).
+class HostsSetupTest : public HostsImportTest {};
+
+// `hosts setup` installs over ssh only: a local host is skipped, and said so.
+TEST_F(HostsSetupTest, SetupSkipsALocalHost) {
+  Ran r = run_cli({"hosts", "setup", "-c", config_, "--env", "staging"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out.rfind("local: skipped: address local", 0), 0u) << r.out;
+}
+
+// `hosts check` on a local host whose agent does not run: a problem, exit 1
+// naming the host; --json says the same.
+TEST_F(HostsSetupTest, CheckReportsALocalHostWithoutAgent) {
+  Ran r = run_cli({"hosts", "check", "-c", config_, "--env", "staging"});
+  EXPECT_EQ(r.code, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("local: problem: no agent answers"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("hosts check: problems on local"), std::string::npos) << r.err;
+  Ran j = run_cli({"hosts", "check", "-c", config_, "--env", "staging", "--json"});
+  EXPECT_EQ(j.code, 1);
+  EXPECT_NE(j.out.find("\"ok\": false"), std::string::npos) << j.out;
+  EXPECT_NE(j.out.find("\"name\": \"local\""), std::string::npos) << j.out;
+}
+
 }  // namespace
 }  // namespace md::cli

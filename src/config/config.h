@@ -63,6 +63,10 @@ struct Host {
                                   // on an ssh host a relative path is under the user's home
   std::string host_key;           // ssh host key "ssh-ed25519 AAAA..." ("" = from ssh.known_hosts)
   std::string listen;  // this host's proxy listener; default proxy.listen (filled in by resolve)
+  // Where `hosts setup` installs the agent on this host (docs/hosts.md).
+  std::string binary = "/usr/local/bin/meshdeploy";  // the meshdeploy binary, absolute
+  std::string unit_dir = "/etc/systemd/system";      // the folder of the systemd unit, absolute
+  std::string unit = "meshdeploy-agent";             // the unit's name, without ".service"
 };
 
 // How the controller reaches ssh hosts (docs/hosts.md).

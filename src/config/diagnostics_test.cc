@@ -538,6 +538,24 @@ TEST(Diagnostics, AgentRootMustNotBeASystemDirectory) {
                    "  production: {}\n");
 }
 
+TEST(Diagnostics, HostSetupPathsMustBeAbsoluteAndTheUnitAName) {
+  EXPECT_EQ(
+      load_errors(std::string(kSkeleton) + "  hosts:\n    - {name: a, binary: bin/meshdeploy}\n"
+                                           "    - {name: b, unit_dir: /}\n"
+                                           "    - {name: c, unit: agent.service}\n"
+                                           "environments:\n  production: {}\n"),
+      (V{"meshdeploy.yml:7:25: defaults.hosts[0].binary: 'bin/meshdeploy' is not an absolute "
+         "path (e.g. /usr/local/bin/meshdeploy, /etc/systemd/system)",
+         "meshdeploy.yml:8:27: defaults.hosts[1].unit_dir: '/' is not an absolute path (e.g. "
+         "/usr/local/bin/meshdeploy, /etc/systemd/system)",
+         "meshdeploy.yml:9:23: defaults.hosts[2].unit: 'agent.service' is not a systemd unit "
+         "name (letters, digits, '-', '_', '.', '@', without .service, e.g. "
+         "meshdeploy-agent)"}));
+  testing::load_ok(std::string(kSkeleton) +
+                   "  hosts: [{name: a, binary: /opt/md/bin/meshdeploy, unit_dir: /run/units, "
+                   "unit: md-a}]\nenvironments:\n  production: {}\n");
+}
+
 TEST(Diagnostics, StateMustNotBeUnderProc) {
   EXPECT_EQ(
       load_errors(std::string(kSkeleton) +

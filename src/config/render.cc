@@ -115,7 +115,10 @@ Json environment_json(const Environment& e, std::span<const std::string> secret_
                      {"address", h.address},
                      {"agent_root", h.agent_root},
                      {"host_key", h.host_key},
-                     {"listen", h.listen}});
+                     {"listen", h.listen},
+                     {"binary", h.binary},
+                     {"unit_dir", h.unit_dir},
+                     {"unit", h.unit}});
   j["hosts"] = hosts;
   j["ssh"] = {{"known_hosts", e.ssh.known_hosts},
               {"known_hosts_secret", e.ssh.known_hosts_secret},

@@ -237,6 +237,26 @@ std::optional<Problem> check_agent_root(const std::string& v) {
   return std::nullopt;
 }
 
+// hosts[].binary and hosts[].unit_dir: absolute, one line, not "/".
+std::optional<Problem> check_remote_path(const std::string& v) {
+  if (v.empty() || v[0] != '/' || has_control(v) || v.find_first_not_of('/') == std::string::npos)
+    return Problem{"'" + v + "' is not an absolute path",
+                   "e.g. /usr/local/bin/meshdeploy, /etc/systemd/system"};
+  return std::nullopt;
+}
+
+// hosts[].unit: a systemd unit name without its suffix.
+std::optional<Problem> check_unit_name(const std::string& v) {
+  const bool ok = !v.empty() && v.size() <= 200 && v.find(".service") == std::string::npos &&
+                  std::isalnum(static_cast<unsigned char>(v[0])) &&
+                  std::all_of(v.begin(), v.end(), [](char c) {
+                    return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("-_.@", c);
+                  });
+  if (ok) return std::nullopt;
+  return Problem{"'" + v.substr(0, 64) + "' is not a systemd unit name",
+                 "letters, digits, '-', '_', '.', '@', without .service, e.g. meshdeploy-agent"};
+}
+
 // The state store must be a real file (or a postgres:// URL): never under
 // /proc or /sys, whose files are not storage. (/dev/shm is a tmpfs: fine.)
 std::optional<Problem> check_state(const std::string& v) {
@@ -267,6 +287,9 @@ void read_host(Reader& r, Host& h) {
   r.str("agent_root", h.agent_root, check_agent_root, "`agent.root`");
   r.str("host_key", h.host_key, check_host_key, "`\"\"` (from `ssh.known_hosts`)");
   r.str("listen", h.listen, check_listen, "`proxy.listen`");
+  r.str("binary", h.binary, check_remote_path);
+  r.str("unit_dir", h.unit_dir, check_remote_path);
+  r.str("unit", h.unit, check_unit_name);
   if (!named && h.address != "local") {
     std::string rest = h.address.substr(h.address.find("://") + 3);
     if (size_t at = rest.find('@'); at != std::string::npos) rest = rest.substr(at + 1);

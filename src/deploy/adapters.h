@@ -49,6 +49,12 @@ bool needs_ssh_secrets(const config::Environment& env);
 Result<AgentLink> open_agent_link(const config::Environment& env, size_t host_index,
                                   const secrets::SecretMap& secrets);
 
+// The ssh master connection to `env.hosts[host_index]` (an ssh host), with
+// the trust open_agent_link uses; errors as that. Blocking (login).
+Result<std::unique_ptr<ssh::Connection>> open_host_ssh(const config::Environment& env,
+                                                       size_t host_index,
+                                                       const secrets::SecretMap& secrets);
+
 // The local host's agent. Calls that wait for processes (stop, drain) may
 // block up to their own limits; others time out after `call_timeout`.
 // A single host only: kInvalidArgument for an environment with ssh hosts.

@@ -59,6 +59,19 @@ bool needs_ssh_secrets(const config::Environment& env) {
   return any_ssh && (!env.ssh.key_secret.empty() || !env.ssh.known_hosts_secret.empty());
 }
 
+Result<std::unique_ptr<ssh::Connection>> open_host_ssh(const config::Environment& env,
+                                                       size_t host_index,
+                                                       const secrets::SecretMap& secrets) {
+  MD_CHECK(host_index < env.hosts.size());
+  const config::Host& h = env.hosts[host_index];
+  const std::string where = fmt::format("environment {}, host {}", env.name, h.name);
+  ssh::Endpoint ep = MD_TRY_CTX(ssh::Endpoint::parse(h.address), where);
+  if (ep.user.empty()) ep.user = env.ssh.user;
+  if (ep.port == 0) ep.port = env.ssh.port;
+  const ssh::Trust trust = MD_TRY_CTX(trust_for(env, h, secrets), where);
+  return ssh::Connection::open(h.name, ep, trust, env.ssh.connect_timeout);
+}
+
 Result<AgentLink> open_agent_link(const config::Environment& env, size_t host_index,
                                   const secrets::SecretMap& secrets) {
   MD_CHECK(host_index < env.hosts.size());
@@ -69,13 +82,7 @@ Result<AgentLink> open_agent_link(const config::Environment& env, size_t host_in
     link.socket = agent_socket(env);
     return link;
   }
-  const std::string where = fmt::format("environment {}, host {}", env.name, h.name);
-  ssh::Endpoint ep = MD_TRY_CTX(ssh::Endpoint::parse(h.address), where);
-  if (ep.user.empty()) ep.user = env.ssh.user;
-  if (ep.port == 0) ep.port = env.ssh.port;
-  const ssh::Trust trust = MD_TRY_CTX(trust_for(env, h, secrets), where);
-  std::unique_ptr<ssh::Connection> conn =
-      MD_TRY(ssh::Connection::open(h.name, ep, trust, env.ssh.connect_timeout));
+  std::unique_ptr<ssh::Connection> conn = MD_TRY(open_host_ssh(env, host_index, secrets));
   std::string root = h.agent_root;
   if (!root.empty() && root.front() != '/') {
     // WHY ask: the forward needs an absolute path, and the login user's home

@@ -7,6 +7,8 @@
 # on 127.0.0.(i+1):SSH_PROXY_PORT[i]). One client key for all; a known_hosts
 # file naming every host. Everything stops at exit (tracked by lib.sh).
 # Exits 77 (ctest SKIP) only when sshd cannot run here (not root, not installed).
+# SSH_NO_AGENT=1 start_sshd N: sshd only, no agent and no agent root (for
+# `hosts setup`, which installs and starts them).
 #
 # Sets (arrays indexed 1..N):
 #   SSH_N                  the number of hosts
@@ -68,6 +70,7 @@ CFG
     SSHD_PID[i]=$LAST_PID
     E2E_LOGS="${E2E_LOGS-} $T/sshd-h$i.log"
     printf '[%s]:%s %s\n' "$addr" "${SSH_PORT[i]}" "$(cut -d' ' -f1,2 "$d/host_key.pub")" >>"$SSH_KNOWN_HOSTS"
+    [ "${SSH_NO_AGENT:-0}" = 1 ] && continue
     mkdir -p "${SSH_ROOT[i]}"
     spawn "agent-h$i" "$MESHDEPLOY_BIN" agent run --root "${SSH_ROOT[i]}" --listen "$addr:${SSH_PROXY_PORT[i]}"
     SSH_AGENT_PID[i]=$LAST_PID
@@ -76,12 +79,13 @@ CFG
   for i in $(seq 1 "$n"); do
     wait_for 20 "sshd of host $i on ${SSH_ADDR[i]}:${SSH_PORT[i]}" \
       bash -c "exec 3<>/dev/tcp/${SSH_ADDR[i]}/${SSH_PORT[i]}"
-    wait_for 20 "the agent of host $i" "$MESHDEPLOY_BIN" agent status --root "${SSH_ROOT[i]}"
+    [ "${SSH_NO_AGENT:-0}" = 1 ] ||
+      wait_for 20 "the agent of host $i" "$MESHDEPLOY_BIN" agent status --root "${SSH_ROOT[i]}"
   done
   # The key and known_hosts work (the transport is tested elsewhere: this
   # only says early that the harness is sound).
   ssh_cmd 1 true || die "ssh to host 1 with the test key fails: see $T/sshd-h1.log"
-  log "started $n sshd + agents: $(for i in $(seq 1 "$n"); do printf '%s:%s ' "${SSH_ADDR[i]}" "${SSH_PORT[i]}"; done)"
+  log "started $n sshd$([ "${SSH_NO_AGENT:-0}" = 1 ] || echo ' + agents'): $(for i in $(seq 1 "$n"); do printf '%s:%s ' "${SSH_ADDR[i]}" "${SSH_PORT[i]}"; done)"
 }
 
 # Runs a command on host I with plain ssh, the test key and known_hosts.
@@ -102,16 +106,21 @@ ssh_key_to_vault() { mdt secrets set "${1:-SSH_KEY}" <"$SSH_KEY" >/dev/null; }
 
 # YAML lines (indented 4) for write_config's ENV_YAML: the `ssh:` section
 # (known_hosts = SSH_KNOWN_HOSTS; KEY_SECRET when given) and `hosts:` with
-# hosts FIRST..LAST (default all). Usage:
+# hosts FIRST..LAST (default all). With SSH_SETUP_PATHS=1 each host also gets
+# binary $T/h<i>/bin/meshdeploy, unit_dir $T/h<i>/units and unit md-agent-h<i>
+# (`hosts setup` on hosts that share this machine). Usage:
 #   ENV_YAML=$(ssh_env_yaml [KEY_SECRET] [FIRST] [LAST]) write_config
 ssh_env_yaml() {
-  local secret=${1:-} first=${2:-1} last=${3:-$SSH_N} i
+  local secret=${1:-} first=${2:-1} last=${3:-$SSH_N} i extra
   printf '    ssh:\n      known_hosts: %s\n      connect_timeout: 10s\n' "$SSH_KNOWN_HOSTS"
   [ -z "$secret" ] || printf '      key_secret: %s\n' "$secret"
   printf '    hosts:\n'
   for i in $(seq "$first" "$last"); do
-    printf '      - {name: h%s, address: "%s", agent_root: %s, listen: "%s:%s"}\n' \
-      "$i" "$(ssh_address "$i")" "${SSH_ROOT[i]}" "${SSH_ADDR[i]}" "${SSH_PROXY_PORT[i]}"
+    extra=
+    [ "${SSH_SETUP_PATHS:-0}" != 1 ] ||
+      extra=$(printf ', binary: %s, unit_dir: %s, unit: md-agent-h%s' "$T/h$i/bin/meshdeploy" "$T/h$i/units" "$i")
+    printf '      - {name: h%s, address: "%s", agent_root: %s, listen: "%s:%s"%s}\n' \
+      "$i" "$(ssh_address "$i")" "${SSH_ROOT[i]}" "${SSH_ADDR[i]}" "${SSH_PROXY_PORT[i]}" "$extra"
   done
 }
 
