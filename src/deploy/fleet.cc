@@ -61,15 +61,18 @@ class Fleet : public Host {
   }
 
   Result<HostView> view() override {
-    std::vector<Result<HostView>> views = each<HostView>("status", [](Host& h) { return h.view(); });
+    std::vector<Result<HostView>> views =
+        each<HostView>("status", [](Host& h) { return h.view(); });
     MD_TRY_STATUS(all_ok(views));
     return merge(views);
   }
 
   std::vector<std::pair<std::string, Result<HostView>>> host_views() override {
-    std::vector<Result<HostView>> views = each<HostView>("status", [](Host& h) { return h.view(); });
+    std::vector<Result<HostView>> views =
+        each<HostView>("status", [](Host& h) { return h.view(); });
     std::vector<std::pair<std::string, Result<HostView>>> out;
-    for (size_t i = 0; i < hosts_.size(); ++i) out.emplace_back(hosts_[i]->name(), std::move(views[i]));
+    for (size_t i = 0; i < hosts_.size(); ++i)
+      out.emplace_back(hosts_[i]->name(), std::move(views[i]));
     return out;
   }
 
@@ -254,7 +257,8 @@ class Fleet : public Host {
         it->warm_until = std::max(it->warm_until, r.warm_until);
       }
     }
-    m.agent_version = versions.size() == 1 ? versions.front() : fmt::format("{}", fmt::join(versions, " / "));
+    m.agent_version =
+        versions.size() == 1 ? versions.front() : fmt::format("{}", fmt::join(versions, " / "));
     // The mean split, rounded by largest remainder so that it sums to 100.
     std::map<std::string, double> mean;
     for (const auto& v : views)
