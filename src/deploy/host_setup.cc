@@ -7,6 +7,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "agent/root.h"
 #include "ssh/ssh.h"
 
 namespace md::deploy {
@@ -397,6 +398,61 @@ nlohmann::json check_json(const std::vector<HostHealth>& hosts, std::string_view
     list.push_back(std::move(j));
   }
   return {{"version", version}, {"ok", all}, {"hosts", list}};
+}
+
+std::string upload_path(const SetupTarget& t) {
+  // WHY the home: the login user may write there without sudo; one file per
+  // host name, as hosts sharing a machine (the tests) upload at once.
+  return t.home + "/.meshdeploy-upload-" + t.host;
+}
+
+std::string setup_script(SetupAction a, const SetupTarget& t) {
+  using ssh::shell_quote;
+  const std::string bin = shell_quote(t.binary), root = shell_quote(t.root);
+  auto admin = [&t](const std::string& script) {
+    return t.sudo ? "sudo -n sh -c " + ssh::shell_quote(script) : script;
+  };
+  switch (a) {
+    case SetupAction::kInstallBinary:
+      return admin(
+          fmt::format("set -e; mkdir -p \"$(dirname {0})\"; cp {1} {0}.meshdeploy-tmp; chmod 0755 "
+                      "{0}.meshdeploy-tmp; mv -f {0}.meshdeploy-tmp {0}; rm -f {1}",
+                      bin, shell_quote(upload_path(t))));
+    case SetupAction::kWriteUnit:
+      return admin(fmt::format(
+          "set -e; p={}; mkdir -p \"$(dirname \"$p\")\"; t=\"$p.meshdeploy-tmp\"; cat >\"$t\"; "
+          "chmod 0644 \"$t\"; mv -f \"$t\" \"$p\"",
+          shell_quote(t.unit_path())));
+    case SetupAction::kCreateRoot:
+      return admin(fmt::format("mkdir -p {0} && chmod {1:o} {0}{2}", root, kAgentRootMode,
+                               t.sudo ? " && chown " + shell_quote(t.user) + " " + root : ""));
+    case SetupAction::kFixRoot:
+      return admin(
+          fmt::format("chmod {1:o} {0} && {{ [ \"$(stat -c %U {0})\" = {2} ] || chown {2} {0}; }}",
+                      root, kAgentRootMode, shell_quote(t.user)));
+    case SetupAction::kDaemonReload:
+      return admin("systemctl daemon-reload");
+    case SetupAction::kEnableStart:
+      return admin("systemctl enable --now " + shell_quote(t.unit + ".service"));
+    case SetupAction::kRestartUnit:
+      return admin("systemctl restart " + shell_quote(t.unit + ".service"));
+    case SetupAction::kStartDetached:
+      // As the login user (it owns the root). WHY the marker first: the agent
+      // takes an empty root or one meshdeploy made (agent/root.h), and its
+      // log in the root would make it neither. WHY setsid -f and every
+      // descriptor redirected: the agent must outlive this ssh session, and
+      // the session ends only when no process holds it.
+      return fmt::format(
+          "set -e; cd {0}; [ -n \"$(ls -A)\" ] || {{ printf '%s\\n' {3} >{4}; chmod 0600 {4}; "
+          "}}; setsid -f nohup {1} agent run --root {0} --listen {2} </dev/null >>agent.log 2>&1",
+          root, bin, shell_quote(t.listen),
+          shell_quote("meshdeploy agent root: this directory and its content belong to "
+                      "`meshdeploy agent run` (docs/agent.md)"),
+          agent::kRootMarker);
+    case SetupAction::kRestartDetached:
+      return fmt::format("{} agent restart --root {} >/dev/null", bin, root);
+  }
+  return "";
 }
 
 }  // namespace md::deploy

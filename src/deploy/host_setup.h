@@ -36,6 +36,11 @@ struct SetupTarget {
   std::string user;           // the login user: owns the root, runs the agent
   std::string binary_sha256;  // of the controller's own binary (hex)
   std::string version;        // the controller's version
+  std::string home;           // the login user's home (where an upload waits for sudo)
+  // The login user is not root: what needs root (the binary, the unit, the
+  // root folder, systemctl) runs through `sudo -n` (passwordless sudo, as
+  // examples/meshhook/terraform's cloud-init grants the deploy user).
+  bool sudo = false;
   std::string unit_path() const { return unit_dir + "/" + unit + ".service"; }
 };
 
@@ -85,6 +90,14 @@ enum class SetupAction {
 };
 // "install binary", "write unit", ... (for messages). Pure.
 std::string_view action_name(SetupAction a);
+
+// The shell script (for `sh -c`) that carries out `a` on the host, through
+// `sudo -n` where t.sudo says and the action needs root. kInstallBinary:
+// what installs the binary uploaded to upload_path() (temp + rename). Pure.
+std::string setup_script(SetupAction a, const SetupTarget& t);
+// Where kInstallBinary uploads the binary before setup_script installs it:
+// the login user's home (".meshdeploy-upload-<host>").
+std::string upload_path(const SetupTarget& t);
 
 // What setup will change on one host (empty = unchanged). The unit is
 // written even without systemd, so it is in place when systemd runs. Pure.

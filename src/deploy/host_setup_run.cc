@@ -52,52 +52,10 @@ Status run_step(ssh::Connection& c, const std::string& script, Millis timeout,
 Status apply(ssh::Connection& c, SetupAction a, const SetupTarget& t, const std::string& self,
              const std::string& unit_text) {
   const Millis quick(30000);
-  const std::string bin = shell_quote(t.binary), root = shell_quote(t.root);
-  switch (a) {
-    case SetupAction::kInstallBinary:
-      MD_TRY_STATUS(run_step(c, "mkdir -p \"$(dirname " + bin + ")\"", quick));
-      return c.put(self, t.binary, 0755);
-    case SetupAction::kWriteUnit:
-      return run_step(c,
-                      fmt::format("set -e; p={}; mkdir -p \"$(dirname \"$p\")\"; "
-                                  "t=\"$p.meshdeploy-tmp\"; cat >\"$t\"; chmod 0644 \"$t\"; "
-                                  "mv -f \"$t\" \"$p\"",
-                                  shell_quote(t.unit_path())),
-                      quick, unit_text);
-    case SetupAction::kCreateRoot:
-      return run_step(c, fmt::format("mkdir -p {0} && chmod {1:o} {0}", root, kAgentRootMode),
-                      quick);
-    case SetupAction::kFixRoot:
-      return run_step(c,
-                      fmt::format("chmod {1:o} {0} && {{ [ \"$(stat -c %U {0})\" = {2} ] || "
-                                  "chown {2} {0}; }}",
-                                  root, kAgentRootMode, shell_quote(t.user)),
-                      quick);
-    case SetupAction::kDaemonReload:
-      return run_step(c, "systemctl daemon-reload", quick);
-    case SetupAction::kEnableStart:
-      return run_step(c, "systemctl enable --now " + shell_quote(t.unit + ".service"), quick);
-    case SetupAction::kRestartUnit:
-      return run_step(c, "systemctl restart " + shell_quote(t.unit + ".service"), quick);
-    case SetupAction::kStartDetached:
-      // WHY the marker first: the agent takes an empty root or one meshdeploy
-      // made (agent/root.h), and its log in the root would make it neither.
-      // WHY setsid -f and every descriptor redirected: the agent must outlive
-      // this ssh session, and the session ends only when no process holds it.
-      return run_step(
-          c,
-          fmt::format("set -e; cd {0}; [ -n \"$(ls -A)\" ] || {{ printf '%s\\n' {3} "
-                      ">{4}; chmod 0600 {4}; }}; setsid -f nohup {1} agent run --root {0} "
-                      "--listen {2} </dev/null >>agent.log 2>&1",
-                      root, bin, shell_quote(t.listen),
-                      shell_quote("meshdeploy agent root: this directory and its content belong "
-                                  "to `meshdeploy agent run` (docs/agent.md)"),
-                      agent::kRootMarker),
-          quick);
-    case SetupAction::kRestartDetached:
-      return run_step(c, fmt::format("{} agent restart --root {} >/dev/null", bin, root), quick);
-  }
-  return ok();
+  if (a == SetupAction::kInstallBinary) MD_TRY_STATUS(c.put(self, upload_path(t), 0755));
+  return run_step(
+      c, setup_script(a, t), quick,
+      a == SetupAction::kWriteUnit ? std::optional<std::string>(unit_text) : std::nullopt);
 }
 
 SetupReport setup_one(const config::Environment& env, size_t i, const secrets::SecretMap& secrets,
@@ -122,6 +80,8 @@ SetupReport setup_one(const config::Environment& env, size_t i, const secrets::S
   auto o = parse_probe(probe->out);
   if (!o) return failed("probe", o.error());
   t.user = o->user;
+  t.home = o->home;
+  t.sudo = o->user != "root";
   t.root = h.agent_root.front() == '/' ? h.agent_root : o->home + "/" + h.agent_root;
   t.root = std::filesystem::path(t.root).lexically_normal().string();
   if (!t.root.empty() && t.root.size() > 1 && t.root.back() == '/') t.root.pop_back();

@@ -384,3 +384,55 @@ TEST(HostCheckFormat, JsonHasBytesPercentAndTheVerdict) {
 
 }  // namespace
 }  // namespace md::deploy
+
+namespace md::deploy {
+namespace {
+
+SetupTarget script_target(bool sudo) {
+  SetupTarget t;
+  t.host = "web-1";
+  t.binary = "/usr/local/bin/meshdeploy";
+  t.unit_dir = "/etc/systemd/system";
+  t.unit = "meshdeploy-agent";
+  t.root = "/var/lib/meshdeploy";
+  t.listen = "0.0.0.0:8080";
+  t.user = sudo ? "deploy" : "root";
+  t.home = sudo ? "/home/deploy" : "/root";
+  t.sudo = sudo;
+  return t;
+}
+
+TEST(HostSetupScript, AsRootEachActionRunsAsItIs) {
+  const SetupTarget t = script_target(false);
+  EXPECT_EQ(setup_script(SetupAction::kDaemonReload, t), "systemctl daemon-reload");
+  EXPECT_EQ(setup_script(SetupAction::kCreateRoot, t),
+            "mkdir -p '/var/lib/meshdeploy' && chmod 700 '/var/lib/meshdeploy'");
+  EXPECT_EQ(upload_path(t), "/root/.meshdeploy-upload-web-1");
+  EXPECT_EQ(setup_script(SetupAction::kInstallBinary, t),
+            "set -e; mkdir -p \"$(dirname '/usr/local/bin/meshdeploy')\"; cp "
+            "'/root/.meshdeploy-upload-web-1' '/usr/local/bin/meshdeploy'.meshdeploy-tmp; chmod "
+            "0755 '/usr/local/bin/meshdeploy'.meshdeploy-tmp; mv -f "
+            "'/usr/local/bin/meshdeploy'.meshdeploy-tmp '/usr/local/bin/meshdeploy'; rm -f "
+            "'/root/.meshdeploy-upload-web-1'");
+}
+
+// The Terraform example's deploy user: not root, passwordless sudo.
+TEST(HostSetupScript, AnotherUserGoesThroughSudoForWhatNeedsRootOnly) {
+  const SetupTarget t = script_target(true);
+  EXPECT_EQ(setup_script(SetupAction::kDaemonReload, t), "sudo -n sh -c 'systemctl daemon-reload'");
+  EXPECT_EQ(setup_script(SetupAction::kEnableStart, t),
+            "sudo -n sh -c 'systemctl enable --now '\\''meshdeploy-agent.service'\\'''");
+  // The root is made by root and handed to the user who runs the agent.
+  EXPECT_NE(setup_script(SetupAction::kCreateRoot, t).find("chown '\\''deploy'\\''"),
+            std::string::npos)
+      << setup_script(SetupAction::kCreateRoot, t);
+  EXPECT_EQ(setup_script(SetupAction::kInstallBinary, t).rfind("sudo -n sh -c ", 0), 0u);
+  EXPECT_EQ(upload_path(t), "/home/deploy/.meshdeploy-upload-web-1");
+  EXPECT_EQ(setup_script(SetupAction::kWriteUnit, t).rfind("sudo -n sh -c ", 0), 0u);
+  // The agent itself runs as the login user, never through sudo.
+  EXPECT_EQ(setup_script(SetupAction::kStartDetached, t).find("sudo"), std::string::npos);
+  EXPECT_EQ(setup_script(SetupAction::kRestartDetached, t).find("sudo"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace md::deploy
