@@ -376,10 +376,18 @@ Action setup_history(CLI::App& cmd, Io& io) {
     }
     auto ds = (*store)->deployments(a->env, a->limit);
     if (!ds) return report(io, ds.error());
+    // Several hosts: each deployment's own (its journal says which it ran on).
+    std::map<std::string, std::vector<std::string>> hosts;
+    if (env->hosts.size() > 1)
+      for (const state::Deployment& d : *ds) {
+        auto j = (*store)->journal(d.id);
+        if (!j) return report(io, j.error());
+        hosts[d.id] = deploy::deployment_hosts(*j);
+      }
     if (a->json)
-      io.out << to_json_text(deploy::history_json(*ds), 2) << "\n";
+      io.out << to_json_text(deploy::history_json(*ds, hosts), 2) << "\n";
     else
-      io.out << deploy::format_history(*ds);
+      io.out << deploy::format_history(*ds, hosts);
     return Exit::kOk;
   };
 }

@@ -12,6 +12,7 @@
 #include "deploy/adapters.h"
 #include "deploy/deploy.h"
 #include "deploy/fakes.h"
+#include "deploy/inspect.h"
 
 namespace md::deploy {
 namespace {
@@ -963,6 +964,15 @@ TEST_F(FleetTest, EveryHostTakesEveryStepAndEachIsJournaled) {
     EXPECT_NE(ship["hosts"][h].get<std::string>().find("ship"), std::string::npos) << ship.dump();
   const nlohmann::json shift = outcome_detail(r->deployment.id, "shift_traffic");
   EXPECT_TRUE(shift.contains("spread_ms")) << shift.dump();
+  // history names the hosts, from the journal.
+  const auto journal = store_->journal(r->deployment.id);
+  ASSERT_TRUE(journal);
+  const std::vector<std::string> hosts = deployment_hosts(*journal);
+  EXPECT_EQ(hosts, (std::vector<std::string>{"h1", "h2", "h3"}));
+  const std::string table = format_history({r->deployment}, {{r->deployment.id, hosts}});
+  EXPECT_NE(table.find("\n    hosts: h1, h2, h3\n"), std::string::npos) << table;
+  EXPECT_EQ(history_json({r->deployment}, {{r->deployment.id, hosts}})[0]["hosts"],
+            nlohmann::json({"h1", "h2", "h3"}));
   // 6 web processes on 3 hosts, counted as such.
   EXPECT_NE(outcome_detail(r->deployment.id, "ready")["note"].get<std::string>().find("6/6"),
             std::string::npos);

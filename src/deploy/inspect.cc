@@ -188,7 +188,21 @@ json status_json(const EnvironmentStatus& s) {
   return j;
 }
 
-std::string format_history(const std::vector<state::Deployment>& ds) {
+std::vector<std::string> deployment_hosts(const std::vector<state::JournalEntry>& journal) {
+  for (const state::JournalEntry& e : journal) {
+    if (e.step != "preflight" || e.phase != "intent") continue;
+    json d = json::parse(e.detail.empty() ? "{}" : e.detail, nullptr, false);
+    std::vector<std::string> out;
+    if (d.is_object() && d.contains("hosts") && d["hosts"].is_array())
+      for (const json& h : d["hosts"])
+        if (h.is_string()) out.push_back(h.get<std::string>());
+    return out;
+  }
+  return {};
+}
+
+std::string format_history(const std::vector<state::Deployment>& ds,
+                           const std::map<std::string, std::vector<std::string>>& hosts) {
   std::string out =
       fmt::format("{:<24} {:<8} {:<14} {:<14} {:<10} {:<11} {:<24} {:>8}  {}\n", "ID", "KIND",
                   "VERSION", "FROM", "STRATEGY", "STATUS", "STARTED", "TOOK", "BY");
@@ -197,14 +211,24 @@ std::string format_history(const std::vector<state::Deployment>& ds) {
                        d.version, d.previous_version.empty() ? "-" : d.previous_version, d.strategy,
                        state::status_name(d.status), format_time(d.started_at), duration_text(d),
                        d.actor);
+    if (auto h = hosts.find(d.id); h != hosts.end() && !h->second.empty()) {
+      std::string names;
+      for (const std::string& n : h->second) names += (names.empty() ? "" : ", ") + n;
+      out += "    hosts: " + names + "\n";
+    }
     if (!d.reason.empty()) out += "    reason: " + d.reason + "\n";
   }
   return out;
 }
 
-json history_json(const std::vector<state::Deployment>& ds) {
+json history_json(const std::vector<state::Deployment>& ds,
+                  const std::map<std::string, std::vector<std::string>>& hosts) {
   json j = json::array();
-  for (const state::Deployment& d : ds) j.push_back(deployment_json(d));
+  for (const state::Deployment& d : ds) {
+    j.push_back(deployment_json(d));
+    if (auto h = hosts.find(d.id); h != hosts.end() && !h->second.empty())
+      j.back()["hosts"] = h->second;
+  }
   return j;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -45,8 +46,15 @@ std::string format_status(const EnvironmentStatus& s, SysTime now);
 nlohmann::json status_json(const EnvironmentStatus& s);
 
 // A table, newest first: id, kind, version, from, strategy, status, start, duration, actor.
-std::string format_history(const std::vector<state::Deployment>& ds);
-nlohmann::json history_json(const std::vector<state::Deployment>& ds);
+// `hosts` (deployment id -> its hosts, from deployment_hosts) adds a
+// "hosts:" line under each deployment of several hosts.
+std::string format_history(const std::vector<state::Deployment>& ds,
+                           const std::map<std::string, std::vector<std::string>>& hosts = {});
+nlohmann::json history_json(const std::vector<state::Deployment>& ds,
+                            const std::map<std::string, std::vector<std::string>>& hosts = {});
+// The hosts a deployment ran on, as its preflight record lists them (empty
+// for one host).
+std::vector<std::string> deployment_hosts(const std::vector<state::JournalEntry>& journal);
 nlohmann::json deployment_json(const state::Deployment& d);
 
 // One deployment's journal: a line per record (time, step, phase/outcome,

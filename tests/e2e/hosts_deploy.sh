@@ -4,7 +4,7 @@
 # through the front. Expect:
 # - blue-green v1 -> v2 and a canary v2 -> v3 across all three: 0 failed
 #   requests, every host on the new release alone, the spread reported and
-#   each host's steps in the journal, the hosts named in status;
+#   each host's steps in the journal, the hosts named in status and history;
 # - v4 never healthy on host 2: the deploy fails naming host 2, and nothing
 #   moved on hosts 1 and 3 (still v3 alone), 0 failed requests;
 # - host 3's key unknown: refused before anything moves on any host.
@@ -68,6 +68,8 @@ PY
 log "status names each host"
 mdt status >"$T/status.out" 2>&1 || { cat "$T/status.out"; die "status failed"; }
 for i in 1 2 3; do grep -q "host h$i: v2 live" "$T/status.out" || die "status: $(cat "$T/status.out")"; done
+mdt history -n 1 >"$T/history.out" 2>&1 || { cat "$T/history.out"; die "history failed"; }
+grep -q "hosts: h1, h2, h3" "$T/history.out" || die "history does not name the hosts: $(cat "$T/history.out")"
 
 log "canary v3 across three hosts under load through the front"
 STRATEGY=canary ENV_YAML=$(ssh_env_yaml SSH_KEY) write_config
