@@ -4,7 +4,9 @@
 # fails naming host 3, traffic goes back to v1 on hosts 1 and 2 at once
 # (wrk straight at their proxies: 0 failed requests), the deploy waits for
 # host 3 (strategy.hosts.rollback_wait); its agent, restarted as systemd
-# would, is rolled back too: all three hosts on v1 alone, no orphans.
+# would, is rolled back too: all three hosts on v1 alone, no orphans. Then
+# the same at `deploy --resume` after the controller was kill -9'd in the
+# watch: the resume names host 3 and waits for it.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_ssh.sh"
 e2e_init
@@ -55,4 +57,25 @@ for i in 1 2 3; do ssh_expect_only "$i" v1; done
 expect_journal_complete "$(last_deployment)"
 mdt status >"$T/status.out" 2>&1 || { cat "$T/status.out"; die "status failed"; }
 for i in 1 2 3; do grep -q "host h$i: v1 live" "$T/status.out" || die "status: $(cat "$T/status.out")"; done
-log "ok: host 3 failed after the switch, every host back on v1"
+
+log "v3: the controller killed in the watch, host 3's agent killed, then deploy --resume"
+build_app v3
+rc=0
+MESHDEPLOY_FAULT_KILL_AT=watch:intent mdt deploy --version v3 >"$T/kill-v3.out" 2>&1 || rc=$?
+expect_eq "$rc" 137 "exit of the controller killed at watch:intent"
+for i in 1 2 3; do expect_eq "$(ssh_proxy_version "$i")" v3 "version served by host $i after the kill"; done
+kill -9 "${SSH_AGENT_PID[3]}"
+mdt deploy --resume >"$T/resume-v3.out" 2>&1 &
+resume_pid=$!
+# The resume names the unreachable host and waits for it; the others go
+# back to v1 meanwhile.
+wait_for 60 "the resume waiting for host 3" grep -q "waiting up to 60s" "$T/resume-v3.out"
+grep -q "host h3" "$T/resume-v3.out" || die "the resume does not name host 3: $(cat "$T/resume-v3.out")"
+for i in 1 2; do expect_eq "$(ssh_proxy_version "$i")" v1 "version served by host $i while host 3 is down"; done
+restart_host_agent 3
+rc=0
+wait "$resume_pid" || rc=$?
+[ "$rc" -ne 0 ] || die "the resume reported success: $(cat "$T/resume-v3.out")"
+for i in 1 2 3; do ssh_expect_only "$i" v1; done
+expect_journal_complete "$(last_deployment)"
+log "ok: host 3 failed after the switch (twice: once under a running deploy, once at resume), every host back on v1"
