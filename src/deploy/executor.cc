@@ -15,7 +15,7 @@
 namespace md::deploy {
 
 Deployer::Deployer(config::Environment env, Seams seams, Options options)
-    : impl_(std::make_unique<Impl>(std::move(env), seams, std::move(options))) {}
+    : impl_(std::make_unique<Impl>(std::move(env), std::move(seams), std::move(options))) {}
 Deployer::~Deployer() = default;
 Result<Outcome> Deployer::deploy(const DeployRequest& req) {
   return impl_->settle_store_failure(impl_->deploy(req));
@@ -26,7 +26,7 @@ Result<Outcome> Deployer::rollback(const std::string& to) {
 }
 
 Deployer::Impl::Impl(config::Environment e, Seams seams, Options opts)
-    : env(std::move(e)), s(seams), o(std::move(opts)) {
+    : env(std::move(e)), s(std::move(seams)), o(std::move(opts)) {
   if (o.holder.empty()) o.holder = default_holder();
   if (o.actor.empty()) o.actor = o.holder.substr(0, o.holder.find(' '));
 }

@@ -45,7 +45,9 @@ std::string gh_escape(std::string_view s) {
   return out;
 }
 
-std::string seconds(Millis m) { return fmt::format("{:.2f}s", m.count() / 1000.0); }
+std::string seconds(Millis m) {
+  return fmt::format("{:.2f}s", static_cast<double>(m.count()) / 1000.0);
+}
 
 // A message of several lines (a refusal listing its reasons) under a step
 // line: the first line stays, each next one goes below, indented.

@@ -1,5 +1,7 @@
 // The notification mail: addresses, RFC 2047 headers, quoted-printable
 // parts and the multipart/alternative message.
+#include <fmt/format.h>
+
 #include <ctime>
 
 #include "notify/message.h"
@@ -230,8 +232,8 @@ Mail mail_content(const Event& e, std::string_view event_id, std::string_view li
            html_escape(summary(e)) + "</h2>\n<table cellpadding=\"4\">\n";
   for (const Fact& f : list) {
     std::string value = html_escape(f.value);
-    if (f.label == "Dashboard") value = "<a href=\"" + value + "\">" + value + "</a>";
-    if (f.label == "Reason") value = "<pre style=\"margin:0\">" + value + "</pre>";
+    if (f.label == "Dashboard") value = fmt::format("<a href=\"{0}\">{0}</a>", value);
+    if (f.label == "Reason") value = fmt::format("<pre style=\"margin:0\">{}</pre>", value);
     m.html +=
         "<tr><th align=\"left\">" + html_escape(f.label) + "</th><td>" + value + "</td></tr>\n";
   }
