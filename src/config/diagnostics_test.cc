@@ -295,6 +295,22 @@ environments:
               "unexpanded)"});
 }
 
+TEST(Diagnostics, UndefinedVariableWhoseNameContainsNAME) {
+  // The hint names the variable; a name containing "NAME" once looped forever.
+  EXPECT_EQ(load_errors(std::string(kHead) + R"(  env:
+    A: ${NAME}
+    B: ${HOSTNAMES}
+environments:
+  production: {}
+)"),
+            (V{"meshdeploy.yml:7:8: defaults.env.A: undefined environment variable 'NAME' "
+               "(export it before running meshdeploy, give a default with ${NAME:-value}, or "
+               "write $${NAME} to pass it to the process's shell unexpanded)",
+               "meshdeploy.yml:8:8: defaults.env.B: undefined environment variable 'HOSTNAMES' "
+               "(export it before running meshdeploy, give a default with ${HOSTNAMES:-value}, "
+               "or write $${HOSTNAMES} to pass it to the process's shell unexpanded)"}));
+}
+
 TEST(Diagnostics, UndefinedReferences) {
   EXPECT_EQ(
       load_errors(std::string(kHead) + R"(  notifications:

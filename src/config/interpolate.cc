@@ -67,7 +67,9 @@ Interpolated interpolate(std::string_view text, const EnvLookup& lookup) {
       out += word;
     else {
       std::string hint = kUndefinedHint;
-      for (size_t at; (at = hint.find("NAME")) != std::string::npos;) hint.replace(at, 4, name);
+      // Search on after each replacement: the name may itself contain "NAME".
+      for (size_t at = 0; (at = hint.find("NAME", at)) != std::string::npos; at += name.size())
+        hint.replace(at, 4, name);
       r.errors.push_back({i, "undefined environment variable '" + name + "'", hint});
     }
     i = close + 1;
