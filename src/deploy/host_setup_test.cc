@@ -382,22 +382,11 @@ TEST(HostCheckFormat, JsonHasBytesPercentAndTheVerdict) {
   EXPECT_EQ(j["hosts"][1]["ok"], false);
 }
 
-}  // namespace
-}  // namespace md::deploy
-
-namespace md::deploy {
-namespace {
-
+// target(), logged in as root (sudo false) or as the deploy user with sudo.
 SetupTarget script_target(bool sudo) {
-  SetupTarget t;
-  t.host = "web-1";
-  t.binary = "/usr/local/bin/meshdeploy";
-  t.unit_dir = "/etc/systemd/system";
-  t.unit = "meshdeploy-agent";
-  t.root = "/var/lib/meshdeploy";
-  t.listen = "0.0.0.0:8080";
+  SetupTarget t = target();
   t.user = sudo ? "deploy" : "root";
-  t.home = sudo ? "/home/deploy" : "/root";
+  t.home = sudo ? "/home/deploy" : "/home/admin";
   t.sudo = sudo;
   return t;
 }
@@ -407,13 +396,14 @@ TEST(HostSetupScript, AsRootEachActionRunsAsItIs) {
   EXPECT_EQ(setup_script(SetupAction::kDaemonReload, t), "systemctl daemon-reload");
   EXPECT_EQ(setup_script(SetupAction::kCreateRoot, t),
             "mkdir -p '/var/lib/meshdeploy' && chmod 700 '/var/lib/meshdeploy'");
-  EXPECT_EQ(upload_path(t), "/root/.meshdeploy-upload-web-1");
-  EXPECT_EQ(setup_script(SetupAction::kInstallBinary, t),
-            "set -e; mkdir -p \"$(dirname '/usr/local/bin/meshdeploy')\"; cp "
-            "'/root/.meshdeploy-upload-web-1' '/usr/local/bin/meshdeploy'.meshdeploy-tmp; chmod "
-            "0755 '/usr/local/bin/meshdeploy'.meshdeploy-tmp; mv -f "
-            "'/usr/local/bin/meshdeploy'.meshdeploy-tmp '/usr/local/bin/meshdeploy'; rm -f "
-            "'/root/.meshdeploy-upload-web-1'");
+  EXPECT_EQ(upload_path(t), "/home/admin/.meshdeploy-upload-web-1");
+  EXPECT_EQ(
+      setup_script(SetupAction::kInstallBinary, t),
+      "set -e; mkdir -p \"$(dirname '/usr/local/bin/meshdeploy')\"; cp "
+      "'/home/admin/.meshdeploy-upload-web-1' '/usr/local/bin/meshdeploy'.meshdeploy-tmp; chmod "
+      "0755 '/usr/local/bin/meshdeploy'.meshdeploy-tmp; mv -f "
+      "'/usr/local/bin/meshdeploy'.meshdeploy-tmp '/usr/local/bin/meshdeploy'; rm -f "
+      "'/home/admin/.meshdeploy-upload-web-1'");
 }
 
 // The Terraform example's deploy user: not root, passwordless sudo.
