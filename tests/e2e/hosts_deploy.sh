@@ -13,13 +13,8 @@
 e2e_init
 start_sshd 3
 start_front
-
-PROXY_PORT=$(free_port)
-export MESHDEPLOY_KEY_TEST
-MESHDEPLOY_KEY_TEST=$(md secrets keygen --env test)
 CANARY_STEPS='[{weight: 34, pause: 1s}, {weight: 100}]'
-ENV_YAML=$(ssh_env_yaml SSH_KEY) write_config
-ssh_key_to_vault
+hosts_config
 build_app v1
 build_app v2
 build_app v3
@@ -72,7 +67,7 @@ mdt history -n 1 >"$T/history.out" 2>&1 || { cat "$T/history.out"; die "history 
 grep -q "hosts: h1, h2, h3" "$T/history.out" || die "history does not name the hosts: $(cat "$T/history.out")"
 
 log "canary v3 across three hosts under load through the front"
-STRATEGY=canary ENV_YAML=$(ssh_env_yaml SSH_KEY) write_config
+STRATEGY=canary hosts_config
 wrk_start canary "$FRONT_URL" 8 2
 sleep 0.5
 mdt deploy --version v3 >"$T/deploy-v3.out" 2>&1 || { cat "$T/deploy-v3.out"; die "canary v3 failed"; }
@@ -83,7 +78,7 @@ grep -q "34% of traffic on v3" "$T/deploy-v3.out" || die "no canary step: $(cat 
 expect_journal_complete "$(last_deployment)"
 
 log "v4 never healthy on host 2: nothing moves anywhere"
-STRATEGY=blue_green ENV_YAML=$(ssh_env_yaml SSH_KEY) write_config
+STRATEGY=blue_green hosts_config
 touch "${SSH_ROOT[2]}/sick"
 wrk_start sick "$FRONT_URL" 8 2
 sleep 0.5

@@ -12,13 +12,7 @@
 e2e_init
 start_sshd 3
 start_front
-
-PROXY_PORT=$(free_port)
-export MESHDEPLOY_KEY_TEST
-MESHDEPLOY_KEY_TEST=$(md secrets keygen --env test)
-WATCH=30s STRATEGY_YAML='    hosts: {unreachable_after: 2s, rollback_wait: 60s}' \
-  ENV_YAML=$(ssh_env_yaml SSH_KEY) write_config
-ssh_key_to_vault
+WATCH=30s STRATEGY_YAML='    hosts: {unreachable_after: 2s, rollback_wait: 60s}' hosts_config
 build_app v1
 build_app v2
 

@@ -343,6 +343,56 @@ last_deployment() { mdt history --json -n 1 | python3 -c 'import json,sys; print
 
 # ---- the crash scenario (deploy_crash_*.sh) -----------------------------------
 
+# The rounds of a crash scenario, v1 being live: for each STEP given, for
+# both records of it, a deploy whose controller SIGKILLs itself right after
+# writing that record (MESHDEPLOY_FAULT_KILL_AT), then — alternately —
+# `deploy --resume` or a new deploy (which settles the dead one first). After
+# each: `$CRASH_EXPECT VERSION` (one live version, no orphans), complete
+# journals. `$CRASH_PREPARE N CONTRACT` (optional) runs before release vN is
+# built; CONTRACT is yes for the releases killed around migrate_contract.
+# Usage: CRASH_EXPECT=fn [CRASH_PREPARE=fn] crash_rounds STEP...
+crash_rounds() {
+  local n=1 i=0 live=v1 dead rc step phase how prev
+  for step in "$@"; do
+    for phase in intent outcome; do
+      n=$((n + 1)); i=$((i + 1))
+      [ -z "${CRASH_PREPARE:-}" ] || "$CRASH_PREPARE" "$n" "$([ "$step" = migrate_contract ] && echo yes || echo no)"
+      build_app "v$n"
+      rc=0
+      MESHDEPLOY_FAULT_KILL_AT=$step:$phase mdt deploy --version "v$n" >"$T/kill-v$n.out" 2>&1 || rc=$?
+      expect_eq "$rc" 137 "exit of the controller killed at $step:$phase"
+      dead=$(last_deployment)
+      if [ $((i % 2)) -eq 1 ]; then
+        rc=0
+        mdt deploy --resume >"$T/resume-v$n.out" 2>&1 || rc=$?
+        if [ "$rc" -eq 5 ] && [ "$step:$phase" = notify_finished:outcome ]; then
+          :  # killed after its last record: nothing left to resume
+        elif [ "$rc" -ne 0 ]; then
+          cat "$T/resume-v$n.out"; die "resume after $step:$phase exited $rc"
+        fi
+        live=v$n
+        how=resumed
+      else
+        # A new deploy settles the dead one first (rolls it back, or finishes
+        # it when its old release was already stopping).
+        prev=$n
+        n=$((n + 1))
+        [ -z "${CRASH_PREPARE:-}" ] || "$CRASH_PREPARE" "$n" no
+        build_app "v$n"
+        mdt deploy --version "v$n" >"$T/deploy-v$n.out" 2>&1 || { cat "$T/deploy-v$n.out"; die "deploy after $step:$phase failed"; }
+        live=v$n
+        how="superseded by v$n"
+        mdt history --id "$dead" --json | grep -q '"status": "running"' && die "v$prev still running"
+      fi
+      "$CRASH_EXPECT" "$live"
+      expect_journal_complete "$dead"
+      expect_journal_complete "$(last_deployment)"
+      log "killed at $step:$phase, $how: $live alone"
+    done
+  done
+}
+
+
 # For each STEP given, for both records of it (intent, outcome): a deploy
 # whose controller SIGKILLs itself right after writing that record
 # (MESHDEPLOY_FAULT_KILL_AT), then — alternately — `deploy --resume` or a new
@@ -375,52 +425,17 @@ crash_scenario() {
     printf -- '-- meshdeploy:phase contract\ndrop table t%s;\n' "$n" \
       >"$T/app/migrations/2025010100$(printf %04d "$n")1_c$n.sql"
   }
-  local n=1 i=0 live dead rc step phase
   add_migrations 1 no
   build_app v1
   start_agent
   mdt deploy --version v1 >"$T/deploy-v1.out" 2>&1 || { cat "$T/deploy-v1.out"; die "deploy v1 failed"; }
-  live=v1
-  for step in "$@"; do
-    for phase in intent outcome; do
-      n=$((n + 1)); i=$((i + 1))
-      add_migrations "$n" "$([ "$step" = migrate_contract ] && echo yes || echo no)"
-      build_app "v$n"
-      rc=0
-      MESHDEPLOY_FAULT_KILL_AT=$step:$phase mdt deploy --version "v$n" >"$T/kill-v$n.out" 2>&1 || rc=$?
-      expect_eq "$rc" 137 "exit of the controller killed at $step:$phase"
-      dead=$(last_deployment)
-      if [ $((i % 2)) -eq 1 ]; then
-        rc=0
-        mdt deploy --resume >"$T/resume-v$n.out" 2>&1 || rc=$?
-        if [ "$rc" -eq 5 ] && [ "$step:$phase" = notify_finished:outcome ]; then
-          :  # killed after its last record: nothing left to resume
-        elif [ "$rc" -ne 0 ]; then
-          cat "$T/resume-v$n.out"; die "resume after $step:$phase exited $rc"
-        fi
-        live=v$n
-        how=resumed
-      else
-        # A new deploy settles the dead one first (rolls it back, or finishes
-        # it when its old release was already stopping).
-        local prev=$n
-        n=$((n + 1))
-        add_migrations "$n" no
-        build_app "v$n"
-        mdt deploy --version "v$n" >"$T/deploy-v$n.out" 2>&1 || { cat "$T/deploy-v$n.out"; die "deploy after $step:$phase failed"; }
-        live=v$n
-        how="superseded by v$n"
-        mdt history --id "$dead" --json | grep -q '"status": "running"' && die "v$prev still running"
-      fi
-      # WHY wait: the agent stops a release kept warm once its (300 ms)
-      # rollback window ends, after the deploy returned.
-      wait_for 30 "$live alone" expect_only_quietly "$live"
-      expect_only "$live"
-      expect_journal_complete "$dead"
-      expect_journal_complete "$(last_deployment)"
-      log "killed at $step:$phase, $how: $live alone"
-    done
-  done
+  # WHY wait: the agent stops a release kept warm once its (300 ms)
+  # rollback window ends, after the deploy returned.
+  crash_expect_local() {
+    wait_for 30 "$1 alone" expect_only_quietly "$1"
+    expect_only "$1"
+  }
+  CRASH_PREPARE=add_migrations CRASH_EXPECT=crash_expect_local crash_rounds "$@"
   # Every release's migrations ran exactly once, in order.
   local applied
   applied=$(psql "${pg_url%/*}/$db" -qXtAc "select count(*) from supabase_migrations.schema_migrations")
